@@ -1,0 +1,217 @@
+//! Wiring: builds the store, verifier, limiter, audit writer and both listeners from a
+//! [`Config`], runs them with their background tasks, and shuts them down in order.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::admin::{self, AdminState};
+use crate::audit::{self, AuditWriter};
+use crate::auth::{Verifier, VerifierSettings};
+use crate::config::{Config, Identity};
+use crate::credential::{CredentialKey, CredentialVault};
+use crate::metrics::Metrics;
+use crate::proxy::{self, Gateway, Limits, Parts};
+use crate::ratelimit::{GovernorLimiter, Limiter};
+use crate::store::{self, TokenStore};
+use crate::usage::{UsageTracker, WRITE_INTERVAL};
+
+/// A gateway ready to run: store migrated, listeners bound.
+pub struct App {
+    config: Config,
+    proxy_listener: TcpListener,
+    admin_listener: TcpListener,
+    gateway: Arc<Gateway>,
+    admin: AdminState,
+    store: Arc<dyn TokenStore>,
+    audit: AuditWriter,
+    limiter: Arc<dyn Limiter>,
+    verifier: Arc<Verifier>,
+    usage: Arc<UsageTracker>,
+}
+
+/// Opens the configured store and applies its migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn TokenStore>> {
+    let store = store::connect(config.database.url.expose_secret(), config.database.max_connections)
+        .await
+        .context("opening the token store (database.url)")?;
+    store.migrate().await.context("migrating the token store")?;
+    Ok(store)
+}
+
+impl App {
+    /// Builds everything. `proxy_listener` is already bound (the CLI binds it before the
+    /// runtime starts, to name worker threads after its port).
+    pub async fn build(
+        config: Config,
+        proxy_listener: TcpListener,
+        log_drops: Arc<dyn Fn() -> u64 + Send + Sync>,
+    ) -> anyhow::Result<Self> {
+        let store = open_store(&config).await?;
+        let metrics = Arc::new(Metrics::new());
+        let verifier = Arc::new(Verifier::new(
+            Arc::clone(&store),
+            VerifierSettings {
+                cache_ttl: config.auth.cache_ttl,
+                hash_concurrency: config.auth.hash_concurrency,
+                failed_attempts_per_ip: config.auth.failed_attempts_per_ip,
+            },
+            metrics.hash_verifications.clone(),
+        ));
+        let limiter: Arc<dyn Limiter> = Arc::new(GovernorLimiter::new());
+        let (audit_sink, audit) = audit::start(Arc::clone(&store), &config.audit, Arc::clone(&metrics));
+        let credentials = match (&config.upstream.credential_key, config.upstream.identity) {
+            (Some(key), _) => Some(Arc::new(CredentialVault::new(
+                Arc::clone(&store),
+                CredentialKey::from_secret(key).context("upstream.credential_key")?,
+                config.auth.cache_ttl,
+            ))),
+            (None, Identity::Credential) => anyhow::bail!("upstream.identity = \"credential\" needs upstream.credential_key"),
+            (None, Identity::Header) => None,
+        };
+        let usage = Arc::new(UsageTracker::default());
+        let gateway = Arc::new(Gateway::new(
+            &config,
+            Parts {
+                verifier: Arc::clone(&verifier),
+                limiter: Arc::clone(&limiter),
+                audit: audit_sink,
+                metrics: Arc::clone(&metrics),
+                credentials: credentials.clone(),
+                usage: Arc::clone(&usage),
+            },
+        ));
+        let admin_listener = TcpListener::bind(config.admin.listen)
+            .await
+            .with_context(|| format!("binding admin.listen {}", config.admin.listen))?;
+        let admin = AdminState {
+            store: Arc::clone(&store),
+            metrics,
+            gateway: Arc::clone(&gateway),
+            verifier: Arc::clone(&verifier),
+            admin_token: config.admin.token.clone().map(Arc::new),
+            credentials,
+            log_drops,
+        };
+        Ok(Self { config, proxy_listener, admin_listener, gateway, admin, store, audit, limiter, verifier, usage })
+    }
+
+    /// The proxy listener's address.
+    pub fn proxy_addr(&self) -> SocketAddr {
+        self.proxy_listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Runs until `shutdown` completes, then stops accepting, drains in-flight requests
+    /// (bounded by `proxy.shutdown_grace`), flushes last-used times and the audit queue.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { config, proxy_listener, admin_listener, gateway, admin, store, audit, limiter, verifier, usage } = self;
+        tracing::info!(target: "tokengate::app", "proxy listening on {}", proxy_listener.local_addr()?);
+        tracing::info!(target: "tokengate::app", "admin listening on {}", admin_listener.local_addr()?);
+        tracing::info!(target: "tokengate::app", "forwarding to {}", config.upstream.url);
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let background = spawn_background(Arc::clone(&store), Arc::clone(&verifier), limiter, Arc::clone(&usage), Arc::clone(&admin.metrics), stop_rx.clone()).await;
+
+        let admin_app = admin::router(admin);
+        let mut admin_stop = stop_rx.clone();
+        let admin_task = tokio::spawn(async move {
+            axum::serve(admin_listener, admin_app)
+                .with_graceful_shutdown(async move { stopped(&mut admin_stop).await })
+                .await
+        });
+
+        let limits = Limits {
+            header_read_timeout: config.proxy.header_read_timeout,
+            max_header_bytes: config.proxy.max_header_bytes,
+            shutdown_grace: config.proxy.shutdown_grace,
+        };
+        proxy::serve(proxy_listener, Arc::clone(&gateway), limits, shutdown).await;
+        let _ = stop_tx.send(true);
+        let _ = admin_task.await;
+        for task in background {
+            let _ = task.await;
+        }
+        usage.flush(&store, Duration::ZERO).await;
+        drop(gateway);
+        audit.shutdown().await;
+        tracing::info!(target: "tokengate::app", "stopped");
+        Ok(())
+    }
+}
+
+/// Change notifications, periodic limiter and cache upkeep, last-used writes, and the active
+/// token gauge. Every task ends when `stop` turns true.
+async fn spawn_background(
+    store: Arc<dyn TokenStore>,
+    verifier: Arc<Verifier>,
+    limiter: Arc<dyn Limiter>,
+    usage: Arc<UsageTracker>,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    match store.watch().await {
+        Ok(mut changes) => {
+            let verifier = Arc::clone(&verifier);
+            let mut stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        change = changes.recv() => match change {
+                            Some(change) => verifier.forget(&change),
+                            None => break,
+                        },
+                        () = stopped(&mut stop) => break,
+                    }
+                }
+            }));
+        }
+        Err(e) => tracing::warn!(target: "tokengate::app", error = %e, "cannot watch token changes; cached tokens expire after auth.cache_ttl"),
+    }
+    tasks.push(every(Duration::from_secs(10), stop.clone(), move || {
+        let (store, usage, verifier, limiter, metrics) = (Arc::clone(&store), Arc::clone(&usage), Arc::clone(&verifier), Arc::clone(&limiter), Arc::clone(&metrics));
+        async move {
+            usage.flush(&store, WRITE_INTERVAL).await;
+            limiter.retain_recent();
+            verifier.housekeeping();
+            if let Ok(n) = store.count_active_tokens(chrono::Utc::now()).await {
+                metrics.tokens_active.set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+    }));
+    tasks
+}
+
+/// Runs `work` every `period` until `stop` turns true.
+fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, work: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => work().await,
+                () = stopped(&mut stop) => break,
+            }
+        }
+    })
+}
+
+/// Completes once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

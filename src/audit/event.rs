@@ -1,0 +1,142 @@
+//! One audit event, its fixed set of types, and the filter that queries them.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The type of an audit event: a fixed set, never free text (details go into `attributes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    TokenCreated,
+    TokenChanged,
+    TokenRevoked,
+    CredentialSet,
+    AuthSucceeded,
+    AuthFailed,
+    ExpiredTokenUsed,
+    ScopeDenied,
+    IpDenied,
+    RateLimited,
+    Fallback,
+}
+
+impl AuditKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [Self; 11] = [
+        Self::TokenCreated,
+        Self::TokenChanged,
+        Self::TokenRevoked,
+        Self::CredentialSet,
+        Self::AuthSucceeded,
+        Self::AuthFailed,
+        Self::ExpiredTokenUsed,
+        Self::ScopeDenied,
+        Self::IpDenied,
+        Self::RateLimited,
+        Self::Fallback,
+    ];
+
+    /// The stored and JSON name, `token_created` etc.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TokenCreated => "token_created",
+            Self::TokenChanged => "token_changed",
+            Self::TokenRevoked => "token_revoked",
+            Self::CredentialSet => "credential_set",
+            Self::AuthSucceeded => "auth_succeeded",
+            Self::AuthFailed => "auth_failed",
+            Self::ExpiredTokenUsed => "expired_token_used",
+            Self::ScopeDenied => "scope_denied",
+            Self::IpDenied => "ip_denied",
+            Self::RateLimited => "rate_limited",
+            Self::Fallback => "fallback",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// True for token lifecycle and admin events (recorded from coverage `base` up); false for
+    /// authentication decisions (coverage `full`).
+    pub fn is_lifecycle(self) -> bool {
+        matches!(
+            self,
+            Self::TokenCreated | Self::TokenChanged | Self::TokenRevoked | Self::CredentialSet
+        )
+    }
+}
+
+/// How the event ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    /// Forwarded upstream as the token's user, or a lifecycle change applied.
+    Allowed,
+    /// Refused at the gateway.
+    Denied,
+    /// Passed on untouched to Bitbucket's own authenticator.
+    PassedOn,
+}
+
+impl AuditOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Denied => "denied",
+            Self::PassedOn => "passed_on",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Allowed, Self::Denied, Self::PassedOn]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+/// An event as recorded. Never carries a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub time: DateTime<Utc>,
+    pub kind: AuditKind,
+    pub outcome: AuditOutcome,
+    /// The Bitbucket user concerned (token owner, or the name a client presented).
+    pub user: Option<String>,
+    pub token_id: Option<String>,
+    pub client_ip: Option<IpAddr>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub request_id: Option<String>,
+    pub node_id: String,
+    /// Who made a lifecycle change (`admin-api`, `cli`), `None` for authentication events.
+    pub actor: Option<String>,
+    /// Details: changed values, the reason of a denial, the limit that was hit.
+    pub attributes: serde_json::Value,
+}
+
+/// An event read back from the store, with its store-assigned id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAuditEvent {
+    pub id: i64,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+/// Filters and page of an audit query, newest first (`time` then `id`, descending).
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub user: Option<String>,
+    pub kind: Option<AuditKind>,
+    pub token_id: Option<String>,
+    /// Inclusive lower bound.
+    pub since: Option<DateTime<Utc>>,
+    /// Exclusive upper bound.
+    pub until: Option<DateTime<Utc>>,
+    pub limit: u32,
+    /// Continue after this event (the last page's last `(time, id)`).
+    pub after: Option<(DateTime<Utc>, i64)>,
+}

@@ -1,0 +1,14 @@
+//! Authentication: reading credentials, verifying tokengate tokens, the decision table, and
+//! the wording of its log lines.
+
+mod credential;
+mod decision;
+pub mod messages;
+mod verifier;
+
+pub use credential::{Credential, Scheme};
+pub use decision::{
+    Decision, Invalid, NoValidToken, Policy, Presented, RequestFacts, Verification, canonical,
+    decide, ip_allowed, is_write,
+};
+pub use verifier::{Verifier, VerifierSettings};

@@ -1,0 +1,216 @@
+//! The decision table of DESIGN.md section 1 as one pure function: plain inputs in, a
+//! [`Decision`] out. No I/O, no clock reads, no logging; the proxy gathers the inputs and acts.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use http::Method;
+use ipnet::IpNet;
+
+use super::Scheme;
+use crate::ratelimit::{RateDecision, RateQuota, RateStatus};
+use crate::token::{Scope, TokenRecord, TokenState};
+
+/// The request, as far as the decision needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// Right-most address not in `trusted_proxies`.
+    pub client_ip: IpAddr,
+    /// Under one of `auth.protected_paths`.
+    pub protected: bool,
+    pub now: DateTime<Utc>,
+}
+
+/// Settings the decision depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    pub basic_auth_fallback: bool,
+    /// Global allow-list; empty means any address.
+    pub allowed_ips: &'a [IpNet],
+    /// Quota for tokens that set none.
+    pub default_quota: RateQuota,
+}
+
+/// Why a tokengate-format credential did not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// Wrong shape or checksum: refused before any store access.
+    Malformed,
+    /// No token has this id.
+    UnknownId,
+    /// The id is known; the secret is wrong.
+    WrongSecret,
+}
+
+/// What verifying the presented tokengate credential found.
+#[derive(Debug, Clone)]
+pub enum Verification {
+    /// The secret matches this record (which may still be revoked or expired).
+    Verified(Arc<TokenRecord>),
+    /// Not a valid token; `owner` is the owner where the id is known.
+    Invalid { reason: Invalid, owner: Option<String> },
+    /// The store could not be asked.
+    StoreUnavailable,
+    /// This client IP failed verification too often; try again after the given time.
+    Throttled(Duration),
+}
+
+/// What the request presented, after verification.
+#[derive(Debug, Clone)]
+pub enum Presented {
+    /// Row 1: no `Authorization` header.
+    Nothing,
+    /// Not in tokengate's format; the Basic user where known.
+    Foreign { user: Option<String> },
+    /// In tokengate's format.
+    Token {
+        scheme: Scheme,
+        basic_user: Option<String>,
+        verification: Verification,
+    },
+}
+
+/// Why a request was refused with "no valid token" (rows 3 and 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoValidToken {
+    /// Row 3: a foreign credential with fallback off.
+    Foreign,
+    Invalid(Invalid),
+    Expired,
+    Revoked,
+    /// Basic auth whose user name is not the token's owner.
+    NotOwner,
+}
+
+/// The outcome, one variant per row of the table (plus the cases around it).
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Row 1, and any unprotected request without a tokengate token: forward untouched.
+    PassThrough,
+    /// Row 2: forward untouched to Bitbucket's own authenticator.
+    Fallback { user: Option<String> },
+    /// Rows 3 and 4: 401.
+    NoValidToken {
+        user: Option<String>,
+        reason: NoValidToken,
+        scheme: Option<Scheme>,
+    },
+    /// Row 5: 401.
+    IpNotAllowed { token: Arc<TokenRecord>, scheme: Scheme },
+    /// Row 6: 403.
+    ScopeDenied { token: Arc<TokenRecord> },
+    /// Row 7: 429.
+    RateLimited {
+        token: Arc<TokenRecord>,
+        quota: RateQuota,
+        status: RateStatus,
+        retry_after: Duration,
+    },
+    /// Row 8: forward as the token's user.
+    Allow { token: Arc<TokenRecord>, status: RateStatus },
+    /// A tokengate token on a path where tokens are not accepted: 401, never forwarded.
+    TokenOutsideProtectedPaths,
+    /// The store is down and the token is not cached: 503.
+    StoreUnavailable,
+    /// The client IP failed verification too often: 429.
+    TooManyFailures { retry_after: Duration },
+}
+
+/// Decides a request. `rate_check` counts the request against the token's quota and is called
+/// only when every other check passed (row 7 comes after rows 1 to 6).
+pub fn decide(
+    request: &RequestFacts<'_>,
+    presented: Presented,
+    policy: &Policy<'_>,
+    rate_check: impl FnOnce(&TokenRecord, RateQuota) -> RateDecision,
+) -> Decision {
+    let (scheme, basic_user, verification) = match presented {
+        Presented::Token { scheme, basic_user, verification } => (scheme, basic_user, verification),
+        Presented::Nothing => return Decision::PassThrough,
+        Presented::Foreign { .. } if !request.protected => return Decision::PassThrough,
+        Presented::Foreign { user } if policy.basic_auth_fallback => return Decision::Fallback { user },
+        Presented::Foreign { user } => {
+            return Decision::NoValidToken { user, reason: NoValidToken::Foreign, scheme: None };
+        }
+    };
+    if !request.protected {
+        return Decision::TokenOutsideProtectedPaths;
+    }
+    let invalid = |reason, owner: Option<String>| Decision::NoValidToken {
+        // With Basic the user is the name presented; with Bearer, the owner where known.
+        user: basic_user.clone().or(owner),
+        reason,
+        scheme: Some(scheme),
+    };
+    let token = match verification {
+        Verification::Verified(token) => token,
+        Verification::Invalid { reason, owner } => return invalid(NoValidToken::Invalid(reason), owner),
+        Verification::StoreUnavailable => return Decision::StoreUnavailable,
+        Verification::Throttled(retry_after) => return Decision::TooManyFailures { retry_after },
+    };
+    match token.state(request.now) {
+        TokenState::Active => {}
+        TokenState::Expired => return invalid(NoValidToken::Expired, Some(token.user.clone())),
+        TokenState::Revoked => return invalid(NoValidToken::Revoked, Some(token.user.clone())),
+    }
+    if basic_user.as_deref().is_some_and(|user| user != token.user) {
+        return invalid(NoValidToken::NotOwner, Some(token.user.clone()));
+    }
+    if !ip_allowed(&token.allowed_ips, request.client_ip)
+        || !ip_allowed(policy.allowed_ips, request.client_ip)
+    {
+        return Decision::IpNotAllowed { token, scheme };
+    }
+    if token.scope == Scope::ReadOnly && is_write(request.method, request.path, request.query) {
+        return Decision::ScopeDenied { token };
+    }
+    let quota = token.rate_limit.unwrap_or(policy.default_quota);
+    match rate_check(&token, quota) {
+        RateDecision::Allowed(status) => Decision::Allow { token, status },
+        RateDecision::Limited { status, retry_after } => Decision::RateLimited { token, quota, status, retry_after },
+    }
+}
+
+/// True when `ip` is in one of `nets`, or `nets` is empty. IPv4-mapped IPv6 addresses
+/// (`::ffff:10.0.0.1`) match IPv4 networks.
+pub fn ip_allowed(nets: &[IpNet], ip: IpAddr) -> bool {
+    if nets.is_empty() {
+        return true;
+    }
+    let ip = canonical(ip);
+    nets.iter().any(|net| net.contains(&ip))
+}
+
+/// Folds IPv4-mapped IPv6 addresses to IPv4.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// A write, for a read-only token: any method but GET, HEAD and OPTIONS, and a git push over
+/// HTTP (`…/git-receive-pack` and its `info/refs?service=git-receive-pack` discovery). A fetch
+/// or clone (`POST …/git-upload-pack`) is a read.
+pub fn is_write(method: &Method, path: &str, query: Option<&str>) -> bool {
+    if path.ends_with("/git-receive-pack") {
+        return true;
+    }
+    if path.ends_with("/info/refs")
+        && query.is_some_and(|q| q.split('&').any(|pair| pair == "service=git-receive-pack"))
+    {
+        return true;
+    }
+    if *method == Method::POST && path.ends_with("/git-upload-pack") {
+        return false;
+    }
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,222 @@
+//! Verifying tokengate tokens: checksum first, then a cache keyed by a SHA-256 digest of the
+//! whole token, then one indexed store lookup and one argon2 verification on the blocking pool.
+//!
+//! An argon2 hash runs at most once per token per cache lifetime (concurrent first uses share
+//! one), never for an id the store does not know, and never for a bad checksum. Unknown ids
+//! and wrong secrets are remembered briefly; clients that keep failing are throttled per IP.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use moka::future::Cache;
+use prometheus_client::metrics::counter::Counter;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use super::{Invalid, Verification};
+use crate::ratelimit::RateQuota;
+use crate::store::{Change, StoreError, TokenStore};
+use crate::token::{PresentedToken, TokenId, TokenRecord, verify_secret};
+
+type Digest32 = [u8; 32];
+
+/// Verifies presented tokens against the store, with caches in front of it.
+pub struct Verifier {
+    store: Arc<dyn TokenStore>,
+    /// Digest of a whole token that verified → its record.
+    verified: Cache<Digest32, Arc<TokenRecord>>,
+    /// Ids the store does not know.
+    unknown_ids: Cache<[u8; 12], ()>,
+    /// Digest of a whole token whose secret did not match → the owner.
+    wrong_secrets: Cache<Digest32, Arc<str>>,
+    /// Bounds concurrent argon2 verifications.
+    hash_slots: Semaphore,
+    /// Failed verifications per client IP.
+    failures: RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>,
+    /// Client IPs over their failure budget → until when.
+    throttled: moka::sync::Cache<IpAddr, Instant>,
+    /// argon2 verifications run so far (the `tokengate_hash_verifications_total` metric).
+    hashes: Counter,
+}
+
+/// Verifier settings.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifierSettings {
+    /// How long a verified token is trusted without the store.
+    pub cache_ttl: Duration,
+    /// Concurrent argon2 verifications.
+    pub hash_concurrency: usize,
+    /// Failed verifications allowed per client IP.
+    pub failed_attempts_per_ip: RateQuota,
+}
+
+/// How long an unknown id or a wrong secret is remembered.
+const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+/// Entries in each cache at most.
+const CACHE_CAPACITY: u64 = 100_000;
+
+#[derive(Debug, Clone)]
+enum Miss {
+    Unknown,
+    WrongSecret(Arc<str>),
+    Unavailable,
+}
+
+impl Verifier {
+    pub fn new(store: Arc<dyn TokenStore>, settings: VerifierSettings, hashes: Counter) -> Self {
+        let quota = settings.failed_attempts_per_ip;
+        Self {
+            store,
+            verified: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(settings.cache_ttl)
+                .support_invalidation_closures()
+                .build(),
+            unknown_ids: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(NEGATIVE_TTL.min(settings.cache_ttl))
+                .build(),
+            wrong_secrets: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(NEGATIVE_TTL.min(settings.cache_ttl))
+                .build(),
+            hash_slots: Semaphore::new(settings.hash_concurrency.max(1)),
+            failures: RateLimiter::dashmap(
+                Quota::with_period(quota.replenish_interval().max(Duration::from_millis(1)))
+                    .expect("non-zero period")
+                    .allow_burst(quota.requests),
+            ),
+            throttled: moka::sync::Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(quota.period())
+                .build(),
+            hashes,
+        }
+    }
+
+    /// argon2 verifications run since start.
+    pub fn hash_count(&self) -> u64 {
+        self.hashes.get()
+    }
+
+    /// Verifies `token` presented from `client_ip`.
+    pub async fn verify(&self, token: &str, client_ip: IpAddr) -> Verification {
+        let presented = match PresentedToken::parse(token) {
+            Ok(p) => p,
+            Err(_) => return self.failed(client_ip, Invalid::Malformed, None),
+        };
+        let digest: Digest32 = Sha256::digest(presented.expose().as_bytes()).into();
+        if let Some(record) = self.verified.get(&digest).await {
+            return Verification::Verified(record);
+        }
+        if let Some(until) = self.throttled.get(&client_ip) {
+            let now = Instant::now();
+            if until > now {
+                return Verification::Throttled(until - now);
+            }
+        }
+        if let Some(owner) = self.wrong_secrets.get(&digest).await {
+            return self.failed(client_ip, Invalid::WrongSecret, Some(owner.to_string()));
+        }
+        let id_key = presented.id().key();
+        if self.unknown_ids.get(&id_key).await.is_some() {
+            return self.failed(client_ip, Invalid::UnknownId, None);
+        }
+        let result = self
+            .verified
+            .try_get_with(digest, self.look_up_and_hash(&presented, digest))
+            .await;
+        match result {
+            Ok(record) => Verification::Verified(record),
+            Err(miss) => match &*miss {
+                Miss::Unknown => self.failed(client_ip, Invalid::UnknownId, None),
+                Miss::WrongSecret(owner) => {
+                    self.failed(client_ip, Invalid::WrongSecret, Some(owner.to_string()))
+                }
+                Miss::Unavailable => Verification::StoreUnavailable,
+            },
+        }
+    }
+
+    async fn look_up_and_hash(
+        &self,
+        presented: &PresentedToken<'_>,
+        digest: Digest32,
+    ) -> Result<Arc<TokenRecord>, Miss> {
+        let id = presented.id();
+        let record = match self.store.get_token(id).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                self.unknown_ids.insert(id.key(), ()).await;
+                return Err(Miss::Unknown);
+            }
+            Err(e) => {
+                log_store_error(&e);
+                return Err(Miss::Unavailable);
+            }
+        };
+        if record.id != *id {
+            return Err(Miss::Unknown);
+        }
+        let _slot = self.hash_slots.acquire().await.map_err(|_| Miss::Unavailable)?;
+        self.hashes.inc();
+        let secret = presented.expose().to_owned();
+        let phc = record.secret_hash.clone();
+        let matches = tokio::task::spawn_blocking(move || verify_secret(&secret, &phc))
+            .await
+            .unwrap_or(false);
+        if matches {
+            Ok(Arc::new(record))
+        } else {
+            let owner: Arc<str> = record.user.into();
+            self.wrong_secrets.insert(digest, Arc::clone(&owner)).await;
+            Err(Miss::WrongSecret(owner))
+        }
+    }
+
+    /// Counts a failure against the client IP, throttling it once over budget.
+    fn failed(&self, ip: IpAddr, reason: Invalid, owner: Option<String>) -> Verification {
+        if let Err(not_until) = self.failures.check_key(&ip) {
+            let wait = not_until.wait_time_from(self.failures_clock_now());
+            self.throttled.insert(ip, Instant::now() + wait);
+        }
+        Verification::Invalid { reason, owner }
+    }
+
+    fn failures_clock_now(&self) -> <DefaultClock as Clock>::Instant {
+        self.failures.clock().now()
+    }
+
+    /// Drops cached verifications for a changed token, or all of them.
+    pub fn forget(&self, change: &Change) {
+        match change {
+            Change::Token(id) => {
+                let id: TokenId = id.clone();
+                let id_key = id.key();
+                // Registering a predicate cannot fail: closures are enabled at build time.
+                let _ = self.verified.invalidate_entries_if(move |_, record| record.id == id);
+                let unknown = self.unknown_ids.clone();
+                tokio::spawn(async move { unknown.invalidate(&id_key).await });
+            }
+            Change::All => {
+                self.verified.invalidate_all();
+                self.unknown_ids.invalidate_all();
+                self.wrong_secrets.invalidate_all();
+            }
+        }
+    }
+
+    /// Periodic upkeep: forgets failure counts of quiet addresses.
+    pub fn housekeeping(&self) {
+        self.failures.retain_recent();
+        self.failures.shrink_to_fit();
+    }
+}
+
+fn log_store_error(e: &StoreError) {
+    tracing::warn!(target: "tokengate::auth::verifier", error = %e, "token lookup failed");
+}

@@ -1,0 +1,130 @@
+//! The `tokengate` command line: parse, load config, start telemetry, call the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, App};
+use crate::config::{self, Config};
+
+/// API-token authentication gateway for Bitbucket Data Center.
+#[derive(Debug, Parser)]
+#[command(name = "tokengate", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file (TOML). Every key can also be set with TOKENGATE_SECTION__KEY.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway: the proxy in front of Bitbucket and the admin listener.
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Validate the config and print the effective values, secrets redacted.
+    CheckConfig,
+}
+
+/// Exit code for an invalid config or invalid arguments.
+const EXIT_CONFIG: u8 = 2;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("tokengate: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve => serve(config),
+        Command::Migrate => with_runtime(async move {
+            let store = app::open_store(&config).await?;
+            drop(store);
+            println!("migrations applied");
+            Ok(())
+        }),
+        Command::CheckConfig => check_config(cli.config.as_deref(), &config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tokengate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(path: Option<&std::path::Path>, config: &Config) -> anyhow::Result<()> {
+    let raw = config::load_raw(path, std::env::vars())?;
+    print!("{}", raw.redacted_toml());
+    if raw.node_id.is_none() {
+        println!("# node_id derived from the host name: {}", config.node_id);
+    }
+    Ok(())
+}
+
+fn with_runtime(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(work)
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let guard = crate::telemetry::init(&config.log).context("starting logging")?;
+    let listener = std::net::TcpListener::bind(config.proxy.listen)
+        .with_context(|| format!("binding proxy.listen {}", config.proxy.listen))?;
+    listener.set_nonblocking(true)?;
+    let port = listener.local_addr()?.port();
+    let next_thread = AtomicUsize::new(1);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all().thread_name_fn(move || {
+        format!("http-nio-{port}-exec-{}", next_thread.fetch_add(1, Ordering::Relaxed))
+    });
+    if config.proxy.worker_threads > 0 {
+        runtime.worker_threads(config.proxy.worker_threads);
+    }
+    let runtime = runtime.build().context("starting the async runtime")?;
+    let drops = Arc::new(move || guard.dropped_lines());
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let app = App::build(config, listener, drops).await?;
+        app.run(shutdown_signal()).await
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!(target: "tokengate::app", "shutdown signal received");
+}

@@ -1,0 +1,213 @@
+//! Configuration: the TOML file, overridden by `TOKENGATE_SECTION__KEY` variables, validated
+//! into a typed [`Config`]. Every error names the key and the value that is wrong.
+
+mod duration;
+mod env;
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::SecretString;
+
+pub use duration::parse_duration;
+pub use raw::RawConfig;
+
+use crate::audit::Coverage;
+use crate::ratelimit::RateQuota;
+use crate::telemetry::LogSettings;
+
+/// Where the config file is read from when `--config` is not given.
+pub const DEFAULT_PATH: &str = "config/tokengate.toml";
+
+/// A config problem, reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
+    #[error("invalid value {value:?} for key {key}: {reason}")]
+    Value {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// How Bitbucket learns who the token's user is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// Set `upstream.identity_header` to the user name.
+    Header,
+    /// Replace `Authorization` with the user's stored Bitbucket credential.
+    Credential,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Node id in request ids and audit events.
+    pub node_id: String,
+    pub proxy: ProxyConfig,
+    pub upstream: UpstreamConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
+    pub admin: AdminConfig,
+    pub audit: AuditConfig,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub listen: SocketAddr,
+    /// Proxies whose `X-Forwarded-For` entries are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// A client must send its whole request head within this time; an idle keep-alive
+    /// connection is closed after it too.
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted.
+    pub max_header_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// Worker threads (`http-nio-{port}-exec-{n}`); 0 means one per core.
+    pub worker_threads: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Bitbucket's base URL (`http://host:port`).
+    pub url: http::Uri,
+    pub identity: Identity,
+    pub identity_header: http::HeaderName,
+    pub connect_timeout: Duration,
+    /// Time allowed for Bitbucket to start answering (504 after that).
+    pub response_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    /// Key sealing users' stored Bitbucket credentials (32 bytes, base64).
+    pub credential_key: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// May carry a password, hence secret.
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub protected_paths: Vec<String>,
+    pub basic_auth_fallback: bool,
+    /// Global allow-list for token use; empty means any address.
+    pub allowed_ips: Vec<IpNet>,
+    pub failed_attempts_per_ip: RateQuota,
+    pub cache_ttl: Duration,
+    pub max_lifetime_days: Option<u32>,
+    /// Concurrent argon2 verifications; 0 in the file means one per core.
+    pub hash_concurrency: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    pub default: RateQuota,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    pub coverage: Coverage,
+    pub retention_days: u32,
+    pub max_rows: Option<u64>,
+    /// Also append every event as a JSON line here (Bitbucket's audit file shape).
+    pub file: Option<PathBuf>,
+    pub queue_capacity: usize,
+    /// Where events wait while the store is down.
+    pub spill_file: PathBuf,
+}
+
+impl Config {
+    /// Reads `path` (which may be missing only when it is the default path), applies the
+    /// process environment, and validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        Self::from_raw(load_raw(path, vars)?)
+    }
+
+    /// Validates a raw config.
+    pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
+        validate::validate(raw)
+    }
+}
+
+/// Reads the file and environment into the raw form, unvalidated (used by `check-config`).
+pub fn load_raw(
+    path: Option<&Path>,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<RawConfig, ConfigError> {
+    let (path, explicit) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from(DEFAULT_PATH), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+        path: path.clone(),
+        message: e.to_string().trim_end().to_owned(),
+    })?;
+    env::apply(&mut doc, vars)?;
+    serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if key == "." {
+            inner.message().to_owned()
+        } else {
+            format!("key {key}: {}", inner.message())
+        };
+        ConfigError::Parse { path, message }
+    })
+}
+
+impl RawConfig {
+    /// The config as TOML with every secret replaced by `[redacted]`.
+    pub fn redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        let redact = |s: &mut Option<String>| {
+            if s.is_some() {
+                *s = Some("[redacted]".into());
+            }
+        };
+        redact(&mut shown.admin.token);
+        redact(&mut shown.upstream.credential_key);
+        shown.database.url = validate::redact_url_password(&shown.database.url);
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+use std::io::Write;
+
+use super::*;
+
+fn load(toml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(toml.as_bytes()).unwrap();
+    let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    Config::load_with_env(Some(file.path()), vars.collect::<Vec<_>>())
+}
+
+fn message(toml: &str) -> String {
+    load(toml, &[]).unwrap_err().to_string()
+}
+
+#[test]
+fn defaults_make_a_runnable_config() {
+    let config = load("", &[]).unwrap();
+    assert_eq!(config.proxy.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(config.admin.listen.to_string(), "127.0.0.1:8081");
+    assert_eq!(config.upstream.url.to_string(), "http://127.0.0.1:7990/");
+    assert_eq!(config.auth.protected_paths, ["/rest/", "/scm/"]);
+    assert!(config.auth.basic_auth_fallback);
+    assert_eq!(config.auth.cache_ttl, Duration::from_secs(60));
+    assert_eq!(config.rate_limit.default.to_string(), "1000/1h");
+    assert_eq!(config.auth.failed_attempts_per_ip.to_string(), "20/1m");
+    assert!(config.admin.token.is_none());
+    assert_eq!(config.audit.coverage, Coverage::Full);
+    let id = &config.node_id;
+    assert!((6..=7).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()), "{id}");
+}
+
+#[test]
+fn the_shipped_config_files_are_valid() {
+    for path in ["config/tokengate.toml", "config/tokengate.example.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        Config::load_with_env(Some(&path), Vec::new()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let config = load(
+        "[auth]\ncache_ttl = \"10s\"\n",
+        &[("TOKENGATE_AUTH__CACHE_TTL", "5s"), ("TOKENGATE_NODE_ID", "A6X2OX"), ("TOKENGATE_AUTH__BASIC_AUTH_FALLBACK", "false")],
+    )
+    .unwrap();
+    assert_eq!(config.auth.cache_ttl, Duration::from_secs(5));
+    assert_eq!(config.node_id, "A6X2OX");
+    assert!(!config.auth.basic_auth_fallback);
+}
+
+#[test]
+fn errors_name_the_key_and_value() {
+    let m = message("[auth]\ncache_ttl = \"soon\"\n");
+    assert!(m.contains("auth.cache_ttl") && m.contains("soon"), "{m}");
+    let m = message("[proxy]\ntrusted_proxies = [\"10.0.0.0/33\"]\n");
+    assert!(m.contains("proxy.trusted_proxies") && m.contains("10.0.0.0/33"), "{m}");
+    let m = message("[rate_limit]\ndefault = \"0/1m\"\n");
+    assert!(m.contains("rate_limit.default") && m.contains("0/1m"), "{m}");
+    let m = message("[upstream]\nidentity = \"magic\"\n");
+    assert!(m.contains("upstream.identity") && m.contains("magic"), "{m}");
+    let m = message("[audit]\ncoverage = \"most\"\n");
+    assert!(m.contains("audit.coverage") && m.contains("most"), "{m}");
+    let m = message("[log]\nlevel = \"loud\"\n");
+    assert!(m.contains("log.level") && m.contains("loud"), "{m}");
+    let m = message("[database]\nurl = \"mysql://root:hunter2@db/x\"\n");
+    assert!(m.contains("database.url") && !m.contains("hunter2"), "{m}");
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_errors() {
+    let m = message("[auth]\ncache_tll = \"60s\"\n");
+    assert!(m.contains("cache_tll"), "{m}");
+    let m = message("[proxy]\nlisten = 8080\n");
+    assert!(m.contains("proxy.listen"), "{m}");
+    let m = message("nonsense = [\n");
+    assert!(m.contains("config file"), "{m}");
+    let m = load("", &[("TOKENGATE_AUTH__NO_SUCH_KEY", "1")]).unwrap_err().to_string();
+    assert!(m.contains("no_such_key"), "{m}");
+}
+
+#[test]
+fn credential_identity_needs_a_valid_key() {
+    let m = message("[upstream]\nidentity = \"credential\"\n");
+    assert!(m.contains("upstream.credential_key"), "{m}");
+    let m = load("[upstream]\nidentity = \"credential\"\n", &[("TOKENGATE_UPSTREAM__CREDENTIAL_KEY", "c2hvcnQ=")]).unwrap_err().to_string();
+    assert!(m.contains("upstream.credential_key") && !m.contains("c2hvcnQ="), "{m}");
+}
+
+#[test]
+fn a_missing_explicit_file_is_an_error() {
+    let e = Config::load_with_env(Some(Path::new("/nonexistent/tokengate.toml")), Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/tokengate.toml"));
+}
+
+#[test]
+fn check_config_output_redacts_secrets() {
+    let raw = load_raw(
+        None,
+        vec![
+            ("TOKENGATE_ADMIN__TOKEN".to_owned(), "supersecretadmintoken".to_owned()),
+            ("TOKENGATE_DATABASE__URL".to_owned(), "postgres://tg:hunter2@db/tokengate".to_owned()),
+        ],
+    )
+    .unwrap();
+    let shown = raw.redacted_toml();
+    assert!(!shown.contains("supersecretadmintoken") && !shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("postgres://tg:[redacted]@db/tokengate"), "{shown}");
+}
+
+#[test]
+fn node_ids_are_stable_base36() {
+    assert_eq!(validate::default_node_id("bitbucket-1"), validate::default_node_id("bitbucket-1"));
+    assert_ne!(validate::default_node_id("bitbucket-1"), validate::default_node_id("bitbucket-2"));
+}

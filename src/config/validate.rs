@@ -1,0 +1,250 @@
+//! Turns a [`RawConfig`] into a [`Config`], naming the key and value of anything invalid.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+
+use super::{
+    AdminConfig, AuditConfig, AuthConfig, Config, ConfigError, DatabaseConfig, Identity,
+    ProxyConfig, RateLimitConfig, RawConfig, UpstreamConfig, parse_duration,
+};
+use crate::ratelimit::RateQuota;
+use crate::telemetry::{LogFormat, LogSettings};
+
+fn bad(key: &'static str, value: impl ToString, reason: impl ToString) -> ConfigError {
+    ConfigError::Value {
+        key,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn socket(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| bad(key, value, "expected an address and port such as 0.0.0.0:8080"))
+}
+
+fn duration(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    parse_duration(value)
+        .ok_or_else(|| bad(key, value, "expected a duration such as 500ms, 60s, 5m, 1h or 90d"))
+}
+
+fn positive_duration(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let d = duration(key, value)?;
+    if d.is_zero() {
+        return Err(bad(key, value, "must be greater than zero"));
+    }
+    Ok(d)
+}
+
+fn quota(key: &'static str, value: &str) -> Result<RateQuota, ConfigError> {
+    value.parse().map_err(|e| bad(key, value, e))
+}
+
+fn cidrs(key: &'static str, values: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+    values.iter().map(|v| parse_cidr(v).ok_or_else(|| bad(key, v, "expected an IPv4 or IPv6 address or CIDR such as 10.0.0.0/8"))).collect()
+}
+
+/// A CIDR, or a bare address meaning a single host.
+pub(crate) fn parse_cidr(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+        .map(|net| net.trunc())
+}
+
+fn count(key: &'static str, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    if value < min || value > max {
+        return Err(bad(key, value, format!("must be from {min} to {max}")));
+    }
+    Ok(value)
+}
+
+fn secret(value: Option<String>) -> Option<SecretString> {
+    value.filter(|v| !v.is_empty()).map(SecretString::from)
+}
+
+pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let node_id = match raw.node_id {
+        Some(id) if !id.is_empty() && id.len() <= 16 && id.bytes().all(|b| b.is_ascii_alphanumeric()) => id,
+        Some(id) => return Err(bad("node_id", id, "expected 1 to 16 letters and digits")),
+        None => default_node_id(&host_name()),
+    };
+
+    let p = raw.proxy;
+    let proxy = ProxyConfig {
+        listen: socket("proxy.listen", &p.listen)?,
+        trusted_proxies: cidrs("proxy.trusted_proxies", &p.trusted_proxies)?,
+        header_read_timeout: positive_duration("proxy.header_read_timeout", &p.header_read_timeout)?,
+        max_header_bytes: usize::try_from(count("proxy.max_header_bytes", p.max_header_bytes, 8 * 1024, 1024 * 1024)?)
+            .expect("bounded above"),
+        shutdown_grace: duration("proxy.shutdown_grace", &p.shutdown_grace)?,
+        worker_threads: usize::try_from(count("proxy.worker_threads", p.worker_threads, 0, 1024)?).expect("bounded above"),
+    };
+
+    let u = raw.upstream;
+    let url: http::Uri = u.url.parse().map_err(|_| bad("upstream.url", &u.url, "expected a URL such as http://127.0.0.1:7990"))?;
+    if url.scheme_str() != Some("http") || url.authority().is_none() {
+        return Err(bad("upstream.url", &u.url, "expected an http:// URL with a host"));
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(bad("upstream.url", &u.url, "must not have a path: Bitbucket's context path is part of the request path"));
+    }
+    let identity = match u.identity.as_str() {
+        "header" => Identity::Header,
+        "credential" => Identity::Credential,
+        other => return Err(bad("upstream.identity", other, "expected \"header\" or \"credential\"")),
+    };
+    let identity_header: http::HeaderName = u
+        .identity_header
+        .parse()
+        .map_err(|_| bad("upstream.identity_header", &u.identity_header, "expected an HTTP header name"))?;
+    if identity_header == http::header::AUTHORIZATION || identity_header == http::header::HOST {
+        return Err(bad("upstream.identity_header", &u.identity_header, "must not be Authorization or Host"));
+    }
+    let credential_key = secret(u.credential_key);
+    if identity == Identity::Credential {
+        match &credential_key {
+            None => return Err(bad("upstream.credential_key", "", "required when upstream.identity = \"credential\"; set TOKENGATE_UPSTREAM__CREDENTIAL_KEY to 32 random bytes in base64")),
+            Some(key) => {
+                crate::credential::CredentialKey::from_secret(key).map_err(|e| bad("upstream.credential_key", "[redacted]", e))?;
+            }
+        }
+    }
+    let upstream = UpstreamConfig {
+        url,
+        identity,
+        identity_header,
+        connect_timeout: positive_duration("upstream.connect_timeout", &u.connect_timeout)?,
+        response_timeout: positive_duration("upstream.response_timeout", &u.response_timeout)?,
+        pool_idle_timeout: positive_duration("upstream.pool_idle_timeout", &u.pool_idle_timeout)?,
+        credential_key,
+    };
+
+    let d = raw.database;
+    if !(d.url.starts_with("sqlite:") || d.url.starts_with("postgres://") || d.url.starts_with("postgresql://")) {
+        return Err(bad("database.url", redact_url_password(&d.url), "expected sqlite://path, postgres:// or postgresql://"));
+    }
+    let database = DatabaseConfig {
+        url: SecretString::from(d.url),
+        max_connections: u32::try_from(count("database.max_connections", d.max_connections, 1, 1000)?).expect("bounded above"),
+    };
+
+    let a = raw.auth;
+    for path in &a.protected_paths {
+        if !path.starts_with('/') {
+            return Err(bad("auth.protected_paths", path, "every path must start with /"));
+        }
+    }
+    let auth = AuthConfig {
+        protected_paths: a.protected_paths,
+        basic_auth_fallback: a.basic_auth_fallback,
+        allowed_ips: cidrs("auth.allowed_ips", &a.allowed_ips)?,
+        failed_attempts_per_ip: quota("auth.failed_attempts_per_ip", &a.failed_attempts_per_ip)?,
+        cache_ttl: positive_duration("auth.cache_ttl", &a.cache_ttl)?,
+        max_lifetime_days: a
+            .max_lifetime_days
+            .map(|d| count("auth.max_lifetime_days", d, 1, 36_500).map(|d| u32::try_from(d).expect("bounded above")))
+            .transpose()?,
+        hash_concurrency: match count("auth.hash_concurrency", a.hash_concurrency, 0, 256)? {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => usize::try_from(n).expect("bounded above"),
+        },
+    };
+
+    let rate_limit = RateLimitConfig {
+        default: quota("rate_limit.default", &raw.rate_limit.default)?,
+    };
+
+    let admin = AdminConfig {
+        listen: socket("admin.listen", &raw.admin.listen)?,
+        token: secret(raw.admin.token),
+    };
+    if let Some(token) = &admin.token {
+        use secrecy::ExposeSecret;
+        if token.expose_secret().len() < 16 {
+            return Err(bad("admin.token", "[redacted]", "must be at least 16 characters"));
+        }
+    }
+
+    let au = raw.audit;
+    let audit = AuditConfig {
+        coverage: au.coverage.parse().map_err(|()| bad("audit.coverage", &au.coverage, "expected off, base, advanced or full"))?,
+        retention_days: u32::try_from(count("audit.retention_days", au.retention_days, 1, 36_500)?).expect("bounded above"),
+        max_rows: au.max_rows.map(|n| count("audit.max_rows", n, 1, u64::MAX)).transpose()?,
+        file: au.file.filter(|f| !f.is_empty()).map(PathBuf::from),
+        queue_capacity: usize::try_from(count("audit.queue_capacity", au.queue_capacity, 16, 10_000_000)?).expect("bounded above"),
+        spill_file: PathBuf::from(au.spill_file),
+    };
+
+    let l = raw.log;
+    let log = LogSettings {
+        level: l.level,
+        loggers: l.loggers,
+        format: match l.format.as_str() {
+            "bitbucket" => LogFormat::Bitbucket,
+            "json" => LogFormat::Json,
+            other => return Err(bad("log.format", other, "expected \"bitbucket\" or \"json\"")),
+        },
+        file: l.file.filter(|f| !f.is_empty()).map(PathBuf::from),
+        auth_logger: l.auth_logger,
+        rate_limit_logger: l.rate_limit_logger,
+    };
+    crate::telemetry::build_filter(&log).map_err(|e| bad("log.level", &log.level, e))?;
+
+    Ok(Config {
+        node_id,
+        proxy,
+        upstream,
+        database,
+        auth,
+        rate_limit,
+        admin,
+        audit,
+        log,
+    })
+}
+
+/// The host name, from the kernel where it can be read.
+fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A stable 6–7 character upper-case base-36 id derived from the host name.
+pub(crate) fn default_node_id(host: &str) -> String {
+    let digest = Sha256::digest(host.as_bytes());
+    let mut n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]).max(36u32.pow(5));
+    let mut out = Vec::new();
+    while n > 0 {
+        out.push(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[(n % 36) as usize]);
+        n /= 36;
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ASCII")
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:[redacted]@host/db`.
+pub(crate) fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
+}

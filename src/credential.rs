@@ -1,0 +1,145 @@
+//! Users' Bitbucket credentials for `upstream.identity = "credential"`, sealed at rest with
+//! ChaCha20-Poly1305 under a key from the environment.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use secrecy::{ExposeSecret, SecretString};
+
+const NONCE_LEN: usize = 12;
+
+/// Why a key or sealed value was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CredentialError {
+    #[error("expected 32 bytes encoded in base64 (for example from `openssl rand -base64 32`)")]
+    BadKey,
+    #[error("the stored credential cannot be decrypted with the configured key")]
+    Undecryptable,
+    #[error("a credential must be non-empty printable text without line breaks")]
+    BadCredential,
+}
+
+/// The sealing key.
+pub struct CredentialKey(ChaCha20Poly1305);
+
+impl CredentialKey {
+    /// Reads a base64-encoded 32-byte key.
+    pub fn from_secret(secret: &SecretString) -> Result<Self, CredentialError> {
+        let bytes = STANDARD
+            .decode(secret.expose_secret().trim())
+            .map_err(|_| CredentialError::BadKey)?;
+        if bytes.len() != 32 {
+            return Err(CredentialError::BadKey);
+        }
+        Ok(Self(ChaCha20Poly1305::new(Key::from_slice(&bytes))))
+    }
+
+    /// Encrypts a credential bound to its user (the user name is the associated data, so a
+    /// sealed value moved to another user's row does not open).
+    pub fn seal(&self, user: &str, credential: &SecretString) -> Result<Vec<u8>, CredentialError> {
+        let text = credential.expose_secret();
+        if text.is_empty() || text.chars().any(char::is_control) {
+            return Err(CredentialError::BadCredential);
+        }
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let payload = chacha20poly1305::aead::Payload {
+            msg: text.as_bytes(),
+            aad: user.as_bytes(),
+        };
+        let mut out = nonce.to_vec();
+        out.extend(self.0.encrypt(&nonce, payload).map_err(|_| CredentialError::BadCredential)?);
+        Ok(out)
+    }
+
+    /// Decrypts a sealed credential of `user`.
+    pub fn open(&self, user: &str, sealed: &[u8]) -> Result<SecretString, CredentialError> {
+        if sealed.len() <= NONCE_LEN {
+            return Err(CredentialError::Undecryptable);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let payload = chacha20poly1305::aead::Payload {
+            msg: ciphertext,
+            aad: user.as_bytes(),
+        };
+        let plain = self
+            .0
+            .decrypt(Nonce::from_slice(nonce), payload)
+            .map_err(|_| CredentialError::Undecryptable)?;
+        String::from_utf8(plain)
+            .map(SecretString::from)
+            .map_err(|_| CredentialError::Undecryptable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> CredentialKey {
+        CredentialKey::from_secret(&SecretString::from(STANDARD.encode([7u8; 32]))).unwrap()
+    }
+
+    #[test]
+    fn seals_and_opens_bound_to_the_user() {
+        let k = key();
+        let sealed = k.seal("alice", &SecretString::from("BBDC-secret")).unwrap();
+        assert!(!sealed.windows(11).any(|w| w == b"BBDC-secret"));
+        assert_eq!(k.open("alice", &sealed).unwrap().expose_secret(), "BBDC-secret");
+        assert_eq!(k.open("bob", &sealed).unwrap_err(), CredentialError::Undecryptable);
+        let other = CredentialKey::from_secret(&SecretString::from(STANDARD.encode([8u8; 32]))).unwrap();
+        assert_eq!(other.open("alice", &sealed).unwrap_err(), CredentialError::Undecryptable);
+        assert_eq!(k.open("alice", &sealed[..5]).unwrap_err(), CredentialError::Undecryptable);
+    }
+
+    #[test]
+    fn refuses_bad_keys_and_credentials() {
+        assert!(CredentialKey::from_secret(&SecretString::from("short")).is_err());
+        assert!(CredentialKey::from_secret(&SecretString::from(STANDARD.encode([1u8; 16]))).is_err());
+        assert!(key().seal("a", &SecretString::from("")).is_err());
+        assert!(key().seal("a", &SecretString::from("x\ny")).is_err());
+    }
+}
+
+/// Opens users' stored credentials for forwarding, with a short cache in front of the store.
+pub struct CredentialVault {
+    store: std::sync::Arc<dyn crate::store::TokenStore>,
+    key: CredentialKey,
+    cache: moka::future::Cache<String, Option<std::sync::Arc<SecretString>>>,
+}
+
+/// Why no credential could be used for a user.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+}
+
+impl CredentialVault {
+    pub fn new(store: std::sync::Arc<dyn crate::store::TokenStore>, key: CredentialKey, ttl: std::time::Duration) -> Self {
+        Self {
+            store,
+            key,
+            cache: moka::future::Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
+        }
+    }
+
+    /// The user's credential, or `None` when none is stored.
+    pub async fn get(&self, user: &str) -> Result<Option<std::sync::Arc<SecretString>>, std::sync::Arc<VaultError>> {
+        self.cache
+            .try_get_with_by_ref(user, async {
+                match self.store.get_credential(user).await? {
+                    Some(sealed) => Ok(Some(std::sync::Arc::new(self.key.open(user, &sealed)?))),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    /// Forgets a cached credential (after it was replaced).
+    pub async fn forget(&self, user: &str) {
+        self.cache.invalidate(user).await;
+    }
+}

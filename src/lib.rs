@@ -1,0 +1,32 @@
+//! tokengate: an API-token authentication gateway for Bitbucket Data Center.
+//!
+//! # Layout
+//!
+//! - [`cli`] parses the command line; [`app`] wires the parts together and runs them.
+//! - [`config`]: the TOML file and `TOKENGATE_SECTION__KEY` overrides, validated into [`config::Config`].
+//! - [`token`]: the token string format, its checksum, argon2id hashing, the stored record.
+//! - [`store`]: the [`store::TokenStore`] trait with PostgreSQL and SQLite backends.
+//! - [`auth`]: credential parsing, verification with its cache, the pure decision table and
+//!   the wording of its log lines.
+//! - [`ratelimit`]: per-token quotas enforced with governor.
+//! - [`proxy`]: the listener, request context, and streaming forwarding to Bitbucket.
+//! - [`telemetry`]: the Bitbucket-format log lines and the non-blocking log writer.
+//! - [`audit`]: audit events, their batching writer and retention.
+//! - [`admin`]: the admin REST API, health, readiness and metrics.
+//! - [`credential`]: users' Bitbucket credentials, sealed at rest.
+//! - [`usage`]: coalesced last-used tracking; [`metrics`]: the Prometheus registry.
+
+pub mod admin;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod credential;
+pub mod metrics;
+pub mod proxy;
+pub mod ratelimit;
+pub mod store;
+pub mod telemetry;
+pub mod token;
+pub mod usage;

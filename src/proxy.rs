@@ -1,0 +1,13 @@
+//! The proxy listener: request context, the decision, and streaming forwarding to Bitbucket.
+
+mod context;
+mod forward;
+mod gateway;
+mod report;
+mod respond;
+mod server;
+mod service;
+
+pub use context::{RequestIds, Remote, remote, session_id};
+pub use gateway::{Gateway, Parts};
+pub use server::{Limits, serve};

@@ -1,0 +1,210 @@
+//! The request context of DESIGN.md section 1: request id, session id, remote addresses and
+//! the client IP every decision uses.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use chrono::{Local, Timelike};
+use http::HeaderMap;
+use http::header::COOKIE;
+use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+
+use crate::auth::canonical;
+
+/// Issues request ids `@{NODE}x{MINUTE_OF_DAY}x{COUNTER}x{IN_FLIGHT}` and tracks requests in
+/// flight.
+#[derive(Debug)]
+pub struct RequestIds {
+    node: String,
+    /// Requests seen by this process.
+    counter: AtomicU64,
+    /// Requests being handled now.
+    in_flight: AtomicUsize,
+}
+
+/// Marks one request in flight until dropped.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl RequestIds {
+    pub fn new(node: impl Into<String>) -> Self {
+        Self {
+            node: node.into(),
+            counter: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    /// A new request id for a request arriving now (local time), and its in-flight mark.
+    pub fn next(&self) -> (String, InFlight<'_>) {
+        let now = Local::now();
+        let minute = now.hour() * 60 + now.minute();
+        let count = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let others = self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let id = format!("@{}x{minute}x{count}x{others}", self.node);
+        (id, InFlight(&self.in_flight))
+    }
+
+    /// Requests being handled now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// A short stable hash of the Bitbucket session cookie (6 base-36 characters), never the
+/// cookie itself.
+pub fn session_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == "BITBUCKETSESSIONID" || *name == "JSESSIONID")
+        .map(|(_, value)| value)?;
+    let digest = Sha256::digest(value.as_bytes());
+    let mut n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) % 36u64.pow(6);
+    let mut out = [b'0'; 6];
+    for slot in out.iter_mut().rev() {
+        *slot = b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize];
+        n /= 36;
+    }
+    Some(String::from_utf8(out.to_vec()).expect("ASCII"))
+}
+
+/// The remote addresses as Bitbucket logs them and the client IP derived from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// `X-Forwarded-For` entries then the peer, comma separated; entries that are not IP
+    /// addresses are written `unknown`.
+    pub addresses: String,
+    /// The right-most address not in `trusted_proxies`.
+    pub client_ip: IpAddr,
+}
+
+/// Reads `X-Forwarded-For` and the peer address. Only entries added by trusted proxies are
+/// believed: walking from the peer leftwards, the first address that is not a trusted proxy
+/// is the client.
+pub fn remote(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> Remote {
+    let peer_ip = canonical(peer.ip());
+    let forwarded: Vec<Option<IpAddr>> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("").split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<IpAddr>().ok().map(canonical))
+        .collect();
+
+    let mut addresses = String::with_capacity(16 * (forwarded.len() + 1));
+    for entry in &forwarded {
+        match entry {
+            Some(ip) => write!(addresses, "{ip},").expect("writing to a String"),
+            None => addresses.push_str("unknown,"),
+        }
+    }
+    write!(addresses, "{peer_ip}").expect("writing to a String");
+
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client_ip = peer_ip;
+    if is_trusted(&peer_ip) {
+        for entry in forwarded.iter().rev() {
+            match entry {
+                Some(ip) => {
+                    client_ip = *ip;
+                    if !is_trusted(ip) {
+                        break;
+                    }
+                }
+                // A trusted proxy passed on garbage: stop at the last address we could read.
+                None => break,
+            }
+        }
+    }
+    Remote { addresses, client_ip }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn bitbucket_address_list() {
+        let r = remote(&headers(&["79.209.73.23"]), "100.120.0.11:5000".parse().unwrap(), &nets(&["100.64.0.0/10"]));
+        assert_eq!(r.addresses, "79.209.73.23,100.120.0.11");
+        assert_eq!(r.client_ip, "79.209.73.23".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn untrusted_peer_is_the_client_whatever_it_claims() {
+        let r = remote(&headers(&["10.0.0.1"]), "203.0.113.9:5000".parse().unwrap(), &nets(&["100.64.0.0/10"]));
+        assert_eq!(r.client_ip, "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(r.addresses, "10.0.0.1,203.0.113.9");
+    }
+
+    #[test]
+    fn prepended_entries_are_not_believed() {
+        // The client wrote 10.0.0.1 itself; the trusted proxy appended the real address.
+        let r = remote(&headers(&["10.0.0.1, 198.51.100.7"]), "100.64.0.2:1".parse().unwrap(), &nets(&["100.64.0.0/10"]));
+        assert_eq!(r.client_ip, "198.51.100.7".parse::<IpAddr>().unwrap());
+        assert_eq!(r.addresses, "10.0.0.1,198.51.100.7,100.64.0.2");
+    }
+
+    #[test]
+    fn chains_of_trusted_proxies_and_garbage() {
+        let trusted = nets(&["100.64.0.0/10", "127.0.0.1/32"]);
+        let r = remote(&headers(&["2001:db8::1", "100.64.0.5"]), "127.0.0.1:1".parse().unwrap(), &trusted);
+        assert_eq!(r.client_ip, "2001:db8::1".parse::<IpAddr>().unwrap());
+        let r = remote(&headers(&["<script>\r\nx", "100.64.0.5"]), "127.0.0.1:1".parse().unwrap(), &trusted);
+        assert_eq!(r.client_ip, "100.64.0.5".parse::<IpAddr>().unwrap());
+        assert_eq!(r.addresses, "unknown,100.64.0.5,127.0.0.1");
+        let r = remote(&HeaderMap::new(), "[::ffff:10.1.2.3]:1".parse().unwrap(), &trusted);
+        assert_eq!(r.client_ip, "10.1.2.3".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn request_ids_count_and_track_in_flight() {
+        let ids = RequestIds::new("A6X2OX");
+        let (first, mark) = ids.next();
+        let (second, _mark2) = ids.next();
+        assert!(first.starts_with("@A6X2OXx") && first.ends_with("x1x0"), "{first}");
+        assert!(second.ends_with("x2x1"), "{second}");
+        drop(mark);
+        assert_eq!(ids.in_flight(), 1);
+    }
+
+    #[test]
+    fn session_ids_hash_the_cookie() {
+        let mut h = HeaderMap::new();
+        assert_eq!(session_id(&h), None);
+        h.insert(COOKIE, HeaderValue::from_static("a=b; BITBUCKETSESSIONID=abc123"));
+        let id = session_id(&h).unwrap();
+        assert_eq!(id.len(), 6);
+        assert!(!id.contains("abc123"));
+        let mut other = HeaderMap::new();
+        other.insert(COOKIE, HeaderValue::from_static("JSESSIONID=abc123"));
+        assert_eq!(session_id(&other), Some(id));
+    }
+}

@@ -1,0 +1,78 @@
+//! The gateway's shared state: everything a request needs, built once at start-up.
+
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use super::context::RequestIds;
+use super::forward::Upstream;
+use crate::audit::AuditSink;
+use crate::auth::Verifier;
+use crate::config::{Config, Identity};
+use crate::credential::CredentialVault;
+use crate::metrics::Metrics;
+use crate::ratelimit::{Limiter, RateQuota};
+use crate::usage::UsageTracker;
+
+/// State shared by every request on the proxy listener.
+pub struct Gateway {
+    pub node_id: String,
+    /// Path prefixes where tokens are accepted.
+    pub protected_paths: Vec<String>,
+    /// The same, joined for messages.
+    pub protected_paths_text: String,
+    pub basic_auth_fallback: bool,
+    pub allowed_ips: Vec<IpNet>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub default_quota: RateQuota,
+    pub identity: Identity,
+    pub identity_header: http::HeaderName,
+    pub ids: RequestIds,
+    pub verifier: Arc<Verifier>,
+    pub limiter: Arc<dyn Limiter>,
+    pub upstream: Upstream,
+    pub audit: AuditSink,
+    pub metrics: Arc<Metrics>,
+    /// Present when `upstream.identity = "credential"`.
+    pub credentials: Option<Arc<CredentialVault>>,
+    pub usage: Arc<UsageTracker>,
+}
+
+/// The parts [`Gateway::new`] takes besides the config.
+pub struct Parts {
+    pub verifier: Arc<Verifier>,
+    pub limiter: Arc<dyn Limiter>,
+    pub audit: AuditSink,
+    pub metrics: Arc<Metrics>,
+    pub credentials: Option<Arc<CredentialVault>>,
+    pub usage: Arc<UsageTracker>,
+}
+
+impl Gateway {
+    pub fn new(config: &Config, parts: Parts) -> Self {
+        Self {
+            node_id: config.node_id.clone(),
+            protected_paths: config.auth.protected_paths.clone(),
+            protected_paths_text: config.auth.protected_paths.join(", "),
+            basic_auth_fallback: config.auth.basic_auth_fallback,
+            allowed_ips: config.auth.allowed_ips.clone(),
+            trusted_proxies: config.proxy.trusted_proxies.clone(),
+            default_quota: config.rate_limit.default,
+            identity: config.upstream.identity,
+            identity_header: config.upstream.identity_header.clone(),
+            ids: RequestIds::new(config.node_id.clone()),
+            verifier: parts.verifier,
+            limiter: parts.limiter,
+            upstream: Upstream::new(&config.upstream),
+            audit: parts.audit,
+            metrics: parts.metrics,
+            credentials: parts.credentials,
+            usage: parts.usage,
+        }
+    }
+
+    /// True when `path` is under one of the protected prefixes.
+    pub fn is_protected(&self, path: &str) -> bool {
+        self.protected_paths.iter().any(|p| path.starts_with(p.as_str()))
+    }
+}

@@ -1,0 +1,88 @@
+//! Responses the gateway writes itself, in Bitbucket's REST error shape
+//! `{"errors":[{"context":null,"message":"…","exceptionName":null}]}`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+
+use crate::auth::Scheme;
+use crate::ratelimit::{RateStatus, ceil_seconds};
+
+/// The body type of every proxy response.
+pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Wraps bytes as a [`ProxyBody`].
+pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// Bitbucket's error body, fields in Bitbucket's order.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    errors: [ErrorEntry<'a>; 1],
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorEntry<'a> {
+    context: Option<&'a str>,
+    message: &'a str,
+    exception_name: Option<&'a str>,
+}
+
+/// A response in Bitbucket's error shape.
+pub fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let body = ErrorBody {
+        errors: [ErrorEntry { context: None, message, exception_name: None }],
+    };
+    let body = serde_json::to_string(&body).expect("serialising strings cannot fail");
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    response
+}
+
+/// 401 with the `WWW-Authenticate` challenge of the scheme that was used.
+pub fn unauthorized(scheme: Option<Scheme>, message: &str) -> Response<ProxyBody> {
+    let mut response = error(StatusCode::UNAUTHORIZED, message);
+    let challenge = match scheme {
+        Some(Scheme::Bearer) => r#"Bearer realm="tokengate", error="invalid_token""#,
+        Some(Scheme::Basic) | None => r#"Basic realm="tokengate""#,
+    };
+    response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    response
+}
+
+/// 403 for a read-only token used for a write.
+pub fn insufficient_scope(message: &str) -> Response<ProxyBody> {
+    let mut response = error(StatusCode::FORBIDDEN, message);
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static(r#"Bearer realm="tokengate", error="insufficient_scope""#),
+    );
+    response
+}
+
+/// 429 with `Retry-After` (whole seconds, rounded up).
+pub fn too_many_requests(message: &str, retry_after: Duration) -> Response<ProxyBody> {
+    let mut response = error(StatusCode::TOO_MANY_REQUESTS, message);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(ceil_seconds(retry_after).max(1)));
+    response
+}
+
+/// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
+pub fn add_rate_headers<B>(response: &mut Response<B>, status: &RateStatus) {
+    let headers = response.headers_mut();
+    headers.insert("ratelimit-limit", HeaderValue::from(status.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(status.remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(ceil_seconds(status.reset)));
+}

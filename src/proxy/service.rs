@@ -1,0 +1,219 @@
+//! One request on the proxy listener: gather the inputs, decide, then act (forward, reject,
+//! log, audit).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::Utc;
+use http::header::{AUTHORIZATION, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use secrecy::ExposeSecret;
+use tracing::Instrument;
+
+use super::context::{remote, session_id};
+use super::forward::{UpstreamError, set_forwarded, strip_hop_by_hop};
+use super::report::{Facts, outcome, report};
+use super::respond::{self, ProxyBody, add_rate_headers};
+use super::Gateway;
+use crate::auth::messages::AuthMessage;
+use crate::auth::{Credential, Decision, Invalid, Policy, Presented, RequestFacts, Verification, decide};
+use crate::config::Identity;
+use crate::ratelimit::Wording;
+use crate::telemetry::AUTH_TARGET;
+
+const REQUEST_ID_HEADER: &str = "x-arequestid";
+
+/// Handles one request; never fails (errors become responses).
+pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+    let (request_id, _in_flight) = gateway.ids.next();
+    let remote = remote(request.headers(), peer, &gateway.trusted_proxies);
+    let session = session_id(request.headers());
+    let request_line = RequestLine(&request);
+    let span = tracing::info_span!(
+        target: "tokengate::request",
+        "request",
+        request_id = %request_id,
+        session_id = session.as_deref(),
+        addresses = %remote.addresses,
+        request_line = %request_line,
+    );
+    let mut response = decide_and_act(&gateway, request, peer, remote.client_ip, &request_id)
+        .instrument(span)
+        .await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// `GET /path?query HTTP/1.1`, written lazily into the span.
+struct RequestLine<'a>(&'a Request<Incoming>);
+
+impl std::fmt::Display for RequestLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.0;
+        let version = match r.version() {
+            Version::HTTP_10 => "HTTP/1.0",
+            Version::HTTP_2 => "HTTP/2.0",
+            _ => "HTTP/1.1",
+        };
+        let target = r.uri().path_and_query().map_or("/", |p| p.as_str());
+        write!(f, "{} {target} {version}", r.method())
+    }
+}
+
+async fn decide_and_act(
+    gateway: &Gateway,
+    mut request: Request<Incoming>,
+    peer: SocketAddr,
+    client_ip: std::net::IpAddr,
+    request_id: &str,
+) -> Response<ProxyBody> {
+    let now = Utc::now();
+    let path = request.uri().path().to_owned();
+    let protected = gateway.is_protected(&path);
+    let presented = match Credential::from_headers(request.headers()) {
+        Credential::Missing => Presented::Nothing,
+        Credential::Foreign { user, .. } => Presented::Foreign { user },
+        Credential::Token { scheme, basic_user, token } => {
+            let verification = if protected {
+                gateway.verifier.verify(&token, client_ip).await
+            } else {
+                // Refused below whatever it is; no need to look it up.
+                Verification::Invalid { reason: Invalid::Malformed, owner: None }
+            };
+            Presented::Token { scheme, basic_user, verification }
+        }
+    };
+    let facts = RequestFacts {
+        method: request.method(),
+        path: &path,
+        query: request.uri().query(),
+        client_ip,
+        protected,
+        now,
+    };
+    let policy = Policy {
+        basic_auth_fallback: gateway.basic_auth_fallback,
+        allowed_ips: &gateway.allowed_ips,
+        default_quota: gateway.default_quota,
+    };
+    let decision = decide(&facts, presented, &policy, |token, quota| {
+        gateway.limiter.check(&token.id.key(), quota)
+    });
+    gateway.metrics.count_request(outcome(&decision));
+    let method = request.method().as_str().to_owned();
+    report(
+        gateway,
+        &decision,
+        &Facts { method: &method, path: &path, client_ip, request_id, now },
+    );
+
+    // Whatever happens next, a client's copy of the identity header never goes upstream.
+    request.headers_mut().remove(&gateway.identity_header);
+    match decision {
+        Decision::PassThrough | Decision::Fallback { .. } => forward(gateway, request, peer, request_id).await,
+        Decision::Allow { token, status } => {
+            gateway.usage.record(&token.id, now, client_ip);
+            request.headers_mut().remove(AUTHORIZATION);
+            match gateway.identity {
+                Identity::Header => {
+                    let Ok(user) = HeaderValue::from_str(&token.user) else {
+                        return respond::error(StatusCode::BAD_REQUEST, "The token's user name cannot be sent to Bitbucket.");
+                    };
+                    request.headers_mut().insert(gateway.identity_header.clone(), user);
+                }
+                Identity::Credential => {
+                    let vault = gateway.credentials.as_ref().expect("credential identity has a vault");
+                    match vault.get(&token.user).await {
+                        Ok(Some(credential)) => {
+                            let value = format!("Bearer {}", credential.expose_secret());
+                            let Ok(mut value) = HeaderValue::from_str(&value) else {
+                                return respond::error(StatusCode::BAD_GATEWAY, "The stored Bitbucket credential cannot be used.");
+                            };
+                            value.set_sensitive(true);
+                            request.headers_mut().insert(AUTHORIZATION, value);
+                        }
+                        Ok(None) => {
+                            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::NoUpstreamCredential { user: &token.user, path: &path });
+                            return respond::unauthorized(None, "No Bitbucket credential is stored for this token's user; an administrator must set one.");
+                        }
+                        Err(e) => {
+                            tracing::warn!(target: "tokengate::proxy", error = %e, "opening the stored credential failed");
+                            return respond::error(StatusCode::SERVICE_UNAVAILABLE, "The Bitbucket credential for this token's user cannot be read right now.");
+                        }
+                    }
+                }
+            }
+            let mut response = forward(gateway, request, peer, request_id).await;
+            add_rate_headers(&mut response, &status);
+            response
+        }
+        Decision::NoValidToken { scheme, .. } => respond::unauthorized(
+            scheme,
+            "Authentication failed: no valid API token was provided.",
+        ),
+        Decision::IpNotAllowed { scheme, .. } => respond::unauthorized(
+            Some(scheme),
+            &format!("IP address {client_ip} is not allowed to use this API token."),
+        ),
+        Decision::ScopeDenied { .. } => respond::insufficient_scope(&format!(
+            "This API token is read-only and covers only GET, HEAD and OPTIONS requests and git fetch; this {method} request needs a read/write token."
+        )),
+        Decision::RateLimited { quota, status, retry_after, .. } => {
+            let mut response = respond::too_many_requests(
+                &format!("Rate limit exceeded: this API token allows {}.", Wording(&quota)),
+                retry_after,
+            );
+            add_rate_headers(&mut response, &status);
+            response
+        }
+        Decision::TokenOutsideProtectedPaths => respond::unauthorized(
+            None,
+            &format!(
+                "API tokens are accepted only under {}; this request was not forwarded.",
+                gateway.protected_paths_text
+            ),
+        ),
+        Decision::StoreUnavailable => {
+            tracing::warn!(target: "tokengate::proxy", "token store unavailable; refusing a token that is not cached");
+            respond::error(StatusCode::SERVICE_UNAVAILABLE, "Token verification is temporarily unavailable. Please try again shortly.")
+        }
+        Decision::TooManyFailures { retry_after } => respond::too_many_requests(
+            "Too many failed token verifications from this address.",
+            retry_after,
+        ),
+    }
+}
+
+async fn forward(gateway: &Gateway, mut request: Request<Incoming>, peer: SocketAddr, request_id: &str) -> Response<ProxyBody> {
+    let peer_ip = crate::auth::canonical(peer.ip());
+    let peer_trusted = gateway.trusted_proxies.iter().any(|net| net.contains(&peer_ip));
+    let headers = request.headers_mut();
+    strip_hop_by_hop(headers);
+    set_forwarded(headers, peer_ip, peer_trusted);
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID_HEADER, value);
+    }
+    match gateway.upstream.send(request).await {
+        Ok((response, latency)) => {
+            gateway.metrics.upstream_latency.observe(latency.as_secs_f64());
+            response.map(|body| body.boxed())
+        }
+        Err(e) => {
+            tracing::warn!(target: "tokengate::proxy", error = %e, "forwarding failed");
+            match e {
+                UpstreamError::Unreachable(_) => {
+                    gateway.metrics.count_request("upstream_unreachable");
+                    respond::error(StatusCode::BAD_GATEWAY, "Bitbucket could not be reached. Please try again shortly.")
+                }
+                UpstreamError::Timeout(_) => {
+                    gateway.metrics.count_request("upstream_timeout");
+                    respond::error(StatusCode::GATEWAY_TIMEOUT, "Bitbucket did not answer in time.")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Persistence behind one trait, [`TokenStore`], with a PostgreSQL and an SQLite
+//! implementation chosen by the database URL's scheme.
+//!
+//! Both backends keep tokens (hashes only), users' sealed upstream credentials and the audit
+//! trail, and both tell running gateways when a token changed ([`TokenStore::watch`]).
+
+mod error;
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+pub use error::StoreError;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
+use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord, TokenState};
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A filter and page of [`TokenStore::list_tokens`], newest first.
+#[derive(Debug, Clone)]
+pub struct TokenQuery {
+    pub user: Option<String>,
+    pub state: Option<TokenState>,
+    /// The time against which `state` is judged.
+    pub now: DateTime<Utc>,
+    /// At most this many records.
+    pub limit: u32,
+    /// Continue after this record (from the last page's last record).
+    pub after: Option<(DateTime<Utc>, TokenId)>,
+}
+
+/// One coalesced "token was used" fact, written in batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastUse {
+    pub id: TokenId,
+    pub at: DateTime<Utc>,
+    pub ip: IpAddr,
+}
+
+/// What [`TokenStore::watch`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// This token was created, changed or revoked.
+    Token(TokenId),
+    /// Changes may have been missed (a lost connection): forget everything cached.
+    All,
+}
+
+/// Storage of tokens, credentials and audit events.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// Applies the backend's migrations (idempotent).
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// A cheap round trip, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a new token. A duplicate id is [`StoreError::Conflict`].
+    async fn insert_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError>;
+
+    /// One token by id, whatever its state.
+    async fn get_token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// A page of tokens, newest first (`created_at` then `id`, both descending).
+    async fn list_tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Applies a patch and announces the change; `None` when the id is unknown.
+    async fn update_token(
+        &self,
+        id: &TokenId,
+        patch: &TokenPatch,
+    ) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Marks a token revoked (the first revocation time is kept) and announces the change;
+    /// `None` when the id is unknown.
+    async fn revoke_token(
+        &self,
+        id: &TokenId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Records last-used times and addresses; an older time never overwrites a newer one.
+    async fn record_last_used(&self, uses: &[LastUse]) -> Result<(), StoreError>;
+
+    /// Tokens neither revoked nor expired at `now`.
+    async fn count_active_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Stores (or replaces) a user's sealed upstream credential.
+    async fn put_credential(&self, user: &str, sealed: &[u8]) -> Result<(), StoreError>;
+
+    /// A user's sealed upstream credential.
+    async fn get_credential(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Inserts audit events in one batch.
+    async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+
+    /// A page of audit events, newest first.
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>, StoreError>;
+
+    /// Deletes at most `batch` of the oldest events that are older than `older_than` or beyond
+    /// the newest `max_rows`; returns how many it deleted. Called repeatedly until it returns 0.
+    async fn purge_audit(
+        &self,
+        older_than: DateTime<Utc>,
+        max_rows: Option<u64>,
+        batch: u32,
+    ) -> Result<u64, StoreError>;
+
+    /// A stream of token changes made by any process on this database, delivered within a
+    /// second. Ends when the store is dropped.
+    async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError>;
+}
+
+/// Opens the store a URL names: `postgres://…`/`postgresql://…` or `sqlite://path`.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn TokenStore>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, max_connections).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}

@@ -1,0 +1,363 @@
+//! The PostgreSQL backend, for a tier of gateways sharing one database.
+//!
+//! Token changes are announced with `pg_notify('tokengate_tokens', id)` in the transaction that
+//! makes them, so every replica's [`TokenStore::watch`] hears of them once they commit.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, Postgres, Row};
+use tokio::sync::{mpsc, watch};
+
+use super::rows::{self, ReadRow, audit_from_row, corrupt, token_from_row};
+use super::sql::{self, Dialect};
+use super::{Backend, Change, LastUse, StoreError, TokenQuery, TokenStore};
+use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
+use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// The notification channel that carries changed token ids.
+const CHANNEL: &str = "tokengate_tokens";
+/// How long a query waits for a connection before the store counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Bounds of the wait between attempts to re-establish a lost `LISTEN` connection.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A [`TokenStore`] on PostgreSQL.
+pub struct PgStore {
+    pool: PgPool,
+    /// Kept to open each watcher's dedicated `LISTEN` connection.
+    options: PgConnectOptions,
+    /// Dropped with the store, which ends every watcher task.
+    alive: watch::Sender<()>,
+}
+
+impl PgStore {
+    /// Parses the URL and sets up a pool that connects on first use. A query that cannot get a
+    /// connection within a few seconds fails with [`StoreError::Unavailable`].
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("tokengate");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options.clone());
+        Ok(Self {
+            pool,
+            options,
+            alive: watch::channel(()).0,
+        })
+    }
+
+    async fn listen(&self) -> Result<(PgPool, PgListener), sqlx::Error> {
+        // One connection of its own, held for as long as the watcher runs.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with(self.options.clone());
+        let listener = subscribe(&pool).await?;
+        Ok((pool, listener))
+    }
+}
+
+impl Dialect for Postgres {
+    type Time = DateTime<Utc>;
+    fn time(t: DateTime<Utc>) -> DateTime<Utc> {
+        t
+    }
+    const JSON_CAST: &'static str = "::jsonb";
+    const JSON_SELECT: &'static str = "attributes::text";
+    const MAX_BINDS: usize = 65_535;
+}
+
+impl ReadRow for PgRow {
+    fn opt_text(&self, col: &'static str) -> Result<Option<String>, StoreError> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+    fn opt_int(&self, col: &'static str) -> Result<Option<i64>, StoreError> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+    fn opt_time(&self, col: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+}
+
+/// Announces a token change; delivered when the surrounding transaction commits.
+async fn announce(conn: &mut PgConnection, id: &TokenId) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(id.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl TokenStore for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // Acquire first, so that an unreachable database is `Unavailable`, not a migration error.
+        let mut conn = self.pool.acquire().await?;
+        MIGRATOR.run_direct(None, &mut *conn, false).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sql::insert_token::<Postgres>(token)
+            .build()
+            .fetch_one(&mut *tx)
+            .await?;
+        let record = token_from_row(&row)?;
+        announce(&mut tx, &record.id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn get_token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            rows::token_columns!(),
+            " FROM tokens WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn list_tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sql::list_tokens::<Postgres>(query)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn update_token(
+        &self,
+        id: &TokenId,
+        patch: &TokenPatch,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let Some(mut update) = sql::update_token::<Postgres>(id, patch) else {
+            return self.get_token(id).await;
+        };
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = update.build().fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let record = token_from_row(&row)?;
+        announce(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Some(record))
+    }
+
+    async fn revoke_token(
+        &self,
+        id: &TokenId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ",
+            rows::token_columns!()
+        ))
+        .bind(id.as_str())
+        .bind(rows::floor_ms(at))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let record = token_from_row(&row)?;
+        announce(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Some(record))
+    }
+
+    async fn record_last_used(&self, uses: &[LastUse]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for u in uses {
+            sqlx::query(
+                "UPDATE tokens SET last_used_at = $2, last_used_ip = $3 \
+                 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+            )
+            .bind(u.id.as_str())
+            .bind(rows::floor_ms(u.at))
+            .bind(u.ip.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn count_active_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let n: i64 = sql::count_active::<Postgres>(now)
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    async fn put_credential(&self, user: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO credentials (user_name, sealed, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_name) DO UPDATE \
+             SET sealed = EXCLUDED.sealed, updated_at = EXCLUDED.updated_at",
+        )
+        .bind(user)
+        .bind(sealed)
+        .bind(rows::floor_ms(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_credential(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT sealed FROM credentials WHERE user_name = $1")
+                .bind(user)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in events.chunks(sql::audit_chunk::<Postgres>()) {
+            sql::insert_audit::<Postgres>(chunk)
+                .build()
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>, StoreError> {
+        let rows = sql::query_audit::<Postgres>(query)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn purge_audit(
+        &self,
+        older_than: DateTime<Utc>,
+        max_rows: Option<u64>,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let nth_newest = match max_rows {
+            Some(n) => sql::nth_newest_audit::<Postgres>(n)
+                .build()
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|row| Ok::<_, StoreError>((row.time("time")?, row.int("id")?)))
+                .transpose()?,
+            None => None,
+        };
+        let done = sql::purge_audit::<Postgres>(older_than, nth_newest, batch)
+            .build()
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError> {
+        // Subscribed before returning: a change committed after `watch()` is never missed.
+        let (pool, listener) = self.listen().await?;
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(forward(pool, listener, tx, self.alive.subscribe()));
+        Ok(rx)
+    }
+}
+
+async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Relays notifications until the receiver or the store is dropped. A lost connection is
+/// reported as [`Change::All`], then re-established with backoff (and reported again, for
+/// what happened while it was down).
+async fn forward(
+    pool: PgPool,
+    listener: PgListener,
+    tx: mpsc::Sender<Change>,
+    mut alive: watch::Receiver<()>,
+) {
+    let mut listener = Some(listener);
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let change = match listener.as_mut() {
+            Some(l) => tokio::select! {
+                () = tx.closed() => return,
+                _ = alive.changed() => return,
+                received = l.try_recv() => match received {
+                    Ok(Some(n)) => match TokenId::parse(n.payload()) {
+                        Some(id) => Change::Token(id),
+                        None => {
+                            tracing::warn!(payload = n.payload(), "ignoring a malformed token change notification");
+                            continue;
+                        }
+                    },
+                    // Lost and already re-subscribed (eager reconnect).
+                    Ok(None) => Change::All,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lost the token change subscription");
+                        listener = None;
+                        Change::All
+                    }
+                },
+            },
+            None => tokio::select! {
+                () = tx.closed() => return,
+                _ = alive.changed() => return,
+                subscribed = subscribe(&pool) => match subscribed {
+                    Ok(l) => {
+                        tracing::info!("token change subscription re-established");
+                        listener = Some(l);
+                        backoff = MIN_BACKOFF;
+                        Change::All
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "re-subscribing to token changes failed");
+                        tokio::select! {
+                            () = tx.closed() => return,
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                },
+            },
+        };
+        if tx.send(change).await.is_err() {
+            return;
+        }
+    }
+}

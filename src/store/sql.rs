@@ -1,0 +1,266 @@
+//! SQL that both backends share, built once over a [`Dialect`]: inserting a token, patching
+//! one, the filtered keyset pages of tokens and audit events, and the multi-row audit insert.
+//! Placeholders come from [`QueryBuilder`], so the same code yields `$1` or `?`.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use super::rows::{AUDIT_COLUMNS, TOKEN_COLUMNS, ceil_ms, encode_ips, encode_rate, floor_ms};
+use super::TokenQuery;
+use crate::audit::{AuditEvent, AuditQuery};
+use crate::token::{NewToken, TokenId, TokenPatch, TokenState};
+
+/// What differs between the backends' SQL.
+pub(super) trait Dialect: Database {
+    /// How a time is bound: `TIMESTAMPTZ` or integer unix milliseconds.
+    type Time: for<'a> Encode<'a, Self> + Type<Self> + Send;
+    /// Converts a time (already at millisecond precision) for binding.
+    fn time(t: DateTime<Utc>) -> Self::Time;
+    /// Appended after a bound JSON text to store it in the `attributes` column.
+    const JSON_CAST: &'static str;
+    /// The select expression that reads `attributes` back as JSON text.
+    const JSON_SELECT: &'static str;
+    /// The most bind parameters one statement may carry.
+    const MAX_BINDS: usize;
+}
+
+fn opt_time<DB: Dialect>(t: Option<DateTime<Utc>>) -> Option<DB::Time> {
+    t.map(|t| DB::time(floor_ms(t)))
+}
+
+/// `INSERT INTO tokens … RETURNING` the stored record.
+pub(super) fn insert_token<DB>(t: &NewToken) -> QueryBuilder<DB>
+where
+    DB: Dialect,
+    for<'a> String: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<String>: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<DB::Time>: Encode<'a, DB> + Type<DB>,
+{
+    let (requests, period) = encode_rate(t.rate_limit);
+    let mut qb = QueryBuilder::new(format!("INSERT INTO tokens ({TOKEN_COLUMNS}) "));
+    qb.push_values([t], |mut b, t| {
+        b.push_bind(t.id.as_str().to_owned())
+            .push_bind(t.user.clone())
+            .push_bind(t.description.clone())
+            .push_bind(t.scope.as_str().to_owned())
+            .push_bind(DB::time(floor_ms(t.created_at)))
+            .push_bind(opt_time::<DB>(t.expires_at))
+            .push_bind(encode_ips(&t.allowed_ips))
+            .push_bind(requests)
+            .push_bind(period)
+            .push_bind(None::<DB::Time>)
+            .push_bind(None::<String>)
+            .push_bind(None::<DB::Time>)
+            .push_bind(t.secret_hash.clone());
+    });
+    qb.push(format!(" RETURNING {TOKEN_COLUMNS}"));
+    qb
+}
+
+/// `UPDATE tokens SET … RETURNING` the changed record; `None` for an empty patch.
+pub(super) fn update_token<DB>(id: &TokenId, patch: &TokenPatch) -> Option<QueryBuilder<DB>>
+where
+    DB: Dialect,
+    for<'a> String: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<DB::Time>: Encode<'a, DB> + Type<DB>,
+{
+    if patch.is_empty() {
+        return None;
+    }
+    let mut qb = QueryBuilder::new("UPDATE tokens SET ");
+    let mut set = qb.separated(", ");
+    if let Some(description) = &patch.description {
+        set.push("description = ").push_bind_unseparated(description.clone());
+    }
+    if let Some(expires_at) = patch.expires_at {
+        set.push("expires_at = ").push_bind_unseparated(opt_time::<DB>(expires_at));
+    }
+    if let Some(ips) = &patch.allowed_ips {
+        set.push("allowed_ips = ").push_bind_unseparated(encode_ips(ips));
+    }
+    if let Some(quota) = patch.rate_limit {
+        let (requests, period) = encode_rate(quota);
+        set.push("rate_limit_requests = ").push_bind_unseparated(requests);
+        set.push("rate_limit_period_seconds = ").push_bind_unseparated(period);
+    }
+    qb.push(" WHERE id = ").push_bind(id.as_str().to_owned());
+    qb.push(format!(" RETURNING {TOKEN_COLUMNS}"));
+    Some(qb)
+}
+
+/// Pushes ` AND <the state condition at now>`.
+fn push_state<DB>(qb: &mut QueryBuilder<DB>, state: TokenState, now: DateTime<Utc>)
+where
+    DB: Dialect,
+{
+    // A stored expiry `e` is past at `now` exactly when `e <= floor_ms(now)`.
+    let now = DB::time(floor_ms(now));
+    match state {
+        TokenState::Active => {
+            qb.push(" AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ")
+                .push_bind(now)
+                .push(")");
+        }
+        TokenState::Expired => {
+            qb.push(" AND revoked_at IS NULL AND expires_at <= ").push_bind(now);
+        }
+        TokenState::Revoked => {
+            qb.push(" AND revoked_at IS NOT NULL");
+        }
+    }
+}
+
+/// `SELECT COUNT(*)` of the tokens active at `now`.
+pub(super) fn count_active<DB: Dialect>(now: DateTime<Utc>) -> QueryBuilder<DB> {
+    let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM tokens WHERE 1 = 1");
+    push_state(&mut qb, TokenState::Active, now);
+    qb
+}
+
+/// One page of tokens, newest first, after the cursor.
+pub(super) fn list_tokens<DB>(q: &TokenQuery) -> QueryBuilder<DB>
+where
+    DB: Dialect,
+    for<'a> String: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut qb = QueryBuilder::new(format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE 1 = 1"));
+    if let Some(user) = &q.user {
+        qb.push(" AND user_name = ").push_bind(user.clone());
+    }
+    if let Some(state) = q.state {
+        push_state(&mut qb, state, q.now);
+    }
+    if let Some((at, id)) = &q.after {
+        qb.push(" AND (created_at, id) < (")
+            .push_bind(DB::time(floor_ms(*at)))
+            .push(", ")
+            .push_bind(id.as_str().to_owned())
+            .push(")");
+    }
+    qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(i64::from(q.limit));
+    qb
+}
+
+/// One page of audit events, newest first, after the cursor.
+pub(super) fn query_audit<DB>(q: &AuditQuery) -> QueryBuilder<DB>
+where
+    DB: Dialect,
+    for<'a> String: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {AUDIT_COLUMNS}, {} AS attributes FROM audit_events WHERE 1 = 1",
+        DB::JSON_SELECT
+    ));
+    if let Some(user) = &q.user {
+        qb.push(" AND user_name = ").push_bind(user.clone());
+    }
+    if let Some(kind) = q.kind {
+        qb.push(" AND kind = ").push_bind(kind.as_str().to_owned());
+    }
+    if let Some(token_id) = &q.token_id {
+        qb.push(" AND token_id = ").push_bind(token_id.clone());
+    }
+    if let Some(since) = q.since {
+        qb.push(" AND time >= ").push_bind(DB::time(ceil_ms(since)));
+    }
+    if let Some(until) = q.until {
+        qb.push(" AND time < ").push_bind(DB::time(ceil_ms(until)));
+    }
+    if let Some((at, id)) = q.after {
+        qb.push(" AND (time, id) < (")
+            .push_bind(DB::time(floor_ms(at)))
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    qb.push(" ORDER BY time DESC, id DESC LIMIT ")
+        .push_bind(i64::from(q.limit));
+    qb
+}
+
+/// The `(time, id)` of the `n`-th newest audit event (0 is the newest).
+pub(super) fn nth_newest_audit<DB>(n: u64) -> QueryBuilder<DB>
+where
+    DB: Dialect,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut qb =
+        QueryBuilder::new("SELECT time, id FROM audit_events ORDER BY time DESC, id DESC LIMIT 1");
+    qb.push(" OFFSET ").push_bind(i64::try_from(n).unwrap_or(i64::MAX));
+    qb
+}
+
+/// Deletes the oldest `batch` events (by `time`, then `id`) that are older than `older_than`
+/// or not newer than `nth_newest` (the last event within `max_rows`, from
+/// [`nth_newest_audit`]). Both conditions select a prefix in that order, so their union is the
+/// prefix before one bound.
+pub(super) fn purge_audit<DB>(
+    older_than: DateTime<Utc>,
+    nth_newest: Option<(DateTime<Utc>, i64)>,
+    batch: u32,
+) -> QueryBuilder<DB>
+where
+    DB: Dialect,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+{
+    // `time < t` is `(time, id) < (t, MIN)`; `(time, id) <= (t, i)` is `(time, id) < (t, i + 1)`.
+    let by_age = (ceil_ms(older_than), i64::MIN);
+    let bound = match nth_newest {
+        Some((t, id)) => by_age.max((t, id.saturating_add(1))),
+        None => by_age,
+    };
+    let mut qb = QueryBuilder::new(
+        "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE (time, id) < (",
+    );
+    qb.push_bind(DB::time(bound.0))
+        .push(", ")
+        .push_bind(bound.1)
+        .push(") ORDER BY time, id LIMIT ")
+        .push_bind(i64::from(batch))
+        .push(")");
+    qb
+}
+
+/// Columns bound per audit row.
+const AUDIT_BINDS: usize = 12;
+
+/// How many audit events one INSERT carries on this backend.
+pub(super) fn audit_chunk<DB: Dialect>() -> usize {
+    DB::MAX_BINDS / AUDIT_BINDS
+}
+
+/// One multi-row `INSERT INTO audit_events`; `events` must not be empty and must fit
+/// [`audit_chunk`].
+pub(super) fn insert_audit<DB>(events: &[AuditEvent]) -> QueryBuilder<DB>
+where
+    DB: Dialect,
+    for<'a> String: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<String>: Encode<'a, DB> + Type<DB>,
+{
+    debug_assert!(!events.is_empty() && events.len() <= audit_chunk::<DB>());
+    let mut qb = QueryBuilder::new(
+        "INSERT INTO audit_events (time, kind, outcome, user_name, token_id, client_ip, \
+         method, path, request_id, node_id, actor, attributes) ",
+    );
+    qb.push_values(events, |mut b, e| {
+        b.push_bind(DB::time(floor_ms(e.time)))
+            .push_bind(e.kind.as_str().to_owned())
+            .push_bind(e.outcome.as_str().to_owned())
+            .push_bind(e.user.clone())
+            .push_bind(e.token_id.clone())
+            .push_bind(e.client_ip.map(|ip| ip.to_string()))
+            .push_bind(e.method.clone())
+            .push_bind(e.path.clone())
+            .push_bind(e.request_id.clone())
+            .push_bind(e.node_id.clone())
+            .push_bind(e.actor.clone())
+            .push_bind(e.attributes.to_string())
+            .push_unseparated(DB::JSON_CAST);
+    });
+    qb
+}

@@ -1,0 +1,379 @@
+//! The SQLite backend, an embedded file for a single node and for a first run.
+//!
+//! Times are integer unix milliseconds. Token changes are written to `token_changes` in the
+//! transaction that makes them; [`TokenStore::watch`] polls that table, so a change made by
+//! another process on the same file (the CLI) reaches the gateway within a second.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, SqliteConnection};
+use tokio::sync::{mpsc, watch};
+use tokio::time::MissedTickBehavior;
+
+use super::rows::{self, ReadRow, audit_from_row, corrupt, from_millis, token_from_row};
+use super::sql::{self, Dialect};
+use super::{Backend, Change, LastUse, StoreError, TokenQuery, TokenStore};
+use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
+use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a query waits for a free connection before the store counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often watchers look for new rows in `token_changes`.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Change rows older than this are deleted (every watcher is far more recent).
+const CHANGE_RETENTION: TimeDelta = TimeDelta::minutes(1);
+/// Polls between two deletions of old change rows (about 30 s).
+const CLEANUP_EVERY: u32 = 150;
+
+/// A [`TokenStore`] on an SQLite file.
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// Dropped with the store, which ends every watcher task.
+    alive: watch::Sender<()>,
+}
+
+impl SqliteStore {
+    /// Opens `sqlite://relative/path.db`, `sqlite:///abs/path.db` or `sqlite::memory:`, creating
+    /// the file and its directory when missing, in WAL mode with `synchronous=NORMAL`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut options = SqliteConnectOptions::from_str(url)?
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let mut pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        if in_memory {
+            // One connection, kept for the life of the pool: the database lives in it.
+            pool = pool
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        } else {
+            let parent = options.get_filename().parent().map(ToOwned::to_owned);
+            if let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+                tokio::fs::create_dir_all(&dir)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
+            }
+            options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            pool = pool.max_connections(max_connections.max(1));
+        }
+        Ok(Self {
+            pool: pool.connect_with(options).await?,
+            alive: watch::channel(()).0,
+        })
+    }
+}
+
+impl Dialect for Sqlite {
+    type Time = i64;
+    fn time(t: DateTime<Utc>) -> i64 {
+        t.timestamp_millis()
+    }
+    const JSON_CAST: &'static str = "";
+    const JSON_SELECT: &'static str = "attributes";
+    const MAX_BINDS: usize = 32_766;
+}
+
+impl ReadRow for SqliteRow {
+    fn opt_text(&self, col: &'static str) -> Result<Option<String>, StoreError> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+    fn opt_int(&self, col: &'static str) -> Result<Option<i64>, StoreError> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+    fn opt_time(&self, col: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.opt_int(col)?.map(|ms| from_millis(col, ms)).transpose()
+    }
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Records a token change for the watchers, in the caller's transaction.
+async fn announce(conn: &mut SqliteConnection, id: &TokenId) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO token_changes (token_id, at) VALUES (?, ?)")
+        .bind(id.as_str())
+        .bind(millis(Utc::now()))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        MIGRATOR.run_direct(None, &mut *conn, false).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sql::insert_token::<Sqlite>(token)
+            .build()
+            .fetch_one(&mut *tx)
+            .await?;
+        let record = token_from_row(&row)?;
+        announce(&mut tx, &record.id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn get_token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            rows::token_columns!(),
+            " FROM tokens WHERE id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn list_tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sql::list_tokens::<Sqlite>(query)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn update_token(
+        &self,
+        id: &TokenId,
+        patch: &TokenPatch,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let Some(mut update) = sql::update_token::<Sqlite>(id, patch) else {
+            return self.get_token(id).await;
+        };
+        // The first statement writes, so the transaction takes the write lock at once.
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = update.build().fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let record = token_from_row(&row)?;
+        announce(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Some(record))
+    }
+
+    async fn revoke_token(
+        &self,
+        id: &TokenId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING ",
+            rows::token_columns!()
+        ))
+        .bind(millis(at))
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let record = token_from_row(&row)?;
+        announce(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Some(record))
+    }
+
+    async fn record_last_used(&self, uses: &[LastUse]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for u in uses {
+            sqlx::query(
+                "UPDATE tokens SET last_used_at = ?1, last_used_ip = ?2 \
+                 WHERE id = ?3 AND (last_used_at IS NULL OR last_used_at < ?1)",
+            )
+            .bind(millis(u.at))
+            .bind(u.ip.to_string())
+            .bind(u.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn count_active_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let n: i64 = sql::count_active::<Sqlite>(now)
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    async fn put_credential(&self, user: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO credentials (user_name, sealed, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (user_name) DO UPDATE \
+             SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+        )
+        .bind(user)
+        .bind(sealed)
+        .bind(millis(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_credential(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT sealed FROM credentials WHERE user_name = ?")
+                .bind(user)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in events.chunks(sql::audit_chunk::<Sqlite>()) {
+            sql::insert_audit::<Sqlite>(chunk)
+                .build()
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>, StoreError> {
+        let rows = sql::query_audit::<Sqlite>(query)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn purge_audit(
+        &self,
+        older_than: DateTime<Utc>,
+        max_rows: Option<u64>,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let nth_newest = match max_rows {
+            Some(n) => sql::nth_newest_audit::<Sqlite>(n)
+                .build()
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|row| Ok::<_, StoreError>((row.time("time")?, row.int("id")?)))
+                .transpose()?,
+            None => None,
+        };
+        let done = sql::purge_audit::<Sqlite>(older_than, nth_newest, batch)
+            .build()
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError> {
+        // Start from what exists now: a change committed after `watch()` is never missed.
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM token_changes")
+            .fetch_one(&self.pool)
+            .await?;
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(poll(self.pool.clone(), last, tx, self.alive.subscribe()));
+        Ok(rx)
+    }
+}
+
+/// Relays new `token_changes` rows until the receiver or the store is dropped. After a
+/// failed poll it reports [`Change::All`] once polling works again, since rows may have been
+/// cleaned up in between.
+async fn poll(
+    pool: SqlitePool,
+    mut last: i64,
+    tx: mpsc::Sender<Change>,
+    mut alive: watch::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut failing = false;
+    let mut polls = 0u32;
+    loop {
+        tokio::select! {
+            () = tx.closed() => return,
+            _ = alive.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let changes: Result<Vec<(i64, String)>, _> =
+            sqlx::query_as("SELECT seq, token_id FROM token_changes WHERE seq > ? ORDER BY seq")
+                .bind(last)
+                .fetch_all(&pool)
+                .await;
+        let mut out = Vec::new();
+        match changes {
+            Ok(changes) => {
+                if std::mem::take(&mut failing) {
+                    out.push(Change::All);
+                }
+                for (seq, id) in changes {
+                    last = seq;
+                    match TokenId::parse(&id) {
+                        Some(id) => out.push(Change::Token(id)),
+                        None => tracing::warn!(token_id = id, "ignoring a malformed token change"),
+                    }
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "polling token changes failed");
+                }
+                failing = true;
+            }
+        }
+        for change in out {
+            if tx.send(change).await.is_err() {
+                return;
+            }
+        }
+        polls = polls.wrapping_add(1);
+        if polls % CLEANUP_EVERY == 0 {
+            let cutoff = millis(Utc::now() - CHANGE_RETENTION);
+            if let Err(e) = sqlx::query("DELETE FROM token_changes WHERE at < ?")
+                .bind(cutoff)
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(error = %e, "cleaning up old token changes failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Telemetry: every log line in Bitbucket's layout (or as JSON), written off the request path.
+//!
+//! One `tracing` subscriber: an [`EnvFilter`] built from [`LogSettings`], a layer that keeps the
+//! fields of each `request` span, and one event formatter ([`BitbucketFormat`] or [`JsonFormat`])
+//! writing through a lossy non-blocking writer whose dropped lines are counted.
+
+mod clock;
+mod context;
+mod error;
+mod escape;
+mod fields;
+mod filter;
+mod format;
+mod json;
+mod logger;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tracing::Subscriber;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use context::RequestContextLayer;
+pub use error::TelemetryError;
+pub use escape::Escaped;
+pub use filter::build_filter;
+pub use format::BitbucketFormat;
+pub use json::JsonFormat;
+pub use writer::{LogGuard, dropped_lines};
+
+/// Target of the decision lines, shown as [`LogSettings::auth_logger`].
+pub const AUTH_TARGET: &str = "tokengate::auth";
+/// Target of the rate-limit lines, shown as [`LogSettings::rate_limit_logger`].
+pub const RATE_LIMIT_TARGET: &str = "tokengate::ratelimit";
+/// Target of the per-request span; it is always enabled at INFO so every line inside a
+/// request carries the request fields, whatever the configured levels.
+pub const REQUEST_TARGET: &str = "tokengate::request";
+/// Name of the per-request span. A span with this name and a `request_id` field supplies
+/// `request_id`, `session_id` (optional), `addresses` and `request_line` to every line inside it.
+pub const REQUEST_SPAN: &str = "request";
+
+/// Default display name of [`AUTH_TARGET`], as Bitbucket's API-token app logs it.
+pub const DEFAULT_AUTH_LOGGER: &str = "d.r.a.p.auth.ApiTokenAuthSharedBase";
+/// Default display name of [`RATE_LIMIT_TARGET`].
+pub const DEFAULT_RATE_LIMIT_LOGGER: &str = "d.r.a.p.auth.ApiTokenRateLimiter";
+
+/// How each line is laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Bitbucket's own layout, byte for byte (see [`BitbucketFormat`]).
+    #[default]
+    Bitbucket,
+    /// One JSON object per line (see [`JsonFormat`]).
+    Json,
+}
+
+/// The validated `[log]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Default level: `off`, `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    /// Per-logger levels. Keys are display names (the two configured logger names, or their
+    /// full Java names such as `de.resolution.apitokenauth.platform.auth.ApiTokenRateLimiter`)
+    /// or tracing targets (`tokengate::proxy`, `sqlx`).
+    pub loggers: BTreeMap<String, String>,
+    /// Line layout.
+    pub format: LogFormat,
+    /// `None` writes to stdout; `Some` appends to this file, creating its parent directories.
+    pub file: Option<PathBuf>,
+    /// Display name of the decision lines' logger.
+    pub auth_logger: String,
+    /// Display name of the rate-limit lines' logger.
+    pub rate_limit_logger: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            loggers: BTreeMap::new(),
+            format: LogFormat::Bitbucket,
+            file: None,
+            auth_logger: DEFAULT_AUTH_LOGGER.into(),
+            rate_limit_logger: DEFAULT_RATE_LIMIT_LOGGER.into(),
+        }
+    }
+}
+
+/// Installs the global subscriber (and a `log` bridge, so `log` records become lines too),
+/// writing to [`LogSettings::file`] or stdout.
+///
+/// The returned guard must live until exit: dropping it flushes the lines still queued.
+/// Lines the writer had to drop are counted in [`dropped_lines`].
+///
+/// # Errors
+///
+/// Invalid settings (see [`build_filter`]), a log file that cannot be opened, or a global
+/// subscriber that is already installed.
+pub fn init(settings: &LogSettings) -> Result<LogGuard, TelemetryError> {
+    let filter = build_filter(settings)?;
+    let (writer, guard) = writer::open(settings.file.as_deref())?;
+    build_subscriber(settings, filter, SystemClock, writer)
+        .try_init()
+        .map_err(TelemetryError::AlreadyInstalled)?;
+    guard.publish_counter();
+    Ok(guard)
+}
+
+/// The subscriber [`init`] installs, writing to any `writer` with the given clock; for tests
+/// (an in-memory buffer and a [`FixedClock`]) and for callers that install it themselves.
+pub fn build_subscriber<W>(
+    settings: &LogSettings,
+    filter: EnvFilter,
+    clock: impl Clock,
+    writer: W,
+) -> impl Subscriber + Send + Sync + 'static
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let names = logger::LoggerNames::new(settings);
+    let base = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .fmt_fields(format::NoSpanFields)
+        .with_writer(writer);
+    let lines = match settings.format {
+        LogFormat::Bitbucket => base
+            .event_format(BitbucketFormat::new(names).with_clock(clock))
+            .boxed(),
+        LogFormat::Json => base
+            .event_format(JsonFormat::new(names).with_clock(clock))
+            .boxed(),
+    };
+    Registry::default()
+        .with(filter)
+        .with(RequestContextLayer)
+        .with(lines)
+}

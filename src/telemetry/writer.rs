@@ -1,0 +1,93 @@
+//! The log writer: a lossy non-blocking queue in front of stdout or an append-only file, so a
+//! slow disk never stalls a request, with a count of the lines it had to drop.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+
+use super::TelemetryError;
+
+/// Lines queued before new ones are dropped (and counted): about 40 MB of typical lines.
+const BUFFERED_LINES: usize = 131_072;
+
+/// Bytes gathered before a write to the file; the queue's worker also flushes whenever the
+/// queue runs empty, so lines reach the file promptly.
+const FILE_BUFFER: usize = 64 * 1024;
+
+/// The installed writer's drop counter, read by [`dropped_lines`].
+static INSTALLED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Keeps the writer thread alive; dropping it flushes the queued lines (waiting at most about
+/// a second). Hold it in `main` until exit.
+#[must_use = "dropping the guard stops the log writer"]
+#[derive(Debug)]
+pub struct LogGuard {
+    /// The non-blocking worker; flushes on drop.
+    _worker: WorkerGuard,
+    /// Lines dropped because the queue was full.
+    dropped: ErrorCounter,
+}
+
+impl LogGuard {
+    /// Lines this writer dropped because it could not keep up.
+    #[must_use]
+    pub fn dropped_lines(&self) -> u64 {
+        to_u64(self.dropped.dropped_lines())
+    }
+
+    /// Makes this writer's counter the one [`dropped_lines`] reports.
+    pub(super) fn publish_counter(&self) {
+        // `init` can install only one global subscriber, so this is set at most once.
+        let _ = INSTALLED.set(self.dropped.clone());
+    }
+}
+
+/// Lines the global log writer (installed by [`super::init`]) dropped because it could not
+/// keep up; 0 before `init`. Exposed on `/metrics`.
+pub fn dropped_lines() -> u64 {
+    INSTALLED.get().map_or(0, |c| to_u64(c.dropped_lines()))
+}
+
+fn to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Opens the non-blocking writer over `file` (appending, parent directories created) or
+/// stdout.
+pub(super) fn open(file: Option<&Path>) -> Result<(NonBlocking, LogGuard), TelemetryError> {
+    let sink: Box<dyn Write + Send> = match file {
+        None => Box::new(io::stdout()),
+        Some(path) => Box::new(BufWriter::with_capacity(FILE_BUFFER, append(path)?)),
+    };
+    let (writer, worker) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(BUFFERED_LINES)
+        .thread_name("tokengate-log")
+        .finish(sink);
+    let dropped = writer.error_counter();
+    Ok((
+        writer,
+        LogGuard {
+            _worker: worker,
+            dropped,
+        },
+    ))
+}
+
+fn append(path: &Path) -> Result<fs::File, TelemetryError> {
+    let fail = |source| TelemetryError::File {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(fail)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(fail)
+}
