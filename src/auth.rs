@@ -9,6 +9,6 @@ mod verifier;
 pub use credential::{Credential, Scheme};
 pub use decision::{
     Decision, Invalid, NoValidToken, Policy, Presented, RequestFacts, Verification, canonical,
-    decide, ip_allowed, is_write,
+    decide, ip_allowed, is_write, parse_cidr,
 };
 pub use verifier::{Verifier, VerifierSettings};

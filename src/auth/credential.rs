@@ -93,15 +93,15 @@ impl<'a> Credential<'a> {
         let Some((user, password)) = decoded.split_once(':') else {
             return foreign(None);
         };
-        let user = (!user.is_empty()).then(|| user.to_owned());
         if PresentedToken::is_tokengate_format(password) {
+            // An empty user name is kept: it is not the owner, so the token is refused.
             Self::Token {
                 scheme: Scheme::Basic,
-                basic_user: user,
+                basic_user: Some(user.to_owned()),
                 token: Cow::Owned(password.to_owned()),
             }
         } else {
-            foreign(user)
+            foreign((!user.is_empty()).then(|| user.to_owned()))
         }
     }
 }
@@ -144,7 +144,7 @@ mod tests {
         );
         assert_eq!(
             Credential::parse(&basic(":tgt_abc")),
-            Credential::Token { scheme: Scheme::Basic, basic_user: None, token: "tgt_abc".into() }
+            Credential::Token { scheme: Scheme::Basic, basic_user: Some(String::new()), token: "tgt_abc".into() }
         );
         // A colon inside the password is part of the password (RFC 7617).
         assert_eq!(

@@ -186,6 +186,27 @@ pub fn ip_allowed(nets: &[IpNet], ip: IpAddr) -> bool {
     nets.iter().any(|net| net.contains(&ip))
 }
 
+/// Parses a CIDR, or a bare address meaning a single host. Host bits are cleared, and an
+/// IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) becomes the IPv4 network it means, since
+/// client addresses are folded the same way.
+pub fn parse_cidr(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    let net = s
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))?
+        .trunc();
+    Some(match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => IpNet::V4(
+                ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).expect("prefix of at most 32"),
+            ),
+            None => net,
+        },
+        _ => net,
+    })
+}
+
 /// Folds IPv4-mapped IPv6 addresses to IPv4.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
@@ -196,7 +217,8 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 
 /// A write, for a read-only token: any method but GET, HEAD and OPTIONS, and a git push over
 /// HTTP (`…/git-receive-pack` and its `info/refs?service=git-receive-pack` discovery). A fetch
-/// or clone (`POST …/git-upload-pack`) is a read.
+/// or clone (`POST /scm/…/git-upload-pack`) is a read; only Bitbucket's git paths (under
+/// `/scm/`) get that exemption, so a REST call that happens to end the same way does not.
 pub fn is_write(method: &Method, path: &str, query: Option<&str>) -> bool {
     if path.ends_with("/git-receive-pack") {
         return true;
@@ -206,7 +228,7 @@ pub fn is_write(method: &Method, path: &str, query: Option<&str>) -> bool {
     {
         return true;
     }
-    if *method == Method::POST && path.ends_with("/git-upload-pack") {
+    if *method == Method::POST && path.ends_with("/git-upload-pack") && path.contains("/scm/") {
         return false;
     }
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)

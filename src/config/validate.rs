@@ -12,6 +12,7 @@ use super::{
     AdminConfig, AuditConfig, AuthConfig, Config, ConfigError, DatabaseConfig, Identity,
     ProxyConfig, RateLimitConfig, RawConfig, UpstreamConfig, parse_duration,
 };
+use crate::auth::parse_cidr;
 use crate::ratelimit::RateQuota;
 use crate::telemetry::{LogFormat, LogSettings};
 
@@ -50,14 +51,6 @@ fn cidrs(key: &'static str, values: &[String]) -> Result<Vec<IpNet>, ConfigError
     values.iter().map(|v| parse_cidr(v).ok_or_else(|| bad(key, v, "expected an IPv4 or IPv6 address or CIDR such as 10.0.0.0/8"))).collect()
 }
 
-/// A CIDR, or a bare address meaning a single host.
-pub(crate) fn parse_cidr(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
-        .map(|net| net.trunc())
-}
 
 fn count(key: &'static str, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
     if value < min || value > max {

@@ -177,7 +177,7 @@ mod tests {
         let trusted = nets(&["100.64.0.0/10", "127.0.0.1/32"]);
         let r = remote(&headers(&["2001:db8::1", "100.64.0.5"]), "127.0.0.1:1".parse().unwrap(), &trusted);
         assert_eq!(r.client_ip, "2001:db8::1".parse::<IpAddr>().unwrap());
-        let r = remote(&headers(&["<script>\r\nx", "100.64.0.5"]), "127.0.0.1:1".parse().unwrap(), &trusted);
+        let r = remote(&headers(&["<script>x", "100.64.0.5"]), "127.0.0.1:1".parse().unwrap(), &trusted);
         assert_eq!(r.client_ip, "100.64.0.5".parse::<IpAddr>().unwrap());
         assert_eq!(r.addresses, "unknown,100.64.0.5,127.0.0.1");
         let r = remote(&HeaderMap::new(), "[::ffff:10.1.2.3]:1".parse().unwrap(), &trusted);

@@ -61,7 +61,7 @@ pub fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) {
             (AuditKind::Fallback, AuditOutcome::PassedOn, Some(user.to_owned()), None, json!({}))
         }
         Decision::NoValidToken { user, reason, .. } => {
-            let shown = user.as_deref().unwrap_or(ANONYMOUS);
+            let shown = user.as_deref().filter(|u| !u.is_empty()).unwrap_or(ANONYMOUS);
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::NoValidToken { user: shown, fallback, path });
             let kind = if *reason == NoValidToken::Expired { AuditKind::ExpiredTokenUsed } else { AuditKind::AuthFailed };
             (kind, AuditOutcome::Denied, user.clone(), None, json!({ "reason": reason_name(*reason) }))

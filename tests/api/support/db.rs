@@ -59,7 +59,7 @@ async fn open_migrated(url: &str) -> Arc<dyn TokenStore> {
 }
 
 /// The URL of a new, migrated PostgreSQL database of its own.
-pub async fn fresh_postgres_url() -> String {
+pub(crate) async fn fresh_postgres_url() -> String {
     let server = pg_server_url();
     let name = unique_name();
     let mut conn = PgConnection::connect(&server)
@@ -76,12 +76,12 @@ pub async fn fresh_postgres_url() -> String {
 }
 
 /// A store on a new, migrated PostgreSQL database of its own.
-pub async fn fresh_postgres() -> Arc<dyn TokenStore> {
+pub(crate) async fn fresh_postgres() -> Arc<dyn TokenStore> {
     open_migrated(&fresh_postgres_url().await).await
 }
 
 /// The URL of a new, migrated SQLite file; the file lives as long as the [`TempDir`].
-pub async fn fresh_sqlite_url() -> (String, TempDir) {
+pub(crate) async fn fresh_sqlite_url() -> (String, TempDir) {
     let dir = tempfile::tempdir().expect("creating a temp dir");
     let url = format!("sqlite://{}", dir.path().join("tokengate.db").display());
     open_migrated(&url).await;
@@ -89,13 +89,13 @@ pub async fn fresh_sqlite_url() -> (String, TempDir) {
 }
 
 /// A store on a new, migrated SQLite file; the file lives as long as the [`TempDir`].
-pub async fn fresh_sqlite() -> (Arc<dyn TokenStore>, TempDir) {
+pub(crate) async fn fresh_sqlite() -> (Arc<dyn TokenStore>, TempDir) {
     let (url, dir) = fresh_sqlite_url().await;
     (open_migrated(&url).await, dir)
 }
 
 /// Runs one statement directly on either backend, bypassing the store (to plant bad data).
-pub async fn execute_raw(url: &str, sql: &str) {
+pub(crate) async fn execute_raw(url: &str, sql: &str) {
     let sql = AssertSqlSafe(sql.to_owned());
     if url.starts_with("sqlite:") {
         let mut conn = SqliteConnection::connect(url).await.expect("opening sqlite");

@@ -2,4 +2,4 @@
 
 mod db;
 
-pub use db::{execute_raw, fresh_postgres, fresh_postgres_url, fresh_sqlite, fresh_sqlite_url};
+pub(crate) use db::{execute_raw, fresh_postgres, fresh_postgres_url, fresh_sqlite, fresh_sqlite_url};

@@ -1,0 +1,81 @@
+//! Opening stores: URL forms, and failing fast when the database cannot be reached.
+
+use std::time::Duration;
+
+use tokengate::store::{self, Backend, StoreError};
+use tokio::time::timeout;
+
+use super::{at, new_token};
+
+/// Far more than the store's own acquire timeout, far less than a hung test.
+const PROMPTLY: Duration = Duration::from_secs(10);
+
+fn is_unavailable<T>(r: Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::Unavailable(_)))
+}
+
+/// A port on 127.0.0.1 that nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_unavailable_promptly() {
+    let url = format!("postgres://tokengate@127.0.0.1:{}/tokengate", closed_port());
+    let store = match timeout(PROMPTLY, store::connect(&url, 2)).await.expect("connect hung") {
+        Ok(store) => store,
+        Err(e) => return assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}"),
+    };
+    assert_eq!(store.backend(), Backend::Postgres);
+    assert!(is_unavailable(timeout(PROMPTLY, store.ping()).await.expect("ping hung")));
+    let id = tokengate::token::generate().0;
+    assert!(is_unavailable(timeout(PROMPTLY, store.get_token(&id)).await.expect("get hung")));
+    assert!(is_unavailable(timeout(PROMPTLY, store.migrate()).await.expect("migrate hung")));
+    assert!(is_unavailable(timeout(PROMPTLY, store.watch()).await.expect("watch hung")));
+}
+
+#[tokio::test]
+async fn unreachable_sqlite_is_unavailable_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let url = format!("sqlite://{}/sub/tokengate.db", file.display());
+    let r = timeout(PROMPTLY, store::connect(&url, 2)).await.expect("connect hung");
+    assert!(is_unavailable(r));
+}
+
+#[tokio::test]
+async fn unsupported_scheme_is_refused() {
+    let r = store::connect("mysql://localhost/db", 2).await;
+    assert!(matches!(r, Err(StoreError::UnsupportedUrl)));
+}
+
+#[tokio::test]
+async fn sqlite_creates_missing_directories_and_uses_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/tokengate.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = store::connect(&url, 2).await.unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    store.migrate().await.unwrap();
+    assert!(path.is_file());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_keeps_its_data_across_calls() {
+    let store = store::connect("sqlite::memory:", 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let t = new_token("u", at("2024-01-01T00:00:00Z"));
+    store.insert_token(&t).await.unwrap();
+    for _ in 0..5 {
+        assert!(store.get_token(&t.id).await.unwrap().is_some());
+    }
+    let mut changes = store.watch().await.unwrap();
+    store.revoke_token(&t.id, chrono::Utc::now()).await.unwrap();
+    let change = timeout(Duration::from_secs(1), changes.recv()).await.unwrap();
+    assert_eq!(change, Some(store::Change::Token(t.id)));
+}

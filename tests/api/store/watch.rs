@@ -1,0 +1,97 @@
+//! Change notification across processes: a second, independently connected store on the same
+//! database stands in for another gateway or the CLI.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokengate::store::{self, Change, StoreError};
+use tokengate::token::{TokenId, TokenPatch};
+use tokio::sync::mpsc::Receiver;
+use tokio::time::timeout;
+
+use super::{at, both_backends, new_token};
+
+both_backends!(url:
+    watch_hears_changes_made_by_another_instance,
+    watch_ends_when_the_store_is_dropped,
+    unreadable_values_are_corrupt_naming_the_column,
+);
+
+/// The design's promise: every replica hears of a change within a second.
+const WITHIN: Duration = Duration::from_secs(1);
+
+async fn next_change(rx: &mut Receiver<Change>) -> Change {
+    timeout(WITHIN, rx.recv())
+        .await
+        .expect("no change announced within a second")
+        .expect("the watch stream ended")
+}
+
+async fn watch_hears_changes_made_by_another_instance(url: String) {
+    let gateway = store::connect(&url, 2).await.unwrap();
+    let cli = store::connect(&url, 2).await.unwrap();
+    let mut changes = gateway.watch().await.unwrap();
+
+    let t = new_token("u", at("2024-01-01T00:00:00Z"));
+    cli.insert_token(&t).await.unwrap();
+    assert_eq!(next_change(&mut changes).await, Change::Token(t.id.clone()));
+
+    let patch = TokenPatch { description: Some("renamed".into()), ..TokenPatch::default() };
+    cli.update_token(&t.id, &patch).await.unwrap().unwrap();
+    assert_eq!(next_change(&mut changes).await, Change::Token(t.id.clone()));
+
+    cli.revoke_token(&t.id, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(next_change(&mut changes).await, Change::Token(t.id.clone()));
+    let seen = gateway.get_token(&t.id).await.unwrap().unwrap();
+    assert!(seen.revoked_at.is_some());
+
+    // A second watcher on the same store hears the same changes, and only new ones.
+    let mut second = gateway.watch().await.unwrap();
+    let other = new_token("u", at("2024-01-01T00:00:00Z"));
+    cli.insert_token(&other).await.unwrap();
+    assert_eq!(next_change(&mut second).await, Change::Token(other.id.clone()));
+    assert_eq!(next_change(&mut changes).await, Change::Token(other.id.clone()));
+
+    // Reading and recording use is not a change.
+    cli.record_last_used(&[store::LastUse { id: other.id.clone(), at: Utc::now(), ip: "10.0.0.1".parse().unwrap() }])
+        .await
+        .unwrap();
+    let unknown = TokenId::parse("000000000000").unwrap();
+    assert_eq!(cli.revoke_token(&unknown, Utc::now()).await.unwrap(), None);
+    let marker = new_token("u", at("2024-01-01T00:00:00Z"));
+    cli.insert_token(&marker).await.unwrap();
+    assert_eq!(next_change(&mut changes).await, Change::Token(marker.id));
+}
+
+async fn watch_ends_when_the_store_is_dropped(url: String) {
+    let gateway = store::connect(&url, 2).await.unwrap();
+    let mut changes = gateway.watch().await.unwrap();
+    drop(gateway);
+    let end = timeout(WITHIN, changes.recv()).await.expect("the watch stream did not end");
+    assert_eq!(end, None);
+}
+
+fn corrupt_column<T: std::fmt::Debug>(r: Result<T, StoreError>) -> &'static str {
+    match r {
+        Err(StoreError::Corrupt { column, .. }) => column,
+        other => panic!("expected a corrupt value, got {other:?}"),
+    }
+}
+
+async fn unreadable_values_are_corrupt_naming_the_column(url: String) {
+    let store = store::connect(&url, 2).await.unwrap();
+    let t = new_token("u", at("2024-01-01T00:00:00Z"));
+    store.insert_token(&t).await.unwrap();
+    crate::support::execute_raw(&url, "UPDATE tokens SET allowed_ips = '10.0.0.0/8,not-a-cidr'").await;
+    assert_eq!(corrupt_column(store.get_token(&t.id).await), "allowed_ips");
+
+    crate::support::execute_raw(&url, "UPDATE tokens SET allowed_ips = '', last_used_ip = 'nowhere'").await;
+    assert_eq!(corrupt_column(store.get_token(&t.id).await), "last_used_ip");
+
+    crate::support::execute_raw(&url, "UPDATE tokens SET last_used_ip = NULL, rate_limit_requests = 0, rate_limit_period_seconds = 60").await;
+    assert_eq!(corrupt_column(store.get_token(&t.id).await), "rate_limit_requests");
+
+    crate::support::execute_raw(&url, "UPDATE tokens SET rate_limit_requests = NULL, rate_limit_period_seconds = NULL, id = 'Not An Id!'").await;
+    let query = store::TokenQuery { user: None, state: None, now: Utc::now(), limit: 10, after: None };
+    assert_eq!(corrupt_column(store.list_tokens(&query).await), "id");
+}
