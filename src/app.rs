@@ -38,9 +38,12 @@ pub struct App {
 
 /// Opens the configured store and applies its migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn TokenStore>> {
-    let store = store::connect(config.database.url.expose_secret(), config.database.max_connections)
-        .await
-        .context("opening the token store (database.url)")?;
+    let store = store::connect(
+        config.database.url.expose_secret(),
+        config.database.max_connections,
+    )
+    .await
+    .context("opening the token store (database.url)")?;
     store.migrate().await.context("migrating the token store")?;
     Ok(store)
 }
@@ -65,14 +68,17 @@ impl App {
             metrics.hash_verifications.clone(),
         ));
         let limiter: Arc<dyn Limiter> = Arc::new(GovernorLimiter::new());
-        let (audit_sink, audit) = audit::start(Arc::clone(&store), &config.audit, Arc::clone(&metrics));
+        let (audit_sink, audit) =
+            audit::start(Arc::clone(&store), &config.audit, Arc::clone(&metrics));
         let credentials = match (&config.upstream.credential_key, config.upstream.identity) {
             (Some(key), _) => Some(Arc::new(CredentialVault::new(
                 Arc::clone(&store),
                 CredentialKey::from_secret(key).context("upstream.credential_key")?,
                 config.auth.cache_ttl,
             ))),
-            (None, Identity::Credential) => anyhow::bail!("upstream.identity = \"credential\" needs upstream.credential_key"),
+            (None, Identity::Credential) => {
+                anyhow::bail!("upstream.identity = \"credential\" needs upstream.credential_key")
+            }
             (None, Identity::Header) => None,
         };
         let usage = Arc::new(UsageTracker::default());
@@ -99,29 +105,66 @@ impl App {
             credentials,
             log_drops,
         };
-        Ok(Self { config, proxy_listener, admin_listener, gateway, admin, store, audit, limiter, verifier, usage })
+        Ok(Self {
+            config,
+            proxy_listener,
+            admin_listener,
+            gateway,
+            admin,
+            store,
+            audit,
+            limiter,
+            verifier,
+            usage,
+        })
     }
 
     /// The proxy listener's address.
     pub fn proxy_addr(&self) -> SocketAddr {
-        self.proxy_listener.local_addr().expect("a bound listener has an address")
+        self.proxy_listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The admin listener's address.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_listener.local_addr().expect("a bound listener has an address")
+        self.admin_listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Runs until `shutdown` completes, then stops accepting, drains in-flight requests
     /// (bounded by `proxy.shutdown_grace`), flushes last-used times and the audit queue.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { config, proxy_listener, admin_listener, gateway, admin, store, audit, limiter, verifier, usage } = self;
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            config,
+            proxy_listener,
+            admin_listener,
+            gateway,
+            admin,
+            store,
+            audit,
+            limiter,
+            verifier,
+            usage,
+        } = self;
         tracing::info!(target: "tokengate::app", "proxy listening on {}", proxy_listener.local_addr()?);
         tracing::info!(target: "tokengate::app", "admin listening on {}", admin_listener.local_addr()?);
         tracing::info!(target: "tokengate::app", "forwarding to {}", config.upstream.url);
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        let background = spawn_background(Arc::clone(&store), Arc::clone(&verifier), limiter, Arc::clone(&usage), Arc::clone(&admin.metrics), stop_rx.clone()).await;
+        let background = spawn_background(
+            Arc::clone(&store),
+            Arc::clone(&verifier),
+            limiter,
+            Arc::clone(&usage),
+            Arc::clone(&admin.metrics),
+            stop_rx.clone(),
+        )
+        .await;
 
         let admin_app = admin::router(admin);
         let mut admin_stop = stop_rx.clone();
@@ -177,16 +220,26 @@ async fn spawn_background(
                 }
             }));
         }
-        Err(e) => tracing::warn!(target: "tokengate::app", error = %e, "cannot watch token changes; cached tokens expire after auth.cache_ttl"),
+        Err(e) => {
+            tracing::warn!(target: "tokengate::app", error = %e, "cannot watch token changes; cached tokens expire after auth.cache_ttl")
+        }
     }
     tasks.push(every(Duration::from_secs(10), stop.clone(), move || {
-        let (store, usage, verifier, limiter, metrics) = (Arc::clone(&store), Arc::clone(&usage), Arc::clone(&verifier), Arc::clone(&limiter), Arc::clone(&metrics));
+        let (store, usage, verifier, limiter, metrics) = (
+            Arc::clone(&store),
+            Arc::clone(&usage),
+            Arc::clone(&verifier),
+            Arc::clone(&limiter),
+            Arc::clone(&metrics),
+        );
         async move {
             usage.flush(&store, WRITE_INTERVAL).await;
             limiter.retain_recent();
             verifier.housekeeping();
             if let Ok(n) = store.count_active_tokens(chrono::Utc::now()).await {
-                metrics.tokens_active.set(i64::try_from(n).unwrap_or(i64::MAX));
+                metrics
+                    .tokens_active
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
     }));
@@ -194,7 +247,11 @@ async fn spawn_background(
 }
 
 /// Runs `work` every `period` until `stop` turns true.
-fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, work: F) -> tokio::task::JoinHandle<()>
+fn every<F, Fut>(
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+    work: F,
+) -> tokio::task::JoinHandle<()>
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,

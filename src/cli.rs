@@ -37,6 +37,7 @@ pub enum Command {
 const EXIT_CONFIG: u8 = 2;
 
 /// Runs the parsed command line.
+#[allow(clippy::needless_pass_by_value)] // owns the parsed command line, like main
 pub fn run(cli: Cli) -> ExitCode {
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
@@ -90,7 +91,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let next_thread = AtomicUsize::new(1);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all().thread_name_fn(move || {
-        format!("http-nio-{port}-exec-{}", next_thread.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "http-nio-{port}-exec-{}",
+            next_thread.fetch_add(1, Ordering::Relaxed)
+        )
     });
     if config.proxy.worker_threads > 0 {
         runtime.worker_threads(config.proxy.worker_threads);

@@ -36,6 +36,9 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("environment variable {var}: {reason}")]
     Env { var: String, reason: String },
+    /// A `[log]` setting; the message names the key and value.
+    #[error("{0}")]
+    Log(String),
     #[error("invalid value {value:?} for key {key}: {reason}")]
     Value {
         key: &'static str,
@@ -176,10 +179,12 @@ pub fn load_raw(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
         Err(source) => return Err(ConfigError::Read { path, source }),
     };
-    let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
-        path: path.clone(),
-        message: e.to_string().trim_end().to_owned(),
-    })?;
+    let mut doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
     env::apply(&mut doc, vars)?;
     serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
         let key = e.path().to_string();

@@ -48,7 +48,11 @@ impl CredentialKey {
             aad: user.as_bytes(),
         };
         let mut out = nonce.to_vec();
-        out.extend(self.0.encrypt(&nonce, payload).map_err(|_| CredentialError::BadCredential)?);
+        out.extend(
+            self.0
+                .encrypt(&nonce, payload)
+                .map_err(|_| CredentialError::BadCredential)?,
+        );
         Ok(out)
     }
 
@@ -85,17 +89,32 @@ mod tests {
         let k = key();
         let sealed = k.seal("alice", &SecretString::from("BBDC-secret")).unwrap();
         assert!(!sealed.windows(11).any(|w| w == b"BBDC-secret"));
-        assert_eq!(k.open("alice", &sealed).unwrap().expose_secret(), "BBDC-secret");
-        assert_eq!(k.open("bob", &sealed).unwrap_err(), CredentialError::Undecryptable);
-        let other = CredentialKey::from_secret(&SecretString::from(STANDARD.encode([8u8; 32]))).unwrap();
-        assert_eq!(other.open("alice", &sealed).unwrap_err(), CredentialError::Undecryptable);
-        assert_eq!(k.open("alice", &sealed[..5]).unwrap_err(), CredentialError::Undecryptable);
+        assert_eq!(
+            k.open("alice", &sealed).unwrap().expose_secret(),
+            "BBDC-secret"
+        );
+        assert_eq!(
+            k.open("bob", &sealed).unwrap_err(),
+            CredentialError::Undecryptable
+        );
+        let other =
+            CredentialKey::from_secret(&SecretString::from(STANDARD.encode([8u8; 32]))).unwrap();
+        assert_eq!(
+            other.open("alice", &sealed).unwrap_err(),
+            CredentialError::Undecryptable
+        );
+        assert_eq!(
+            k.open("alice", &sealed[..5]).unwrap_err(),
+            CredentialError::Undecryptable
+        );
     }
 
     #[test]
     fn refuses_bad_keys_and_credentials() {
         assert!(CredentialKey::from_secret(&SecretString::from("short")).is_err());
-        assert!(CredentialKey::from_secret(&SecretString::from(STANDARD.encode([1u8; 16]))).is_err());
+        assert!(
+            CredentialKey::from_secret(&SecretString::from(STANDARD.encode([1u8; 16]))).is_err()
+        );
         assert!(key().seal("a", &SecretString::from("")).is_err());
         assert!(key().seal("a", &SecretString::from("x\ny")).is_err());
     }
@@ -118,16 +137,26 @@ pub enum VaultError {
 }
 
 impl CredentialVault {
-    pub fn new(store: std::sync::Arc<dyn crate::store::TokenStore>, key: CredentialKey, ttl: std::time::Duration) -> Self {
+    pub fn new(
+        store: std::sync::Arc<dyn crate::store::TokenStore>,
+        key: CredentialKey,
+        ttl: std::time::Duration,
+    ) -> Self {
         Self {
             store,
             key,
-            cache: moka::future::Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
+            cache: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ttl)
+                .build(),
         }
     }
 
     /// The user's credential, or `None` when none is stored.
-    pub async fn get(&self, user: &str) -> Result<Option<std::sync::Arc<SecretString>>, std::sync::Arc<VaultError>> {
+    pub async fn get(
+        &self,
+        user: &str,
+    ) -> Result<Option<std::sync::Arc<SecretString>>, std::sync::Arc<VaultError>> {
         self.cache
             .try_get_with_by_ref(user, async {
                 match self.store.get_credential(user).await? {

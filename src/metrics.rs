@@ -59,35 +59,79 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tokengate");
         let requests = Family::<OutcomeLabel, Counter>::default();
-        registry.register("requests", "Proxied requests by decision outcome", requests.clone());
-        let upstream_latency = Histogram::new(
-            [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0].into_iter(),
+        registry.register(
+            "requests",
+            "Proxied requests by decision outcome",
+            requests.clone(),
         );
+        let upstream_latency = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ]);
         registry.register(
             "upstream_latency_seconds",
             "Time from forwarding a request to Bitbucket's response head",
             upstream_latency.clone(),
         );
         let in_flight = Gauge::default();
-        registry.register("in_flight_requests", "Requests being handled now", in_flight.clone());
+        registry.register(
+            "in_flight_requests",
+            "Requests being handled now",
+            in_flight.clone(),
+        );
         let hash_verifications = Counter::default();
-        registry.register("hash_verifications", "argon2 verifications run", hash_verifications.clone());
+        registry.register(
+            "hash_verifications",
+            "argon2 verifications run",
+            hash_verifications.clone(),
+        );
         let tokens_active = Gauge::default();
-        registry.register("tokens_active", "Tokens neither revoked nor expired", tokens_active.clone());
+        registry.register(
+            "tokens_active",
+            "Tokens neither revoked nor expired",
+            tokens_active.clone(),
+        );
         let tokens_created = Counter::default();
-        registry.register("tokens_created", "Tokens created through this process", tokens_created.clone());
+        registry.register(
+            "tokens_created",
+            "Tokens created through this process",
+            tokens_created.clone(),
+        );
         let tokens_revoked = Counter::default();
-        registry.register("tokens_revoked", "Tokens revoked through this process", tokens_revoked.clone());
+        registry.register(
+            "tokens_revoked",
+            "Tokens revoked through this process",
+            tokens_revoked.clone(),
+        );
         let admin_requests = Family::<StatusLabel, Counter>::default();
-        registry.register("admin_requests", "Admin API calls by status", admin_requests.clone());
+        registry.register(
+            "admin_requests",
+            "Admin API calls by status",
+            admin_requests.clone(),
+        );
         let audit_dropped = Counter::default();
-        registry.register("audit_events_dropped", "Audit events lost", audit_dropped.clone());
+        registry.register(
+            "audit_events_dropped",
+            "Audit events lost",
+            audit_dropped.clone(),
+        );
         let audit_spilled = Counter::default();
-        registry.register("audit_events_spilled", "Audit events written to the spill file", audit_spilled.clone());
+        registry.register(
+            "audit_events_spilled",
+            "Audit events written to the spill file",
+            audit_spilled.clone(),
+        );
         let audit_written = Counter::default();
-        registry.register("audit_events_written", "Audit events stored", audit_written.clone());
+        registry.register(
+            "audit_events_written",
+            "Audit events stored",
+            audit_written.clone(),
+        );
         let log_lines_dropped = Counter::default();
-        registry.register("log_lines_dropped", "Log lines dropped by the non-blocking writer", log_lines_dropped.clone());
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped by the non-blocking writer",
+            log_lines_dropped.clone(),
+        );
         Self {
             registry,
             requests,

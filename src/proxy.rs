@@ -8,6 +8,6 @@ mod respond;
 mod server;
 mod service;
 
-pub use context::{RequestIds, Remote, remote, session_id};
+pub use context::{Remote, RequestIds, remote, session_id};
 pub use gateway::{Gateway, Parts};
 pub use server::{Limits, serve};

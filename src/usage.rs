@@ -41,7 +41,13 @@ impl UsageTracker {
                 }
                 p.dirty = true;
             })
-            .or_insert_with(|| Pending { id: id.clone(), at, ip, written: None, dirty: true });
+            .or_insert_with(|| Pending {
+                id: id.clone(),
+                at,
+                ip,
+                written: None,
+                dirty: true,
+            });
     }
 
     /// Uses due for writing: never written, or last written over `interval` ago.
@@ -50,13 +56,21 @@ impl UsageTracker {
         for mut entry in self.pending.iter_mut() {
             let p = entry.value_mut();
             if p.dirty && p.written.is_none_or(|w| now.duration_since(w) >= interval) {
-                due.push(LastUse { id: p.id.clone(), at: p.at, ip: p.ip });
+                due.push(LastUse {
+                    id: p.id.clone(),
+                    at: p.at,
+                    ip: p.ip,
+                });
                 p.dirty = false;
                 p.written = Some(now);
             }
         }
         // Forget tokens idle for a while; their last use is stored.
-        self.pending.retain(|_, p| p.dirty || p.written.is_none_or(|w| now.duration_since(w) < interval * 10));
+        self.pending.retain(|_, p| {
+            p.dirty
+                || p.written
+                    .is_none_or(|w| now.duration_since(w) < interval * 10)
+        });
         due
     }
 
@@ -89,13 +103,21 @@ mod tests {
         let t0 = Utc::now();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         tracker.record(&id, t0, ip);
-        tracker.record(&id, t0 + chrono::Duration::seconds(1), "10.0.0.2".parse().unwrap());
+        tracker.record(
+            &id,
+            t0 + chrono::Duration::seconds(1),
+            "10.0.0.2".parse().unwrap(),
+        );
         let now = Instant::now();
         let due = tracker.due(now, WRITE_INTERVAL);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].ip, "10.0.0.2".parse::<IpAddr>().unwrap());
         tracker.record(&id, t0 + chrono::Duration::seconds(2), ip);
-        assert!(tracker.due(now + Duration::from_secs(30), WRITE_INTERVAL).is_empty());
+        assert!(
+            tracker
+                .due(now + Duration::from_secs(30), WRITE_INTERVAL)
+                .is_empty()
+        );
         let due = tracker.due(now + Duration::from_secs(61), WRITE_INTERVAL);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].at, t0 + chrono::Duration::seconds(2));

@@ -16,24 +16,36 @@ pub(super) fn routes() -> Router<AdminState> {
 }
 
 async fn healthz() -> impl IntoResponse {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#)
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     let json = [(header::CONTENT_TYPE, "application/json")];
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, json, r#"{"status":"ready"}"#),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, json, r#"{"status":"store unavailable"}"#),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json,
+            r#"{"status":"store unavailable"}"#,
+        ),
     }
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     let m = &state.metrics;
-    m.in_flight.set(i64::try_from(state.gateway.ids.in_flight()).unwrap_or(i64::MAX));
+    m.in_flight
+        .set(i64::try_from(state.gateway.ids.in_flight()).unwrap_or(i64::MAX));
     m.observe_log_drops((state.log_drops)());
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         m.render(),
     )
 }

@@ -19,7 +19,11 @@ pub struct AuditSink {
 }
 
 impl AuditSink {
-    pub(super) fn new(coverage: Coverage, tx: Option<mpsc::Sender<AuditEvent>>, metrics: Arc<Metrics>) -> Self {
+    pub(super) fn new(
+        coverage: Coverage,
+        tx: Option<mpsc::Sender<AuditEvent>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             coverage,
             tx,

@@ -20,16 +20,30 @@ pub struct AuditWriter {
 }
 
 /// Starts the writer and returns the sink that feeds it.
-pub fn start(store: Arc<dyn TokenStore>, config: &AuditConfig, metrics: Arc<Metrics>) -> (AuditSink, AuditWriter) {
+pub fn start(
+    store: Arc<dyn TokenStore>,
+    config: &AuditConfig,
+    metrics: Arc<Metrics>,
+) -> (AuditSink, AuditWriter) {
     if config.coverage == super::Coverage::Off {
-        return (AuditSink::new(config.coverage, None, metrics), AuditWriter { task: None });
+        return (
+            AuditSink::new(config.coverage, None, metrics),
+            AuditWriter { task: None },
+        );
     }
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let task = tokio::spawn(run(store, rx, Arc::clone(&metrics)));
-    (AuditSink::new(config.coverage, Some(tx), metrics), AuditWriter { task: Some(task) })
+    (
+        AuditSink::new(config.coverage, Some(tx), metrics),
+        AuditWriter { task: Some(task) },
+    )
 }
 
-async fn run(store: Arc<dyn TokenStore>, mut rx: mpsc::Receiver<AuditEvent>, metrics: Arc<Metrics>) {
+async fn run(
+    store: Arc<dyn TokenStore>,
+    mut rx: mpsc::Receiver<AuditEvent>,
+    metrics: Arc<Metrics>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         loop {

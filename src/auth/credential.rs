@@ -24,7 +24,10 @@ pub enum Credential<'a> {
     Missing,
     /// A credential not in tokengate's format: a password, a Bitbucket token, another scheme,
     /// or a malformed header. `user` is the Basic user name where one could be read.
-    Foreign { user: Option<String>, scheme: Option<Scheme> },
+    Foreign {
+        user: Option<String>,
+        scheme: Option<Scheme>,
+    },
     /// A credential in tokengate's format (it starts with `tgt_`), not yet verified. Also used
     /// when several `Authorization` headers are sent, since none of them may be forwarded.
     Token {
@@ -54,14 +57,20 @@ impl<'a> Credential<'a> {
         }
         match first.to_str() {
             Ok(value) => Self::parse(value),
-            Err(_) => Self::Foreign { user: None, scheme: None },
+            Err(_) => Self::Foreign {
+                user: None,
+                scheme: None,
+            },
         }
     }
 
     /// Reads one header value.
     pub fn parse(value: &'a str) -> Self {
         if value.len() > MAX_LEN {
-            return Self::Foreign { user: None, scheme: None };
+            return Self::Foreign {
+                user: None,
+                scheme: None,
+            };
         }
         let value = value.trim();
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
@@ -74,16 +83,25 @@ impl<'a> Credential<'a> {
                     token: Cow::Borrowed(rest),
                 };
             }
-            return Self::Foreign { user: None, scheme: Some(Scheme::Bearer) };
+            return Self::Foreign {
+                user: None,
+                scheme: Some(Scheme::Bearer),
+            };
         }
         if scheme.eq_ignore_ascii_case("basic") {
             return Self::basic(rest);
         }
-        Self::Foreign { user: None, scheme: None }
+        Self::Foreign {
+            user: None,
+            scheme: None,
+        }
     }
 
     fn basic(encoded: &str) -> Self {
-        let foreign = |user| Self::Foreign { user, scheme: Some(Scheme::Basic) };
+        let foreign = |user| Self::Foreign {
+            user,
+            scheme: Some(Scheme::Basic),
+        };
         let Ok(decoded) = STANDARD.decode(encoded) else {
             return foreign(None);
         };
@@ -120,15 +138,26 @@ mod tests {
     fn bearer_tokens() {
         assert_eq!(
             Credential::parse("Bearer tgt_abc"),
-            Credential::Token { scheme: Scheme::Bearer, basic_user: None, token: "tgt_abc".into() }
+            Credential::Token {
+                scheme: Scheme::Bearer,
+                basic_user: None,
+                token: "tgt_abc".into()
+            }
         );
         assert_eq!(
             Credential::parse("bearer   tgt_abc"),
-            Credential::Token { scheme: Scheme::Bearer, basic_user: None, token: "tgt_abc".into() }
+            Credential::Token {
+                scheme: Scheme::Bearer,
+                basic_user: None,
+                token: "tgt_abc".into()
+            }
         );
         assert_eq!(
             Credential::parse("Bearer BBDC-bitbucket-token"),
-            Credential::Foreign { user: None, scheme: Some(Scheme::Bearer) }
+            Credential::Foreign {
+                user: None,
+                scheme: Some(Scheme::Bearer)
+            }
         );
     }
 
@@ -136,45 +165,83 @@ mod tests {
     fn basic_credentials() {
         assert_eq!(
             Credential::parse(&basic("alice:tgt_abc")),
-            Credential::Token { scheme: Scheme::Basic, basic_user: Some("alice".into()), token: "tgt_abc".into() }
+            Credential::Token {
+                scheme: Scheme::Basic,
+                basic_user: Some("alice".into()),
+                token: "tgt_abc".into()
+            }
         );
         assert_eq!(
             Credential::parse(&basic("alice:hunter2")),
-            Credential::Foreign { user: Some("alice".into()), scheme: Some(Scheme::Basic) }
+            Credential::Foreign {
+                user: Some("alice".into()),
+                scheme: Some(Scheme::Basic)
+            }
         );
         assert_eq!(
             Credential::parse(&basic(":tgt_abc")),
-            Credential::Token { scheme: Scheme::Basic, basic_user: Some(String::new()), token: "tgt_abc".into() }
+            Credential::Token {
+                scheme: Scheme::Basic,
+                basic_user: Some(String::new()),
+                token: "tgt_abc".into()
+            }
         );
         // A colon inside the password is part of the password (RFC 7617).
         assert_eq!(
             Credential::parse(&basic("bob:pa:ss")),
-            Credential::Foreign { user: Some("bob".into()), scheme: Some(Scheme::Basic) }
+            Credential::Foreign {
+                user: Some("bob".into()),
+                scheme: Some(Scheme::Basic)
+            }
         );
     }
 
     #[test]
     fn malformed_headers_are_foreign() {
-        let foreign_basic = Credential::Foreign { user: None, scheme: Some(Scheme::Basic) };
+        let foreign_basic = Credential::Foreign {
+            user: None,
+            scheme: Some(Scheme::Basic),
+        };
         assert_eq!(Credential::parse("Basic !!!not-base64"), foreign_basic);
-        assert_eq!(Credential::parse(&format!("Basic {}", STANDARD.encode("no-colon"))), foreign_basic);
-        assert_eq!(Credential::parse(&format!("Basic {}", STANDARD.encode([0xff, 0xfe, b':']))), foreign_basic);
+        assert_eq!(
+            Credential::parse(&format!("Basic {}", STANDARD.encode("no-colon"))),
+            foreign_basic
+        );
+        assert_eq!(
+            Credential::parse(&format!("Basic {}", STANDARD.encode([0xff, 0xfe, b':']))),
+            foreign_basic
+        );
         assert_eq!(Credential::parse("Basic"), foreign_basic);
         for v in ["", "   ", "Digest x", "Negotiate abc", "tgt_abc", "Bearer"] {
-            assert!(matches!(Credential::parse(v), Credential::Foreign { .. }), "{v:?}");
+            assert!(
+                matches!(Credential::parse(v), Credential::Foreign { .. }),
+                "{v:?}"
+            );
         }
         let huge = format!("Bearer tgt_{}", "a".repeat(MAX_LEN));
-        assert!(matches!(Credential::parse(&huge), Credential::Foreign { .. }));
+        assert!(matches!(
+            Credential::parse(&huge),
+            Credential::Foreign { .. }
+        ));
     }
 
     #[test]
     fn header_maps() {
         let mut headers = HeaderMap::new();
         assert_eq!(Credential::from_headers(&headers), Credential::Missing);
-        headers.insert(AUTHORIZATION, HeaderValue::from_bytes(b"Bearer \xfftgt").unwrap());
-        assert!(matches!(Credential::from_headers(&headers), Credential::Foreign { .. }));
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer \xfftgt").unwrap(),
+        );
+        assert!(matches!(
+            Credential::from_headers(&headers),
+            Credential::Foreign { .. }
+        ));
         headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic YTpi"));
         headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer tgt_x"));
-        assert!(matches!(Credential::from_headers(&headers), Credential::Token { .. }), "several headers are never forwarded");
+        assert!(
+            matches!(Credential::from_headers(&headers), Credential::Token { .. }),
+            "several headers are never forwarded"
+        );
     }
 }

@@ -53,7 +53,10 @@ pub enum Verification {
     /// The secret matches this record (which may still be revoked or expired).
     Verified(Arc<TokenRecord>),
     /// Not a valid token; `owner` is the owner where the id is known.
-    Invalid { reason: Invalid, owner: Option<String> },
+    Invalid {
+        reason: Invalid,
+        owner: Option<String>,
+    },
     /// The store could not be asked.
     StoreUnavailable,
     /// This client IP failed verification too often; try again after the given time.
@@ -101,7 +104,10 @@ pub enum Decision {
         scheme: Option<Scheme>,
     },
     /// Row 5: 401.
-    IpNotAllowed { token: Arc<TokenRecord>, scheme: Scheme },
+    IpNotAllowed {
+        token: Arc<TokenRecord>,
+        scheme: Scheme,
+    },
     /// Row 6: 403.
     ScopeDenied { token: Arc<TokenRecord> },
     /// Row 7: 429.
@@ -112,7 +118,10 @@ pub enum Decision {
         retry_after: Duration,
     },
     /// Row 8: forward as the token's user.
-    Allow { token: Arc<TokenRecord>, status: RateStatus },
+    Allow {
+        token: Arc<TokenRecord>,
+        status: RateStatus,
+    },
     /// A tokengate token on a path where tokens are not accepted: 401, never forwarded.
     TokenOutsideProtectedPaths,
     /// The store is down and the token is not cached: 503.
@@ -130,12 +139,22 @@ pub fn decide(
     rate_check: impl FnOnce(&TokenRecord, RateQuota) -> RateDecision,
 ) -> Decision {
     let (scheme, basic_user, verification) = match presented {
-        Presented::Token { scheme, basic_user, verification } => (scheme, basic_user, verification),
+        Presented::Token {
+            scheme,
+            basic_user,
+            verification,
+        } => (scheme, basic_user, verification),
         Presented::Nothing => return Decision::PassThrough,
         Presented::Foreign { .. } if !request.protected => return Decision::PassThrough,
-        Presented::Foreign { user } if policy.basic_auth_fallback => return Decision::Fallback { user },
+        Presented::Foreign { user } if policy.basic_auth_fallback => {
+            return Decision::Fallback { user };
+        }
         Presented::Foreign { user } => {
-            return Decision::NoValidToken { user, reason: NoValidToken::Foreign, scheme: None };
+            return Decision::NoValidToken {
+                user,
+                reason: NoValidToken::Foreign,
+                scheme: None,
+            };
         }
     };
     if !request.protected {
@@ -149,7 +168,9 @@ pub fn decide(
     };
     let token = match verification {
         Verification::Verified(token) => token,
-        Verification::Invalid { reason, owner } => return invalid(NoValidToken::Invalid(reason), owner),
+        Verification::Invalid { reason, owner } => {
+            return invalid(NoValidToken::Invalid(reason), owner);
+        }
         Verification::StoreUnavailable => return Decision::StoreUnavailable,
         Verification::Throttled(retry_after) => return Decision::TooManyFailures { retry_after },
     };
@@ -172,7 +193,15 @@ pub fn decide(
     let quota = token.rate_limit.unwrap_or(policy.default_quota);
     match rate_check(&token, quota) {
         RateDecision::Allowed(status) => Decision::Allow { token, status },
-        RateDecision::Limited { status, retry_after } => Decision::RateLimited { token, quota, status, retry_after },
+        RateDecision::Limited {
+            status,
+            retry_after,
+        } => Decision::RateLimited {
+            token,
+            quota,
+            status,
+            retry_after,
+        },
     }
 }
 

@@ -68,14 +68,26 @@ pub struct CreatedOn(pub DateTime<Utc>);
 
 impl fmt::Display for CreatedOn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.with_timezone(&Local).format("%b %-d, %Y %-I:%M:%S %p"))
+        write!(
+            f,
+            "{}",
+            self.0
+                .with_timezone(&Local)
+                .format("%b %-d, %Y %-I:%M:%S %p")
+        )
     }
 }
 
 impl fmt::Display for AuthMessage<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::Success { description, scope, user, created_at, path } => write!(
+            Self::Success {
+                description,
+                scope,
+                user,
+                created_at,
+                path,
+            } => write!(
                 f,
                 "Found a matching token \"{}\" with {} scope and authenticated user {}. Token was created on {}. REST endpoint: {}",
                 Escaped(description),
@@ -84,14 +96,23 @@ impl fmt::Display for AuthMessage<'_> {
                 CreatedOn(created_at),
                 Escaped(path),
             ),
-            Self::NoValidToken { user, fallback, path } => write!(
+            Self::NoValidToken {
+                user,
+                fallback,
+                path,
+            } => write!(
                 f,
                 "Token verification for user {} failed: No valid API token was provided{}. REST endpoint: {}",
                 Escaped(user),
                 clause(fallback),
                 Escaped(path),
             ),
-            Self::IpNotAllowed { user, ip, fallback, path } => write!(
+            Self::IpNotAllowed {
+                user,
+                ip,
+                fallback,
+                path,
+            } => write!(
                 f,
                 "Token verification for user {} failed: IP address {ip} of request is not allowed to access the REST API{}. REST endpoint: {}",
                 Escaped(user),

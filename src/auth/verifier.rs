@@ -105,9 +105,8 @@ impl Verifier {
 
     /// Verifies `token` presented from `client_ip`.
     pub async fn verify(&self, token: &str, client_ip: IpAddr) -> Verification {
-        let presented = match PresentedToken::parse(token) {
-            Ok(p) => p,
-            Err(_) => return self.failed(client_ip, Invalid::Malformed, None),
+        let Ok(presented) = PresentedToken::parse(token) else {
+            return self.failed(client_ip, Invalid::Malformed, None);
         };
         let digest: Digest32 = Sha256::digest(presented.expose().as_bytes()).into();
         if let Some(record) = self.verified.get(&digest).await {
@@ -162,7 +161,11 @@ impl Verifier {
         if record.id != *id {
             return Err(Miss::Unknown);
         }
-        let _slot = self.hash_slots.acquire().await.map_err(|_| Miss::Unavailable)?;
+        let _slot = self
+            .hash_slots
+            .acquire()
+            .await
+            .map_err(|_| Miss::Unavailable)?;
         self.hashes.inc();
         let secret = presented.expose().to_owned();
         let phc = record.secret_hash.clone();
@@ -198,7 +201,9 @@ impl Verifier {
                 let id: TokenId = id.clone();
                 let id_key = id.key();
                 // Registering a predicate cannot fail: closures are enabled at build time.
-                let _ = self.verified.invalidate_entries_if(move |_, record| record.id == id);
+                let _ = self
+                    .verified
+                    .invalidate_entries_if(move |_, record| record.id == id);
                 let unknown = self.unknown_ids.clone();
                 tokio::spawn(async move { unknown.invalidate(&id_key).await });
             }

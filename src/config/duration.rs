@@ -28,13 +28,25 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("60s"), Some(Duration::from_secs(60)));
         assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("90d"), Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(
+            parse_duration("90d"),
+            Some(Duration::from_secs(90 * 86_400))
+        );
         assert_eq!(parse_duration(" 1h "), Some(Duration::from_secs(3_600)));
     }
 
     #[test]
     fn nonsense() {
-        for s in ["", "s", "60", "60x", "-5s", "1.5s", "99999999999999999999d", "5 s"] {
+        for s in [
+            "",
+            "s",
+            "60",
+            "60x",
+            "-5s",
+            "1.5s",
+            "99999999999999999999d",
+            "5 s",
+        ] {
             assert_eq!(parse_duration(s), None, "{s}");
         }
     }

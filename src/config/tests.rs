@@ -27,14 +27,21 @@ fn defaults_make_a_runnable_config() {
     assert!(config.admin.token.is_none());
     assert_eq!(config.audit.coverage, Coverage::Full);
     let id = &config.node_id;
-    assert!((6..=7).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()), "{id}");
+    assert!(
+        (6..=7).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()),
+        "{id}"
+    );
 }
 
 #[test]
 fn the_shipped_config_files_are_valid() {
     for path in ["config/tokengate.toml", "config/tokengate.example.toml"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-        Config::load_with_env(Some(&path), Vec::new()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Config::load_with_env(Some(&path), Vec::new())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 }
 
@@ -42,7 +49,11 @@ fn the_shipped_config_files_are_valid() {
 fn environment_overrides_the_file() {
     let config = load(
         "[auth]\ncache_ttl = \"10s\"\n",
-        &[("TOKENGATE_AUTH__CACHE_TTL", "5s"), ("TOKENGATE_NODE_ID", "A6X2OX"), ("TOKENGATE_AUTH__BASIC_AUTH_FALLBACK", "false")],
+        &[
+            ("TOKENGATE_AUTH__CACHE_TTL", "5s"),
+            ("TOKENGATE_NODE_ID", "A6X2OX"),
+            ("TOKENGATE_AUTH__BASIC_AUTH_FALLBACK", "false"),
+        ],
     )
     .unwrap();
     assert_eq!(config.auth.cache_ttl, Duration::from_secs(5));
@@ -55,11 +66,20 @@ fn errors_name_the_key_and_value() {
     let m = message("[auth]\ncache_ttl = \"soon\"\n");
     assert!(m.contains("auth.cache_ttl") && m.contains("soon"), "{m}");
     let m = message("[proxy]\ntrusted_proxies = [\"10.0.0.0/33\"]\n");
-    assert!(m.contains("proxy.trusted_proxies") && m.contains("10.0.0.0/33"), "{m}");
+    assert!(
+        m.contains("proxy.trusted_proxies") && m.contains("10.0.0.0/33"),
+        "{m}"
+    );
     let m = message("[rate_limit]\ndefault = \"0/1m\"\n");
-    assert!(m.contains("rate_limit.default") && m.contains("0/1m"), "{m}");
+    assert!(
+        m.contains("rate_limit.default") && m.contains("0/1m"),
+        "{m}"
+    );
     let m = message("[upstream]\nidentity = \"magic\"\n");
-    assert!(m.contains("upstream.identity") && m.contains("magic"), "{m}");
+    assert!(
+        m.contains("upstream.identity") && m.contains("magic"),
+        "{m}"
+    );
     let m = message("[audit]\ncoverage = \"most\"\n");
     assert!(m.contains("audit.coverage") && m.contains("most"), "{m}");
     let m = message("[log]\nlevel = \"loud\"\n");
@@ -76,7 +96,9 @@ fn unknown_keys_and_wrong_types_are_errors() {
     assert!(m.contains("proxy.listen"), "{m}");
     let m = message("nonsense = [\n");
     assert!(m.contains("config file"), "{m}");
-    let m = load("", &[("TOKENGATE_AUTH__NO_SUCH_KEY", "1")]).unwrap_err().to_string();
+    let m = load("", &[("TOKENGATE_AUTH__NO_SUCH_KEY", "1")])
+        .unwrap_err()
+        .to_string();
     assert!(m.contains("no_such_key"), "{m}");
 }
 
@@ -84,13 +106,22 @@ fn unknown_keys_and_wrong_types_are_errors() {
 fn credential_identity_needs_a_valid_key() {
     let m = message("[upstream]\nidentity = \"credential\"\n");
     assert!(m.contains("upstream.credential_key"), "{m}");
-    let m = load("[upstream]\nidentity = \"credential\"\n", &[("TOKENGATE_UPSTREAM__CREDENTIAL_KEY", "c2hvcnQ=")]).unwrap_err().to_string();
-    assert!(m.contains("upstream.credential_key") && !m.contains("c2hvcnQ="), "{m}");
+    let m = load(
+        "[upstream]\nidentity = \"credential\"\n",
+        &[("TOKENGATE_UPSTREAM__CREDENTIAL_KEY", "c2hvcnQ=")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        m.contains("upstream.credential_key") && !m.contains("c2hvcnQ="),
+        "{m}"
+    );
 }
 
 #[test]
 fn a_missing_explicit_file_is_an_error() {
-    let e = Config::load_with_env(Some(Path::new("/nonexistent/tokengate.toml")), Vec::new()).unwrap_err();
+    let e = Config::load_with_env(Some(Path::new("/nonexistent/tokengate.toml")), Vec::new())
+        .unwrap_err();
     assert!(e.to_string().contains("/nonexistent/tokengate.toml"));
 }
 
@@ -99,18 +130,36 @@ fn check_config_output_redacts_secrets() {
     let raw = load_raw(
         None,
         vec![
-            ("TOKENGATE_ADMIN__TOKEN".to_owned(), "supersecretadmintoken".to_owned()),
-            ("TOKENGATE_DATABASE__URL".to_owned(), "postgres://tg:hunter2@db/tokengate".to_owned()),
+            (
+                "TOKENGATE_ADMIN__TOKEN".to_owned(),
+                "supersecretadmintoken".to_owned(),
+            ),
+            (
+                "TOKENGATE_DATABASE__URL".to_owned(),
+                "postgres://tg:hunter2@db/tokengate".to_owned(),
+            ),
         ],
     )
     .unwrap();
     let shown = raw.redacted_toml();
-    assert!(!shown.contains("supersecretadmintoken") && !shown.contains("hunter2"), "{shown}");
-    assert!(shown.contains("postgres://tg:[redacted]@db/tokengate"), "{shown}");
+    assert!(
+        !shown.contains("supersecretadmintoken") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("postgres://tg:[redacted]@db/tokengate"),
+        "{shown}"
+    );
 }
 
 #[test]
 fn node_ids_are_stable_base36() {
-    assert_eq!(validate::default_node_id("bitbucket-1"), validate::default_node_id("bitbucket-1"));
-    assert_ne!(validate::default_node_id("bitbucket-1"), validate::default_node_id("bitbucket-2"));
+    assert_eq!(
+        validate::default_node_id("bitbucket-1"),
+        validate::default_node_id("bitbucket-1")
+    );
+    assert_ne!(
+        validate::default_node_id("bitbucket-1"),
+        validate::default_node_id("bitbucket-2")
+    );
 }

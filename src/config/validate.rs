@@ -16,7 +16,11 @@ use crate::auth::parse_cidr;
 use crate::ratelimit::RateQuota;
 use crate::telemetry::{LogFormat, LogSettings};
 
-fn bad(key: &'static str, value: impl ToString, reason: impl ToString) -> ConfigError {
+fn bad(
+    key: &'static str,
+    value: impl std::fmt::Display,
+    reason: impl std::fmt::Display,
+) -> ConfigError {
     ConfigError::Value {
         key,
         value: value.to_string(),
@@ -25,14 +29,23 @@ fn bad(key: &'static str, value: impl ToString, reason: impl ToString) -> Config
 }
 
 fn socket(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value
-        .parse()
-        .map_err(|_| bad(key, value, "expected an address and port such as 0.0.0.0:8080"))
+    value.parse().map_err(|_| {
+        bad(
+            key,
+            value,
+            "expected an address and port such as 0.0.0.0:8080",
+        )
+    })
 }
 
 fn duration(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    parse_duration(value)
-        .ok_or_else(|| bad(key, value, "expected a duration such as 500ms, 60s, 5m, 1h or 90d"))
+    parse_duration(value).ok_or_else(|| {
+        bad(
+            key,
+            value,
+            "expected a duration such as 500ms, 60s, 5m, 1h or 90d",
+        )
+    })
 }
 
 fn positive_duration(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
@@ -48,9 +61,19 @@ fn quota(key: &'static str, value: &str) -> Result<RateQuota, ConfigError> {
 }
 
 fn cidrs(key: &'static str, values: &[String]) -> Result<Vec<IpNet>, ConfigError> {
-    values.iter().map(|v| parse_cidr(v).ok_or_else(|| bad(key, v, "expected an IPv4 or IPv6 address or CIDR such as 10.0.0.0/8"))).collect()
+    values
+        .iter()
+        .map(|v| {
+            parse_cidr(v).ok_or_else(|| {
+                bad(
+                    key,
+                    v,
+                    "expected an IPv4 or IPv6 address or CIDR such as 10.0.0.0/8",
+                )
+            })
+        })
+        .collect()
 }
-
 
 fn count(key: &'static str, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
     if value < min || value > max {
@@ -65,7 +88,13 @@ fn secret(value: Option<String>) -> Option<SecretString> {
 
 pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let node_id = match raw.node_id {
-        Some(id) if !id.is_empty() && id.len() <= 16 && id.bytes().all(|b| b.is_ascii_alphanumeric()) => id,
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 16
+                && id.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            id
+        }
         Some(id) => return Err(bad("node_id", id, "expected 1 to 16 letters and digits")),
         None => default_node_id(&host_name()),
     };
@@ -74,39 +103,82 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let proxy = ProxyConfig {
         listen: socket("proxy.listen", &p.listen)?,
         trusted_proxies: cidrs("proxy.trusted_proxies", &p.trusted_proxies)?,
-        header_read_timeout: positive_duration("proxy.header_read_timeout", &p.header_read_timeout)?,
-        max_header_bytes: usize::try_from(count("proxy.max_header_bytes", p.max_header_bytes, 8 * 1024, 1024 * 1024)?)
-            .expect("bounded above"),
+        header_read_timeout: positive_duration(
+            "proxy.header_read_timeout",
+            &p.header_read_timeout,
+        )?,
+        max_header_bytes: usize::try_from(count(
+            "proxy.max_header_bytes",
+            p.max_header_bytes,
+            8 * 1024,
+            1024 * 1024,
+        )?)
+        .expect("bounded above"),
         shutdown_grace: duration("proxy.shutdown_grace", &p.shutdown_grace)?,
-        worker_threads: usize::try_from(count("proxy.worker_threads", p.worker_threads, 0, 1024)?).expect("bounded above"),
+        worker_threads: usize::try_from(count("proxy.worker_threads", p.worker_threads, 0, 1024)?)
+            .expect("bounded above"),
     };
 
     let u = raw.upstream;
-    let url: http::Uri = u.url.parse().map_err(|_| bad("upstream.url", &u.url, "expected a URL such as http://127.0.0.1:7990"))?;
+    let url: http::Uri = u.url.parse().map_err(|_| {
+        bad(
+            "upstream.url",
+            &u.url,
+            "expected a URL such as http://127.0.0.1:7990",
+        )
+    })?;
     if url.scheme_str() != Some("http") || url.authority().is_none() {
-        return Err(bad("upstream.url", &u.url, "expected an http:// URL with a host"));
+        return Err(bad(
+            "upstream.url",
+            &u.url,
+            "expected an http:// URL with a host",
+        ));
     }
     if url.path() != "/" && !url.path().is_empty() {
-        return Err(bad("upstream.url", &u.url, "must not have a path: Bitbucket's context path is part of the request path"));
+        return Err(bad(
+            "upstream.url",
+            &u.url,
+            "must not have a path: Bitbucket's context path is part of the request path",
+        ));
     }
     let identity = match u.identity.as_str() {
         "header" => Identity::Header,
         "credential" => Identity::Credential,
-        other => return Err(bad("upstream.identity", other, "expected \"header\" or \"credential\"")),
+        other => {
+            return Err(bad(
+                "upstream.identity",
+                other,
+                "expected \"header\" or \"credential\"",
+            ));
+        }
     };
-    let identity_header: http::HeaderName = u
-        .identity_header
-        .parse()
-        .map_err(|_| bad("upstream.identity_header", &u.identity_header, "expected an HTTP header name"))?;
+    let identity_header: http::HeaderName = u.identity_header.parse().map_err(|_| {
+        bad(
+            "upstream.identity_header",
+            &u.identity_header,
+            "expected an HTTP header name",
+        )
+    })?;
     if identity_header == http::header::AUTHORIZATION || identity_header == http::header::HOST {
-        return Err(bad("upstream.identity_header", &u.identity_header, "must not be Authorization or Host"));
+        return Err(bad(
+            "upstream.identity_header",
+            &u.identity_header,
+            "must not be Authorization or Host",
+        ));
     }
     let credential_key = secret(u.credential_key);
     if identity == Identity::Credential {
         match &credential_key {
-            None => return Err(bad("upstream.credential_key", "", "required when upstream.identity = \"credential\"; set TOKENGATE_UPSTREAM__CREDENTIAL_KEY to 32 random bytes in base64")),
+            None => {
+                return Err(bad(
+                    "upstream.credential_key",
+                    "",
+                    "required when upstream.identity = \"credential\"; set TOKENGATE_UPSTREAM__CREDENTIAL_KEY to 32 random bytes in base64",
+                ));
+            }
             Some(key) => {
-                crate::credential::CredentialKey::from_secret(key).map_err(|e| bad("upstream.credential_key", "[redacted]", e))?;
+                crate::credential::CredentialKey::from_secret(key)
+                    .map_err(|e| bad("upstream.credential_key", "[redacted]", e))?;
             }
         }
     }
@@ -121,18 +193,35 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     };
 
     let d = raw.database;
-    if !(d.url.starts_with("sqlite:") || d.url.starts_with("postgres://") || d.url.starts_with("postgresql://")) {
-        return Err(bad("database.url", redact_url_password(&d.url), "expected sqlite://path, postgres:// or postgresql://"));
+    if !(d.url.starts_with("sqlite:")
+        || d.url.starts_with("postgres://")
+        || d.url.starts_with("postgresql://"))
+    {
+        return Err(bad(
+            "database.url",
+            redact_url_password(&d.url),
+            "expected sqlite://path, postgres:// or postgresql://",
+        ));
     }
     let database = DatabaseConfig {
         url: SecretString::from(d.url),
-        max_connections: u32::try_from(count("database.max_connections", d.max_connections, 1, 1000)?).expect("bounded above"),
+        max_connections: u32::try_from(count(
+            "database.max_connections",
+            d.max_connections,
+            1,
+            1000,
+        )?)
+        .expect("bounded above"),
     };
 
     let a = raw.auth;
     for path in &a.protected_paths {
         if !path.starts_with('/') {
-            return Err(bad("auth.protected_paths", path, "every path must start with /"));
+            return Err(bad(
+                "auth.protected_paths",
+                path,
+                "every path must start with /",
+            ));
         }
     }
     let auth = AuthConfig {
@@ -143,7 +232,10 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         cache_ttl: positive_duration("auth.cache_ttl", &a.cache_ttl)?,
         max_lifetime_days: a
             .max_lifetime_days
-            .map(|d| count("auth.max_lifetime_days", d, 1, 36_500).map(|d| u32::try_from(d).expect("bounded above")))
+            .map(|d| {
+                count("auth.max_lifetime_days", d, 1, 36_500)
+                    .map(|d| u32::try_from(d).expect("bounded above"))
+            })
             .transpose()?,
         hash_concurrency: match count("auth.hash_concurrency", a.hash_concurrency, 0, 256)? {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -162,17 +254,37 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if let Some(token) = &admin.token {
         use secrecy::ExposeSecret;
         if token.expose_secret().len() < 16 {
-            return Err(bad("admin.token", "[redacted]", "must be at least 16 characters"));
+            return Err(bad(
+                "admin.token",
+                "[redacted]",
+                "must be at least 16 characters",
+            ));
         }
     }
 
     let au = raw.audit;
     let audit = AuditConfig {
-        coverage: au.coverage.parse().map_err(|()| bad("audit.coverage", &au.coverage, "expected off, base, advanced or full"))?,
-        retention_days: u32::try_from(count("audit.retention_days", au.retention_days, 1, 36_500)?).expect("bounded above"),
-        max_rows: au.max_rows.map(|n| count("audit.max_rows", n, 1, u64::MAX)).transpose()?,
+        coverage: au.coverage.parse().map_err(|()| {
+            bad(
+                "audit.coverage",
+                &au.coverage,
+                "expected off, base, advanced or full",
+            )
+        })?,
+        retention_days: u32::try_from(count("audit.retention_days", au.retention_days, 1, 36_500)?)
+            .expect("bounded above"),
+        max_rows: au
+            .max_rows
+            .map(|n| count("audit.max_rows", n, 1, u64::MAX))
+            .transpose()?,
         file: au.file.filter(|f| !f.is_empty()).map(PathBuf::from),
-        queue_capacity: usize::try_from(count("audit.queue_capacity", au.queue_capacity, 16, 10_000_000)?).expect("bounded above"),
+        queue_capacity: usize::try_from(count(
+            "audit.queue_capacity",
+            au.queue_capacity,
+            16,
+            10_000_000,
+        )?)
+        .expect("bounded above"),
         spill_file: PathBuf::from(au.spill_file),
     };
 
@@ -183,13 +295,19 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         format: match l.format.as_str() {
             "bitbucket" => LogFormat::Bitbucket,
             "json" => LogFormat::Json,
-            other => return Err(bad("log.format", other, "expected \"bitbucket\" or \"json\"")),
+            other => {
+                return Err(bad(
+                    "log.format",
+                    other,
+                    "expected \"bitbucket\" or \"json\"",
+                ));
+            }
         },
         file: l.file.filter(|f| !f.is_empty()).map(PathBuf::from),
         auth_logger: l.auth_logger,
         rate_limit_logger: l.rate_limit_logger,
     };
-    crate::telemetry::build_filter(&log).map_err(|e| bad("log.level", &log.level, e))?;
+    crate::telemetry::build_filter(&log).map_err(|e| ConfigError::Log(e.to_string()))?;
 
     Ok(Config {
         node_id,

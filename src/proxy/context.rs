@@ -129,7 +129,10 @@ pub fn remote(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> Remot
             }
         }
     }
-    Remote { addresses, client_ip }
+    Remote {
+        addresses,
+        client_ip,
+    }
 }
 
 #[cfg(test)]
@@ -152,14 +155,22 @@ mod tests {
 
     #[test]
     fn bitbucket_address_list() {
-        let r = remote(&headers(&["79.209.73.23"]), "100.120.0.11:5000".parse().unwrap(), &nets(&["100.64.0.0/10"]));
+        let r = remote(
+            &headers(&["79.209.73.23"]),
+            "100.120.0.11:5000".parse().unwrap(),
+            &nets(&["100.64.0.0/10"]),
+        );
         assert_eq!(r.addresses, "79.209.73.23,100.120.0.11");
         assert_eq!(r.client_ip, "79.209.73.23".parse::<IpAddr>().unwrap());
     }
 
     #[test]
     fn untrusted_peer_is_the_client_whatever_it_claims() {
-        let r = remote(&headers(&["10.0.0.1"]), "203.0.113.9:5000".parse().unwrap(), &nets(&["100.64.0.0/10"]));
+        let r = remote(
+            &headers(&["10.0.0.1"]),
+            "203.0.113.9:5000".parse().unwrap(),
+            &nets(&["100.64.0.0/10"]),
+        );
         assert_eq!(r.client_ip, "203.0.113.9".parse::<IpAddr>().unwrap());
         assert_eq!(r.addresses, "10.0.0.1,203.0.113.9");
     }
@@ -167,7 +178,11 @@ mod tests {
     #[test]
     fn prepended_entries_are_not_believed() {
         // The client wrote 10.0.0.1 itself; the trusted proxy appended the real address.
-        let r = remote(&headers(&["10.0.0.1, 198.51.100.7"]), "100.64.0.2:1".parse().unwrap(), &nets(&["100.64.0.0/10"]));
+        let r = remote(
+            &headers(&["10.0.0.1, 198.51.100.7"]),
+            "100.64.0.2:1".parse().unwrap(),
+            &nets(&["100.64.0.0/10"]),
+        );
         assert_eq!(r.client_ip, "198.51.100.7".parse::<IpAddr>().unwrap());
         assert_eq!(r.addresses, "10.0.0.1,198.51.100.7,100.64.0.2");
     }
@@ -175,12 +190,24 @@ mod tests {
     #[test]
     fn chains_of_trusted_proxies_and_garbage() {
         let trusted = nets(&["100.64.0.0/10", "127.0.0.1/32"]);
-        let r = remote(&headers(&["2001:db8::1", "100.64.0.5"]), "127.0.0.1:1".parse().unwrap(), &trusted);
+        let r = remote(
+            &headers(&["2001:db8::1", "100.64.0.5"]),
+            "127.0.0.1:1".parse().unwrap(),
+            &trusted,
+        );
         assert_eq!(r.client_ip, "2001:db8::1".parse::<IpAddr>().unwrap());
-        let r = remote(&headers(&["<script>x", "100.64.0.5"]), "127.0.0.1:1".parse().unwrap(), &trusted);
+        let r = remote(
+            &headers(&["<script>x", "100.64.0.5"]),
+            "127.0.0.1:1".parse().unwrap(),
+            &trusted,
+        );
         assert_eq!(r.client_ip, "100.64.0.5".parse::<IpAddr>().unwrap());
         assert_eq!(r.addresses, "unknown,100.64.0.5,127.0.0.1");
-        let r = remote(&HeaderMap::new(), "[::ffff:10.1.2.3]:1".parse().unwrap(), &trusted);
+        let r = remote(
+            &HeaderMap::new(),
+            "[::ffff:10.1.2.3]:1".parse().unwrap(),
+            &trusted,
+        );
         assert_eq!(r.client_ip, "10.1.2.3".parse::<IpAddr>().unwrap());
     }
 
@@ -189,7 +216,10 @@ mod tests {
         let ids = RequestIds::new("A6X2OX");
         let (first, mark) = ids.next();
         let (second, _mark2) = ids.next();
-        assert!(first.starts_with("@A6X2OXx") && first.ends_with("x1x0"), "{first}");
+        assert!(
+            first.starts_with("@A6X2OXx") && first.ends_with("x1x0"),
+            "{first}"
+        );
         assert!(second.ends_with("x2x1"), "{second}");
         drop(mark);
         assert_eq!(ids.in_flight(), 1);
@@ -199,7 +229,10 @@ mod tests {
     fn session_ids_hash_the_cookie() {
         let mut h = HeaderMap::new();
         assert_eq!(session_id(&h), None);
-        h.insert(COOKIE, HeaderValue::from_static("a=b; BITBUCKETSESSIONID=abc123"));
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("a=b; BITBUCKETSESSIONID=abc123"),
+        );
         let id = session_id(&h).unwrap();
         assert_eq!(id.len(), 6);
         assert!(!id.contains("abc123"));

@@ -61,7 +61,9 @@ impl Upstream {
         Self {
             client,
             scheme: parts.scheme.unwrap_or(Scheme::HTTP),
-            authority: parts.authority.expect("validated: the upstream URL has a host"),
+            authority: parts
+                .authority
+                .expect("validated: the upstream URL has a host"),
             response_timeout: config.response_timeout,
         }
     }
@@ -95,7 +97,7 @@ impl Upstream {
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -113,7 +115,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Sets `X-Forwarded-For` (appending the peer), `-Proto` and `-Host`. Values a trusted proxy
 /// set for `-Proto` and `-Host` are kept; a client's own are replaced.
-pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, peer_trusted: bool) {
+pub(super) fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, peer_trusted: bool) {
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(existing) if !existing.trim().is_empty() => format!("{existing}, {peer}"),
         _ => peer.to_string(),
@@ -143,7 +145,10 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_are_removed() {
         let mut h = HeaderMap::new();
-        h.insert(CONNECTION, HeaderValue::from_static("keep-alive, X-Secret-Hop"));
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret-Hop"),
+        );
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("te", HeaderValue::from_static("trailers"));

@@ -73,6 +73,8 @@ impl Gateway {
 
     /// True when `path` is under one of the protected prefixes.
     pub fn is_protected(&self, path: &str) -> bool {
-        self.protected_paths.iter().any(|p| path.starts_with(p.as_str()))
+        self.protected_paths
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
     }
 }

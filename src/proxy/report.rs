@@ -13,7 +13,7 @@ use crate::auth::{Decision, Invalid, NoValidToken};
 use crate::telemetry::{AUTH_TARGET, RATE_LIMIT_TARGET};
 
 /// The request facts a report needs.
-pub struct Facts<'a> {
+pub(super) struct Facts<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub client_ip: IpAddr,
@@ -22,7 +22,7 @@ pub struct Facts<'a> {
 }
 
 /// The metric label of a decision.
-pub fn outcome(decision: &Decision) -> &'static str {
+pub(super) fn outcome(decision: &Decision) -> &'static str {
     match decision {
         Decision::PassThrough => "pass_through",
         Decision::Fallback { .. } => "fallback",
@@ -50,7 +50,7 @@ fn reason_name(reason: NoValidToken) -> &'static str {
 }
 
 /// Writes the decision's log line and audit event.
-pub fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) {
+pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) {
     let fallback = gateway.basic_auth_fallback;
     let path = facts.path;
     let (kind, outcome, user, token_id, attributes) = match decision {
@@ -58,25 +58,62 @@ pub fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) {
         Decision::Fallback { user } => {
             let user = user.as_deref().unwrap_or(ANONYMOUS);
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::Fallback { user, path });
-            (AuditKind::Fallback, AuditOutcome::PassedOn, Some(user.to_owned()), None, json!({}))
+            (
+                AuditKind::Fallback,
+                AuditOutcome::PassedOn,
+                Some(user.to_owned()),
+                None,
+                json!({}),
+            )
         }
         Decision::NoValidToken { user, reason, .. } => {
-            let shown = user.as_deref().filter(|u| !u.is_empty()).unwrap_or(ANONYMOUS);
+            let shown = user
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .unwrap_or(ANONYMOUS);
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::NoValidToken { user: shown, fallback, path });
-            let kind = if *reason == NoValidToken::Expired { AuditKind::ExpiredTokenUsed } else { AuditKind::AuthFailed };
-            (kind, AuditOutcome::Denied, user.clone(), None, json!({ "reason": reason_name(*reason) }))
+            let kind = if *reason == NoValidToken::Expired {
+                AuditKind::ExpiredTokenUsed
+            } else {
+                AuditKind::AuthFailed
+            };
+            (
+                kind,
+                AuditOutcome::Denied,
+                user.clone(),
+                None,
+                json!({ "reason": reason_name(*reason) }),
+            )
         }
         Decision::IpNotAllowed { token, .. } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::IpNotAllowed { user: &token.user, ip: facts.client_ip, fallback, path });
-            (AuditKind::IpDenied, AuditOutcome::Denied, Some(token.user.clone()), Some(token.id.to_string()), json!({}))
+            (
+                AuditKind::IpDenied,
+                AuditOutcome::Denied,
+                Some(token.user.clone()),
+                Some(token.id.to_string()),
+                json!({}),
+            )
         }
         Decision::ScopeDenied { token } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::ScopeDenied { user: &token.user, method: facts.method, path });
-            (AuditKind::ScopeDenied, AuditOutcome::Denied, Some(token.user.clone()), Some(token.id.to_string()), json!({ "scope": token.scope.as_str() }))
+            (
+                AuditKind::ScopeDenied,
+                AuditOutcome::Denied,
+                Some(token.user.clone()),
+                Some(token.id.to_string()),
+                json!({ "scope": token.scope.as_str() }),
+            )
         }
         Decision::RateLimited { token, quota, .. } => {
             tracing::info!(target: RATE_LIMIT_TARGET, "{}", AuthMessage::RateLimited { user: &token.user, quota: *quota });
-            (AuditKind::RateLimited, AuditOutcome::Denied, Some(token.user.clone()), Some(token.id.to_string()), json!({ "limit": quota.to_string() }))
+            (
+                AuditKind::RateLimited,
+                AuditOutcome::Denied,
+                Some(token.user.clone()),
+                Some(token.id.to_string()),
+                json!({ "limit": quota.to_string() }),
+            )
         }
         Decision::Allow { token, .. } => {
             tracing::info!(
@@ -90,15 +127,33 @@ pub fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) {
                     path,
                 }
             );
-            (AuditKind::AuthSucceeded, AuditOutcome::Allowed, Some(token.user.clone()), Some(token.id.to_string()), json!({ "scope": token.scope.as_str() }))
+            (
+                AuditKind::AuthSucceeded,
+                AuditOutcome::Allowed,
+                Some(token.user.clone()),
+                Some(token.id.to_string()),
+                json!({ "scope": token.scope.as_str() }),
+            )
         }
         Decision::TokenOutsideProtectedPaths => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TokenOutsideProtectedPaths { path });
-            (AuditKind::AuthFailed, AuditOutcome::Denied, None, None, json!({ "reason": "outside_protected_paths" }))
+            (
+                AuditKind::AuthFailed,
+                AuditOutcome::Denied,
+                None,
+                None,
+                json!({ "reason": "outside_protected_paths" }),
+            )
         }
         Decision::TooManyFailures { .. } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TooManyFailures { ip: facts.client_ip, path });
-            (AuditKind::AuthFailed, AuditOutcome::Denied, None, None, json!({ "reason": "too_many_failures" }))
+            (
+                AuditKind::AuthFailed,
+                AuditOutcome::Denied,
+                None,
+                None,
+                json!({ "reason": "too_many_failures" }),
+            )
         }
     };
     if gateway.audit.wants(kind) {

@@ -13,11 +13,13 @@ use crate::auth::Scheme;
 use crate::ratelimit::{RateStatus, ceil_seconds};
 
 /// The body type of every proxy response.
-pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+pub(super) type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// Wraps bytes as a [`ProxyBody`].
-pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+pub(super) fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// Bitbucket's error body, fields in Bitbucket's order.
@@ -35,9 +37,13 @@ struct ErrorEntry<'a> {
 }
 
 /// A response in Bitbucket's error shape.
-pub fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
+pub(super) fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
     let body = ErrorBody {
-        errors: [ErrorEntry { context: None, message, exception_name: None }],
+        errors: [ErrorEntry {
+            context: None,
+            message,
+            exception_name: None,
+        }],
     };
     let body = serde_json::to_string(&body).expect("serialising strings cannot fail");
     let mut response = Response::new(full(body));
@@ -50,18 +56,20 @@ pub fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
 }
 
 /// 401 with the `WWW-Authenticate` challenge of the scheme that was used.
-pub fn unauthorized(scheme: Option<Scheme>, message: &str) -> Response<ProxyBody> {
+pub(super) fn unauthorized(scheme: Option<Scheme>, message: &str) -> Response<ProxyBody> {
     let mut response = error(StatusCode::UNAUTHORIZED, message);
     let challenge = match scheme {
         Some(Scheme::Bearer) => r#"Bearer realm="tokengate", error="invalid_token""#,
         Some(Scheme::Basic) | None => r#"Basic realm="tokengate""#,
     };
-    response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     response
 }
 
 /// 403 for a read-only token used for a write.
-pub fn insufficient_scope(message: &str) -> Response<ProxyBody> {
+pub(super) fn insufficient_scope(message: &str) -> Response<ProxyBody> {
     let mut response = error(StatusCode::FORBIDDEN, message);
     response.headers_mut().insert(
         WWW_AUTHENTICATE,
@@ -71,18 +79,22 @@ pub fn insufficient_scope(message: &str) -> Response<ProxyBody> {
 }
 
 /// 429 with `Retry-After` (whole seconds, rounded up).
-pub fn too_many_requests(message: &str, retry_after: Duration) -> Response<ProxyBody> {
+pub(super) fn too_many_requests(message: &str, retry_after: Duration) -> Response<ProxyBody> {
     let mut response = error(StatusCode::TOO_MANY_REQUESTS, message);
-    response
-        .headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from(ceil_seconds(retry_after).max(1)));
+    response.headers_mut().insert(
+        RETRY_AFTER,
+        HeaderValue::from(ceil_seconds(retry_after).max(1)),
+    );
     response
 }
 
 /// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
-pub fn add_rate_headers<B>(response: &mut Response<B>, status: &RateStatus) {
+pub(super) fn add_rate_headers<B>(response: &mut Response<B>, status: &RateStatus) {
     let headers = response.headers_mut();
     headers.insert("ratelimit-limit", HeaderValue::from(status.limit));
     headers.insert("ratelimit-remaining", HeaderValue::from(status.remaining));
-    headers.insert("ratelimit-reset", HeaderValue::from(ceil_seconds(status.reset)));
+    headers.insert(
+        "ratelimit-reset",
+        HeaderValue::from(ceil_seconds(status.reset)),
+    );
 }

@@ -23,7 +23,12 @@ pub struct Limits {
 }
 
 /// Serves the proxy on `listener` until `shutdown` completes, then drains.
-pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, limits: Limits, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -61,7 +66,10 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, limits: Limits,
     }
     drop(listener);
     tracing::info!(target: "tokengate::proxy", "stopped accepting; draining in-flight requests");
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(target: "tokengate::proxy", grace = ?limits.shutdown_grace, "in-flight requests still running after the grace period");
     }
 }

@@ -12,13 +12,15 @@ use hyper::body::Incoming;
 use secrecy::ExposeSecret;
 use tracing::Instrument;
 
+use super::Gateway;
 use super::context::{remote, session_id};
 use super::forward::{UpstreamError, set_forwarded, strip_hop_by_hop};
 use super::report::{Facts, outcome, report};
 use super::respond::{self, ProxyBody, add_rate_headers};
-use super::Gateway;
 use crate::auth::messages::AuthMessage;
-use crate::auth::{Credential, Decision, Invalid, Policy, Presented, RequestFacts, Verification, decide};
+use crate::auth::{
+    Credential, Decision, Invalid, Policy, Presented, RequestFacts, Verification, decide,
+};
 use crate::config::Identity;
 use crate::ratelimit::Wording;
 use crate::telemetry::AUTH_TARGET;
@@ -26,7 +28,11 @@ use crate::telemetry::AUTH_TARGET;
 const REQUEST_ID_HEADER: &str = "x-arequestid";
 
 /// Handles one request; never fails (errors become responses).
-pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+pub(super) async fn handle(
+    gateway: Arc<Gateway>,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<ProxyBody> {
     let (request_id, _in_flight) = gateway.ids.next();
     let remote = remote(request.headers(), peer, &gateway.trusted_proxies);
     let session = session_id(request.headers());
@@ -77,14 +83,25 @@ async fn decide_and_act(
     let presented = match Credential::from_headers(request.headers()) {
         Credential::Missing => Presented::Nothing,
         Credential::Foreign { user, .. } => Presented::Foreign { user },
-        Credential::Token { scheme, basic_user, token } => {
+        Credential::Token {
+            scheme,
+            basic_user,
+            token,
+        } => {
             let verification = if protected {
                 gateway.verifier.verify(&token, client_ip).await
             } else {
                 // Refused below whatever it is; no need to look it up.
-                Verification::Invalid { reason: Invalid::Malformed, owner: None }
+                Verification::Invalid {
+                    reason: Invalid::Malformed,
+                    owner: None,
+                }
             };
-            Presented::Token { scheme, basic_user, verification }
+            Presented::Token {
+                scheme,
+                basic_user,
+                verification,
+            }
         }
     };
     let facts = RequestFacts {
@@ -108,41 +125,66 @@ async fn decide_and_act(
     report(
         gateway,
         &decision,
-        &Facts { method: &method, path: &path, client_ip, request_id, now },
+        &Facts {
+            method: &method,
+            path: &path,
+            client_ip,
+            request_id,
+            now,
+        },
     );
 
     // Whatever happens next, a client's copy of the identity header never goes upstream.
     request.headers_mut().remove(&gateway.identity_header);
     match decision {
-        Decision::PassThrough | Decision::Fallback { .. } => forward(gateway, request, peer, request_id).await,
+        Decision::PassThrough | Decision::Fallback { .. } => {
+            forward(gateway, request, peer, request_id).await
+        }
         Decision::Allow { token, status } => {
             gateway.usage.record(&token.id, now, client_ip);
             request.headers_mut().remove(AUTHORIZATION);
             match gateway.identity {
                 Identity::Header => {
                     let Ok(user) = HeaderValue::from_str(&token.user) else {
-                        return respond::error(StatusCode::BAD_REQUEST, "The token's user name cannot be sent to Bitbucket.");
+                        return respond::error(
+                            StatusCode::BAD_REQUEST,
+                            "The token's user name cannot be sent to Bitbucket.",
+                        );
                     };
-                    request.headers_mut().insert(gateway.identity_header.clone(), user);
+                    request
+                        .headers_mut()
+                        .insert(gateway.identity_header.clone(), user);
                 }
                 Identity::Credential => {
-                    let vault = gateway.credentials.as_ref().expect("credential identity has a vault");
+                    let vault = gateway
+                        .credentials
+                        .as_ref()
+                        .expect("credential identity has a vault");
                     match vault.get(&token.user).await {
                         Ok(Some(credential)) => {
                             let value = format!("Bearer {}", credential.expose_secret());
                             let Ok(mut value) = HeaderValue::from_str(&value) else {
-                                return respond::error(StatusCode::BAD_GATEWAY, "The stored Bitbucket credential cannot be used.");
+                                return respond::error(
+                                    StatusCode::BAD_GATEWAY,
+                                    "The stored Bitbucket credential cannot be used.",
+                                );
                             };
                             value.set_sensitive(true);
                             request.headers_mut().insert(AUTHORIZATION, value);
                         }
                         Ok(None) => {
                             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::NoUpstreamCredential { user: &token.user, path: &path });
-                            return respond::unauthorized(None, "No Bitbucket credential is stored for this token's user; an administrator must set one.");
+                            return respond::unauthorized(
+                                None,
+                                "No Bitbucket credential is stored for this token's user; an administrator must set one.",
+                            );
                         }
                         Err(e) => {
                             tracing::warn!(target: "tokengate::proxy", error = %e, "opening the stored credential failed");
-                            return respond::error(StatusCode::SERVICE_UNAVAILABLE, "The Bitbucket credential for this token's user cannot be read right now.");
+                            return respond::error(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "The Bitbucket credential for this token's user cannot be read right now.",
+                            );
                         }
                     }
                 }
@@ -162,9 +204,17 @@ async fn decide_and_act(
         Decision::ScopeDenied { .. } => respond::insufficient_scope(&format!(
             "This API token is read-only and covers only GET, HEAD and OPTIONS requests and git fetch; this {method} request needs a read/write token."
         )),
-        Decision::RateLimited { quota, status, retry_after, .. } => {
+        Decision::RateLimited {
+            quota,
+            status,
+            retry_after,
+            ..
+        } => {
             let mut response = respond::too_many_requests(
-                &format!("Rate limit exceeded: this API token allows {}.", Wording(&quota)),
+                &format!(
+                    "Rate limit exceeded: this API token allows {}.",
+                    Wording(&quota)
+                ),
                 retry_after,
             );
             add_rate_headers(&mut response, &status);
@@ -179,7 +229,10 @@ async fn decide_and_act(
         ),
         Decision::StoreUnavailable => {
             tracing::warn!(target: "tokengate::proxy", "token store unavailable; refusing a token that is not cached");
-            respond::error(StatusCode::SERVICE_UNAVAILABLE, "Token verification is temporarily unavailable. Please try again shortly.")
+            respond::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Token verification is temporarily unavailable. Please try again shortly.",
+            )
         }
         Decision::TooManyFailures { retry_after } => respond::too_many_requests(
             "Too many failed token verifications from this address.",
@@ -188,9 +241,17 @@ async fn decide_and_act(
     }
 }
 
-async fn forward(gateway: &Gateway, mut request: Request<Incoming>, peer: SocketAddr, request_id: &str) -> Response<ProxyBody> {
+async fn forward(
+    gateway: &Gateway,
+    mut request: Request<Incoming>,
+    peer: SocketAddr,
+    request_id: &str,
+) -> Response<ProxyBody> {
     let peer_ip = crate::auth::canonical(peer.ip());
-    let peer_trusted = gateway.trusted_proxies.iter().any(|net| net.contains(&peer_ip));
+    let peer_trusted = gateway
+        .trusted_proxies
+        .iter()
+        .any(|net| net.contains(&peer_ip));
     let headers = request.headers_mut();
     strip_hop_by_hop(headers);
     set_forwarded(headers, peer_ip, peer_trusted);
@@ -199,7 +260,10 @@ async fn forward(gateway: &Gateway, mut request: Request<Incoming>, peer: Socket
     }
     match gateway.upstream.send(request).await {
         Ok((response, latency)) => {
-            gateway.metrics.upstream_latency.observe(latency.as_secs_f64());
+            gateway
+                .metrics
+                .upstream_latency
+                .observe(latency.as_secs_f64());
             response.map(|body| body.boxed())
         }
         Err(e) => {
@@ -207,11 +271,17 @@ async fn forward(gateway: &Gateway, mut request: Request<Incoming>, peer: Socket
             match e {
                 UpstreamError::Unreachable(_) => {
                     gateway.metrics.count_request("upstream_unreachable");
-                    respond::error(StatusCode::BAD_GATEWAY, "Bitbucket could not be reached. Please try again shortly.")
+                    respond::error(
+                        StatusCode::BAD_GATEWAY,
+                        "Bitbucket could not be reached. Please try again shortly.",
+                    )
                 }
                 UpstreamError::Timeout(_) => {
                     gateway.metrics.count_request("upstream_timeout");
-                    respond::error(StatusCode::GATEWAY_TIMEOUT, "Bitbucket did not answer in time.")
+                    respond::error(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "Bitbucket did not answer in time.",
+                    )
                 }
             }
         }

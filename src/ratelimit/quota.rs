@@ -71,7 +71,11 @@ fn parse_period(s: &str) -> Option<u64> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
     // "/m" reads as one minute, like "per minute".
-    let count: u64 = if digits.is_empty() { 1 } else { digits.parse().ok()? };
+    let count: u64 = if digits.is_empty() {
+        1
+    } else {
+        digits.parse().ok()?
+    };
     let unit_seconds = match unit {
         "s" => 1,
         "m" => 60,
@@ -123,11 +127,11 @@ enum Unit {
 }
 
 fn largest_unit(seconds: u64) -> (u64, Unit) {
-    if seconds % 86_400 == 0 {
+    if seconds.is_multiple_of(86_400) {
         (seconds / 86_400, Unit::Day)
-    } else if seconds % 3_600 == 0 {
+    } else if seconds.is_multiple_of(3_600) {
         (seconds / 3_600, Unit::Hour)
-    } else if seconds % 60 == 0 {
+    } else if seconds.is_multiple_of(60) {
         (seconds / 60, Unit::Minute)
     } else {
         (seconds, Unit::Second)
@@ -156,7 +160,10 @@ mod tests {
         assert_eq!("-1/1m".parse::<RateQuota>(), Err(QuotaError::Requests));
         assert_eq!("5/0m".parse::<RateQuota>(), Err(QuotaError::Period));
         assert_eq!("5/1w".parse::<RateQuota>(), Err(QuotaError::Period));
-        assert_eq!("5/99999999999999999999d".parse::<RateQuota>(), Err(QuotaError::Period));
+        assert_eq!(
+            "5/99999999999999999999d".parse::<RateQuota>(),
+            Err(QuotaError::Period)
+        );
         assert_eq!("5/400d".parse::<RateQuota>(), Err(QuotaError::Period));
     }
 

@@ -14,7 +14,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored row could not be read back (a column holds a value this version cannot parse).
     #[error("the token store holds an unreadable value in {column}: {detail}")]
-    Corrupt { column: &'static str, detail: String },
+    Corrupt {
+        column: &'static str,
+        detail: String,
+    },
     /// The database URL's scheme is neither postgres nor sqlite.
     #[error("database.url must start with postgres://, postgresql:// or sqlite:")]
     UnsupportedUrl,

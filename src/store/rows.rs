@@ -83,7 +83,10 @@ pub(super) fn from_millis(col: &'static str, ms: i64) -> Result<DateTime<Utc>, S
 
 /// The `allowed_ips` column: CIDRs joined by commas; `''` means any address.
 pub(super) fn encode_ips(ips: &[IpNet]) -> String {
-    ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    ips.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn decode_ips(s: &str) -> Result<Vec<IpNet>, StoreError> {
@@ -108,7 +111,10 @@ pub(super) fn encode_rate(quota: Option<RateQuota>) -> (Option<i64>, Option<i64>
     }
 }
 
-fn decode_rate(requests: Option<i64>, period: Option<i64>) -> Result<Option<RateQuota>, StoreError> {
+fn decode_rate(
+    requests: Option<i64>,
+    period: Option<i64>,
+) -> Result<Option<RateQuota>, StoreError> {
     const COL: &str = "rate_limit_requests";
     match (requests, period) {
         (None, None) => Ok(None),
@@ -137,7 +143,8 @@ pub(super) fn token_from_row(row: &impl ReadRow) -> Result<TokenRecord, StoreErr
     let id = row.text("id")?;
     let scope = row.text("scope")?;
     Ok(TokenRecord {
-        id: TokenId::parse(&id).ok_or_else(|| corrupt("id", format!("{id:?} is not a token id")))?,
+        id: TokenId::parse(&id)
+            .ok_or_else(|| corrupt("id", format!("{id:?} is not a token id")))?,
         user: row.text("user_name")?,
         description: row.text("description")?,
         scope: scope
@@ -194,13 +201,19 @@ mod tests {
 
     #[test]
     fn ips_round_trip_and_reject_garbage() {
-        let ips: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "2001:db8::/32".parse().unwrap()];
+        let ips: Vec<IpNet> = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ];
         assert_eq!(decode_ips(&encode_ips(&ips)).unwrap(), ips);
         assert_eq!(encode_ips(&[]), "");
         assert!(decode_ips("").unwrap().is_empty());
         assert!(matches!(
             decode_ips("10.0.0.0/8,nonsense"),
-            Err(StoreError::Corrupt { column: "allowed_ips", .. })
+            Err(StoreError::Corrupt {
+                column: "allowed_ips",
+                ..
+            })
         ));
     }
 

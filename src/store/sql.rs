@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use super::rows::{AUDIT_COLUMNS, TOKEN_COLUMNS, ceil_ms, encode_ips, encode_rate, floor_ms};
 use super::TokenQuery;
+use super::rows::{AUDIT_COLUMNS, TOKEN_COLUMNS, ceil_ms, encode_ips, encode_rate, floor_ms};
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenState};
 
@@ -72,18 +72,23 @@ where
     let mut qb = QueryBuilder::new("UPDATE tokens SET ");
     let mut set = qb.separated(", ");
     if let Some(description) = &patch.description {
-        set.push("description = ").push_bind_unseparated(description.clone());
+        set.push("description = ")
+            .push_bind_unseparated(description.clone());
     }
     if let Some(expires_at) = patch.expires_at {
-        set.push("expires_at = ").push_bind_unseparated(opt_time::<DB>(expires_at));
+        set.push("expires_at = ")
+            .push_bind_unseparated(opt_time::<DB>(expires_at));
     }
     if let Some(ips) = &patch.allowed_ips {
-        set.push("allowed_ips = ").push_bind_unseparated(encode_ips(ips));
+        set.push("allowed_ips = ")
+            .push_bind_unseparated(encode_ips(ips));
     }
     if let Some(quota) = patch.rate_limit {
         let (requests, period) = encode_rate(quota);
-        set.push("rate_limit_requests = ").push_bind_unseparated(requests);
-        set.push("rate_limit_period_seconds = ").push_bind_unseparated(period);
+        set.push("rate_limit_requests = ")
+            .push_bind_unseparated(requests);
+        set.push("rate_limit_period_seconds = ")
+            .push_bind_unseparated(period);
     }
     qb.push(" WHERE id = ").push_bind(id.as_str().to_owned());
     qb.push(format!(" RETURNING {TOKEN_COLUMNS}"));
@@ -104,7 +109,8 @@ where
                 .push(")");
         }
         TokenState::Expired => {
-            qb.push(" AND revoked_at IS NULL AND expires_at <= ").push_bind(now);
+            qb.push(" AND revoked_at IS NULL AND expires_at <= ")
+                .push_bind(now);
         }
         TokenState::Revoked => {
             qb.push(" AND revoked_at IS NOT NULL");
@@ -191,7 +197,8 @@ where
 {
     let mut qb =
         QueryBuilder::new("SELECT time, id FROM audit_events ORDER BY time DESC, id DESC LIMIT 1");
-    qb.push(" OFFSET ").push_bind(i64::try_from(n).unwrap_or(i64::MAX));
+    qb.push(" OFFSET ")
+        .push_bind(i64::try_from(n).unwrap_or(i64::MAX));
     qb
 }
 

@@ -98,7 +98,9 @@ impl ReadRow for SqliteRow {
         self.try_get(col).map_err(|e| corrupt(col, e))
     }
     fn opt_time(&self, col: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.opt_int(col)?.map(|ms| from_millis(col, ms)).transpose()
+        self.opt_int(col)?
+            .map(|ms| from_millis(col, ms))
+            .transpose()
     }
 }
 

@@ -29,7 +29,8 @@ pub struct TokenId(String);
 impl TokenId {
     /// Accepts a string with the shape of an id (used for ids from URLs and the store).
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == ID_LEN && s.bytes().all(|b| ID_ALPHABET.contains(&b))).then(|| Self(s.to_owned()))
+        (s.len() == ID_LEN && s.bytes().all(|b| ID_ALPHABET.contains(&b)))
+            .then(|| Self(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -58,7 +59,9 @@ pub struct PresentedToken<'a> {
 
 impl fmt::Debug for PresentedToken<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PresentedToken").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("PresentedToken")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -169,9 +172,18 @@ mod tests {
     fn refuses_wrong_shapes() {
         let (_, secret) = generate();
         let token = secret.expose_secret();
-        assert_eq!(PresentedToken::parse("tgt_").unwrap_err(), ParseError::Shape);
-        assert_eq!(PresentedToken::parse(&token[1..]).unwrap_err(), ParseError::Shape);
-        assert_eq!(PresentedToken::parse(&format!("{token}x")).unwrap_err(), ParseError::Shape);
+        assert_eq!(
+            PresentedToken::parse("tgt_").unwrap_err(),
+            ParseError::Shape
+        );
+        assert_eq!(
+            PresentedToken::parse(&token[1..]).unwrap_err(),
+            ParseError::Shape
+        );
+        assert_eq!(
+            PresentedToken::parse(&format!("{token}x")).unwrap_err(),
+            ParseError::Shape
+        );
         let upper = format!("tgt_{}", &token[4..].to_uppercase());
         assert!(PresentedToken::parse(&upper).is_err());
         let nonascii = token.replacen('_', "é", 2);

@@ -25,7 +25,9 @@ pub fn verify_secret(secret: &str, phc: &str) -> bool {
         return false;
     };
     // The parameters come from the PHC string, so hashes made with older settings still verify.
-    Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok()
+    Argon2::default()
+        .verify_password(secret.as_bytes(), &parsed)
+        .is_ok()
 }
 
 #[cfg(test)]

@@ -1336,8 +1336,16 @@ fn unprotected_with_tokengate_token_is_refused_whatever_its_validity() {
 #[test]
 fn rest_calls_ending_like_git_paths_get_no_fetch_exemption() {
     // Forking a repository whose slug is `git-upload-pack` is a write.
-    assert!(is_write(&Method::POST, "/rest/api/1.0/projects/P/repos/git-upload-pack", None));
-    assert!(!is_write(&Method::POST, "/bitbucket/scm/p/r.git/git-upload-pack", None));
+    assert!(is_write(
+        &Method::POST,
+        "/rest/api/1.0/projects/P/repos/git-upload-pack",
+        None
+    ));
+    assert!(!is_write(
+        &Method::POST,
+        "/bitbucket/scm/p/r.git/git-upload-pack",
+        None
+    ));
 }
 
 #[test]
@@ -1346,8 +1354,14 @@ fn ipv4_mapped_networks_match_folded_clients() {
     assert_eq!(net, "10.0.0.0/8".parse::<IpNet>().unwrap());
     assert!(ip_allowed(&[net], "::ffff:10.1.2.3".parse().unwrap()));
     assert!(ip_allowed(&[net], "10.1.2.3".parse().unwrap()));
-    assert_eq!(parse_cidr("10.1.2.3/8").unwrap(), "10.0.0.0/8".parse::<IpNet>().unwrap());
-    assert_eq!(parse_cidr("2001:db8::1").unwrap(), "2001:db8::1/128".parse::<IpNet>().unwrap());
+    assert_eq!(
+        parse_cidr("10.1.2.3/8").unwrap(),
+        "10.0.0.0/8".parse::<IpNet>().unwrap()
+    );
+    assert_eq!(
+        parse_cidr("2001:db8::1").unwrap(),
+        "2001:db8::1/128".parse::<IpNet>().unwrap()
+    );
     assert_eq!(parse_cidr("nonsense"), None);
     assert_eq!(parse_cidr("10.0.0.0/33"), None);
 }

@@ -23,7 +23,11 @@ fn nth_passes_next_is_refused_and_refills_after_period_over_n() {
         assert_eq!(status.remaining, 5 - used);
         assert_eq!(status.reset, Duration::from_secs(60 * u64::from(used)));
     }
-    let RateDecision::Limited { status, retry_after } = limiter.check(&KEY, q) else {
+    let RateDecision::Limited {
+        status,
+        retry_after,
+    } = limiter.check(&KEY, q)
+    else {
         panic!("the sixth request should be refused");
     };
     assert_eq!(retry_after, Duration::from_secs(60));
@@ -42,23 +46,41 @@ fn nth_passes_next_is_refused_and_refills_after_period_over_n() {
         panic!("one more passes after period/N");
     };
     assert_eq!(status.remaining, 0);
-    assert!(matches!(limiter.check(&KEY, q), RateDecision::Limited { .. }));
+    assert!(matches!(
+        limiter.check(&KEY, q),
+        RateDecision::Limited { .. }
+    ));
 }
 
 #[test]
 fn keys_are_independent() {
     let limiter = GovernorLimiter::with_clock(FakeRelativeClock::default());
     let q = quota("1/1h");
-    assert!(matches!(limiter.check(b"aaaaaaaaaaaa", q), RateDecision::Allowed(_)));
-    assert!(matches!(limiter.check(b"bbbbbbbbbbbb", q), RateDecision::Allowed(_)));
-    assert!(matches!(limiter.check(b"aaaaaaaaaaaa", q), RateDecision::Limited { .. }));
+    assert!(matches!(
+        limiter.check(b"aaaaaaaaaaaa", q),
+        RateDecision::Allowed(_)
+    ));
+    assert!(matches!(
+        limiter.check(b"bbbbbbbbbbbb", q),
+        RateDecision::Allowed(_)
+    ));
+    assert!(matches!(
+        limiter.check(b"aaaaaaaaaaaa", q),
+        RateDecision::Limited { .. }
+    ));
 }
 
 #[test]
 fn a_changed_quota_applies_on_the_next_request() {
     let limiter = GovernorLimiter::with_clock(FakeRelativeClock::default());
-    assert!(matches!(limiter.check(&KEY, quota("1/1h")), RateDecision::Allowed(_)));
-    assert!(matches!(limiter.check(&KEY, quota("1/1h")), RateDecision::Limited { .. }));
+    assert!(matches!(
+        limiter.check(&KEY, quota("1/1h")),
+        RateDecision::Allowed(_)
+    ));
+    assert!(matches!(
+        limiter.check(&KEY, quota("1/1h")),
+        RateDecision::Limited { .. }
+    ));
     let RateDecision::Allowed(status) = limiter.check(&KEY, quota("10/1h")) else {
         panic!("a raised limit lets the next request through");
     };

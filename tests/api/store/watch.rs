@@ -95,3 +95,43 @@ async fn unreadable_values_are_corrupt_naming_the_column(url: String) {
     let query = store::TokenQuery { user: None, state: None, now: Utc::now(), limit: 10, after: None };
     assert_eq!(corrupt_column(store.list_tokens(&query).await), "id");
 }
+
+/// A lost `LISTEN` connection is reported as `Change::All`, and notifications resume once the
+/// watcher has re-subscribed.
+#[tokio::test]
+async fn postgres_watch_reports_a_lost_connection_and_recovers() {
+    let url = crate::support::fresh_postgres_url().await;
+    let gateway = store::connect(&url, 2).await.unwrap();
+    let cli = store::connect(&url, 2).await.unwrap();
+    let mut changes = gateway.watch().await.unwrap();
+
+    crate::support::execute_raw(
+        &url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    )
+    .await;
+    let lost = timeout(Duration::from_secs(5), changes.recv()).await.expect("loss not reported");
+    assert_eq!(lost, Some(Change::All));
+
+    // A change made before the watcher re-subscribed is covered by a further `All`; keep
+    // making changes until one is heard.
+    for _ in 0..10 {
+        let t = new_token("u", at("2024-01-01T00:00:00Z"));
+        cli.insert_token(&t).await.unwrap();
+        let heard = timeout(WITHIN, async {
+            loop {
+                match changes.recv().await.expect("the watch stream ended") {
+                    Change::All => {}
+                    Change::Token(id) => break id,
+                }
+            }
+        })
+        .await;
+        if let Ok(id) = heard {
+            assert_eq!(id, t.id);
+            return;
+        }
+    }
+    panic!("notifications did not resume after the connection was lost");
+}

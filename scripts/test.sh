@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against a real, throwaway PostgreSQL (and SQLite files).
+#
+#   scripts/test.sh                 # everything
+#   scripts/test.sh store           # extra arguments go to `cargo nextest run` (here a filter)
+#
+# Works from any directory on a fresh Debian machine: installs the PostgreSQL server with apt
+# only when `initdb` cannot be found, creates a cluster in a temp dir as an unprivileged user
+# (`tokengate-test` when run as root), starts it on a free port on 127.0.0.1 with trust auth,
+# exports TOKENGATE_TEST_PG_URL, runs the tests, then stops the cluster and removes the dir.
+# Exits with the tests' status.
+set -euo pipefail
+
+cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
+
+log() { printf 'test.sh: %s\n' "$*" >&2; }
+
+if [[ -d "$HOME/.cargo/bin" ]]; then PATH="$HOME/.cargo/bin:$PATH"; fi
+
+# --- PostgreSQL binaries -------------------------------------------------------------------
+
+find_pg_bin() {
+    local initdb
+    if initdb=$(command -v initdb 2>/dev/null); then
+        dirname "$(readlink -f "$initdb")"
+        return 0
+    fi
+    # Debian keeps the server binaries out of PATH; take the newest version.
+    local dir
+    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+    if [[ -n "$dir" && -x "$dir/initdb" ]]; then
+        echo "$dir"
+        return 0
+    fi
+    return 1
+}
+
+if ! PG_BIN=$(find_pg_bin); then
+    log "initdb not found; installing PostgreSQL with apt-get"
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql
+    PG_BIN=$(find_pg_bin) || { log "initdb still not found after installing postgresql"; exit 1; }
+fi
+for tool in initdb pg_ctl pg_isready; do
+    [[ -x "$PG_BIN/$tool" ]] || { log "$PG_BIN/$tool is missing"; exit 1; }
+done
+
+# --- who runs the cluster ------------------------------------------------------------------
+
+# initdb and postgres refuse to run as root.
+if [[ $(id -u) -eq 0 ]]; then
+    PG_OS_USER=tokengate-test
+    if ! id -u "$PG_OS_USER" >/dev/null 2>&1; then
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+            "$PG_OS_USER"
+    fi
+    as_pg() {
+        if command -v runuser >/dev/null 2>&1; then
+            runuser -u "$PG_OS_USER" -- "$@"
+        else
+            su -s /bin/sh "$PG_OS_USER" -c "$(printf '%q ' "$@")"
+        fi
+    }
+else
+    PG_OS_USER=$(id -un)
+    as_pg() { "$@"; }
+fi
+
+# --- the throwaway cluster -----------------------------------------------------------------
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/tokengate-test.XXXXXX")
+DATA="$TMP/data"
+PG_LOG="$TMP/postgres.log"
+STARTED=0
+
+cleanup() {
+    local status=$?
+    if [[ $STARTED -eq 1 ]]; then
+        as_pg "$PG_BIN/pg_ctl" stop -D "$DATA" -m immediate -w >/dev/null 2>&1 || true
+    fi
+    rm -rf "$TMP"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+chmod 755 "$TMP"
+chown "$PG_OS_USER" "$TMP" 2>/dev/null || true
+DB_USER=tokengate
+as_pg "$PG_BIN/initdb" -D "$DATA" --username="$DB_USER" --auth=trust --encoding=UTF8 \
+    --no-locale --no-sync >"$TMP/initdb.log" 2>&1 || { cat "$TMP/initdb.log" >&2; exit 1; }
+
+free_port() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+        return
+    fi
+    # Probe: a port nothing answers on.
+    local port
+    for _ in $(seq 1 200); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+    log "found no free port"
+    return 1
+}
+
+# The port may be taken between choosing and binding it: try a few.
+for attempt in 1 2 3 4 5; do
+    PORT=$(free_port)
+    # Durability is pointless for a throwaway cluster; speed matters.
+    if as_pg "$PG_BIN/pg_ctl" start -D "$DATA" -l "$PG_LOG" -w -t 60 -o "-p $PORT \
+            -c listen_addresses=127.0.0.1 -c unix_socket_directories='$TMP' \
+            -c max_connections=300 -c fsync=off -c synchronous_commit=off \
+            -c full_page_writes=off" >/dev/null; then
+        STARTED=1
+        break
+    fi
+    log "starting PostgreSQL on port $PORT failed (attempt $attempt)"
+done
+if [[ $STARTED -ne 1 ]]; then
+    cat "$PG_LOG" >&2 || true
+    exit 1
+fi
+
+ready=0
+for _ in $(seq 1 300); do
+    if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" -U "$DB_USER" -d postgres; then
+        ready=1
+        break
+    fi
+    sleep 0.1
+done
+if [[ $ready -ne 1 ]]; then
+    log "PostgreSQL did not become ready"
+    cat "$PG_LOG" >&2 || true
+    exit 1
+fi
+
+export TOKENGATE_TEST_PG_URL="postgres://$DB_USER@127.0.0.1:$PORT/postgres"
+log "PostgreSQL $("$PG_BIN/pg_ctl" --version | awk '{print $3}') ready at $TOKENGATE_TEST_PG_URL"
+
+# --- the tests -----------------------------------------------------------------------------
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest"
+    cargo install cargo-nextest --locked
+fi
+
+status=0
+cargo nextest run --all-targets "$@" || status=$?
+
+# Doc tests (nextest does not run them), when the library has any. Plain filter arguments
+# apply to them too; nextest-only flags do not.
+if [[ $status -eq 0 ]] && grep -rqsE '^\s*//[/!].*```' src; then
+    filters=()
+    for arg in "$@"; do
+        if [[ "$arg" == -* ]]; then filters=(); break; fi
+        filters+=("$arg")
+    done
+    cargo test --doc -- "${filters[@]}" || status=$?
+fi
+
+exit "$status"
