@@ -16,6 +16,7 @@ use crate::audit::{self, AuditWriter};
 use crate::auth::{Verifier, VerifierSettings};
 use crate::config::{Config, Identity};
 use crate::credential::{CredentialKey, CredentialVault};
+use crate::lifecycle::{Actor, AuditTo, Lifecycle, LifecycleSettings};
 use crate::metrics::Metrics;
 use crate::proxy::{self, Gateway, Limits, Parts};
 use crate::ratelimit::{GovernorLimiter, Limiter};
@@ -68,8 +69,12 @@ impl App {
             metrics.hash_verifications.clone(),
         ));
         let limiter: Arc<dyn Limiter> = Arc::new(GovernorLimiter::new());
-        let (audit_sink, audit) =
-            audit::start(Arc::clone(&store), &config.audit, Arc::clone(&metrics));
+        let (audit_sink, audit) = audit::start(
+            Arc::clone(&store),
+            &config.audit,
+            config.upstream.url.to_string(),
+            Arc::clone(&metrics),
+        );
         let credentials = match (&config.upstream.credential_key, config.upstream.identity) {
             (Some(key), _) => Some(Arc::new(CredentialVault::new(
                 Arc::clone(&store),
@@ -87,7 +92,7 @@ impl App {
             Parts {
                 verifier: Arc::clone(&verifier),
                 limiter: Arc::clone(&limiter),
-                audit: audit_sink,
+                audit: audit_sink.clone(),
                 metrics: Arc::clone(&metrics),
                 credentials: credentials.clone(),
                 usage: Arc::clone(&usage),
@@ -96,6 +101,15 @@ impl App {
         let admin_listener = TcpListener::bind(config.admin.listen)
             .await
             .with_context(|| format!("binding admin.listen {}", config.admin.listen))?;
+        let lifecycle = Lifecycle::new(
+            Arc::clone(&store),
+            LifecycleSettings::from_config(&config).context("upstream.credential_key")?,
+            Actor::AdminApi,
+            AuditTo::Sink(audit_sink.clone()),
+        )
+        .with_verifier(Arc::clone(&verifier))
+        .with_vault(credentials.clone())
+        .with_metrics(Arc::clone(&metrics));
         let admin = AdminState {
             store: Arc::clone(&store),
             metrics,
@@ -104,6 +118,8 @@ impl App {
             admin_token: config.admin.token.clone().map(Arc::new),
             credentials,
             log_drops,
+            audit: audit_sink,
+            lifecycle: Arc::new(lifecycle),
         };
         Ok(Self {
             config,

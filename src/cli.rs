@@ -1,5 +1,7 @@
 //! The `tokengate` command line: parse, load config, start telemetry, call the library.
 
+mod token;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,6 +12,8 @@ use clap::{Parser, Subcommand};
 
 use crate::app::{self, App};
 use crate::config::{self, Config};
+
+pub use token::{CreateArgs, CredentialCommand, TokenCommand};
 
 /// API-token authentication gateway for Bitbucket Data Center.
 #[derive(Debug, Parser)]
@@ -31,6 +35,16 @@ pub enum Command {
     Migrate,
     /// Validate the config and print the effective values, secrets redacted.
     CheckConfig,
+    /// Create, list, show and revoke API tokens on the configured store (no admin token needed).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Store users' Bitbucket credentials, for upstream.identity = "credential".
+    Credential {
+        #[command(subcommand)]
+        command: CredentialCommand,
+    },
 }
 
 /// Exit code for an invalid config or invalid arguments.
@@ -55,6 +69,8 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(())
         }),
         Command::CheckConfig => check_config(cli.config.as_deref(), &config),
+        Command::Token { command } => return token::run_token(&config, command),
+        Command::Credential { command } => return token::run_credential(&config, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

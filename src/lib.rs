@@ -13,6 +13,7 @@
 //! - [`telemetry`]: the Bitbucket-format log lines and the non-blocking log writer.
 //! - [`audit`]: audit events, their batching writer and retention.
 //! - [`admin`]: the admin REST API, health, readiness and metrics.
+//! - [`lifecycle`]: creating, changing and revoking tokens, shared by the admin API and the CLI.
 //! - [`credential`]: users' Bitbucket credentials, sealed at rest.
 //! - [`usage`]: coalesced last-used tracking; [`metrics`]: the Prometheus registry.
 
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod credential;
+pub mod lifecycle;
 pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;

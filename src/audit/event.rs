@@ -114,7 +114,8 @@ pub struct AuditEvent {
     pub node_id: String,
     /// Who made a lifecycle change (`admin-api`, `cli`), `None` for authentication events.
     pub actor: Option<String>,
-    /// Details: changed values, the reason of a denial, the limit that was hit.
+    /// Details, a JSON object: the reason of a denial, the limit that was hit; for a change,
+    /// `{"field": {"old": …, "new": …}}` per changed field (the audit file's `changedValues`).
     pub attributes: serde_json::Value,
 }
 

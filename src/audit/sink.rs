@@ -1,9 +1,10 @@
-//! The request path's side of the audit trail: a non-blocking hand-off to the writer.
+//! The request path's side of the audit trail: a non-blocking hand-off to the writer. An
+//! event that does not fit in the queue is counted in `audit_dropped` and reported at WARN.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::{AuditEvent, AuditKind, Coverage};
 use crate::metrics::Metrics;
@@ -45,11 +46,17 @@ impl AuditSink {
             return;
         }
         let Some(tx) = &self.tx else { return };
-        if tx.try_send(event).is_err() {
+        if let Err(e) = tx.try_send(event) {
             self.metrics.audit_dropped.inc();
             let before = self.unreported_drops.fetch_add(1, Ordering::Relaxed);
             if before == 0 || before.is_power_of_two() {
-                tracing::warn!(target: "tokengate::audit", dropped = before + 1, "audit queue full: events dropped");
+                let why = match e {
+                    TrySendError::Full(_) => {
+                        "audit queue full (the store and the spill file are not keeping up): events dropped"
+                    }
+                    TrySendError::Closed(_) => "audit writer stopped: events dropped",
+                };
+                tracing::warn!(target: "tokengate::audit", dropped = before + 1, "{why}");
             }
         }
     }

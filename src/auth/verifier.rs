@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use moka::future::Cache;
@@ -36,7 +37,14 @@ pub struct Verifier {
     /// Bounds concurrent argon2 verifications.
     hash_slots: Semaphore,
     /// Failed verifications per client IP.
-    failures: RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>,
+    failures: RateLimiter<
+        IpAddr,
+        DefaultKeyedStateStore<IpAddr>,
+        DefaultClock,
+        StateInformationMiddleware,
+    >,
+    /// The time one failure's worth of budget takes to refill.
+    failure_interval: Duration,
     /// Client IPs over their failure budget → until when.
     throttled: moka::sync::Cache<IpAddr, Instant>,
     /// argon2 verifications run so far (the `tokengate_hash_verifications_total` metric).
@@ -89,7 +97,9 @@ impl Verifier {
                 Quota::with_period(quota.replenish_interval().max(Duration::from_millis(1)))
                     .expect("non-zero period")
                     .allow_burst(quota.requests),
-            ),
+            )
+            .with_middleware::<StateInformationMiddleware>(),
+            failure_interval: quota.replenish_interval().max(Duration::from_millis(1)),
             throttled: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(quota.period())
@@ -181,11 +191,20 @@ impl Verifier {
         }
     }
 
-    /// Counts a failure against the client IP, throttling it once over budget.
+    /// Counts a failure against the client IP, throttling it as soon as its budget is spent:
+    /// with `5/1m`, the sixth unverified token from that address is refused before any lookup.
     fn failed(&self, ip: IpAddr, reason: Invalid, owner: Option<String>) -> Verification {
-        if let Err(not_until) = self.failures.check_key(&ip) {
-            let wait = not_until.wait_time_from(self.failures_clock_now());
-            self.throttled.insert(ip, Instant::now() + wait);
+        match self.failures.check_key(&ip) {
+            Ok(left) if left.remaining_burst_capacity() == 0 => {
+                // The next failure fits again once one failure's worth has refilled.
+                self.throttled
+                    .insert(ip, Instant::now() + self.failure_interval);
+            }
+            Ok(_) => {}
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.failures_clock_now());
+                self.throttled.insert(ip, Instant::now() + wait);
+            }
         }
         Verification::Invalid { reason, owner }
     }

@@ -86,7 +86,10 @@ pub fn validate_description(description: &str) -> Result<(), Invalid> {
     if description.chars().count() > MAX_TEXT_CHARS {
         return bad("must be at most 255 characters");
     }
-    if description.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
+    if description
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
         return bad("must not contain control characters or line breaks");
     }
     Ok(())
@@ -95,7 +98,10 @@ pub fn validate_description(description: &str) -> Result<(), Invalid> {
 /// `read-only` or `read-write`.
 pub fn parse_scope(s: &str) -> Result<Scope, Invalid> {
     s.parse().map_err(|()| {
-        Invalid::new("scope", format!("must be \"read-only\" or \"read-write\", not {}", shown(s)))
+        Invalid::new(
+            "scope",
+            format!("must be \"read-only\" or \"read-write\", not {}", shown(s)),
+        )
     })
 }
 
@@ -118,38 +124,52 @@ pub fn parse_ip(s: &str) -> Result<IpNet, String> {
 /// A whole allow-list (empty means any address).
 pub fn parse_allowed_ips<S: AsRef<str>>(entries: &[S]) -> Result<Vec<IpNet>, Invalid> {
     if entries.len() > MAX_ALLOWED_IPS {
-        return Err(Invalid::new("allowed_ips", format!("must have at most {MAX_ALLOWED_IPS} entries")));
+        return Err(Invalid::new(
+            "allowed_ips",
+            format!("must have at most {MAX_ALLOWED_IPS} entries"),
+        ));
     }
     entries
         .iter()
         .enumerate()
-        .map(|(i, e)| parse_ip(e.as_ref()).map_err(|m| Invalid::new(format!("allowed_ips[{i}]"), m)))
+        .map(|(i, e)| {
+            parse_ip(e.as_ref()).map_err(|m| Invalid::new(format!("allowed_ips[{i}]"), m))
+        })
         .collect()
 }
 
 /// An RFC 3339 time such as `2030-01-31T12:00:00Z`.
 pub fn parse_expires_at(s: &str) -> Result<DateTime<Utc>, Invalid> {
-    DateTime::parse_from_rfc3339(s.trim()).map(|t| t.to_utc()).map_err(|e| {
-        Invalid::new(
-            "expires_at",
-            format!("{} is not an RFC 3339 time such as 2030-01-31T12:00:00Z ({e})", shown(s)),
-        )
-    })
+    DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.to_utc())
+        .map_err(|e| {
+            Invalid::new(
+                "expires_at",
+                format!(
+                    "{} is not an RFC 3339 time such as 2030-01-31T12:00:00Z ({e})",
+                    shown(s)
+                ),
+            )
+        })
 }
 
 /// A token's own quota: `requests` (at least 1) per `period_seconds` (1 second to 366 days).
 pub fn rate_limit(requests: u64, period_seconds: u64) -> Result<RateQuota, Invalid> {
     let requests = u32::try_from(requests).map_err(|_| {
-        Invalid::new("rate_limit.requests", "must be a whole number from 1 to 4294967295")
+        Invalid::new(
+            "rate_limit.requests",
+            "must be a whole number from 1 to 4294967295",
+        )
     })?;
     RateQuota::new(requests, period_seconds).map_err(|e| match e {
         QuotaError::Period => Invalid::new(
             "rate_limit.period_seconds",
             "must be a whole number of seconds from 1 to 31622400 (366 days)",
         ),
-        QuotaError::Requests | QuotaError::Shape => {
-            Invalid::new("rate_limit.requests", "must be a whole number from 1 to 4294967295")
-        }
+        QuotaError::Requests | QuotaError::Shape => Invalid::new(
+            "rate_limit.requests",
+            "must be a whole number from 1 to 4294967295",
+        ),
     })
 }
 
@@ -166,7 +186,11 @@ pub fn check_expiry(
     {
         return Err(Invalid::new(
             "expires_at",
-            format!("must be in the future: {} is not after now ({})", rfc3339(at), rfc3339(now)),
+            format!(
+                "must be in the future: {} is not after now ({})",
+                rfc3339(at),
+                rfc3339(now)
+            ),
         ));
     }
     let Some(days) = max_lifetime_days else {
@@ -210,7 +234,15 @@ mod tests {
     fn user_names() {
         assert!(validate_user("automation-user").is_ok());
         assert!(validate_user("ünïcode.name@example.com").is_ok());
-        for bad in ["", "a b", "a\tb", "a\nb", "a\u{7f}", " lead", &"x".repeat(256)] {
+        for bad in [
+            "",
+            "a b",
+            "a\tb",
+            "a\nb",
+            "a\u{7f}",
+            " lead",
+            &"x".repeat(256),
+        ] {
             let e = validate_user(bad).unwrap_err();
             assert_eq!(e.field, "user", "{bad:?}");
         }
@@ -221,8 +253,20 @@ mod tests {
     fn descriptions() {
         assert!(validate_description("API Token from 2021-01-06").is_ok());
         assert!(validate_description(&"é".repeat(255)).is_ok());
-        for bad in ["", "   ", "a\nb", "a\rb", "tab\there", "a\u{2028}b", &"x".repeat(256)] {
-            assert_eq!(validate_description(bad).unwrap_err().field, "description", "{bad:?}");
+        for bad in [
+            "",
+            "   ",
+            "a\nb",
+            "a\rb",
+            "tab\there",
+            "a\u{2028}b",
+            &"x".repeat(256),
+        ] {
+            assert_eq!(
+                validate_description(bad).unwrap_err().field,
+                "description",
+                "{bad:?}"
+            );
         }
     }
 
@@ -230,7 +274,10 @@ mod tests {
     fn ips_accept_cidrs_and_bare_addresses() {
         let ips = parse_allowed_ips(&["10.1.2.3/8", "192.168.1.7", "2001:db8::1", "::/0"]).unwrap();
         let shown: Vec<String> = ips.iter().map(ToString::to_string).collect();
-        assert_eq!(shown, ["10.0.0.0/8", "192.168.1.7/32", "2001:db8::1/128", "::/0"]);
+        assert_eq!(
+            shown,
+            ["10.0.0.0/8", "192.168.1.7/32", "2001:db8::1/128", "::/0"]
+        );
         let e = parse_allowed_ips(&["10.0.0.0/8", "10.0.0.0/33"]).unwrap_err();
         assert_eq!(e.field, "allowed_ips[1]");
         assert!(e.message.contains("10.0.0.0/33"));
@@ -242,9 +289,16 @@ mod tests {
     fn scopes_and_times() {
         assert_eq!(parse_scope("read-write"), Ok(Scope::ReadWrite));
         assert_eq!(parse_scope("admin").unwrap_err().field, "scope");
-        assert_eq!(parse_expires_at("2030-01-31T12:00:00+01:00").unwrap(), at("2030-01-31T11:00:00Z"));
+        assert_eq!(
+            parse_expires_at("2030-01-31T12:00:00+01:00").unwrap(),
+            at("2030-01-31T11:00:00Z")
+        );
         for bad in ["2030-01-31", "tomorrow", "2030-01-31 12:00:00", ""] {
-            assert_eq!(parse_expires_at(bad).unwrap_err().field, "expires_at", "{bad:?}");
+            assert_eq!(
+                parse_expires_at(bad).unwrap_err().field,
+                "expires_at",
+                "{bad:?}"
+            );
         }
     }
 
@@ -252,9 +306,18 @@ mod tests {
     fn rate_limits() {
         assert_eq!(rate_limit(5, 300).unwrap().to_string(), "5/5m");
         assert_eq!(rate_limit(0, 300).unwrap_err().field, "rate_limit.requests");
-        assert_eq!(rate_limit(1 << 32, 300).unwrap_err().field, "rate_limit.requests");
-        assert_eq!(rate_limit(5, 0).unwrap_err().field, "rate_limit.period_seconds");
-        assert_eq!(rate_limit(5, 400 * 86_400).unwrap_err().field, "rate_limit.period_seconds");
+        assert_eq!(
+            rate_limit(1 << 32, 300).unwrap_err().field,
+            "rate_limit.requests"
+        );
+        assert_eq!(
+            rate_limit(5, 0).unwrap_err().field,
+            "rate_limit.period_seconds"
+        );
+        assert_eq!(
+            rate_limit(5, 400 * 86_400).unwrap_err().field,
+            "rate_limit.period_seconds"
+        );
     }
 
     #[test]
@@ -263,13 +326,24 @@ mod tests {
         assert!(check_expiry(None, now, now, None).is_ok());
         assert!(check_expiry(Some(at("2024-01-02T00:00:00Z")), now, now, None).is_ok());
         let past = check_expiry(Some(now), now, now, None).unwrap_err();
-        assert_eq!((past.code, past.field.as_str()), ("invalid_value", "expires_at"));
+        assert_eq!(
+            (past.code, past.field.as_str()),
+            ("invalid_value", "expires_at")
+        );
         let unbounded = check_expiry(None, now, now, Some(90)).unwrap_err();
         assert_eq!(unbounded.code, "lifetime_exceeded");
-        assert!(unbounded.message.contains("90 days"), "{}", unbounded.message);
+        assert!(
+            unbounded.message.contains("90 days"),
+            "{}",
+            unbounded.message
+        );
         assert!(check_expiry(Some(at("2024-03-31T00:00:00Z")), now, now, Some(90)).is_ok());
         let long = check_expiry(Some(at("2024-03-31T00:00:01Z")), now, now, Some(90)).unwrap_err();
-        assert!(long.message.contains("2024-03-31T00:00:00Z"), "{}", long.message);
+        assert!(
+            long.message.contains("2024-03-31T00:00:00Z"),
+            "{}",
+            long.message
+        );
         // Measured from creation, so repeated patches cannot extend a token forever.
         let created = at("2023-12-01T00:00:00Z");
         assert!(check_expiry(Some(at("2024-03-15T00:00:00Z")), created, now, Some(90)).is_err());

@@ -79,13 +79,13 @@ impl Dialect for Postgres {
 
 impl ReadRow for PgRow {
     fn opt_text(&self, col: &'static str) -> Result<Option<String>, StoreError> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
+        self.try_get(col).map_err(|e| corrupt(col, e.to_string()))
     }
     fn opt_int(&self, col: &'static str) -> Result<Option<i64>, StoreError> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
+        self.try_get(col).map_err(|e| corrupt(col, e.to_string()))
     }
     fn opt_time(&self, col: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
+        self.try_get(col).map_err(|e| corrupt(col, e.to_string()))
     }
 }
 
@@ -194,8 +194,11 @@ impl TokenStore for PgStore {
         if uses.is_empty() {
             return Ok(());
         }
+        // Row locks in id order, so two gateways writing overlapping batches cannot deadlock.
+        let mut sorted: Vec<&LastUse> = uses.iter().collect();
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
         let mut tx = self.pool.begin().await?;
-        for u in uses {
+        for u in sorted {
             sqlx::query(
                 "UPDATE tokens SET last_used_at = $2, last_used_ip = $3 \
                  WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",

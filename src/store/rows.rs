@@ -47,15 +47,12 @@ pub(super) trait ReadRow {
 }
 
 /// A column that cannot be read back.
-pub(super) fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        column,
-        detail: detail.to_string(),
-    }
+pub(super) fn corrupt(column: &'static str, detail: String) -> StoreError {
+    StoreError::Corrupt { column, detail }
 }
 
 fn null(column: &'static str) -> StoreError {
-    corrupt(column, "unexpected NULL")
+    corrupt(column, "unexpected NULL".to_owned())
 }
 
 /// A time as stored: truncated to the millisecond.
@@ -126,7 +123,10 @@ fn decode_rate(
                 .map(Some)
                 .map_err(|e| corrupt(COL, format!("{r}/{p}s: {e}")))
         }
-        _ => Err(corrupt(COL, "only one of requests and period is set")),
+        _ => Err(corrupt(
+            COL,
+            "only one of requests and period is set".to_owned(),
+        )),
     }
 }
 
@@ -190,7 +190,8 @@ pub(super) fn audit_from_row(row: &impl ReadRow) -> Result<StoredAuditEvent, Sto
             request_id: row.opt_text("request_id")?,
             node_id: row.text("node_id")?,
             actor: row.opt_text("actor")?,
-            attributes: serde_json::from_str(&attributes).map_err(|e| corrupt("attributes", e))?,
+            attributes: serde_json::from_str(&attributes)
+                .map_err(|e| corrupt("attributes", e.to_string()))?,
         },
     })
 }

@@ -1,6 +1,6 @@
-//! SQL that both backends share, built once over a [`Dialect`]: inserting a token, patching
-//! one, the filtered keyset pages of tokens and audit events, and the multi-row audit insert.
-//! Placeholders come from [`QueryBuilder`], so the same code yields `$1` or `?`.
+//! SQL that both backends share, built once over a [`Dialect`]: inserting and patching a
+//! token, the filtered keyset pages of tokens and audit events, the multi-row audit insert and
+//! the batched purge. Placeholders come from [`QueryBuilder`], so one text yields `$1` or `?`.
 
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, QueryBuilder, Type};

@@ -92,10 +92,10 @@ impl Dialect for Sqlite {
 
 impl ReadRow for SqliteRow {
     fn opt_text(&self, col: &'static str) -> Result<Option<String>, StoreError> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
+        self.try_get(col).map_err(|e| corrupt(col, e.to_string()))
     }
     fn opt_int(&self, col: &'static str) -> Result<Option<i64>, StoreError> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
+        self.try_get(col).map_err(|e| corrupt(col, e.to_string()))
     }
     fn opt_time(&self, col: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.opt_int(col)?
@@ -367,7 +367,7 @@ async fn poll(
             }
         }
         polls = polls.wrapping_add(1);
-        if polls % CLEANUP_EVERY == 0 {
+        if polls.is_multiple_of(CLEANUP_EVERY) {
             let cutoff = millis(Utc::now() - CHANGE_RETENTION);
             if let Err(e) = sqlx::query("DELETE FROM token_changes WHERE at < ?")
                 .bind(cutoff)

@@ -1,4 +1,9 @@
 //! The integration tests, one binary (see STYLE.md): each module is one area of the product.
 
+mod admin;
+mod audit;
+mod auth;
+mod cli;
+mod proxy;
 mod store;
 mod support;

@@ -4,6 +4,7 @@
 
 mod audit;
 mod connect;
+mod state;
 mod tokens;
 mod watch;
 

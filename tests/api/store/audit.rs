@@ -21,16 +21,31 @@ fn base() -> DateTime<Utc> {
     at("2024-06-01T08:00:00.000Z")
 }
 
+/// Which of the generated events a query should return.
+type Keep = Box<dyn Fn(&AuditEvent) -> bool>;
+
 /// The `i`-th generated event: four events share each second, so `id` breaks ties.
 fn event(i: usize) -> AuditEvent {
     let kinds = AuditKind::ALL;
     AuditEvent {
         time: base() + TimeDelta::seconds((i / 4) as i64),
         kind: kinds[i % kinds.len()],
-        outcome: [AuditOutcome::Allowed, AuditOutcome::Denied, AuditOutcome::PassedOn][i % 3],
-        user: (i % 10 != 0).then(|| ["alice", "bob", "carol"][i % 3].to_owned()),
+        outcome: [
+            AuditOutcome::Allowed,
+            AuditOutcome::Denied,
+            AuditOutcome::PassedOn,
+        ][i % 3],
+        user: (!i.is_multiple_of(10)).then(|| ["alice", "bob", "carol"][i % 3].to_owned()),
         token_id: Some(format!("tok{:09}", i % 7)),
-        client_ip: Some(if i % 2 == 0 { "79.209.73.23" } else { "2001:db8::1" }.parse().unwrap()),
+        client_ip: Some(
+            if i.is_multiple_of(2) {
+                "79.209.73.23"
+            } else {
+                "2001:db8::1"
+            }
+            .parse()
+            .unwrap(),
+        ),
         method: Some("GET".to_owned()),
         path: Some(format!("/rest/api/1.0/projects/{i}")),
         request_id: Some(format!("@A6X2OXx532x{i}x0")),
@@ -51,7 +66,12 @@ async fn all_pages(store: &dyn TokenStore, mut query: AuditQuery) -> Vec<StoredA
     }
     for pair in out.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
-        assert!((a.event.time, a.id) > (b.event.time, b.id), "not newest first: {} then {}", a.id, b.id);
+        assert!(
+            (a.event.time, a.id) > (b.event.time, b.id),
+            "not newest first: {} then {}",
+            a.id,
+            b.id
+        );
     }
     out
 }
@@ -92,8 +112,17 @@ async fn audit_event_round_trips_every_field(store: Arc<dyn TokenStore>) {
         attributes: json!({}),
     };
     store.insert_audit(&[]).await.unwrap();
-    store.insert_audit(&[full.clone(), bare.clone()]).await.unwrap();
-    let got = store.query_audit(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.unwrap();
+    store
+        .insert_audit(&[full.clone(), bare.clone()])
+        .await
+        .unwrap();
+    let got = store
+        .query_audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
     let got: Vec<_> = got.into_iter().map(|e| e.event).collect();
     assert_eq!(got, vec![bare, full]);
 }
@@ -104,7 +133,14 @@ async fn audit_batch_query_every_filter_and_page(store: Arc<dyn TokenStore>) {
     let events: Vec<AuditEvent> = (0..N).map(event).collect();
     store.insert_audit(&events).await.unwrap();
 
-    let everything = all_pages(&*store, AuditQuery { limit: 1_000, ..AuditQuery::default() }).await;
+    let everything = all_pages(
+        &*store,
+        AuditQuery {
+            limit: 1_000,
+            ..AuditQuery::default()
+        },
+    )
+    .await;
     assert_eq!(everything.len(), N);
     let ids: HashSet<_> = everything.iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), N);
@@ -116,21 +152,34 @@ async fn audit_batch_query_every_filter_and_page(store: Arc<dyn TokenStore>) {
 
     let since = base() + TimeDelta::seconds(100);
     let until = base() + TimeDelta::seconds(700);
-    let filters: Vec<(AuditQuery, Box<dyn Fn(&AuditEvent) -> bool>)> = vec![
+    let filters: Vec<(AuditQuery, Keep)> = vec![
         (
-            AuditQuery { user: Some("alice".into()), ..AuditQuery::default() },
+            AuditQuery {
+                user: Some("alice".into()),
+                ..AuditQuery::default()
+            },
             Box::new(|e| e.user.as_deref() == Some("alice")),
         ),
         (
-            AuditQuery { kind: Some(AuditKind::RateLimited), ..AuditQuery::default() },
+            AuditQuery {
+                kind: Some(AuditKind::RateLimited),
+                ..AuditQuery::default()
+            },
             Box::new(|e| e.kind == AuditKind::RateLimited),
         ),
         (
-            AuditQuery { token_id: Some("tok000000003".into()), ..AuditQuery::default() },
+            AuditQuery {
+                token_id: Some("tok000000003".into()),
+                ..AuditQuery::default()
+            },
             Box::new(|e| e.token_id.as_deref() == Some("tok000000003")),
         ),
         (
-            AuditQuery { since: Some(since), until: Some(until), ..AuditQuery::default() },
+            AuditQuery {
+                since: Some(since),
+                until: Some(until),
+                ..AuditQuery::default()
+            },
             Box::new(move |e| e.time >= since && e.time < until),
         ),
         (
@@ -163,21 +212,53 @@ async fn audit_batch_query_every_filter_and_page(store: Arc<dyn TokenStore>) {
     for (query, keep) in filters {
         let expected: Vec<_> = events.iter().filter(|e| keep(e)).cloned().collect();
         assert!(!expected.is_empty(), "{query:?}");
-        let got = all_pages(&*store, AuditQuery { limit: 97, ..query.clone() }).await;
-        assert_eq!(paths(got.into_iter().map(|e| e.event)), paths(expected), "{query:?}");
+        let got = all_pages(
+            &*store,
+            AuditQuery {
+                limit: 97,
+                ..query.clone()
+            },
+        )
+        .await;
+        assert_eq!(
+            paths(got.into_iter().map(|e| e.event)),
+            paths(expected),
+            "{query:?}"
+        );
     }
 
-    let first = store.query_audit(&AuditQuery { limit: 3, ..AuditQuery::default() }).await.unwrap();
+    let first = store
+        .query_audit(&AuditQuery {
+            limit: 3,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(first.len(), 3);
     assert_eq!(first[0].event.time, events[N - 1].time);
-    assert!(store.query_audit(&AuditQuery::default()).await.unwrap().is_empty(), "limit 0");
+    assert!(
+        store
+            .query_audit(&AuditQuery::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "limit 0"
+    );
 }
 
 /// Purges until a call deletes nothing, returning each call's count.
-async fn purge_all(store: &dyn TokenStore, older_than: DateTime<Utc>, max_rows: Option<u64>, batch: u32) -> Vec<u64> {
+async fn purge_all(
+    store: &dyn TokenStore,
+    older_than: DateTime<Utc>,
+    max_rows: Option<u64>,
+    batch: u32,
+) -> Vec<u64> {
     let mut counts = Vec::new();
     loop {
-        let n = store.purge_audit(older_than, max_rows, batch).await.unwrap();
+        let n = store
+            .purge_audit(older_than, max_rows, batch)
+            .await
+            .unwrap();
         assert!(n <= u64::from(batch));
         counts.push(n);
         if n == 0 {
@@ -187,7 +268,14 @@ async fn purge_all(store: &dyn TokenStore, older_than: DateTime<Utc>, max_rows: 
 }
 
 async fn remaining(store: &dyn TokenStore) -> Vec<AuditEvent> {
-    let all = all_pages(store, AuditQuery { limit: 1_000, ..AuditQuery::default() }).await;
+    let all = all_pages(
+        store,
+        AuditQuery {
+            limit: 1_000,
+            ..AuditQuery::default()
+        },
+    )
+    .await;
     all.into_iter().map(|e| e.event).collect()
 }
 
@@ -199,10 +287,17 @@ async fn purge_by_age_in_batches(store: Arc<dyn TokenStore>) {
     // 40 seconds in: events 0..160 are older; the 4 at exactly 40 s stay.
     let cutoff = base() + TimeDelta::seconds(40);
     assert_eq!(purge_all(&*store, cutoff, None, 64).await, [64, 64, 32, 0]);
-    let expected: Vec<_> = events.iter().filter(|e| e.time >= cutoff).cloned().collect();
+    let expected: Vec<_> = events
+        .iter()
+        .filter(|e| e.time >= cutoff)
+        .cloned()
+        .collect();
     assert_eq!(paths(remaining(&*store).await), paths(expected));
     // A bound a nanosecond after 40 s rounds up: the events at 40 s are older than it.
-    assert_eq!(purge_all(&*store, cutoff + TimeDelta::nanoseconds(1), None, 100).await, [4, 0]);
+    assert_eq!(
+        purge_all(&*store, cutoff + TimeDelta::nanoseconds(1), None, 100).await,
+        [4, 0]
+    );
     assert_eq!(purge_all(&*store, cutoff, None, 0).await, [0]);
 }
 
@@ -214,7 +309,10 @@ async fn purge_beyond_max_rows_in_batches(store: Arc<dyn TokenStore>) {
     assert_eq!(purge_all(&*store, long_ago, Some(1_000), 10).await, [0]);
 
     // Keep the newest 30 (by time, then id): 70 go, 25 at a time.
-    assert_eq!(purge_all(&*store, long_ago, Some(30), 25).await, [25, 25, 20, 0]);
+    assert_eq!(
+        purge_all(&*store, long_ago, Some(30), 25).await,
+        [25, 25, 20, 0]
+    );
     let left = remaining(&*store).await;
     assert_eq!(paths(left), paths(events[70..].iter().cloned()));
 
@@ -222,7 +320,10 @@ async fn purge_beyond_max_rows_in_batches(store: Arc<dyn TokenStore>) {
     let cutoff = base() + TimeDelta::seconds(20); // events 80.. stay by age
     assert_eq!(purge_all(&*store, cutoff, Some(25), 1_000).await, [10, 0]);
     assert_eq!(purge_all(&*store, cutoff, Some(5), 1_000).await, [15, 0]);
-    assert_eq!(paths(remaining(&*store).await), paths(events[95..].iter().cloned()));
+    assert_eq!(
+        paths(remaining(&*store).await),
+        paths(events[95..].iter().cloned())
+    );
     assert_eq!(purge_all(&*store, long_ago, Some(0), 2).await, [2, 2, 1, 0]);
     assert!(remaining(&*store).await.is_empty());
 }

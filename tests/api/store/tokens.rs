@@ -1,12 +1,11 @@
-//! Tokens and credentials: round trips, conflicts, pages, patches, revocation, last use.
+//! Tokens: round trips, conflicts, unknown ids, pages with filters, patches.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 use tokengate::ratelimit::RateQuota;
-use tokengate::store::{LastUse, StoreError, TokenQuery, TokenStore};
+use tokengate::store::{StoreError, TokenQuery, TokenStore};
 use tokengate::token::{TokenId, TokenPatch, TokenRecord, TokenState};
 
 use super::{at, both_backends, full_token, new_token, record_of};
@@ -17,30 +16,33 @@ both_backends!(store:
     duplicate_id_is_a_conflict,
     unknown_id_is_none,
     list_pages_newest_first_with_filters,
-    list_state_filter_judges_expiry_at_now,
     update_applies_each_field_and_clears_optional_ones,
-    revoke_keeps_the_first_time_and_is_idempotent,
-    last_use_never_goes_backwards,
-    count_active_tokens,
-    credentials_put_replace_get,
-    ping,
 );
 
 async fn insert_and_get_round_trip_every_field(store: Arc<dyn TokenStore>) {
     let full = full_token("automation-user");
     let inserted = store.insert_token(&full).await.unwrap();
     assert_eq!(inserted, record_of(&full));
-    assert_eq!(store.get_token(&full.id).await.unwrap(), Some(record_of(&full)));
+    assert_eq!(
+        store.get_token(&full.id).await.unwrap(),
+        Some(record_of(&full))
+    );
 
     let bare = new_token("bare", at("2024-03-01T12:00:00Z"));
     assert_eq!(store.insert_token(&bare).await.unwrap(), record_of(&bare));
-    assert_eq!(store.get_token(&bare.id).await.unwrap(), Some(record_of(&bare)));
+    assert_eq!(
+        store.get_token(&bare.id).await.unwrap(),
+        Some(record_of(&bare))
+    );
 
     // The whole u32 range of a request count survives.
     let mut big = new_token("big", at("2024-03-01T12:00:00Z"));
     big.rate_limit = Some(RateQuota::new(u32::MAX, 366 * 86_400).unwrap());
     store.insert_token(&big).await.unwrap();
-    assert_eq!(store.get_token(&big.id).await.unwrap().unwrap().rate_limit, big.rate_limit);
+    assert_eq!(
+        store.get_token(&big.id).await.unwrap().unwrap().rate_limit,
+        big.rate_limit
+    );
 }
 
 async fn times_are_kept_to_the_millisecond(store: Arc<dyn TokenStore>) {
@@ -59,14 +61,26 @@ async fn duplicate_id_is_a_conflict(store: Arc<dyn TokenStore>) {
     again.id = first.id.clone();
     let err = store.insert_token(&again).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict), "{err:?}");
-    assert_eq!(store.get_token(&first.id).await.unwrap(), Some(record_of(&first)));
+    assert_eq!(
+        store.get_token(&first.id).await.unwrap(),
+        Some(record_of(&first))
+    );
 }
 
 async fn unknown_id_is_none(store: Arc<dyn TokenStore>) {
     let id = TokenId::parse("000000000000").unwrap();
     assert_eq!(store.get_token(&id).await.unwrap(), None);
-    assert_eq!(store.update_token(&id, &TokenPatch::default()).await.unwrap(), None);
-    let patch = TokenPatch { description: Some("x".into()), ..TokenPatch::default() };
+    assert_eq!(
+        store
+            .update_token(&id, &TokenPatch::default())
+            .await
+            .unwrap(),
+        None
+    );
+    let patch = TokenPatch {
+        description: Some("x".into()),
+        ..TokenPatch::default()
+    };
     assert_eq!(store.update_token(&id, &patch).await.unwrap(), None);
     assert_eq!(store.revoke_token(&id, Utc::now()).await.unwrap(), None);
 }
@@ -108,18 +122,36 @@ async fn list_pages_newest_first_with_filters(store: Arc<dyn TokenStore>) {
         }
         all.push(record);
     }
-    let query = TokenQuery { user: None, state: None, now, limit: 4, after: None };
+    let query = TokenQuery {
+        user: None,
+        state: None,
+        now,
+        limit: 4,
+        after: None,
+    };
 
     let everything = all_pages(&*store, query.clone()).await;
     assert_eq!(everything, newest_first(all.clone()));
 
-    let alice = all_pages(&*store, TokenQuery { user: Some("alice".into()), ..query.clone() }).await;
+    let alice = all_pages(
+        &*store,
+        TokenQuery {
+            user: Some("alice".into()),
+            ..query.clone()
+        },
+    )
+    .await;
     let expected: Vec<_> = all.iter().filter(|r| r.user == "alice").cloned().collect();
     assert_eq!(alice, newest_first(expected));
 
     for state in [TokenState::Active, TokenState::Expired, TokenState::Revoked] {
         for user in [None, Some("bob")] {
-            let q = TokenQuery { user: user.map(Into::into), state: Some(state), limit: 3, ..query.clone() };
+            let q = TokenQuery {
+                user: user.map(Into::into),
+                state: Some(state),
+                limit: 3,
+                ..query.clone()
+            };
             let got = all_pages(&*store, q).await;
             let expected: Vec<_> = all
                 .iter()
@@ -131,77 +163,92 @@ async fn list_pages_newest_first_with_filters(store: Arc<dyn TokenStore>) {
         }
     }
 
-    let none = TokenQuery { user: Some("nobody".into()), ..query.clone() };
+    let none = TokenQuery {
+        user: Some("nobody".into()),
+        ..query.clone()
+    };
     assert!(store.list_tokens(&none).await.unwrap().is_empty());
     let zero = TokenQuery { limit: 0, ..query };
     assert!(store.list_tokens(&zero).await.unwrap().is_empty());
 }
 
-async fn list_state_filter_judges_expiry_at_now(store: Arc<dyn TokenStore>) {
-    let expires = at("2025-06-01T00:00:00.500Z");
-    let mut t = new_token("u", at("2025-01-01T00:00:00Z"));
-    t.expires_at = Some(expires);
-    store.insert_token(&t).await.unwrap();
-    let state_at = |now: DateTime<Utc>| {
-        let store = store.clone();
-        async move {
-            let mut states = Vec::new();
-            for state in [TokenState::Active, TokenState::Expired, TokenState::Revoked] {
-                let q = TokenQuery { user: None, state: Some(state), now, limit: 10, after: None };
-                if !store.list_tokens(&q).await.unwrap().is_empty() {
-                    states.push(state);
-                }
-            }
-            let active = store.count_active_tokens(now).await.unwrap();
-            assert_eq!(active == 1, states == [TokenState::Active], "count at {now}");
-            states
-        }
-    };
-    // Expired exactly at `expires_at` (as `TokenRecord::state` says), and not a nanosecond before.
-    assert_eq!(state_at(expires - TimeDelta::milliseconds(1)).await, [TokenState::Active]);
-    assert_eq!(state_at(expires - TimeDelta::nanoseconds(1)).await, [TokenState::Active]);
-    assert_eq!(state_at(expires).await, [TokenState::Expired]);
-    assert_eq!(state_at(expires + TimeDelta::nanoseconds(1)).await, [TokenState::Expired]);
-}
+/// What a patch should do to the record.
+type Apply = fn(&mut TokenRecord);
 
 async fn update_applies_each_field_and_clears_optional_ones(store: Arc<dyn TokenStore>) {
     let t = full_token("u");
     let original = store.insert_token(&t).await.unwrap();
 
-    let unchanged = store.update_token(&t.id, &TokenPatch::default()).await.unwrap();
+    let unchanged = store
+        .update_token(&t.id, &TokenPatch::default())
+        .await
+        .unwrap();
     assert_eq!(unchanged, Some(original.clone()));
 
     let new_expiry = at("2030-01-01T00:00:00.001Z");
     let new_quota = RateQuota::new(1000, 3600).unwrap();
-    let steps: Vec<(TokenPatch, fn(&mut TokenRecord))> = vec![
+    let steps: Vec<(TokenPatch, Apply)> = vec![
         (
-            TokenPatch { description: Some("renamed".into()), ..TokenPatch::default() },
+            TokenPatch {
+                description: Some("renamed".into()),
+                ..TokenPatch::default()
+            },
             |r| r.description = "renamed".into(),
         ),
         (
-            TokenPatch { expires_at: Some(Some(new_expiry)), ..TokenPatch::default() },
+            TokenPatch {
+                expires_at: Some(Some(new_expiry)),
+                ..TokenPatch::default()
+            },
             |r| r.expires_at = Some(at("2030-01-01T00:00:00.001Z")),
         ),
-        (TokenPatch { expires_at: Some(None), ..TokenPatch::default() }, |r| r.expires_at = None),
         (
-            TokenPatch { allowed_ips: Some(vec!["fe80::/10".parse().unwrap()]), ..TokenPatch::default() },
+            TokenPatch {
+                expires_at: Some(None),
+                ..TokenPatch::default()
+            },
+            |r| r.expires_at = None,
+        ),
+        (
+            TokenPatch {
+                allowed_ips: Some(vec!["fe80::/10".parse().unwrap()]),
+                ..TokenPatch::default()
+            },
             |r| r.allowed_ips = vec!["fe80::/10".parse().unwrap()],
         ),
-        (TokenPatch { allowed_ips: Some(Vec::new()), ..TokenPatch::default() }, |r| {
-            r.allowed_ips.clear();
-        }),
         (
-            TokenPatch { rate_limit: Some(Some(new_quota)), ..TokenPatch::default() },
+            TokenPatch {
+                allowed_ips: Some(Vec::new()),
+                ..TokenPatch::default()
+            },
+            |r| {
+                r.allowed_ips.clear();
+            },
+        ),
+        (
+            TokenPatch {
+                rate_limit: Some(Some(new_quota)),
+                ..TokenPatch::default()
+            },
             |r| r.rate_limit = Some(RateQuota::new(1000, 3600).unwrap()),
         ),
-        (TokenPatch { rate_limit: Some(None), ..TokenPatch::default() }, |r| r.rate_limit = None),
+        (
+            TokenPatch {
+                rate_limit: Some(None),
+                ..TokenPatch::default()
+            },
+            |r| r.rate_limit = None,
+        ),
     ];
     let mut expected = original;
     for (patch, apply) in steps {
         apply(&mut expected);
         let updated = store.update_token(&t.id, &patch).await.unwrap();
         assert_eq!(updated.as_ref(), Some(&expected), "{patch:?}");
-        assert_eq!(store.get_token(&t.id).await.unwrap(), Some(expected.clone()));
+        assert_eq!(
+            store.get_token(&t.id).await.unwrap(),
+            Some(expected.clone())
+        );
     }
 
     let all = TokenPatch {
@@ -215,94 +262,8 @@ async fn update_applies_each_field_and_clears_optional_ones(store: Arc<dyn Token
     assert_eq!(updated.expires_at, Some(new_expiry));
     assert_eq!(updated.allowed_ips, vec!["127.0.0.1/32".parse().unwrap()]);
     assert_eq!(updated.rate_limit, Some(new_quota));
-    assert_eq!((updated.user, updated.scope, updated.created_at), (expected.user, expected.scope, expected.created_at));
-}
-
-async fn revoke_keeps_the_first_time_and_is_idempotent(store: Arc<dyn TokenStore>) {
-    let t = new_token("u", at("2024-01-01T00:00:00Z"));
-    let other = new_token("u", at("2024-01-01T00:00:00Z"));
-    store.insert_token(&t).await.unwrap();
-    store.insert_token(&other).await.unwrap();
-    let first = at("2024-02-01T00:00:00.250Z");
-    let revoked = store.revoke_token(&t.id, first).await.unwrap().unwrap();
-    assert_eq!(revoked.revoked_at, Some(first));
-    assert_eq!(revoked.state(first), TokenState::Revoked);
-
-    for later in [first + TimeDelta::days(1), first - TimeDelta::days(1)] {
-        let again = store.revoke_token(&t.id, later).await.unwrap().unwrap();
-        assert_eq!(again, revoked);
-    }
-    assert_eq!(store.get_token(&t.id).await.unwrap(), Some(revoked));
-    assert_eq!(store.get_token(&other.id).await.unwrap().unwrap().revoked_at, None);
-}
-
-async fn last_use_never_goes_backwards(store: Arc<dyn TokenStore>) {
-    let t = new_token("u", at("2024-01-01T00:00:00Z"));
-    let other = new_token("u", at("2024-01-01T00:00:00Z"));
-    store.insert_token(&t).await.unwrap();
-    store.insert_token(&other).await.unwrap();
-    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-    let use_at = |id: &TokenId, time: &str, addr: &str| LastUse { id: id.clone(), at: at(time), ip: ip(addr) };
-    let last = |r: TokenRecord| (r.last_used_at, r.last_used_ip);
-
-    store.record_last_used(&[]).await.unwrap();
-    // Newer then older in one batch, and an unknown id: the newest wins, nothing fails.
-    store
-        .record_last_used(&[
-            use_at(&t.id, "2024-05-01T10:00:00.500Z", "2001:db8::7"),
-            use_at(&t.id, "2024-05-01T09:00:00Z", "10.0.0.1"),
-            use_at(&TokenId::parse("zzzzzzzzzzzz").unwrap(), "2024-05-01T09:00:00Z", "10.0.0.1"),
-            use_at(&other.id, "2024-04-01T00:00:00Z", "192.0.2.1"),
-        ])
-        .await
-        .unwrap();
-    let newest = (Some(at("2024-05-01T10:00:00.500Z")), Some(ip("2001:db8::7")));
-    assert_eq!(last(store.get_token(&t.id).await.unwrap().unwrap()), newest);
-
-    // Older, and equal, in a later batch: still unchanged.
-    store.record_last_used(&[use_at(&t.id, "2024-05-01T10:00:00.499Z", "10.0.0.2")]).await.unwrap();
-    store.record_last_used(&[use_at(&t.id, "2024-05-01T10:00:00.500Z", "10.0.0.3")]).await.unwrap();
-    assert_eq!(last(store.get_token(&t.id).await.unwrap().unwrap()), newest);
-
-    store.record_last_used(&[use_at(&t.id, "2024-05-01T10:00:00.501Z", "10.0.0.4")]).await.unwrap();
-    let newer = (Some(at("2024-05-01T10:00:00.501Z")), Some(ip("10.0.0.4")));
-    assert_eq!(last(store.get_token(&t.id).await.unwrap().unwrap()), newer);
-    let other_last = (Some(at("2024-04-01T00:00:00Z")), Some(ip("192.0.2.1")));
-    assert_eq!(last(store.get_token(&other.id).await.unwrap().unwrap()), other_last);
-}
-
-async fn count_active_tokens(store: Arc<dyn TokenStore>) {
-    let now = at("2025-01-01T00:00:00Z");
-    assert_eq!(store.count_active_tokens(now).await.unwrap(), 0);
-    let forever = new_token("a", at("2024-01-01T00:00:00Z"));
-    let mut later = new_token("b", at("2024-01-01T00:00:00Z"));
-    later.expires_at = Some(now + TimeDelta::milliseconds(1));
-    let mut expiring_now = new_token("c", at("2024-01-01T00:00:00Z"));
-    expiring_now.expires_at = Some(now);
-    let revoked = new_token("d", at("2024-01-01T00:00:00Z"));
-    for t in [&forever, &later, &expiring_now, &revoked] {
-        store.insert_token(t).await.unwrap();
-    }
-    store.revoke_token(&revoked.id, now).await.unwrap();
-    assert_eq!(store.count_active_tokens(now).await.unwrap(), 2);
-    assert_eq!(store.count_active_tokens(now - TimeDelta::milliseconds(1)).await.unwrap(), 3);
-    assert_eq!(store.count_active_tokens(now + TimeDelta::milliseconds(1)).await.unwrap(), 1);
-}
-
-async fn credentials_put_replace_get(store: Arc<dyn TokenStore>) {
-    assert_eq!(store.get_credential("alice").await.unwrap(), None);
-    let sealed = vec![0_u8, 1, 2, 255, 0, 10, 13];
-    store.put_credential("alice", &sealed).await.unwrap();
-    assert_eq!(store.get_credential("alice").await.unwrap(), Some(sealed));
-    store.put_credential("alice", b"replaced").await.unwrap();
-    assert_eq!(store.get_credential("alice").await.unwrap(), Some(b"replaced".to_vec()));
-    store.put_credential("bob", b"").await.unwrap();
-    assert_eq!(store.get_credential("bob").await.unwrap(), Some(Vec::new()));
-    assert_eq!(store.get_credential("ALICE").await.unwrap(), None);
-}
-
-async fn ping(store: Arc<dyn TokenStore>) {
-    store.ping().await.unwrap();
-    // Migrating again is a no-op.
-    store.migrate().await.unwrap();
+    assert_eq!(
+        (updated.user, updated.scope, updated.created_at),
+        (expected.user, expected.scope, expected.created_at)
+    );
 }

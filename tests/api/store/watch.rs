@@ -36,7 +36,10 @@ async fn watch_hears_changes_made_by_another_instance(url: String) {
     cli.insert_token(&t).await.unwrap();
     assert_eq!(next_change(&mut changes).await, Change::Token(t.id.clone()));
 
-    let patch = TokenPatch { description: Some("renamed".into()), ..TokenPatch::default() };
+    let patch = TokenPatch {
+        description: Some("renamed".into()),
+        ..TokenPatch::default()
+    };
     cli.update_token(&t.id, &patch).await.unwrap().unwrap();
     assert_eq!(next_change(&mut changes).await, Change::Token(t.id.clone()));
 
@@ -49,13 +52,23 @@ async fn watch_hears_changes_made_by_another_instance(url: String) {
     let mut second = gateway.watch().await.unwrap();
     let other = new_token("u", at("2024-01-01T00:00:00Z"));
     cli.insert_token(&other).await.unwrap();
-    assert_eq!(next_change(&mut second).await, Change::Token(other.id.clone()));
-    assert_eq!(next_change(&mut changes).await, Change::Token(other.id.clone()));
+    assert_eq!(
+        next_change(&mut second).await,
+        Change::Token(other.id.clone())
+    );
+    assert_eq!(
+        next_change(&mut changes).await,
+        Change::Token(other.id.clone())
+    );
 
     // Reading and recording use is not a change.
-    cli.record_last_used(&[store::LastUse { id: other.id.clone(), at: Utc::now(), ip: "10.0.0.1".parse().unwrap() }])
-        .await
-        .unwrap();
+    cli.record_last_used(&[store::LastUse {
+        id: other.id.clone(),
+        at: Utc::now(),
+        ip: "10.0.0.1".parse().unwrap(),
+    }])
+    .await
+    .unwrap();
     let unknown = TokenId::parse("000000000000").unwrap();
     assert_eq!(cli.revoke_token(&unknown, Utc::now()).await.unwrap(), None);
     let marker = new_token("u", at("2024-01-01T00:00:00Z"));
@@ -67,7 +80,9 @@ async fn watch_ends_when_the_store_is_dropped(url: String) {
     let gateway = store::connect(&url, 2).await.unwrap();
     let mut changes = gateway.watch().await.unwrap();
     drop(gateway);
-    let end = timeout(WITHIN, changes.recv()).await.expect("the watch stream did not end");
+    let end = timeout(WITHIN, changes.recv())
+        .await
+        .expect("the watch stream did not end");
     assert_eq!(end, None);
 }
 
@@ -82,17 +97,34 @@ async fn unreadable_values_are_corrupt_naming_the_column(url: String) {
     let store = store::connect(&url, 2).await.unwrap();
     let t = new_token("u", at("2024-01-01T00:00:00Z"));
     store.insert_token(&t).await.unwrap();
-    crate::support::execute_raw(&url, "UPDATE tokens SET allowed_ips = '10.0.0.0/8,not-a-cidr'").await;
+    crate::support::execute_raw(
+        &url,
+        "UPDATE tokens SET allowed_ips = '10.0.0.0/8,not-a-cidr'",
+    )
+    .await;
     assert_eq!(corrupt_column(store.get_token(&t.id).await), "allowed_ips");
 
-    crate::support::execute_raw(&url, "UPDATE tokens SET allowed_ips = '', last_used_ip = 'nowhere'").await;
+    crate::support::execute_raw(
+        &url,
+        "UPDATE tokens SET allowed_ips = '', last_used_ip = 'nowhere'",
+    )
+    .await;
     assert_eq!(corrupt_column(store.get_token(&t.id).await), "last_used_ip");
 
     crate::support::execute_raw(&url, "UPDATE tokens SET last_used_ip = NULL, rate_limit_requests = 0, rate_limit_period_seconds = 60").await;
-    assert_eq!(corrupt_column(store.get_token(&t.id).await), "rate_limit_requests");
+    assert_eq!(
+        corrupt_column(store.get_token(&t.id).await),
+        "rate_limit_requests"
+    );
 
     crate::support::execute_raw(&url, "UPDATE tokens SET rate_limit_requests = NULL, rate_limit_period_seconds = NULL, id = 'Not An Id!'").await;
-    let query = store::TokenQuery { user: None, state: None, now: Utc::now(), limit: 10, after: None };
+    let query = store::TokenQuery {
+        user: None,
+        state: None,
+        now: Utc::now(),
+        limit: 10,
+        after: None,
+    };
     assert_eq!(corrupt_column(store.list_tokens(&query).await), "id");
 }
 
@@ -111,7 +143,9 @@ async fn postgres_watch_reports_a_lost_connection_and_recovers() {
          WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
     )
     .await;
-    let lost = timeout(Duration::from_secs(5), changes.recv()).await.expect("loss not reported");
+    let lost = timeout(Duration::from_secs(5), changes.recv())
+        .await
+        .expect("loss not reported");
     assert_eq!(lost, Some(Change::All));
 
     // A change made before the watcher re-subscribed is covered by a further `All`; keep

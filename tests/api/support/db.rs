@@ -41,7 +41,9 @@ fn with_database(base: &str, db: &str) -> String {
         None => (base, None),
     };
     let authority = head.find("://").map_or(0, |i| i + 3);
-    let path = head[authority..].find('/').map_or(head.len(), |i| authority + i);
+    let path = head[authority..]
+        .find('/')
+        .map_or(head.len(), |i| authority + i);
     let mut url = format!("{}/{db}", &head[..path]);
     if let Some(query) = query {
         url.push('?');
@@ -98,12 +100,22 @@ pub(crate) async fn fresh_sqlite() -> (Arc<dyn TokenStore>, TempDir) {
 pub(crate) async fn execute_raw(url: &str, sql: &str) {
     let sql = AssertSqlSafe(sql.to_owned());
     if url.starts_with("sqlite:") {
-        let mut conn = SqliteConnection::connect(url).await.expect("opening sqlite");
-        sqlx::query(sql).execute(&mut conn).await.expect("raw statement");
+        let mut conn = SqliteConnection::connect(url)
+            .await
+            .expect("opening sqlite");
+        sqlx::query(sql)
+            .execute(&mut conn)
+            .await
+            .expect("raw statement");
         conn.close().await.ok();
     } else {
-        let mut conn = PgConnection::connect(url).await.expect("connecting to postgres");
-        sqlx::query(sql).execute(&mut conn).await.expect("raw statement");
+        let mut conn = PgConnection::connect(url)
+            .await
+            .expect("connecting to postgres");
+        sqlx::query(sql)
+            .execute(&mut conn)
+            .await
+            .expect("raw statement");
         conn.close().await.ok();
     }
 }

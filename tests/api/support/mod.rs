@@ -1,5 +1,11 @@
 //! Helpers shared by the integration tests: fresh databases on both backends.
 
+pub(crate) mod app;
+mod binary;
 mod db;
+pub(crate) mod log;
+pub(crate) mod upstream;
 
-pub(crate) use db::{execute_raw, fresh_postgres, fresh_postgres_url, fresh_sqlite, fresh_sqlite_url};
+pub(crate) use db::{
+    execute_raw, fresh_postgres, fresh_postgres_url, fresh_sqlite, fresh_sqlite_url,
+};

@@ -1,0 +1,359 @@
+#!/usr/bin/env bash
+# tokengate against nginx, side by side, on 127.0.0.1. See bench/README.md.
+#
+#   bench/run.sh            nginx (plain reverse proxy) vs tokengate (doing all its work)
+#   bench/run.sh --attack   the same, then the valid client with and without a flood of
+#                           well-formed unknown tokens
+#
+# Environment (defaults in brackets):
+#   CARGO_TARGET_DIR   where cargo builds [target]
+#   BENCH_DURATION     seconds per measured round [10]
+#   BENCH_WARMUP       seconds of warm-up per server [3]
+#   BENCH_ROUNDS       rounds per server (alternating) [3]
+#   BENCH_CONNECTIONS  wrk connections of the valid client [32]
+#   BENCH_ATTACK_RATE  requests/s of the flood [2000]
+#   BENCH_WORKERS      nginx worker_processes and tokengate proxy.worker_threads [2]
+#   BENCH_UPSTREAM_WORKERS  worker_processes of the stand-in upstream [1]
+#   BENCH_KEEP=1       keep the work directory (configs, logs, database)
+#   BENCH_NO_BUILD=1   use the binary already built
+set -euo pipefail
+
+mode=compare
+case "${1:-}" in
+  "") ;;
+  --attack) mode=attack ;;
+  -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  *) echo "usage: bench/run.sh [--attack]" >&2; exit 2 ;;
+esac
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+duration=${BENCH_DURATION:-10}
+warmup=${BENCH_WARMUP:-3}
+rounds=${BENCH_ROUNDS:-3}
+connections=${BENCH_CONNECTIONS:-32}
+attack_rate=${BENCH_ATTACK_RATE:-2000}
+workers=${BENCH_WORKERS:-2}
+upstream_workers=${BENCH_UPSTREAM_WORKERS:-1}
+target_dir=${CARGO_TARGET_DIR:-target}
+bin="$target_dir/release/tokengate"
+export PATH="$PATH:/usr/sbin:/sbin"
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# --- tools -------------------------------------------------------------------------------
+missing=()
+command -v nginx >/dev/null || missing+=(nginx-light)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v curl >/dev/null || missing+=(curl)
+if ((${#missing[@]})); then
+  sudo=()
+  if [[ $(id -u) != 0 ]]; then
+    command -v sudo >/dev/null || die "missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
+    sudo=(sudo)
+  fi
+  say "installing ${missing[*]} from Debian"
+  "${sudo[@]}" apt-get update -qq
+  if ! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null; then
+    # Some releases only ship the full nginx package.
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]/nginx-light/nginx}" >/dev/null
+  fi
+fi
+
+if [[ -z ${BENCH_NO_BUILD:-} ]]; then
+  say "cargo build --release"
+  cargo build --release --quiet
+fi
+[[ -x $bin ]] || die "no binary at $bin (set CARGO_TARGET_DIR?)"
+
+# --- processes and cleanup ---------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/tokengate-bench.XXXXXX")
+pids=()
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ -n ${BENCH_KEEP:-} || $status != 0 ]]; then
+    echo "bench: work directory kept: $work" >&2
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A port nothing listens on (127.0.0.1 only).
+used_ports=" "
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    [[ $used_ports == *" $port "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      used_ports+="$port "
+      echo "$port"
+      return
+    fi
+  done
+}
+
+wait_http() { # url what
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  die "$2 did not start; see $work"
+}
+
+upstream_port=$(free_port)
+nginx_port=$(free_port)
+gateway_port=$(free_port)
+admin_port=$(free_port)
+
+# --- nginx: the stand-in Bitbucket and the plain reverse proxy ----------------------------
+nginx_v=$(nginx -V 2>&1)
+nginx_common() { # dir
+  echo "daemon off;"
+  echo "pid $1/nginx.pid;"
+  echo "lock_file $1/nginx.lock;"
+  echo "error_log $1/error.log warn;"
+}
+nginx_http_common() { # dir
+  local kind
+  for kind in client_body proxy fastcgi uwsgi scgi; do
+    if [[ $kind == client_body || $nginx_v == *"--http-${kind}-temp-path"* ]]; then
+      echo "  ${kind}_temp_path $1/${kind}_temp;"
+    fi
+  done
+  echo "  keepalive_timeout 300s;"
+  echo "  keepalive_requests 100000000;"
+}
+
+mkdir -p "$work/upstream" "$work/nginx" "$work/tokengate"
+{
+  nginx_common "$work/upstream"
+  echo "worker_processes $upstream_workers;"
+  echo "events { worker_connections 4096; }"
+  echo "http {"
+  nginx_http_common "$work/upstream"
+  echo "  access_log off;"
+  echo "  server {"
+  echo "    listen 127.0.0.1:$upstream_port;"
+  echo "    location / { default_type application/json; return 200 '{\"size\":0,\"values\":[]}'; }"
+  echo "  }"
+  echo "}"
+} >"$work/upstream/nginx.conf"
+{
+  nginx_common "$work/nginx"
+  echo "worker_processes $workers;"
+  echo "events { worker_connections 4096; }"
+  echo "http {"
+  nginx_http_common "$work/nginx"
+  echo "  access_log $work/nginx/access.log;"
+  echo "  upstream bitbucket { server 127.0.0.1:$upstream_port; keepalive 64; }"
+  echo "  server {"
+  echo "    listen 127.0.0.1:$nginx_port;"
+  echo "    location / {"
+  echo "      proxy_pass http://bitbucket;"
+  echo "      proxy_http_version 1.1;"
+  echo "      proxy_set_header Connection \"\";"
+  echo "      proxy_set_header Host \$host;"
+  echo "      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;"
+  echo "      proxy_set_header X-Forwarded-Proto \$scheme;"
+  echo "    }"
+  echo "  }"
+  echo "}"
+} >"$work/nginx/nginx.conf"
+
+start_nginx() { # dir
+  nginx -t -q -e "$1/error.log" -p "$1" -c "$1/nginx.conf" 2>>"$1/error.log" || die "nginx config in $1 refused: $(cat "$1/error.log")"
+  nginx -e "$1/error.log" -p "$1" -c "$1/nginx.conf" 2>>"$1/error.log" &
+  pids+=($!)
+}
+start_nginx "$work/upstream"
+start_nginx "$work/nginx"
+wait_http "http://127.0.0.1:$upstream_port/" "the upstream nginx"
+wait_http "http://127.0.0.1:$nginx_port/" "the proxy nginx"
+
+# --- tokengate -----------------------------------------------------------------------------
+gateway_workers=$workers
+cat >"$work/tokengate/tokengate.toml" <<EOF
+node_id = "BENCH01"
+[proxy]
+listen = "127.0.0.1:$gateway_port"
+trusted_proxies = ["127.0.0.1/32"]
+worker_threads = $gateway_workers
+shutdown_grace = "1s"
+[upstream]
+url = "http://127.0.0.1:$upstream_port"
+[database]
+url = "sqlite://$work/tokengate/tokengate.db"
+[auth]
+basic_auth_fallback = false
+[rate_limit]
+default = "4000000000/1s"
+[admin]
+listen = "127.0.0.1:$admin_port"
+[audit]
+coverage = "full"
+spill_file = "$work/tokengate/audit-spill.ndjson"
+[log]
+level = "info"
+file = "$work/tokengate/tokengate.log"
+EOF
+config="$work/tokengate/tokengate.toml"
+"$bin" --config "$config" token --help >/dev/null 2>&1 || die "this tokengate has no 'token create' command"
+token=$("$bin" --config "$config" token create --user bench-user --description "tokengate bench" --scope read-only 2>"$work/tokengate/create.err" \
+  | grep -o 'tgt_[0-9a-z]\{12\}_[0-9A-Za-z]\{38\}' | head -n1) || true
+[[ -n $token ]] || die "token create failed: $(cat "$work/tokengate/create.err")"
+export BENCH_TOKEN=$token
+
+"$bin" --config "$config" serve >"$work/tokengate/stdout.log" 2>&1 &
+gateway_pid=$!
+pids+=($gateway_pid)
+wait_http "http://127.0.0.1:$admin_port/healthz" "tokengate"
+wait_http "http://127.0.0.1:$gateway_port/" "tokengate's proxy listener"
+
+for target in "nginx $nginx_port" "tokengate $gateway_port"; do
+  set -- $target
+  answer=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$2/rest/api/1.0/projects")
+  [[ $answer == '{"size":0,"values":[]} 200' ]] || die "$1 answered '$answer' instead of the upstream's 200"
+done
+
+# --- measuring -----------------------------------------------------------------------------
+metric() { # name: sum of every series of a Prometheus metric
+  curl -s "http://127.0.0.1:$admin_port/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d\n", s }'
+}
+refused_by_gateway() { # every decision but "allowed", and upstream failures
+  curl -s "http://127.0.0.1:$admin_port/metrics" \
+    | awk '/^tokengate_requests_total\{/ && !/outcome="allowed"/ { s += $2 } END { printf "%d\n", s }'
+}
+refused_by_nginx() {
+  awk '$9 !~ /^2/ { n++ } END { printf "%d\n", n }' "$work/nginx/access.log"
+}
+field() { sed -n "s/.*[ ]$1=\([0-9]*\).*/\1/p" <<<"$2"; }
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$gateway_pid/status"; }
+
+# One wrk run of the valid client; prints "req/s p99_ms non2xx". Non-2xx answers are what wrk
+# saw (status >= 400, socket errors) or, when higher, what the server counted as refused (the
+# nginx access log, tokengate's tokengate_requests_total); "flood" skips the server's count,
+# which then includes the flood's refusals.
+drive() { # name port seconds [flood]
+  local out req dur p99 status sock server_before=0 server_after=0
+  if [[ -n ${4:-} ]]; then :; elif [[ $1 == nginx ]]; then server_before=$(refused_by_nginx); else server_before=$(refused_by_gateway); fi
+  out=$(wrk -t1 -c"$connections" -d"${3}s" --timeout 5s -s bench/wrk/valid.lua "http://127.0.0.1:$2" | grep '^BENCH ') \
+    || die "wrk against $1 failed"
+  if [[ -n ${4:-} ]]; then :; elif [[ $1 == nginx ]]; then server_after=$(refused_by_nginx); else server_after=$(refused_by_gateway); fi
+  req=$(field requests "$out"); dur=$(field duration_us "$out"); p99=$(field p99_us "$out")
+  status=$(field status_errors "$out"); sock=$(field socket_errors "$out")
+  local bad=$((status + sock))
+  ((server_after - server_before > bad)) && bad=$((server_after - server_before))
+  awk -v r="$req" -v d="$dur" -v p="$p99" -v b="$bad" 'BEGIN { printf "%.0f %.3f %d\n", r / (d / 1e6), p / 1000, b }'
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+column_of() { awk -v c="$1" '{ print $c }'; }
+
+printf '\ntokengate bench: %s round(s) of %ss per server, wrk -t1 -c%s, %s nginx workers, %s tokengate workers, %s CPU(s)\n' \
+  "$rounds" "$duration" "$connections" "$workers" "$gateway_workers" "$(nproc)"
+say "warm-up (${warmup}s each)"
+drive nginx "$nginx_port" "$warmup" >/dev/null
+drive tokengate "$gateway_port" "$warmup" >/dev/null
+
+: >"$work/nginx.rounds"
+: >"$work/tokengate.rounds"
+printf '\n%-6s %-10s %12s %10s %8s\n' round server 'req/s' 'p99 ms' non-2xx
+for r in $(seq "$rounds"); do
+  for server in nginx tokengate; do
+    port=$nginx_port; [[ $server == tokengate ]] && port=$gateway_port
+    line=$(drive "$server" "$port" "$duration")
+    echo "$line" >>"$work/$server.rounds"
+    set -- $line
+    printf '%-6s %-10s %12s %10s %8s\n' "$r" "$server" "$1" "$2" "$3"
+  done
+done
+
+n_rps=$(column_of 1 <"$work/nginx.rounds" | median)
+t_rps=$(column_of 1 <"$work/tokengate.rounds" | median)
+n_p99=$(column_of 2 <"$work/nginx.rounds" | median)
+t_p99=$(column_of 2 <"$work/tokengate.rounds" | median)
+n_bad=$(column_of 3 <"$work/nginx.rounds" | awk '{ s += $1 } END { print s + 0 }')
+t_bad=$(column_of 3 <"$work/tokengate.rounds" | awk '{ s += $1 } END { print s + 0 }')
+rss=$(rss_kib)
+rps_ratio=$(awk -v a="$t_rps" -v b="$n_rps" 'BEGIN { printf "%.3f", a / b }')
+p99_ratio=$(awk -v a="$t_p99" -v b="$n_p99" 'BEGIN { printf "%.3f", a / b }')
+
+failed=0
+verdict() { # ok(0/1) text
+  if [[ $1 == 1 ]]; then printf '  PASS  %s\n' "$2"; else printf '  FAIL  %s\n' "$2"; failed=1; fi
+}
+yes_if() { awk "BEGIN { print ($1) ? 1 : 0 }"; }
+
+printf '\n%-22s %12s %12s %10s\n' "median of $rounds" nginx tokengate ratio
+printf '%-22s %12s %12s %10s\n' 'requests/s' "$n_rps" "$t_rps" "$rps_ratio"
+printf '%-22s %12s %12s %10s\n' 'p99 latency (ms)' "$n_p99" "$t_p99" "$p99_ratio"
+printf '%-22s %12s %12s\n' 'non-2xx (all rounds)' "$n_bad" "$t_bad"
+printf '%-22s %12s %12s\n' 'tokengate VmRSS' '' "$((rss / 1024)) MiB"
+printf '%-22s %12s %12s\n' 'argon2 hashes so far' '' "$(metric tokengate_hash_verifications_total)"
+echo
+verdict "$(yes_if "$rps_ratio >= 0.9")" "requests/s ratio $rps_ratio >= 0.9"
+verdict "$(yes_if "$p99_ratio <= 1.2")" "p99 ratio $p99_ratio <= 1.2"
+verdict "$(yes_if "$n_bad + $t_bad == 0")" "no non-2xx answers (nginx $n_bad, tokengate $t_bad)"
+verdict "$(yes_if "$rss < 64 * 1024")" "tokengate VmRSS $((rss / 1024)) MiB < 64 MiB"
+
+# --- the flood -----------------------------------------------------------------------------
+if [[ $mode == attack ]]; then
+  attackers=$(( attack_rate >= 500 ? attack_rate / 125 : 4 ))
+  printf '\nattack: %s req/s of well-formed unknown tokens from random 10.x.y.z (%s connections) beside the valid client\n' \
+    "$attack_rate" "$attackers"
+  hashes_before=$(metric tokengate_hash_verifications_total)
+  : >"$work/quiet.rounds"
+  : >"$work/flood.rounds"
+  printf '\n%-6s %-10s %12s %10s %8s %14s\n' round phase 'req/s' 'p99 ms' non-2xx 'flood req/s'
+  for r in $(seq "$rounds"); do
+    line=$(drive tokengate "$gateway_port" "$duration")
+    echo "$line" >>"$work/quiet.rounds"
+    set -- $line
+    printf '%-6s %-10s %12s %10s %8s %14s\n' "$r" quiet "$1" "$2" "$3" -
+    BENCH_RATE=$attack_rate \
+      wrk -t1 -c"$attackers" -d"$((duration + 2))s" --timeout 5s -s bench/wrk/attack.lua \
+      "http://127.0.0.1:$gateway_port" >"$work/attack.$r.out" 2>&1 &
+    attack_pid=$!
+    pids+=($attack_pid)
+    sleep 1
+    line=$(drive tokengate "$gateway_port" "$duration" flood)
+    wait "$attack_pid" || die "the attacking wrk failed: $(cat "$work/attack.$r.out")"
+    attack=$(grep '^ATTACK ' "$work/attack.$r.out") || die "the attacking wrk failed: $(cat "$work/attack.$r.out")"
+    flood_rps=$(awk -v r="$(field requests "$attack")" -v d="$(field duration_us "$attack")" 'BEGIN { printf "%.0f", r / (d / 1e6) }')
+    echo "$line" >>"$work/flood.rounds"
+    set -- $line
+    printf '%-6s %-10s %12s %10s %8s %14s\n' "$r" flood "$1" "$2" "$3" "$flood_rps"
+  done
+  hashes_after=$(metric tokengate_hash_verifications_total)
+  q_p99=$(column_of 2 <"$work/quiet.rounds" | median)
+  f_p99=$(column_of 2 <"$work/flood.rounds" | median)
+  q_rps=$(column_of 1 <"$work/quiet.rounds" | median)
+  f_rps=$(column_of 1 <"$work/flood.rounds" | median)
+  f_bad=$(column_of 3 <"$work/flood.rounds" | awk '{ s += $1 } END { print s + 0 }')
+  flood_ratio=$(awk -v a="$f_p99" -v b="$q_p99" 'BEGIN { printf "%.3f", a / b }')
+  rss=$(rss_kib)
+  printf '\n%-30s %12s %12s %10s\n' "median of $rounds (valid client)" quiet flood ratio
+  printf '%-30s %12s %12s\n' 'requests/s' "$q_rps" "$f_rps"
+  printf '%-30s %12s %12s %10s\n' 'p99 latency (ms)' "$q_p99" "$f_p99" "$flood_ratio"
+  printf '%-30s %12s\n' 'argon2 hashes during floods' "$((hashes_after - hashes_before))"
+  printf '%-30s %12s\n' 'tokengate VmRSS after' "$((rss / 1024)) MiB"
+  echo
+  verdict "$(yes_if "$flood_ratio <= 2")" "valid client's p99 under the flood $flood_ratio x <= 2 x"
+  verdict "$(yes_if "$hashes_after - $hashes_before <= 1")" "hash verifications rose by $((hashes_after - hashes_before)) <= 1 during the floods"
+  verdict "$(yes_if "$f_bad == 0")" "the valid client got no non-2xx under the flood ($f_bad)"
+fi
+
+echo
+if ((failed)); then echo "bench: some targets were missed"; exit 1; fi
+echo "bench: every target met"

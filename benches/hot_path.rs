@@ -1,0 +1,209 @@
+//! Micro-benchmarks of the per-request hot path: credential parsing, token parse and checksum,
+//! the verifier's cache hit, the pure decision, the request context, and one Bitbucket-format
+//! log line. Run: `cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 3`.
+
+use std::hint::black_box;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::FutureExt as _;
+use http::{HeaderMap, HeaderValue, Method};
+use ipnet::IpNet;
+use prometheus_client::metrics::counter::Counter;
+use secrecy::ExposeSecret;
+use tokengate::auth::messages::AuthMessage;
+use tokengate::auth::{
+    Credential, Policy, Presented, RequestFacts, Scheme, Verification, Verifier, VerifierSettings,
+    decide,
+};
+use tokengate::proxy::{RequestIds, remote, session_id};
+use tokengate::ratelimit::{RateDecision, RateQuota, RateStatus};
+use tokengate::store::{SqliteStore, TokenStore};
+use tokengate::telemetry::{AUTH_TARGET, LogSettings, REQUEST_TARGET, SystemClock, build_filter, build_subscriber};
+use tokengate::token::{self, NewToken, PresentedToken, Scope, TokenRecord};
+
+const TOKEN: &str = "tgt_abcdefghijkl_0123456789ABCDEFGHIJabcdefghijWXYZ";
+
+/// A well-formed token with a correct checksum (the fixed one above only has the shape).
+fn valid_token() -> String {
+    token::generate().1.expose_secret().to_owned()
+}
+
+fn record() -> TokenRecord {
+    let (id, _) = token::generate();
+    TokenRecord {
+        id,
+        user: "automation-user".into(),
+        description: "API Token from 2021-01-06".into(),
+        scope: Scope::ReadOnly,
+        created_at: Utc.with_ymd_and_hms(2021, 1, 6, 14, 14, 46).unwrap(),
+        expires_at: None,
+        allowed_ips: vec!["79.209.0.0/16".parse().unwrap()],
+        rate_limit: None,
+        last_used_at: None,
+        last_used_ip: None,
+        revoked_at: None,
+        secret_hash: String::new(),
+    }
+}
+
+fn credentials(c: &mut Criterion) {
+    let bearer = format!("Bearer {}", valid_token());
+    let basic = "Basic YXV0b21hdGlvbi11c2VyOnRndF9hYmNkZWZnaGlqa2xfMDEyMzQ1Njc4OUFCQ0RFRkdISUphYmNkZWZnaGlqV1hZWg==";
+    c.bench_function("credential/parse_bearer", |b| b.iter(|| Credential::parse(black_box(&bearer))));
+    c.bench_function("credential/parse_basic", |b| b.iter(|| Credential::parse(black_box(basic))));
+    let token = valid_token();
+    c.bench_function("token/parse_checksum_ok", |b| {
+        b.iter(|| PresentedToken::parse(black_box(&token)).is_ok())
+    });
+    c.bench_function("token/parse_checksum_bad", |b| {
+        b.iter(|| PresentedToken::parse(black_box(TOKEN)).is_err())
+    });
+}
+
+/// `Verifier::verify` for a token already verified once: the cache hit every request but a
+/// token's first takes.
+fn verifier_cache_hit(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/bench.db", dir.path().display());
+    let (verifier, token) = runtime.block_on(async {
+        let store = SqliteStore::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let (id, secret) = token::generate();
+        let secret = secret.expose_secret().to_owned();
+        store
+            .insert_token(&NewToken {
+                id,
+                user: "automation-user".into(),
+                description: "bench".into(),
+                scope: Scope::ReadOnly,
+                created_at: Utc::now(),
+                expires_at: None,
+                allowed_ips: Vec::new(),
+                rate_limit: None,
+                secret_hash: token::hash_secret(&secret),
+            })
+            .await
+            .unwrap();
+        let verifier = Verifier::new(
+            Arc::new(store),
+            VerifierSettings {
+                cache_ttl: Duration::from_secs(3600),
+                hash_concurrency: 1,
+                failed_attempts_per_ip: "20/1m".parse().unwrap(),
+            },
+            Counter::default(),
+        );
+        assert!(matches!(verifier.verify(&secret, ip("127.0.0.1")).await, Verification::Verified(_)));
+        (verifier, secret)
+    });
+    let client = ip("79.209.73.23");
+    let _guard = runtime.enter();
+    c.bench_function("verifier/verify_cached", |b| {
+        b.iter(|| {
+            // A cache hit never waits; polling once shows that it completed.
+            let verification = verifier.verify(black_box(&token), client).now_or_never();
+            assert!(matches!(verification, Some(Verification::Verified(_))));
+        });
+    });
+    assert_eq!(verifier.hash_count(), 1, "the cache hit must not hash");
+}
+
+fn decision(c: &mut Criterion) {
+    let token = Arc::new(record());
+    let method = Method::GET;
+    let facts = RequestFacts {
+        method: &method,
+        path: "/rest/api/1.0/projects",
+        query: Some("limit=25"),
+        client_ip: ip("79.209.73.23"),
+        protected: true,
+        now: Utc::now(),
+    };
+    let allowed: Vec<IpNet> = Vec::new();
+    let policy = Policy {
+        basic_auth_fallback: true,
+        allowed_ips: &allowed,
+        default_quota: "1000/1h".parse::<RateQuota>().unwrap(),
+    };
+    let status = RateStatus { limit: 1000, remaining: 999, reset: Duration::from_secs(4) };
+    c.bench_function("decide/allow", |b| {
+        b.iter(|| {
+            let presented = Presented::Token {
+                scheme: Scheme::Bearer,
+                basic_user: None,
+                verification: Verification::Verified(Arc::clone(&token)),
+            };
+            decide(black_box(&facts), presented, &policy, |_, _| RateDecision::Allowed(status))
+        });
+    });
+}
+
+fn request_context(c: &mut Criterion) {
+    let ids = RequestIds::new("A6X2OX");
+    c.bench_function("context/request_id", |b| b.iter(|| ids.next().0));
+    let mut headers = HeaderMap::new();
+    headers.insert("x-forwarded-for", HeaderValue::from_static("79.209.73.23"));
+    headers.insert("cookie", HeaderValue::from_static("a=b; BITBUCKETSESSIONID=0123456789ABCDEF"));
+    let peer: SocketAddr = "100.120.0.11:50000".parse().unwrap();
+    let trusted: Vec<IpNet> = vec!["100.64.0.0/10".parse().unwrap()];
+    c.bench_function("context/remote", |b| b.iter(|| remote(black_box(&headers), peer, &trusted)));
+    c.bench_function("context/session_id", |b| b.iter(|| session_id(black_box(&headers))));
+}
+
+/// One success line through the real subscriber (filter, request-span layer, Bitbucket
+/// formatter) into a sink: the formatting cost without the disk.
+fn log_line(c: &mut Criterion) {
+    let settings = LogSettings::default();
+    let subscriber = build_subscriber(&settings, build_filter(&settings).unwrap(), SystemClock, std::io::sink);
+    let token = record();
+    let path = "/rest/api/1.0/projects";
+    let success = || {
+        tracing::info!(
+            target: AUTH_TARGET,
+            "{}",
+            AuthMessage::Success {
+                description: &token.description,
+                scope: token.scope,
+                user: &token.user,
+                created_at: token.created_at,
+                path,
+            }
+        );
+    };
+    let span = || {
+        tracing::info_span!(
+            target: REQUEST_TARGET,
+            "request",
+            request_id = %"@A6X2OXx532x2669x0",
+            session_id = None::<&str>,
+            addresses = %"79.209.73.23,100.120.0.11",
+            request_line = %"GET /rest/api/1.0/projects HTTP/1.1",
+        )
+    };
+    tracing::subscriber::with_default(subscriber, || {
+        c.bench_function("log/success_line", |b| {
+            let request = span();
+            let _entered = request.enter();
+            b.iter(success);
+        });
+        c.bench_function("log/request_span_and_line", |b| {
+            b.iter(|| {
+                let request = span();
+                let _entered = request.enter();
+                success();
+            });
+        });
+    });
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+criterion_group!(benches, credentials, verifier_cache_hit, decision, request_context, log_line);
+criterion_main!(benches);

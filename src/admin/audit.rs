@@ -1,0 +1,262 @@
+//! `GET /admin/v1/audit`: audit events, newest first, filtered by user, type, token and time.
+//! `format=json` (the default) answers one page with an opaque `next_cursor`; `format=ndjson`
+//! and `format=csv` stream every matching event, page by page from the store (see [`export`]).
+
+mod export;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AdminState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::AdminQuery;
+use crate::audit::{AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent};
+
+/// Page size when none is given.
+const DEFAULT_LIMIT: u32 = 100;
+/// Largest page.
+const MAX_LIMIT: u32 = 1_000;
+
+pub(super) fn routes() -> Router<AdminState> {
+    Router::new().route("/admin/v1/audit", get(list))
+}
+
+/// Filters, page and format of `GET /admin/v1/audit`. An empty value is the same as none.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditParams {
+    /// Only events about this user.
+    user: Option<String>,
+    /// Only events of this type.
+    #[serde(rename = "type")]
+    #[param(value_type = Option<AuditKind>)]
+    kind: Option<String>,
+    /// Only events about this token id.
+    token_id: Option<String>,
+    /// Events at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<String>,
+    /// Events before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    until: Option<String>,
+    /// Page size of `format=json`, 1 to 1000 (default 100); exports include every match.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page; an export starts after it.
+    cursor: Option<String>,
+    /// `json` (default): one page; `ndjson` or `csv`: every matching event, streamed.
+    #[param(value_type = Option<String>, example = "csv")]
+    format: Option<String>,
+}
+
+/// How the answer is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Ndjson,
+    Csv,
+}
+
+/// One page of audit events.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditPage {
+    events: Vec<AuditEventView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// An audit event as the API shows it. Never carries a secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditEventView {
+    id: i64,
+    /// RFC 3339, UTC, milliseconds.
+    #[schema(example = "2021-01-07T08:52:38.540Z")]
+    time: String,
+    #[serde(rename = "type")]
+    kind: AuditKind,
+    outcome: AuditOutcome,
+    /// The Bitbucket user concerned: the token's owner, or the name a client presented.
+    user: Option<String>,
+    token_id: Option<String>,
+    client_ip: Option<String>,
+    method: Option<String>,
+    path: Option<String>,
+    request_id: Option<String>,
+    node_id: String,
+    /// Who made a lifecycle change (`admin-api`, `cli`).
+    actor: Option<String>,
+    /// Details: the reason of a denial, the limit hit, `{"field": {"old", "new"}}` of a change.
+    #[schema(value_type = Object)]
+    attributes: serde_json::Value,
+}
+
+impl From<StoredAuditEvent> for AuditEventView {
+    fn from(stored: StoredAuditEvent) -> Self {
+        let e = stored.event;
+        Self {
+            id: stored.id,
+            time: e.time.to_rfc3339_opts(SecondsFormat::Millis, true),
+            kind: e.kind,
+            outcome: e.outcome,
+            user: e.user,
+            token_id: e.token_id,
+            client_ip: e.client_ip.map(|ip| ip.to_string()),
+            method: e.method,
+            path: e.path,
+            request_id: e.request_id,
+            node_id: e.node_id,
+            actor: e.actor,
+            attributes: e.attributes,
+        }
+    }
+}
+
+/// Audit events, newest first.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/audit",
+    tag = "audit",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "`format=json`: one page; follow `next_cursor` for the next. \
+            `format=ndjson` (`application/x-ndjson`, one event a line) or `format=csv` \
+            (`text/csv`): every matching event", body = AuditPage),
+        (status = 400, description = "A bad parameter (`invalid_query`, `invalid_cursor`)", body = ErrorBody),
+        (status = 401, description = "No valid admin token", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(super) async fn list(
+    State(state): State<AdminState>,
+    AdminQuery(params): AdminQuery<AuditParams>,
+) -> Result<Response, ApiError> {
+    let (mut query, format) = params.check()?;
+    if format != Format::Json {
+        return Ok(export::stream(state.store, query, format));
+    }
+    let limit = query.limit;
+    // One more than asked tells whether another page follows.
+    query.limit += 1;
+    let mut events = state.store.query_audit(&query).await?;
+    let more = events.len() > limit as usize;
+    events.truncate(limit as usize);
+    let next_cursor = events
+        .last()
+        .filter(|_| more)
+        .map(|e| encode_cursor(e.event.time, e.id));
+    let events = events.into_iter().map(AuditEventView::from).collect();
+    Ok(Json(AuditPage {
+        events,
+        next_cursor,
+    })
+    .into_response())
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::bad_request("invalid_query", message)
+}
+
+impl AuditParams {
+    fn check(self) -> Result<(AuditQuery, Format), ApiError> {
+        let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+        let kind = match given(self.kind) {
+            None => None,
+            Some(k) => Some(AuditKind::parse(&k).ok_or_else(|| {
+                let names: Vec<_> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+                invalid(format!(
+                    "type: {k:?} is not an event type; use one of {}",
+                    names.join(", ")
+                ))
+            })?),
+        };
+        let since = given(self.since)
+            .map(|s| parse_time("since", &s))
+            .transpose()?;
+        let until = given(self.until)
+            .map(|s| parse_time("until", &s))
+            .transpose()?;
+        if let (Some(since), Some(until)) = (since, until)
+            && since >= until
+        {
+            return Err(invalid("until: must be later than since".into()));
+        }
+        let limit = match given(self.limit) {
+            None => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "limit: must be a whole number from 1 to {MAX_LIMIT}"
+                    ))
+                })?,
+        };
+        let format = match given(self.format).as_deref() {
+            None | Some("json") => Format::Json,
+            Some("ndjson") => Format::Ndjson,
+            Some("csv") => Format::Csv,
+            Some(_) => return Err(invalid("format: must be json, ndjson or csv".into())),
+        };
+        let query = AuditQuery {
+            user: given(self.user),
+            kind,
+            token_id: given(self.token_id),
+            since,
+            until,
+            limit,
+            after: given(self.cursor)
+                .as_deref()
+                .map(decode_cursor)
+                .transpose()?,
+        };
+        Ok((query, format))
+    }
+}
+
+/// An RFC 3339 time. A `+` of the offset that arrived unescaped (decoded as a space) is read
+/// as the `+` that was meant.
+fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(value)
+        .or_else(|e| DateTime::parse_from_rfc3339(&value.replace(' ', "+")).map_err(|_| e))
+        .map(|t| t.to_utc())
+        .map_err(|e| {
+            invalid(format!(
+                "{name}: {value:?} is not an RFC 3339 time like 2024-06-01T08:00:00Z ({e})"
+            ))
+        })
+}
+
+/// The opaque cursor after an event: base64url of `{time in ms}|{id}`.
+fn encode_cursor(time: DateTime<Utc>, id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{id}", time.timestamp_millis()))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok();
+    let text = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok());
+    let (ms, id) = text.and_then(|t| t.split_once('|')).unwrap_or_default();
+    ms.parse()
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .zip(id.parse::<i64>().ok().filter(|id| *id > 0))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "cursor: not a cursor this API returned; pass next_cursor from the previous page",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests;

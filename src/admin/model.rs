@@ -1,0 +1,300 @@
+//! Request bodies and parameters of the admin API, and their conversion into checked
+//! lifecycle inputs. Unknown fields are refused; values are checked by [`crate::lifecycle`].
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::ApiError;
+use crate::lifecycle::{self, Invalid, TokenSpec};
+use crate::ratelimit::RateQuota;
+use crate::token::{Scope, TokenId, TokenPatch, TokenState};
+
+/// `POST /admin/v1/tokens`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateTokenRequest {
+    /// The Bitbucket user the token acts as: 1–255 characters, no whitespace.
+    #[schema(example = "automation-user")]
+    user: String,
+    /// Names the token in log lines: 1–255 characters, no control characters.
+    #[schema(example = "API Token from 2021-01-06")]
+    description: String,
+    /// `read-only` (the default when absent or null) or `read-write`.
+    #[serde(default)]
+    #[schema(value_type = Option<Scope>, default = "read-only")]
+    scope: Option<String>,
+    /// RFC 3339, in the future; absent or null for no expiry (refused when
+    /// `auth.max_lifetime_days` is set, as is an expiry beyond it).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2030-01-31T12:00:00Z")]
+    expires_at: Option<String>,
+    /// CIDRs or bare addresses (taken as /32 or /128); absent or empty for any address.
+    #[serde(default)]
+    #[schema(example = json!(["10.0.0.0/8", "192.168.1.7"]))]
+    allowed_ips: Option<Vec<String>>,
+    /// The token's own quota; absent or null for the configured `rate_limit.default`.
+    #[serde(default)]
+    rate_limit: Option<RateLimitBody>,
+}
+
+/// A quota: `requests` per `period_seconds`.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateLimitBody {
+    /// At least 1.
+    #[schema(minimum = 1, example = 5)]
+    requests: u64,
+    /// From 1 to 31622400 (366 days).
+    #[schema(minimum = 1, example = 300)]
+    period_seconds: u64,
+}
+
+impl RateLimitBody {
+    fn quota(self) -> Result<RateQuota, Invalid> {
+        lifecycle::rate_limit(self.requests, self.period_seconds)
+    }
+}
+
+impl CreateTokenRequest {
+    pub(crate) fn into_spec(self) -> Result<TokenSpec, Invalid> {
+        Ok(TokenSpec {
+            scope: self
+                .scope
+                .as_deref()
+                .map_or(Ok(Scope::ReadOnly), lifecycle::parse_scope)?,
+            expires_at: self
+                .expires_at
+                .as_deref()
+                .map(lifecycle::parse_expires_at)
+                .transpose()?,
+            allowed_ips: lifecycle::parse_allowed_ips(
+                self.allowed_ips.as_deref().unwrap_or_default(),
+            )?,
+            rate_limit: self.rate_limit.map(RateLimitBody::quota).transpose()?,
+            user: self.user,
+            description: self.description,
+        })
+    }
+}
+
+/// `PATCH /admin/v1/tokens/{id}`: only the fields present change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PatchTokenRequest {
+    /// 1–255 characters, no control characters.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String)]
+    description: Option<Option<String>>,
+    /// RFC 3339, in the future; `null` removes the expiry (refused when
+    /// `auth.max_lifetime_days` is set).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<Option<String>>,
+    /// Replaces the allow-list; `[]` allows any address.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Vec<String>)]
+    allowed_ips: Option<Option<Vec<String>>>,
+    /// Replaces the quota; `null` returns to the configured default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RateLimitBody>)]
+    rate_limit: Option<Option<RateLimitBody>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`, the default).
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl PatchTokenRequest {
+    pub(crate) fn into_patch(self) -> Result<TokenPatch, Invalid> {
+        let description = match self.description {
+            Some(None) => return Err(Invalid::new("description", "cannot be null")),
+            other => other.flatten(),
+        };
+        let allowed_ips = match self.allowed_ips {
+            Some(None) => {
+                return Err(Invalid::new(
+                    "allowed_ips",
+                    "cannot be null; send [] to allow any address",
+                ));
+            }
+            Some(Some(ips)) => Some(lifecycle::parse_allowed_ips(&ips)?),
+            None => None,
+        };
+        let expires_at = self
+            .expires_at
+            .map(|e| e.as_deref().map(lifecycle::parse_expires_at).transpose())
+            .transpose()?;
+        let rate_limit = self
+            .rate_limit
+            .map(|r| r.map(RateLimitBody::quota).transpose())
+            .transpose()?;
+        Ok(TokenPatch {
+            description,
+            expires_at,
+            allowed_ips,
+            rate_limit,
+        })
+    }
+}
+
+/// `PUT /admin/v1/users/{user}/credential`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetCredentialRequest {
+    /// The user's Bitbucket credential (for example an HTTP access token); stored sealed,
+    /// never shown again.
+    #[schema(value_type = String, example = "BBDC-…")]
+    pub(crate) credential: SecretString,
+}
+
+/// Filters and page of `GET /admin/v1/tokens`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Only this user's tokens.
+    user: Option<String>,
+    /// Only tokens in this state: `active`, `expired` or `revoked`.
+    #[param(value_type = Option<TokenState>)]
+    state: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Page size when none is given.
+const DEFAULT_LIMIT: u32 = 100;
+/// Largest page.
+pub(crate) const MAX_LIMIT: u32 = 500;
+
+/// [`ListParams`], checked.
+pub(crate) struct ListFilter {
+    pub(crate) user: Option<String>,
+    pub(crate) state: Option<TokenState>,
+    pub(crate) limit: u32,
+    pub(crate) after: Option<(DateTime<Utc>, TokenId)>,
+}
+
+impl ListParams {
+    pub(crate) fn check(self) -> Result<ListFilter, ApiError> {
+        let query = |m: String| ApiError::bad_request("invalid_query", m);
+        let user = match self.user {
+            Some(u) => {
+                lifecycle::validate_user(&u).map_err(|e| query(e.to_string()))?;
+                Some(u)
+            }
+            None => None,
+        };
+        let state = match self.state.as_deref() {
+            None => None,
+            Some("active") => Some(TokenState::Active),
+            Some("expired") => Some(TokenState::Expired),
+            Some("revoked") => Some(TokenState::Revoked),
+            Some(_) => return Err(query("state: must be active, expired or revoked".into())),
+        };
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| {
+                    query(format!(
+                        "limit: must be a whole number from 1 to {MAX_LIMIT}"
+                    ))
+                })?,
+        };
+        let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
+        Ok(ListFilter {
+            user,
+            state,
+            limit,
+            after,
+        })
+    }
+}
+
+/// The opaque cursor after a record: base64url of `{created_at in ms}|{id}`.
+pub(crate) fn encode_cursor(created_at: DateTime<Utc>, id: &TokenId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{id}", created_at.timestamp_millis()))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, TokenId), ApiError> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok();
+    let text = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok());
+    let (ms, id) = text.and_then(|t| t.split_once('|')).unwrap_or_default();
+    ms.parse()
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .zip(TokenId::parse(id))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "cursor: not a cursor this API returned; pass next_cursor from the previous page",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::extract::parse_json;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_forgeries() {
+        let id = TokenId::parse("abcdefghijkl").unwrap();
+        let at = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        assert_eq!(decode_cursor(&encode_cursor(at, &id)).unwrap(), (at, id));
+        for bad in [
+            "",
+            "x",
+            "!!!",
+            &URL_SAFE_NO_PAD.encode("1|short"),
+            &URL_SAFE_NO_PAD.encode("x|abcdefghijkl"),
+        ] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn patch_tells_null_from_absent() {
+        let p: PatchTokenRequest =
+            parse_json(br#"{"expires_at": null, "rate_limit": null}"#).unwrap();
+        let patch = p.into_patch().unwrap();
+        assert_eq!(patch.expires_at, Some(None));
+        assert_eq!(patch.rate_limit, Some(None));
+        assert_eq!(patch.description, None);
+        assert_eq!(patch.allowed_ips, None);
+        let p: PatchTokenRequest = parse_json(br#"{}"#).unwrap();
+        assert!(p.into_patch().unwrap().is_empty());
+        let p: PatchTokenRequest = parse_json(br#"{"description": null}"#).unwrap();
+        assert_eq!(p.into_patch().unwrap_err().field, "description");
+        let p: PatchTokenRequest = parse_json(br#"{"allowed_ips": ["1.2.3.4", "x"]}"#).unwrap();
+        assert_eq!(p.into_patch().unwrap_err().field, "allowed_ips[1]");
+    }
+
+    #[test]
+    fn create_defaults_to_read_only() {
+        let c: CreateTokenRequest = parse_json(br#"{"user": "u", "description": "d"}"#).unwrap();
+        let spec = c.into_spec().unwrap();
+        assert_eq!(spec.scope, Scope::ReadOnly);
+        assert!(
+            spec.allowed_ips.is_empty() && spec.rate_limit.is_none() && spec.expires_at.is_none()
+        );
+        let c: CreateTokenRequest =
+            parse_json(br#"{"user": "u", "description": "d", "scope": "admin"}"#).unwrap();
+        assert_eq!(c.into_spec().unwrap_err().field, "scope");
+        let c: CreateTokenRequest =
+            parse_json(br#"{"user": "u", "description": "d", "rate_limit": {"requests": 0, "period_seconds": 60}}"#).unwrap();
+        assert_eq!(c.into_spec().unwrap_err().field, "rate_limit.requests");
+    }
+}

@@ -1,0 +1,153 @@
+//! For the audit unit tests: an SQLite store in a temp dir that can be switched to fail like
+//! an unreachable database, and a sample event.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+use tempfile::TempDir;
+use tokio::sync::mpsc;
+
+use super::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent};
+use crate::store::{Backend, Change, LastUse, SqliteStore, StoreError, TokenQuery, TokenStore};
+use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
+
+/// A migrated SQLite store whose audit calls and `ping` fail while `down` is set.
+pub(super) struct Flaky {
+    inner: SqliteStore,
+    pub(super) down: AtomicBool,
+    _dir: TempDir,
+}
+
+impl Flaky {
+    pub(super) async fn new() -> Arc<Self> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+        let inner = SqliteStore::connect(&url, 2).await.expect("opening sqlite");
+        inner.migrate().await.expect("migrating");
+        Arc::new(Self {
+            inner,
+            down: AtomicBool::new(false),
+            _dir: dir,
+        })
+    }
+
+    pub(super) fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Every stored event, oldest first.
+    pub(super) async fn all(&self) -> Vec<AuditEvent> {
+        let mut page = self
+            .inner
+            .query_audit(&AuditQuery {
+                limit: 100_000,
+                ..AuditQuery::default()
+            })
+            .await
+            .expect("reading audit events");
+        page.reverse();
+        page.into_iter().map(|e| e.event).collect()
+    }
+}
+
+/// The `i`-th sample event; its path names `i`.
+pub(super) fn event(i: usize) -> AuditEvent {
+    let base = DateTime::parse_from_rfc3339("2024-06-01T08:00:00Z")
+        .expect("time")
+        .to_utc();
+    AuditEvent {
+        time: base + TimeDelta::milliseconds(i64::try_from(i).expect("small")),
+        kind: AuditKind::ALL[i % AuditKind::ALL.len()],
+        outcome: AuditOutcome::Denied,
+        user: Some("automation-user".to_owned()),
+        token_id: Some("abcdefghijkl".to_owned()),
+        client_ip: Some("79.209.73.23".parse::<IpAddr>().expect("ip")),
+        method: Some("GET".to_owned()),
+        path: Some(format!("/rest/api/1.0/{i}")),
+        request_id: Some(format!("@A6X2OXx532x{i}x0")),
+        node_id: "A6X2OX".to_owned(),
+        actor: None,
+        attributes: json!({ "reason": "unknown_id" }),
+    }
+}
+
+#[async_trait]
+impl TokenStore for Flaky {
+    fn backend(&self) -> Backend {
+        self.inner.backend()
+    }
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.inner.migrate().await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.ping().await
+    }
+    async fn insert_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError> {
+        self.inner.insert_token(token).await
+    }
+    async fn get_token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.get_token(id).await
+    }
+    async fn list_tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner.list_tokens(query).await
+    }
+    async fn update_token(
+        &self,
+        id: &TokenId,
+        patch: &TokenPatch,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.update_token(id, patch).await
+    }
+    async fn revoke_token(
+        &self,
+        id: &TokenId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.revoke_token(id, at).await
+    }
+    async fn record_last_used(&self, uses: &[LastUse]) -> Result<(), StoreError> {
+        self.inner.record_last_used(uses).await
+    }
+    async fn count_active_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.count_active_tokens(now).await
+    }
+    async fn put_credential(&self, user: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        self.inner.put_credential(user, sealed).await
+    }
+    async fn get_credential(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_credential(user).await
+    }
+    async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.insert_audit(events).await
+    }
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>, StoreError> {
+        self.check()?;
+        self.inner.query_audit(query).await
+    }
+    async fn purge_audit(
+        &self,
+        older_than: DateTime<Utc>,
+        max_rows: Option<u64>,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.purge_audit(older_than, max_rows, batch).await
+    }
+    async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError> {
+        self.inner.watch().await
+    }
+}

@@ -1,0 +1,444 @@
+//! Token lifecycle, the one place both the admin API and the CLI go through: creating,
+//! changing and revoking tokens and storing users' Bitbucket credentials, with validation,
+//! the expiry policy, audit events, in-process cache invalidation and metrics.
+//!
+//! The edges parse their own syntax (JSON, flags) with [`validate`]'s functions, then call a
+//! [`Lifecycle`] operation, which checks what depends on the store or the policy.
+
+mod validate;
+mod view;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+pub use validate::{
+    Invalid, MAX_ALLOWED_IPS, MAX_CREDENTIAL_BYTES, MAX_TEXT_CHARS, check_expiry,
+    parse_allowed_ips, parse_expires_at, parse_ip, parse_scope, rate_limit, validate_description,
+    validate_user,
+};
+pub use view::{CreatedToken, TokenPage, TokenView};
+
+use crate::audit::{AuditEvent, AuditKind, AuditOutcome, AuditSink, Coverage};
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::credential::{CredentialError, CredentialKey, CredentialVault};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateQuota;
+use crate::store::{Change, StoreError, TokenStore};
+use crate::token::{self, NewToken, Scope, TokenId, TokenPatch, TokenRecord};
+
+/// Who makes the changes, as recorded in audit events' `actor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    AdminApi,
+    Cli,
+}
+
+impl Actor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AdminApi => "admin-api",
+            Self::Cli => "cli",
+        }
+    }
+}
+
+/// Where lifecycle audit events go.
+#[derive(Clone)]
+pub enum AuditTo {
+    /// The running gateway's batching writer.
+    Sink(AuditSink),
+    /// Straight into the store (the CLI has no writer), when the coverage records them.
+    Store(Coverage),
+}
+
+/// What a [`Lifecycle`] takes from the config.
+pub struct LifecycleSettings {
+    /// Node id written into audit events.
+    pub node_id: String,
+    /// `auth.max_lifetime_days`.
+    pub max_lifetime_days: Option<u32>,
+    /// `upstream.credential_key`; without it credentials cannot be stored.
+    pub credential_key: Option<CredentialKey>,
+}
+
+impl LifecycleSettings {
+    /// The settings of a validated config.
+    pub fn from_config(config: &Config) -> Result<Self, CredentialError> {
+        Ok(Self {
+            node_id: config.node_id.clone(),
+            max_lifetime_days: config.auth.max_lifetime_days,
+            credential_key: config
+                .upstream
+                .credential_key
+                .as_ref()
+                .map(CredentialKey::from_secret)
+                .transpose()?,
+        })
+    }
+}
+
+/// Why a lifecycle operation did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// A value was refused.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// A change that changes nothing.
+    #[error(
+        "nothing to change: give at least one of description, expires_at, allowed_ips, rate_limit"
+    )]
+    EmptyPatch,
+    /// No token has this id (or the id is not shaped like one); holds the id as shown.
+    #[error("no token has the id {0}")]
+    NotFound(String),
+    /// A revoked token cannot be changed.
+    #[error("token {0} is revoked and can no longer be changed")]
+    Revoked(TokenId),
+    /// Credentials cannot be stored without a key.
+    #[error(
+        "storing users' credentials needs upstream.credential_key: set it in the config file or \
+         in TOKENGATE_UPSTREAM__CREDENTIAL_KEY (32 random bytes in base64, for example from \
+         `openssl rand -base64 32`)"
+    )]
+    NoCredentialKey,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A token to create, its values already parsed by the edge.
+#[derive(Debug, Clone)]
+pub struct TokenSpec {
+    pub user: String,
+    pub description: String,
+    pub scope: Scope,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub allowed_ips: Vec<IpNet>,
+    pub rate_limit: Option<RateQuota>,
+}
+
+/// Creates, changes and revokes tokens and stores credentials.
+pub struct Lifecycle {
+    store: Arc<dyn TokenStore>,
+    settings: LifecycleSettings,
+    actor: Actor,
+    audit: AuditTo,
+    /// This process's verifier, told to forget a token the moment it changes.
+    verifier: Option<Arc<Verifier>>,
+    /// This process's credential cache, told to forget a replaced credential.
+    vault: Option<Arc<CredentialVault>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Lifecycle {
+    pub fn new(
+        store: Arc<dyn TokenStore>,
+        settings: LifecycleSettings,
+        actor: Actor,
+        audit: AuditTo,
+    ) -> Self {
+        Self {
+            store,
+            settings,
+            actor,
+            audit,
+            verifier: None,
+            vault: None,
+            metrics: None,
+        }
+    }
+
+    /// Also invalidates this verifier's cache on every change.
+    #[must_use]
+    pub fn with_verifier(mut self, verifier: Arc<Verifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// Also invalidates this credential cache when a credential is replaced.
+    #[must_use]
+    pub fn with_vault(mut self, vault: Option<Arc<CredentialVault>>) -> Self {
+        self.vault = vault;
+        self
+    }
+
+    /// Also counts created and revoked tokens.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The store, for reads.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.store
+    }
+
+    /// Creates a token; the answer carries the secret, which is not kept anywhere.
+    pub async fn create(
+        &self,
+        spec: TokenSpec,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedToken, LifecycleError> {
+        validate_user(&spec.user)?;
+        validate_description(&spec.description)?;
+        check_expiry(spec.expires_at, now, now, self.settings.max_lifetime_days)?;
+        let (record, secret) = self.insert(&spec, now).await?;
+        self.forget(&record.id);
+        if let Some(m) = &self.metrics {
+            m.tokens_created.inc();
+        }
+        let attributes = json!({
+            "description": record.description,
+            "scope": record.scope.as_str(),
+            "expires_at": record.expires_at,
+            "allowed_ips": record.allowed_ips,
+            "rate_limit": record.rate_limit.map(|q| q.to_string()),
+        });
+        self.record(
+            AuditKind::TokenCreated,
+            &record.user,
+            Some(&record.id),
+            attributes,
+            now,
+        )
+        .await;
+        Ok(CreatedToken {
+            record: TokenView::new(&record, now),
+            token: secret,
+        })
+    }
+
+    async fn insert(
+        &self,
+        spec: &TokenSpec,
+        now: DateTime<Utc>,
+    ) -> Result<(TokenRecord, SecretString), LifecycleError> {
+        // 62 bits of id: a collision is astronomically rare, but costs only a retry.
+        for _ in 0..3 {
+            let (id, secret) = token::generate();
+            let whole = secret.clone();
+            let secret_hash =
+                tokio::task::spawn_blocking(move || token::hash_secret(whole.expose_secret()))
+                    .await
+                    .expect("hashing does not panic");
+            let new = NewToken {
+                id,
+                user: spec.user.clone(),
+                description: spec.description.clone(),
+                scope: spec.scope,
+                created_at: now,
+                expires_at: spec.expires_at,
+                allowed_ips: spec.allowed_ips.clone(),
+                rate_limit: spec.rate_limit,
+                secret_hash,
+            };
+            match self.store.insert_token(&new).await {
+                Ok(record) => return Ok((record, secret)),
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict.into())
+    }
+
+    /// One token, whatever its state; `id` as given by the caller.
+    pub async fn get(&self, id: &str) -> Result<TokenRecord, LifecycleError> {
+        let id = parse_id(id)?;
+        self.store
+            .get_token(&id)
+            .await?
+            .ok_or_else(|| not_found(id.as_str()))
+    }
+
+    /// Changes a token that is not revoked. An empty patch is refused.
+    pub async fn patch(
+        &self,
+        id: &str,
+        patch: TokenPatch,
+        now: DateTime<Utc>,
+    ) -> Result<TokenRecord, LifecycleError> {
+        if patch.is_empty() {
+            return Err(LifecycleError::EmptyPatch);
+        }
+        if let Some(description) = &patch.description {
+            validate_description(description)?;
+        }
+        let old = self.get(id).await?;
+        if old.revoked_at.is_some() {
+            return Err(LifecycleError::Revoked(old.id));
+        }
+        if let Some(expires_at) = patch.expires_at {
+            check_expiry(
+                expires_at,
+                old.created_at,
+                now,
+                self.settings.max_lifetime_days,
+            )?;
+        }
+        let new = self
+            .store
+            .update_token(&old.id, &patch)
+            .await?
+            .ok_or_else(|| not_found(old.id.as_str()))?;
+        self.forget(&new.id);
+        self.record(
+            AuditKind::TokenChanged,
+            &new.user,
+            Some(&new.id),
+            changes(&old, &new, &patch),
+            now,
+        )
+        .await;
+        Ok(new)
+    }
+
+    /// Revokes a token; revoking a revoked token changes nothing and succeeds.
+    pub async fn revoke(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TokenRecord, LifecycleError> {
+        let old = self.get(id).await?;
+        if old.revoked_at.is_some() {
+            return Ok(old);
+        }
+        let new = self
+            .store
+            .revoke_token(&old.id, now)
+            .await?
+            .ok_or_else(|| not_found(old.id.as_str()))?;
+        self.forget(&new.id);
+        if let Some(m) = &self.metrics {
+            m.tokens_revoked.inc();
+        }
+        let attributes = json!({ "description": new.description });
+        self.record(
+            AuditKind::TokenRevoked,
+            &new.user,
+            Some(&new.id),
+            attributes,
+            now,
+        )
+        .await;
+        Ok(new)
+    }
+
+    /// Stores (or replaces) a user's Bitbucket credential, sealed; never logged or echoed.
+    pub async fn set_credential(
+        &self,
+        user: &str,
+        credential: &SecretString,
+        now: DateTime<Utc>,
+    ) -> Result<(), LifecycleError> {
+        validate_user(user)?;
+        let text = credential.expose_secret();
+        if text.len() > MAX_CREDENTIAL_BYTES {
+            return Err(Invalid::new(
+                "credential",
+                format!("must be at most {MAX_CREDENTIAL_BYTES} bytes"),
+            )
+            .into());
+        }
+        let key = self
+            .settings
+            .credential_key
+            .as_ref()
+            .ok_or(LifecycleError::NoCredentialKey)?;
+        let sealed = key.seal(user, credential).map_err(|_| {
+            Invalid::new(
+                "credential",
+                "must be non-empty printable text without line breaks",
+            )
+        })?;
+        self.store.put_credential(user, &sealed).await?;
+        if let Some(vault) = &self.vault {
+            vault.forget(user).await;
+        }
+        self.record(AuditKind::CredentialSet, user, None, json!({}), now)
+            .await;
+        Ok(())
+    }
+
+    fn forget(&self, id: &TokenId) {
+        if let Some(verifier) = &self.verifier {
+            verifier.forget(&Change::Token(id.clone()));
+        }
+    }
+
+    async fn record(
+        &self,
+        kind: AuditKind,
+        user: &str,
+        id: Option<&TokenId>,
+        attributes: Value,
+        now: DateTime<Utc>,
+    ) {
+        let event = AuditEvent {
+            time: now,
+            kind,
+            outcome: AuditOutcome::Allowed,
+            user: Some(user.to_owned()),
+            token_id: id.map(ToString::to_string),
+            client_ip: None,
+            method: None,
+            path: None,
+            request_id: None,
+            node_id: self.settings.node_id.clone(),
+            actor: Some(self.actor.as_str().to_owned()),
+            attributes,
+        };
+        match &self.audit {
+            AuditTo::Sink(sink) => sink.record(event),
+            AuditTo::Store(coverage) if coverage.records(kind) => {
+                if let Err(e) = self.store.insert_audit(&[event]).await {
+                    tracing::warn!(target: "tokengate::lifecycle", error = %e, kind = kind.as_str(), "the change was made but its audit event could not be stored");
+                }
+            }
+            AuditTo::Store(_) => {}
+        }
+    }
+}
+
+/// An id from a URL or the command line; anything not shaped like an id is simply not found.
+pub fn parse_id(id: &str) -> Result<TokenId, LifecycleError> {
+    TokenId::parse(id).ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: &str) -> LifecycleError {
+    LifecycleError::NotFound(validate::shown(id).to_string())
+}
+
+/// `{"field": {"old": …, "new": …}}` for each field the patch names.
+fn changes(old: &TokenRecord, new: &TokenRecord, patch: &TokenPatch) -> Value {
+    let mut out = serde_json::Map::new();
+    let mut put = |field: &str, old: Value, new: Value| {
+        out.insert(field.to_owned(), json!({ "old": old, "new": new }));
+    };
+    if patch.description.is_some() {
+        put(
+            "description",
+            json!(old.description),
+            json!(new.description),
+        );
+    }
+    if patch.expires_at.is_some() {
+        put("expires_at", json!(old.expires_at), json!(new.expires_at));
+    }
+    if patch.allowed_ips.is_some() {
+        put(
+            "allowed_ips",
+            json!(old.allowed_ips),
+            json!(new.allowed_ips),
+        );
+    }
+    if patch.rate_limit.is_some() {
+        let q = |q: Option<RateQuota>| json!(q.map(|q| q.to_string()));
+        put("rate_limit", q(old.rate_limit), q(new.rate_limit));
+    }
+    Value::Object(out)
+}

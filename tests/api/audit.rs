@@ -1,0 +1,91 @@
+//! The audit trail end to end: coverage levels against a running gateway, retention, the spill
+//! file across a real PostgreSQL outage, the query API with its exports, and that no secret
+//! ever reaches an event.
+
+mod cluster;
+mod coverage;
+mod query;
+mod retention;
+mod spill;
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::support::app::TestApp;
+
+/// The admin token of every gateway here.
+const ADMIN_TOKEN: &str = "audit-admin-token-for-the-tests";
+
+/// How long a test waits for anything that should happen promptly.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// An admin call with the admin token: status, body text, content type.
+async fn admin(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, String, String) {
+    let mut request = app
+        .client
+        .request(method, format!("{}{path}", app.admin_url()))
+        .bearer_auth(ADMIN_TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("an admin call");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (
+        status,
+        response.text().await.expect("reading the answer"),
+        content_type,
+    )
+}
+
+/// `GET path` answered 200 with JSON.
+async fn get_json(app: &TestApp, path: &str) -> Value {
+    let (status, text, _) = admin(app, Method::GET, path, None).await;
+    assert_eq!(status, 200, "GET {path}: {text}");
+    serde_json::from_str(&text).expect("a JSON answer")
+}
+
+/// Polls `check` until it returns something, failing after [`PATIENCE`].
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts that `text` holds none of `secrets`, whole or by their secret part.
+#[track_caller]
+fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
+    for secret in secrets {
+        assert!(!text.contains(secret.as_str()), "a secret is in {what}");
+        // `tgt_{id}_{secret}`: the part after the public id must never show.
+        if let Some(tail) = secret
+            .strip_prefix("tgt_")
+            .and_then(|s| s.split_once('_'))
+            .map(|(_, tail)| tail)
+        {
+            assert!(
+                !text.contains(tail),
+                "the secret part of a token is in {what}"
+            );
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! What reaches Bitbucket: untouched requests outside the protected paths, no client-sent
+//! identity header, no hop-by-hop headers, `X-Forwarded-*`, and the request id on both sides
+//! and in the log line.
+
+use std::time::Duration;
+
+use tokengate::token::Scope;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use super::{request_id, sqlite};
+use crate::support::app::{NODE_ID, TokenOpts, spawn_app};
+use crate::support::log::LogLine;
+
+#[tokio::test]
+async fn an_unprotected_path_reaches_bitbucket_with_its_authorization_untouched() {
+    let app = spawn_app(sqlite()).await;
+    let cases = [
+        (
+            "/projects/P/repos/r/browse?at=refs%2Fheads%2Fmain",
+            Some("Basic YWxpY2U6aHVudGVyMg=="),
+        ),
+        ("/plugins/servlet/x", Some("Bearer BBDC-NzYyMzQ1Njc4OTAx")),
+        ("/s/static/app.js", None),
+    ];
+    for (target, authorization) in cases {
+        let mut request = app.client.get(format!("{}{target}", app.proxy_url()));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await.expect("sending");
+        assert_eq!(response.status(), 200, "{target}");
+        let id = request_id(&response);
+        assert_eq!(response.text().await.expect("body"), r#"{"ok":true}"#);
+        let seen = app.upstream.request_with_id(&id).expect("forwarded");
+        assert_eq!(seen.method, "GET");
+        assert_eq!(seen.target, target);
+        assert_eq!(
+            seen.header("authorization").as_deref(),
+            authorization,
+            "{target}"
+        );
+        assert_eq!(seen.header("x-forwarded-user"), None);
+    }
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_client_sent_identity_header_never_reaches_bitbucket() {
+    let app = spawn_app(sqlite()).await;
+    let (_, token) = app
+        .create_token("alice", Scope::ReadOnly, TokenOpts::default())
+        .await;
+    let bearer = format!("Bearer {token}");
+    let password = "Basic YWxpY2U6aHVudGVyMg==";
+    let cases: [(&str, Option<&str>, u16, Option<&str>); 6] = [
+        ("/projects/P", None, 200, None),
+        ("/projects/P", Some(password), 200, None),
+        ("/rest/api/1.0/projects", None, 200, None),
+        ("/rest/api/1.0/projects", Some(password), 200, None),
+        ("/rest/api/1.0/projects", Some(&bearer), 200, Some("alice")),
+        (
+            "/rest/api/1.0/projects",
+            Some("Bearer tgt_forged"),
+            401,
+            None,
+        ),
+    ];
+    for (path, authorization, status, user) in cases {
+        let mut request = app
+            .client
+            .get(format!("{}{path}", app.proxy_url()))
+            .header("x-forwarded-user", "admin")
+            .header("X-Forwarded-User", "admin2");
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await.expect("sending");
+        assert_eq!(response.status(), status, "{path} {authorization:?}");
+        let seen = app.upstream.request_with_id(&request_id(&response));
+        match (status, seen) {
+            (200, Some(seen)) => assert_eq!(
+                seen.header_values("x-forwarded-user"),
+                user.into_iter().collect::<Vec<_>>()
+            ),
+            (200, None) => panic!("{path} was not forwarded"),
+            (_, seen) => assert!(seen.is_none(), "a refused request was forwarded"),
+        }
+    }
+    app.finish().await;
+}
+
+/// Sends raw bytes and reads the whole answer (the request asks to close the connection).
+pub(super) async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    request: &[u8],
+) -> (u16, Vec<(String, String)>) {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connecting");
+    stream
+        .write_all(request)
+        .await
+        .expect("writing the request");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the answer arrives")
+        .expect("reading the answer");
+    let text = String::from_utf8_lossy(&answer);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers)
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_not_forwarded_either_way() {
+    let app = spawn_app(sqlite()).await;
+    let request = format!(
+        "GET /hop-headers HTTP/1.1\r\nHost: {}\r\nConnection: close, X-Hop-Custom\r\nX-Hop-Custom: 1\r\n\
+         Keep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\n\
+         Proxy-Authorization: Basic Zm9vOmJhcg==\r\nProxy-Connection: keep-alive\r\nX-End-To-End: kept\r\n\r\n",
+        app.proxy_addr()
+    );
+    let (status, headers) = raw_exchange(app.proxy_addr(), request.as_bytes()).await;
+    assert_eq!(status, 200);
+
+    let seen = app.upstream.wait_for_requests(1).await.remove(0);
+    for name in [
+        "connection",
+        "x-hop-custom",
+        "keep-alive",
+        "te",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+    ] {
+        assert_eq!(
+            seen.header_values(name),
+            Vec::<String>::new(),
+            "{name} was forwarded"
+        );
+    }
+    assert_eq!(seen.header("x-end-to-end").as_deref(), Some("kept"));
+
+    let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains(&"x-end-to-end"), "{headers:?}");
+    for name in ["x-hop-response", "keep-alive"] {
+        assert!(
+            !names.contains(&name),
+            "{name} came back to the client: {headers:?}"
+        );
+    }
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn x_forwarded_headers_are_set_and_only_a_trusted_proxy_is_believed() {
+    let app = spawn_app(sqlite()).await;
+    let host = app.proxy_addr().to_string();
+    let response = app
+        .client
+        .get(format!("{}/projects", app.proxy_url()))
+        .send()
+        .await
+        .expect("sending");
+    let seen = app
+        .upstream
+        .request_with_id(&request_id(&response))
+        .expect("forwarded");
+    assert_eq!(seen.header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(
+        seen.header("x-forwarded-host").as_deref(),
+        Some(host.as_str())
+    );
+
+    // An untrusted peer's own claims are kept in the chain but replaced where they decide.
+    let response = app
+        .client
+        .get(format!("{}/projects", app.proxy_url()))
+        .header("x-forwarded-for", "198.51.100.1")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.example")
+        .send()
+        .await
+        .expect("sending");
+    let seen = app
+        .upstream
+        .request_with_id(&request_id(&response))
+        .expect("forwarded");
+    assert_eq!(
+        seen.header("x-forwarded-for").as_deref(),
+        Some("198.51.100.1, 127.0.0.1")
+    );
+    assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(
+        seen.header("x-forwarded-host").as_deref(),
+        Some(host.as_str())
+    );
+    app.finish().await;
+
+    let app = spawn_app(sqlite().set("proxy.trusted_proxies", vec!["127.0.0.1/32"])).await;
+    let response = app
+        .client
+        .get(format!("{}/projects", app.proxy_url()))
+        .header("x-forwarded-for", "198.51.100.1")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "bitbucket.example.com")
+        .send()
+        .await
+        .expect("sending");
+    let seen = app
+        .upstream
+        .request_with_id(&request_id(&response))
+        .expect("forwarded");
+    assert_eq!(
+        seen.header("x-forwarded-for").as_deref(),
+        Some("198.51.100.1, 127.0.0.1")
+    );
+    assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("https"));
+    assert_eq!(
+        seen.header("x-forwarded-host").as_deref(),
+        Some("bitbucket.example.com")
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn request_ids_match_upstream_response_and_log_line() {
+    let app = spawn_app(sqlite()).await;
+    let port = app.proxy_addr().port();
+    for n in 1..=2u32 {
+        // A password on a protected path: forwarded to Bitbucket with a fallback line.
+        let response = app
+            .client
+            .get(format!("{}/rest/api/1.0/projects", app.proxy_url()))
+            .basic_auth("alice", Some("hunter2"))
+            .send()
+            .await
+            .expect("sending");
+        assert_eq!(response.status(), 200);
+        let id = request_id(&response);
+        let seen = app
+            .upstream
+            .request_with_id(&id)
+            .expect("the upstream got the same X-AREQUESTID");
+        assert_eq!(
+            seen.header_values("x-arequestid"),
+            std::slice::from_ref(&id)
+        );
+
+        let fields: Vec<&str> = id
+            .strip_prefix('@')
+            .expect("starts with @")
+            .split('x')
+            .collect();
+        assert_eq!(fields.len(), 4, "{id}");
+        assert_eq!(fields[0], NODE_ID);
+        let minute: u32 = fields[1].parse().expect("MINUTE_OF_DAY");
+        assert_eq!(
+            fields[2],
+            n.to_string(),
+            "COUNTER counts this process's proxy requests"
+        );
+        assert_eq!(fields[3], "0", "nothing else was in flight");
+
+        let line = app.line_for(&id).await;
+        let logged = line.minute_of_day();
+        assert!(
+            logged == minute || logged == (minute + 1) % 1440,
+            "request id minute {minute}, line time {}",
+            line.time
+        );
+        let thread_n = line
+            .thread
+            .strip_prefix(&format!("http-nio-{port}-exec-"))
+            .unwrap_or_else(|| panic!("thread {:?} does not name port {port}", line.thread));
+        assert!(
+            thread_n.parse::<u32>().is_ok_and(|n| n >= 1),
+            "{}",
+            line.thread
+        );
+        assert_eq!(line.addresses.as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            line.request_line.as_deref(),
+            Some("GET /rest/api/1.0/projects HTTP/1.1")
+        );
+    }
+    // Every line written inside a request names the proxy's worker threads.
+    for line in app
+        .log_lines()
+        .iter()
+        .filter_map(|l| LogLine::parse(l))
+        .filter(|l| l.request_id.is_some())
+    {
+        assert!(
+            line.thread.starts_with(&format!("http-nio-{port}-exec-")),
+            "{line:?}"
+        );
+    }
+    app.finish().await;
+}

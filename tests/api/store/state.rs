@@ -1,0 +1,194 @@
+//! A token's state over time: expiry at its boundary, revocation, last use, the active count;
+//! and users' sealed credentials.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokengate::store::{LastUse, TokenQuery, TokenStore};
+use tokengate::token::{TokenId, TokenRecord, TokenState};
+
+use super::{at, both_backends, new_token};
+
+both_backends!(store:
+    list_state_filter_judges_expiry_at_now,
+    revoke_keeps_the_first_time_and_is_idempotent,
+    last_use_never_goes_backwards,
+    count_active_tokens,
+    credentials_put_replace_get,
+);
+
+async fn list_state_filter_judges_expiry_at_now(store: Arc<dyn TokenStore>) {
+    let expires = at("2025-06-01T00:00:00.500Z");
+    let mut t = new_token("u", at("2025-01-01T00:00:00Z"));
+    t.expires_at = Some(expires);
+    store.insert_token(&t).await.unwrap();
+    let state_at = |now: DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            let mut states = Vec::new();
+            for state in [TokenState::Active, TokenState::Expired, TokenState::Revoked] {
+                let q = TokenQuery {
+                    user: None,
+                    state: Some(state),
+                    now,
+                    limit: 10,
+                    after: None,
+                };
+                if !store.list_tokens(&q).await.unwrap().is_empty() {
+                    states.push(state);
+                }
+            }
+            let active = store.count_active_tokens(now).await.unwrap();
+            assert_eq!(
+                active == 1,
+                states == [TokenState::Active],
+                "count at {now}"
+            );
+            states
+        }
+    };
+    // Expired exactly at `expires_at` (as `TokenRecord::state` says), and not a nanosecond before.
+    assert_eq!(
+        state_at(expires - TimeDelta::milliseconds(1)).await,
+        [TokenState::Active]
+    );
+    assert_eq!(
+        state_at(expires - TimeDelta::nanoseconds(1)).await,
+        [TokenState::Active]
+    );
+    assert_eq!(state_at(expires).await, [TokenState::Expired]);
+    assert_eq!(
+        state_at(expires + TimeDelta::nanoseconds(1)).await,
+        [TokenState::Expired]
+    );
+}
+
+async fn revoke_keeps_the_first_time_and_is_idempotent(store: Arc<dyn TokenStore>) {
+    let t = new_token("u", at("2024-01-01T00:00:00Z"));
+    let other = new_token("u", at("2024-01-01T00:00:00Z"));
+    store.insert_token(&t).await.unwrap();
+    store.insert_token(&other).await.unwrap();
+    let first = at("2024-02-01T00:00:00.250Z");
+    let revoked = store.revoke_token(&t.id, first).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(first));
+    assert_eq!(revoked.state(first), TokenState::Revoked);
+
+    for later in [first + TimeDelta::days(1), first - TimeDelta::days(1)] {
+        let again = store.revoke_token(&t.id, later).await.unwrap().unwrap();
+        assert_eq!(again, revoked);
+    }
+    assert_eq!(store.get_token(&t.id).await.unwrap(), Some(revoked));
+    assert_eq!(
+        store
+            .get_token(&other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+}
+
+async fn last_use_never_goes_backwards(store: Arc<dyn TokenStore>) {
+    let t = new_token("u", at("2024-01-01T00:00:00Z"));
+    let other = new_token("u", at("2024-01-01T00:00:00Z"));
+    store.insert_token(&t).await.unwrap();
+    store.insert_token(&other).await.unwrap();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let use_at = |id: &TokenId, time: &str, addr: &str| LastUse {
+        id: id.clone(),
+        at: at(time),
+        ip: ip(addr),
+    };
+    let last = |r: TokenRecord| (r.last_used_at, r.last_used_ip);
+
+    store.record_last_used(&[]).await.unwrap();
+    // Newer then older in one batch, and an unknown id: the newest wins, nothing fails.
+    store
+        .record_last_used(&[
+            use_at(&t.id, "2024-05-01T10:00:00.500Z", "2001:db8::7"),
+            use_at(&t.id, "2024-05-01T09:00:00Z", "10.0.0.1"),
+            use_at(
+                &TokenId::parse("zzzzzzzzzzzz").unwrap(),
+                "2024-05-01T09:00:00Z",
+                "10.0.0.1",
+            ),
+            use_at(&other.id, "2024-04-01T00:00:00Z", "192.0.2.1"),
+        ])
+        .await
+        .unwrap();
+    let newest = (
+        Some(at("2024-05-01T10:00:00.500Z")),
+        Some(ip("2001:db8::7")),
+    );
+    assert_eq!(last(store.get_token(&t.id).await.unwrap().unwrap()), newest);
+
+    // Older, and equal, in a later batch: still unchanged.
+    store
+        .record_last_used(&[use_at(&t.id, "2024-05-01T10:00:00.499Z", "10.0.0.2")])
+        .await
+        .unwrap();
+    store
+        .record_last_used(&[use_at(&t.id, "2024-05-01T10:00:00.500Z", "10.0.0.3")])
+        .await
+        .unwrap();
+    assert_eq!(last(store.get_token(&t.id).await.unwrap().unwrap()), newest);
+
+    store
+        .record_last_used(&[use_at(&t.id, "2024-05-01T10:00:00.501Z", "10.0.0.4")])
+        .await
+        .unwrap();
+    let newer = (Some(at("2024-05-01T10:00:00.501Z")), Some(ip("10.0.0.4")));
+    assert_eq!(last(store.get_token(&t.id).await.unwrap().unwrap()), newer);
+    let other_last = (Some(at("2024-04-01T00:00:00Z")), Some(ip("192.0.2.1")));
+    assert_eq!(
+        last(store.get_token(&other.id).await.unwrap().unwrap()),
+        other_last
+    );
+}
+
+async fn count_active_tokens(store: Arc<dyn TokenStore>) {
+    let now = at("2025-01-01T00:00:00Z");
+    assert_eq!(store.count_active_tokens(now).await.unwrap(), 0);
+    let forever = new_token("a", at("2024-01-01T00:00:00Z"));
+    let mut later = new_token("b", at("2024-01-01T00:00:00Z"));
+    later.expires_at = Some(now + TimeDelta::milliseconds(1));
+    let mut expiring_now = new_token("c", at("2024-01-01T00:00:00Z"));
+    expiring_now.expires_at = Some(now);
+    let revoked = new_token("d", at("2024-01-01T00:00:00Z"));
+    for t in [&forever, &later, &expiring_now, &revoked] {
+        store.insert_token(t).await.unwrap();
+    }
+    store.revoke_token(&revoked.id, now).await.unwrap();
+    assert_eq!(store.count_active_tokens(now).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .count_active_tokens(now - TimeDelta::milliseconds(1))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .count_active_tokens(now + TimeDelta::milliseconds(1))
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+async fn credentials_put_replace_get(store: Arc<dyn TokenStore>) {
+    assert_eq!(store.get_credential("alice").await.unwrap(), None);
+    let sealed = vec![0_u8, 1, 2, 255, 0, 10, 13];
+    store.put_credential("alice", &sealed).await.unwrap();
+    assert_eq!(store.get_credential("alice").await.unwrap(), Some(sealed));
+    store.put_credential("alice", b"replaced").await.unwrap();
+    assert_eq!(
+        store.get_credential("alice").await.unwrap(),
+        Some(b"replaced".to_vec())
+    );
+    store.put_credential("bob", b"").await.unwrap();
+    assert_eq!(store.get_credential("bob").await.unwrap(), Some(Vec::new()));
+    assert_eq!(store.get_credential("ALICE").await.unwrap(), None);
+}
