@@ -166,22 +166,20 @@ async fn row_4_a_revoked_token_is_refused_within_a_second(backend: Backend) {
         .expect("revoking")
         .expect("a known token");
     let revoked = Instant::now();
+    // Every request sent a second or more after the revocation must be refused (its own
+    // latency is not the gateway's propagation delay).
     let reply = loop {
+        let sent = revoked.elapsed();
         let reply = get(&app, &bearer(&token)).await;
         if reply.status != 200 {
             break reply;
         }
         assert!(
-            revoked.elapsed() < Duration::from_secs(1),
-            "still accepted a second after revoking"
+            sent < Duration::from_secs(1),
+            "a request sent {sent:?} after revoking was still accepted"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(
-        revoked.elapsed() < Duration::from_secs(1),
-        "refused only after {:?}",
-        revoked.elapsed()
-    );
     reply.assert_refused(401);
     assert_line(
         &app,
