@@ -7,7 +7,7 @@
 # Works from any directory on a fresh Debian machine: installs the PostgreSQL server with apt
 # only when `initdb` cannot be found, creates a cluster in a temp dir as an unprivileged user
 # (`tokengate-test` when run as root), starts it on a free port on 127.0.0.1 with trust auth,
-# exports TOKENGATE_TEST_PG_URL, runs the tests, then stops the cluster and removes the dir.
+# exports TG_TEST_PG_URL, runs the tests, then stops the cluster and removes the dir.
 # Exits with the tests' status.
 set -euo pipefail
 
@@ -143,8 +143,8 @@ if [[ $ready -ne 1 ]]; then
     exit 1
 fi
 
-export TOKENGATE_TEST_PG_URL="postgres://$DB_USER@127.0.0.1:$PORT/postgres"
-log "PostgreSQL $("$PG_BIN/pg_ctl" --version | awk '{print $3}') ready at $TOKENGATE_TEST_PG_URL"
+export TG_TEST_PG_URL="postgres://$DB_USER@127.0.0.1:$PORT/postgres"
+log "PostgreSQL $("$PG_BIN/pg_ctl" --version | awk '{print $3}') ready at $TG_TEST_PG_URL"
 
 # --- the tests -----------------------------------------------------------------------------
 

@@ -69,7 +69,11 @@ pub enum Presented {
     /// Row 1: no `Authorization` header.
     Nothing,
     /// Not in tokengate's format; the Basic user where known.
-    Foreign { user: Option<String> },
+    Foreign {
+        user: Option<String>,
+        /// The scheme used, where it was Bearer or Basic (for the 401 challenge).
+        scheme: Option<Scheme>,
+    },
     /// In tokengate's format.
     Token {
         scheme: Scheme,
@@ -146,14 +150,14 @@ pub fn decide(
         } => (scheme, basic_user, verification),
         Presented::Nothing => return Decision::PassThrough,
         Presented::Foreign { .. } if !request.protected => return Decision::PassThrough,
-        Presented::Foreign { user } if policy.basic_auth_fallback => {
+        Presented::Foreign { user, .. } if policy.basic_auth_fallback => {
             return Decision::Fallback { user };
         }
-        Presented::Foreign { user } => {
+        Presented::Foreign { user, scheme } => {
             return Decision::NoValidToken {
                 user,
                 reason: NoValidToken::Foreign,
-                scheme: None,
+                scheme,
             };
         }
     };

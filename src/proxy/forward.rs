@@ -4,7 +4,10 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use http::header::{CONNECTION, HOST, HeaderName, HeaderValue};
+use http::header::{
+    CONNECTION, HOST, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
+    TRAILER, UPGRADE,
+};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Request, Response, Uri};
 use hyper::body::Incoming;
@@ -14,17 +17,22 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::UpstreamConfig;
 
-/// Headers that belong to one connection and are never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
+/// Headers that belong to one connection and are never forwarded. Names, not strings: a
+/// string is parsed into a name on every use, twice per request.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    UPGRADE,
 ];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Why Bitbucket did not answer.
 #[derive(Debug, thiserror::Error)]
@@ -98,17 +106,19 @@ impl Upstream {
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -116,23 +126,23 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Sets `X-Forwarded-For` (appending the peer), `-Proto` and `-Host`. Values a trusted proxy
 /// set for `-Proto` and `-Host` are kept; a client's own are replaced.
 pub(super) fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, peer_trusted: bool) {
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(existing) if !existing.trim().is_empty() => format!("{existing}, {peer}"),
         _ => peer.to_string(),
     };
     if let Ok(value) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", value);
+        headers.insert(X_FORWARDED_FOR, value);
     }
-    if !peer_trusted || !headers.contains_key("x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if !peer_trusted || !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
-    if !peer_trusted || !headers.contains_key("x-forwarded-host") {
+    if !peer_trusted || !headers.contains_key(&X_FORWARDED_HOST) {
         match headers.get(HOST).cloned() {
             Some(host) => {
-                headers.insert("x-forwarded-host", host);
+                headers.insert(X_FORWARDED_HOST, host);
             }
             None => {
-                headers.remove("x-forwarded-host");
+                headers.remove(&X_FORWARDED_HOST);
             }
         }
     }

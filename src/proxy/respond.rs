@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -90,11 +90,11 @@ pub(super) fn too_many_requests(message: &str, retry_after: Duration) -> Respons
 
 /// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
 pub(super) fn add_rate_headers<B>(response: &mut Response<B>, status: &RateStatus) {
+    const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+    const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
     let headers = response.headers_mut();
-    headers.insert("ratelimit-limit", HeaderValue::from(status.limit));
-    headers.insert("ratelimit-remaining", HeaderValue::from(status.remaining));
-    headers.insert(
-        "ratelimit-reset",
-        HeaderValue::from(ceil_seconds(status.reset)),
-    );
+    headers.insert(LIMIT, HeaderValue::from(status.limit));
+    headers.insert(REMAINING, HeaderValue::from(status.remaining));
+    headers.insert(RESET, HeaderValue::from(ceil_seconds(status.reset)));
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::Utc;
-use http::header::{AUTHORIZATION, HeaderValue};
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -25,7 +25,7 @@ use crate::config::Identity;
 use crate::ratelimit::Wording;
 use crate::telemetry::AUTH_TARGET;
 
-const REQUEST_ID_HEADER: &str = "x-arequestid";
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-arequestid");
 
 /// Handles one request; never fails (errors become responses).
 pub(super) async fn handle(
@@ -82,7 +82,7 @@ async fn decide_and_act(
     let protected = gateway.is_protected(&path);
     let presented = match Credential::from_headers(request.headers()) {
         Credential::Missing => Presented::Nothing,
-        Credential::Foreign { user, .. } => Presented::Foreign { user },
+        Credential::Foreign { user, scheme } => Presented::Foreign { user, scheme },
         Credential::Token {
             scheme,
             basic_user,

@@ -5,6 +5,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 
@@ -16,6 +17,9 @@ const BUFFERED_LINES: usize = 131_072;
 /// Bytes gathered before a write to the file; the queue's worker also flushes whenever the
 /// queue runs empty, so lines reach the file promptly.
 const FILE_BUFFER: usize = 64 * 1024;
+
+/// How long the writer thread rests after each flush (see [`Gathering`]).
+const FLUSH_PAUSE: Duration = Duration::from_millis(1);
 
 /// The installed writer's drop counter, read by [`dropped_lines`].
 static INSTALLED: OnceLock<ErrorCounter> = OnceLock::new();
@@ -59,8 +63,11 @@ fn to_u64(n: usize) -> u64 {
 /// stdout.
 pub(super) fn open(file: Option<&Path>) -> Result<(NonBlocking, LogGuard), TelemetryError> {
     let sink: Box<dyn Write + Send> = match file {
-        None => Box::new(io::stdout()),
-        Some(path) => Box::new(BufWriter::with_capacity(FILE_BUFFER, append(path)?)),
+        None => Box::new(Gathering(io::stdout())),
+        Some(path) => Box::new(Gathering(BufWriter::with_capacity(
+            FILE_BUFFER,
+            append(path)?,
+        ))),
     };
     let (writer, worker) = NonBlockingBuilder::default()
         .lossy(true)
@@ -75,6 +82,29 @@ pub(super) fn open(file: Option<&Path>) -> Result<(NonBlocking, LogGuard), Telem
             dropped,
         },
     ))
+}
+
+/// The sink behind the queue. The queue's worker writes what it finds queued, flushes, then
+/// waits on the queue again; resting [`FLUSH_PAUSE`] after each flush lets a busy gateway's
+/// lines gather in the queue, so they are written (and the worker woken) about once a
+/// millisecond instead of once a line. A line arriving after a quiet spell is still written
+/// at once.
+struct Gathering<W>(W);
+
+impl<W: Write> Write for Gathering<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let flushed = self.0.flush();
+        std::thread::sleep(FLUSH_PAUSE);
+        flushed
+    }
 }
 
 fn append(path: &Path) -> Result<fs::File, TelemetryError> {

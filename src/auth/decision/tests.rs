@@ -203,6 +203,7 @@ const BOTH: [bool; 2] = [true, false];
 
 fn foreign(user: Option<&str>) -> Presented {
     Presented::Foreign {
+        scheme: user.map(|_| Scheme::Basic),
         user: user.map(Into::into),
     }
 }
@@ -419,8 +420,15 @@ fn row2_fallback_ignores_ip_rules() {
 fn row3_foreign_credential_with_fallback_off_is_401_no_valid_token() {
     for user in [Some("automation-user"), None] {
         let d = refused(&get(), foreign(user), &fallback(false));
-        assert_no_valid_token(&d, user, NoValidToken::Foreign, None);
+        assert_no_valid_token(&d, user, NoValidToken::Foreign, user.map(|_| Scheme::Basic));
     }
+    // A Bitbucket token sent as Bearer is answered with a Bearer challenge.
+    let bitbucket_token = Presented::Foreign {
+        user: None,
+        scheme: Some(Scheme::Bearer),
+    };
+    let d = refused(&get(), bitbucket_token, &fallback(false));
+    assert_no_valid_token(&d, None, NoValidToken::Foreign, Some(Scheme::Bearer));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -274,7 +274,7 @@ async fn an_uncached_token_while_postgres_is_down_gets_503() {
 
     let url = app.database_url();
     let name = url.rsplit('/').next().unwrap().split('?').next().unwrap();
-    let server = std::env::var("TOKENGATE_TEST_PG_URL").expect("TOKENGATE_TEST_PG_URL is set");
+    let server = std::env::var("TG_TEST_PG_URL").expect("TG_TEST_PG_URL is set");
     let mut admin = PgConnection::connect(&server)
         .await
         .expect("connecting to the test server");

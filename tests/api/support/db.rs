@@ -1,5 +1,5 @@
 //! A fresh, migrated database per test: a new PostgreSQL database in the cluster that
-//! `scripts/test.sh` starts (`TOKENGATE_TEST_PG_URL`), or an SQLite file in a temp dir.
+//! `scripts/test.sh` starts (`TG_TEST_PG_URL`), or an SQLite file in a temp dir.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -10,7 +10,7 @@ use tempfile::TempDir;
 use tokengate::store::{self, TokenStore};
 
 /// The variable naming the PostgreSQL server the tests may create databases in.
-const PG_URL_VAR: &str = "TOKENGATE_TEST_PG_URL";
+const PG_URL_VAR: &str = "TG_TEST_PG_URL";
 
 fn pg_server_url() -> String {
     std::env::var(PG_URL_VAR).unwrap_or_else(|_| {
