@@ -11,6 +11,7 @@ use crate::audit::{AuditEvent, AuditKind, AuditOutcome};
 use crate::auth::messages::{ANONYMOUS, AuthMessage};
 use crate::auth::{Decision, Invalid, NoValidToken};
 use crate::telemetry::{AUTH_TARGET, RATE_LIMIT_TARGET};
+use crate::token::TokenRecord;
 
 /// The request facts a report needs.
 pub(super) struct Facts<'a> {
@@ -156,20 +157,58 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
             )
         }
     };
-    if gateway.audit.wants(kind) {
-        gateway.audit.record(AuditEvent {
-            time: facts.now,
-            kind,
-            outcome,
-            user,
-            token_id,
-            client_ip: Some(facts.client_ip),
-            method: Some(facts.method.to_owned()),
-            path: Some(path.to_owned()),
-            request_id: Some(facts.request_id.to_owned()),
-            node_id: gateway.node_id.clone(),
-            actor: None,
-            attributes,
-        });
+    let event = Event {
+        kind,
+        outcome,
+        user,
+        token_id,
+        attributes,
+    };
+    audit(gateway, facts, event);
+}
+
+/// What an authentication audit event says beyond the request facts.
+struct Event {
+    kind: AuditKind,
+    outcome: AuditOutcome,
+    user: Option<String>,
+    token_id: Option<String>,
+    attributes: serde_json::Value,
+}
+
+fn audit(gateway: &Gateway, facts: &Facts<'_>, event: Event) {
+    if !gateway.audit.wants(event.kind) {
+        return;
     }
+    gateway.audit.record(AuditEvent {
+        time: facts.now,
+        kind: event.kind,
+        outcome: event.outcome,
+        user: event.user,
+        token_id: event.token_id,
+        client_ip: Some(facts.client_ip),
+        method: Some(facts.method.to_owned()),
+        path: Some(facts.path.to_owned()),
+        request_id: Some(facts.request_id.to_owned()),
+        node_id: gateway.node_id.clone(),
+        actor: None,
+        attributes: event.attributes,
+    });
+}
+
+/// A token that verified, whose user has no stored Bitbucket credential to be forwarded with.
+pub(super) fn report_no_credential(gateway: &Gateway, token: &TokenRecord, facts: &Facts<'_>) {
+    tracing::info!(
+        target: AUTH_TARGET,
+        "{}",
+        AuthMessage::NoUpstreamCredential { user: &token.user, path: facts.path }
+    );
+    let event = Event {
+        kind: AuditKind::AuthFailed,
+        outcome: AuditOutcome::Denied,
+        user: Some(token.user.clone()),
+        token_id: Some(token.id.to_string()),
+        attributes: json!({ "reason": "no_upstream_credential" }),
+    };
+    audit(gateway, facts, event);
 }

@@ -15,15 +15,14 @@ use tracing::Instrument;
 use super::Gateway;
 use super::context::{remote, session_id};
 use super::forward::{UpstreamError, set_forwarded, strip_hop_by_hop};
-use super::report::{Facts, outcome, report};
+use super::report::{Facts, outcome, report, report_no_credential};
 use super::respond::{self, ProxyBody, add_rate_headers};
-use crate::auth::messages::AuthMessage;
 use crate::auth::{
     Credential, Decision, Invalid, Policy, Presented, RequestFacts, Verification, decide,
 };
 use crate::config::Identity;
 use crate::ratelimit::Wording;
-use crate::telemetry::AUTH_TARGET;
+use crate::token::TokenRecord;
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-arequestid");
 
@@ -120,19 +119,25 @@ async fn decide_and_act(
     let decision = decide(&facts, presented, &policy, |token, quota| {
         gateway.limiter.check(&token.id.key(), quota)
     });
-    gateway.metrics.count_request(outcome(&decision));
     let method = request.method().as_str().to_owned();
-    report(
-        gateway,
-        &decision,
-        &Facts {
-            method: &method,
-            path: &path,
-            client_ip,
-            request_id,
-            now,
+    let facts = Facts {
+        method: &method,
+        path: &path,
+        client_ip,
+        request_id,
+        now,
+    };
+    // Whom to forward an allowed request as, settled before the decision is reported, so a
+    // user without a stored credential is logged as refused, never as authenticated.
+    let identity = match &decision {
+        Decision::Allow { token, .. } => match identity_value(gateway, token, &facts).await {
+            Ok(value) => Some(value),
+            Err(response) => return response,
         },
-    );
+        _ => None,
+    };
+    gateway.metrics.count_request(outcome(&decision));
+    report(gateway, &decision, &facts);
 
     // Whatever happens next, a client's copy of the identity header never goes upstream.
     request.headers_mut().remove(&gateway.identity_header);
@@ -142,53 +147,10 @@ async fn decide_and_act(
         }
         Decision::Allow { token, status } => {
             gateway.usage.record(&token.id, now, client_ip);
-            request.headers_mut().remove(AUTHORIZATION);
-            match gateway.identity {
-                Identity::Header => {
-                    let Ok(user) = HeaderValue::from_str(&token.user) else {
-                        return respond::error(
-                            StatusCode::BAD_REQUEST,
-                            "The token's user name cannot be sent to Bitbucket.",
-                        );
-                    };
-                    request
-                        .headers_mut()
-                        .insert(gateway.identity_header.clone(), user);
-                }
-                Identity::Credential => {
-                    let vault = gateway
-                        .credentials
-                        .as_ref()
-                        .expect("credential identity has a vault");
-                    match vault.get(&token.user).await {
-                        Ok(Some(credential)) => {
-                            let value = format!("Bearer {}", credential.expose_secret());
-                            let Ok(mut value) = HeaderValue::from_str(&value) else {
-                                return respond::error(
-                                    StatusCode::BAD_GATEWAY,
-                                    "The stored Bitbucket credential cannot be used.",
-                                );
-                            };
-                            value.set_sensitive(true);
-                            request.headers_mut().insert(AUTHORIZATION, value);
-                        }
-                        Ok(None) => {
-                            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::NoUpstreamCredential { user: &token.user, path: &path });
-                            return respond::unauthorized(
-                                None,
-                                "No Bitbucket credential is stored for this token's user; an administrator must set one.",
-                            );
-                        }
-                        Err(e) => {
-                            tracing::warn!(target: "tokengate::proxy", error = %e, "opening the stored credential failed");
-                            return respond::error(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "The Bitbucket credential for this token's user cannot be read right now.",
-                            );
-                        }
-                    }
-                }
-            }
+            let headers = request.headers_mut();
+            headers.remove(AUTHORIZATION);
+            let (name, value) = identity.expect("settled above for an allowed request");
+            headers.insert(name, value);
             let mut response = forward(gateway, request, peer, request_id).await;
             add_rate_headers(&mut response, &status);
             response
@@ -238,6 +200,59 @@ async fn decide_and_act(
             "Too many failed token verifications from this address.",
             retry_after,
         ),
+    }
+}
+
+/// The header that tells Bitbucket who the token's user is: the identity header, or the user's
+/// own credential as `Authorization`. An error is the finished refusal.
+async fn identity_value(
+    gateway: &Gateway,
+    token: &TokenRecord,
+    facts: &Facts<'_>,
+) -> Result<(HeaderName, HeaderValue), Response<ProxyBody>> {
+    match gateway.identity {
+        Identity::Header => match HeaderValue::from_str(&token.user) {
+            Ok(user) => Ok((gateway.identity_header.clone(), user)),
+            Err(_) => Err(respond::error(
+                StatusCode::BAD_REQUEST,
+                "The token's user name cannot be sent to Bitbucket.",
+            )),
+        },
+        Identity::Credential => {
+            let vault = gateway
+                .credentials
+                .as_ref()
+                .expect("credential identity has a vault");
+            match vault.get(&token.user).await {
+                Ok(Some(credential)) => {
+                    let value = format!("Bearer {}", credential.expose_secret());
+                    let Ok(mut value) = HeaderValue::from_str(&value) else {
+                        return Err(respond::error(
+                            StatusCode::BAD_GATEWAY,
+                            "The stored Bitbucket credential cannot be used.",
+                        ));
+                    };
+                    value.set_sensitive(true);
+                    Ok((AUTHORIZATION, value))
+                }
+                Ok(None) => {
+                    gateway.metrics.count_request("no_upstream_credential");
+                    report_no_credential(gateway, token, facts);
+                    Err(respond::unauthorized(
+                        None,
+                        "No Bitbucket credential is stored for this token's user; an administrator must set one.",
+                    ))
+                }
+                Err(e) => {
+                    gateway.metrics.count_request("credential_unavailable");
+                    tracing::warn!(target: "tokengate::proxy", error = %e, "opening the stored credential failed");
+                    Err(respond::error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The Bitbucket credential for this token's user cannot be read right now.",
+                    ))
+                }
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! `auth::<area>::<case>::sqlite` and `…::postgres` tests of it.
 
 mod decision;
+mod identity;
 mod misuse;
 mod tokens;
 

@@ -70,7 +70,7 @@ async fn row_3_a_foreign_credential_is_refused_without_fallback(backend: Backend
 
     let reply = get(&app, "Bearer BBDC-NzYyMzQ1Njc4OTAxOkRmUPRTz").await;
     reply.assert_refused(401);
-    assert!(reply.header("www-authenticate").is_some());
+    assert_eq!(reply.header("www-authenticate"), Some(BEARER_INVALID));
     assert_line(
         &app,
         &reply,

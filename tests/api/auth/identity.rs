@@ -1,0 +1,65 @@
+//! `upstream.identity = "credential"`: the token's user is forwarded with their own Bitbucket
+//! credential, opened from the sealed copy in the store; a user without one is refused.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::SecretString;
+use tokengate::credential::CredentialKey;
+use tokengate::token::Scope;
+
+use super::{AUTH_LOGGER, REST, assert_line, bearer, both_backends, get};
+use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
+
+both_backends!(a_credential_user_is_forwarded_with_their_bitbucket_credential);
+
+async fn a_credential_user_is_forwarded_with_their_bitbucket_credential(backend: Backend) {
+    let key = STANDARD.encode([42u8; 32]);
+    let app = spawn_app(
+        Options::new(backend)
+            .set("upstream.identity", "credential")
+            .set("upstream.credential_key", key.as_str()),
+    )
+    .await;
+    let credential = "BBDC-NDI0MjQyNDI0MjQyOnN0b3JlZC1jcmVkZW50aWFs";
+    let sealed = CredentialKey::from_secret(&SecretString::from(key.clone()))
+        .unwrap()
+        .seal("alice", &SecretString::from(credential))
+        .unwrap();
+    app.store().put_credential("alice", &sealed).await.unwrap();
+
+    let (_, alice) = app
+        .create_token("alice", Scope::ReadOnly, TokenOpts::default())
+        .await;
+    let reply = get(&app, &bearer(&alice)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let seen = reply.seen.as_ref().expect("forwarded");
+    assert_eq!(
+        seen.header_values("authorization"),
+        [format!("Bearer {credential}")]
+    );
+    assert_eq!(seen.header_values("x-forwarded-user"), Vec::<String>::new());
+
+    // A user without a stored credential cannot be forwarded: 401, and Bitbucket sees nothing.
+    let (_, bob) = app
+        .create_token("bob", Scope::ReadOnly, TokenOpts::default())
+        .await;
+    let reply = get(&app, &bearer(&bob)).await;
+    reply.assert_refused(401);
+    assert_line(
+        &app,
+        &reply,
+        AUTH_LOGGER,
+        &format!(
+            "Token verification for user bob failed: no Bitbucket credential is stored for this user, so the request cannot be forwarded. REST endpoint: {REST}"
+        ),
+    )
+    .await;
+
+    assert!(
+        app.log_lines()
+            .iter()
+            .all(|line| !line.contains(credential)),
+        "the stored credential reached the log"
+    );
+    app.finish().await;
+}
