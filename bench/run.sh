@@ -35,12 +35,16 @@ connections=${BENCH_CONNECTIONS:-32}
 attack_rate=${BENCH_ATTACK_RATE:-2000}
 workers=${BENCH_WORKERS:-2}
 upstream_workers=${BENCH_UPSTREAM_WORKERS:-1}
+# auth.cache_ttl, the product's default: a verified token is re-verified (one argon2 hash)
+# once per cache lifetime.
+cache_ttl=60
 target_dir=${CARGO_TARGET_DIR:-target}
 bin="$target_dir/release/tokengate"
 export PATH="$PATH:/usr/sbin:/sbin"
 
 say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+# Exit codes: 0 every target met, 1 some target missed, 2 usage, 3 the bench itself failed.
+die() { printf 'bench: %s\n' "$*" >&2; exit 3; }
 
 # --- tools -------------------------------------------------------------------------------
 missing=()
@@ -78,7 +82,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  if [[ -n ${BENCH_KEEP:-} || $status != 0 ]]; then
+  if [[ -n ${BENCH_KEEP:-} || $status -gt 1 ]]; then
     echo "bench: work directory kept: $work" >&2
   else
     rm -rf "$work"
@@ -88,12 +92,15 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# A port nothing listens on (127.0.0.1 only).
+# A port nothing listens on (127.0.0.1 only), below the ephemeral range so that no outgoing
+# connection holds it either.
 used_ports=" "
+ephemeral_low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+((ephemeral_low > 12000)) || ephemeral_low=32768
 free_port() {
   local port
   while :; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % (ephemeral_low - 10000)))
     [[ $used_ports == *" $port "* ]] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       used_ports+="$port "
@@ -196,6 +203,7 @@ url = "http://127.0.0.1:$upstream_port"
 url = "sqlite://$work/tokengate/tokengate.db"
 [auth]
 basic_auth_fallback = false
+cache_ttl = "${cache_ttl}s"
 [rate_limit]
 default = "4000000000/1s"
 [admin]
@@ -234,8 +242,8 @@ refused_by_gateway() { # every decision but "allowed", and upstream failures
   curl -s "http://127.0.0.1:$admin_port/metrics" \
     | awk '/^tokengate_requests_total\{/ && !/outcome="allowed"/ { s += $2 } END { printf "%d\n", s }'
 }
-refused_by_nginx() {
-  awk '$9 !~ /^2/ { n++ } END { printf "%d\n", n }' "$work/nginx/access.log"
+refused_by_nginx() { # 499 is nginx's note that wrk closed a connection at the end of a run
+  awk '$9 !~ /^2/ && $9 != 499 { n++ } END { printf "%d\n", n }' "$work/nginx/access.log"
 }
 field() { sed -n "s/.*[ ]$1=\([0-9]*\).*/\1/p" <<<"$2"; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$gateway_pid/status"; }
@@ -260,8 +268,8 @@ drive() { # name port seconds [flood]
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 column_of() { awk -v c="$1" '{ print $c }'; }
 
-printf '\ntokengate bench: %s round(s) of %ss per server, wrk -t1 -c%s, %s nginx workers, %s tokengate workers, %s CPU(s)\n' \
-  "$rounds" "$duration" "$connections" "$workers" "$gateway_workers" "$(nproc)"
+printf '\ntokengate bench: %s round(s) of %ss per server, wrk -t1 -c%s, %s nginx workers, %s tokengate workers, %s CPU(s), load average %s\n' \
+  "$rounds" "$duration" "$connections" "$workers" "$gateway_workers" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 say "warm-up (${warmup}s each)"
 drive nginx "$nginx_port" "$warmup" >/dev/null
 drive tokengate "$gateway_port" "$warmup" >/dev/null
@@ -313,6 +321,7 @@ if [[ $mode == attack ]]; then
   printf '\nattack: %s req/s of well-formed unknown tokens from random 10.x.y.z (%s connections) beside the valid client\n' \
     "$attack_rate" "$attackers"
   hashes_before=$(metric tokengate_hash_verifications_total)
+  attack_started=$SECONDS
   : >"$work/quiet.rounds"
   : >"$work/flood.rounds"
   printf '\n%-6s %-10s %12s %10s %8s %14s\n' round phase 'req/s' 'p99 ms' non-2xx 'flood req/s'
@@ -336,6 +345,11 @@ if [[ $mode == attack ]]; then
     printf '%-6s %-10s %12s %10s %8s %14s\n' "$r" flood "$1" "$2" "$3" "$flood_rps"
   done
   hashes_after=$(metric tokengate_hash_verifications_total)
+  # The flood's ids are unknown, so it may cause no hash at all; the valid token is
+  # re-verified once per auth.cache_ttl, and that is all the counter may show.
+  attack_seconds=$((SECONDS - attack_started))
+  hashes_allowed=$(( (attack_seconds + cache_ttl - 1) / cache_ttl ))
+  ((hashes_allowed < 1)) && hashes_allowed=1
   q_p99=$(column_of 2 <"$work/quiet.rounds" | median)
   f_p99=$(column_of 2 <"$work/flood.rounds" | median)
   q_rps=$(column_of 1 <"$work/quiet.rounds" | median)
@@ -346,11 +360,13 @@ if [[ $mode == attack ]]; then
   printf '\n%-30s %12s %12s %10s\n' "median of $rounds (valid client)" quiet flood ratio
   printf '%-30s %12s %12s\n' 'requests/s' "$q_rps" "$f_rps"
   printf '%-30s %12s %12s %10s\n' 'p99 latency (ms)' "$q_p99" "$f_p99" "$flood_ratio"
-  printf '%-30s %12s\n' 'argon2 hashes during floods' "$((hashes_after - hashes_before))"
+  printf '%-30s %12s   (allowed: the valid token, once per %ss cache lifetime, over %ss: %s)\n' \
+    'argon2 hashes, attack phase' "$((hashes_after - hashes_before))" "$cache_ttl" "$attack_seconds" "$hashes_allowed"
   printf '%-30s %12s\n' 'tokengate VmRSS after' "$((rss / 1024)) MiB"
   echo
   verdict "$(yes_if "$flood_ratio <= 2")" "valid client's p99 under the flood $flood_ratio x <= 2 x"
-  verdict "$(yes_if "$hashes_after - $hashes_before <= 1")" "hash verifications rose by $((hashes_after - hashes_before)) <= 1 during the floods"
+  verdict "$(yes_if "$hashes_after - $hashes_before <= $hashes_allowed")" \
+    "hash verifications rose by $((hashes_after - hashes_before)) <= $hashes_allowed (none caused by the flood)"
   verdict "$(yes_if "$f_bad == 0")" "the valid client got no non-2xx under the flood ($f_bad)"
 fi
 

@@ -22,12 +22,15 @@ use tokengate::auth::{
 use tokengate::proxy::{RequestIds, remote, session_id};
 use tokengate::ratelimit::{RateDecision, RateQuota, RateStatus};
 use tokengate::store::{SqliteStore, TokenStore};
-use tokengate::telemetry::{AUTH_TARGET, LogSettings, REQUEST_TARGET, SystemClock, build_filter, build_subscriber};
+use tokengate::telemetry::{
+    AUTH_TARGET, LogSettings, REQUEST_TARGET, SystemClock, build_filter, build_subscriber,
+};
 use tokengate::token::{self, NewToken, PresentedToken, Scope, TokenRecord};
 
+/// A `tgt_` credential too short to be a token.
 const TOKEN: &str = "tgt_abcdefghijkl_0123456789ABCDEFGHIJabcdefghijWXYZ";
 
-/// A well-formed token with a correct checksum (the fixed one above only has the shape).
+/// A well-formed token with a correct checksum.
 fn valid_token() -> String {
     token::generate().1.expose_secret().to_owned()
 }
@@ -53,13 +56,24 @@ fn record() -> TokenRecord {
 fn credentials(c: &mut Criterion) {
     let bearer = format!("Bearer {}", valid_token());
     let basic = "Basic YXV0b21hdGlvbi11c2VyOnRndF9hYmNkZWZnaGlqa2xfMDEyMzQ1Njc4OUFCQ0RFRkdISUphYmNkZWZnaGlqV1hZWg==";
-    c.bench_function("credential/parse_bearer", |b| b.iter(|| Credential::parse(black_box(&bearer))));
-    c.bench_function("credential/parse_basic", |b| b.iter(|| Credential::parse(black_box(basic))));
+    c.bench_function("credential/parse_bearer", |b| {
+        b.iter(|| Credential::parse(black_box(&bearer)))
+    });
+    c.bench_function("credential/parse_basic", |b| {
+        b.iter(|| Credential::parse(black_box(basic)))
+    });
     let token = valid_token();
     c.bench_function("token/parse_checksum_ok", |b| {
         b.iter(|| PresentedToken::parse(black_box(&token)).is_ok())
     });
+    // The right shape with one character changed: refused by the checksum.
+    let mut forged = token.clone();
+    let last = if forged.ends_with('A') { "B" } else { "A" };
+    forged.replace_range(forged.len() - 1.., last);
     c.bench_function("token/parse_checksum_bad", |b| {
+        b.iter(|| PresentedToken::parse(black_box(&forged)).is_err())
+    });
+    c.bench_function("token/parse_wrong_shape", |b| {
         b.iter(|| PresentedToken::parse(black_box(TOKEN)).is_err())
     });
 }
@@ -67,7 +81,10 @@ fn credentials(c: &mut Criterion) {
 /// `Verifier::verify` for a token already verified once: the cache hit every request but a
 /// token's first takes.
 fn verifier_cache_hit(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/bench.db", dir.path().display());
     let (verifier, token) = runtime.block_on(async {
@@ -98,7 +115,10 @@ fn verifier_cache_hit(c: &mut Criterion) {
             },
             Counter::default(),
         );
-        assert!(matches!(verifier.verify(&secret, ip("127.0.0.1")).await, Verification::Verified(_)));
+        assert!(matches!(
+            verifier.verify(&secret, ip("127.0.0.1")).await,
+            Verification::Verified(_)
+        ));
         (verifier, secret)
     });
     let client = ip("79.209.73.23");
@@ -130,7 +150,11 @@ fn decision(c: &mut Criterion) {
         allowed_ips: &allowed,
         default_quota: "1000/1h".parse::<RateQuota>().unwrap(),
     };
-    let status = RateStatus { limit: 1000, remaining: 999, reset: Duration::from_secs(4) };
+    let status = RateStatus {
+        limit: 1000,
+        remaining: 999,
+        reset: Duration::from_secs(4),
+    };
     c.bench_function("decide/allow", |b| {
         b.iter(|| {
             let presented = Presented::Token {
@@ -138,7 +162,9 @@ fn decision(c: &mut Criterion) {
                 basic_user: None,
                 verification: Verification::Verified(Arc::clone(&token)),
             };
-            decide(black_box(&facts), presented, &policy, |_, _| RateDecision::Allowed(status))
+            decide(black_box(&facts), presented, &policy, |_, _| {
+                RateDecision::Allowed(status)
+            })
         });
     });
 }
@@ -148,18 +174,30 @@ fn request_context(c: &mut Criterion) {
     c.bench_function("context/request_id", |b| b.iter(|| ids.next().0));
     let mut headers = HeaderMap::new();
     headers.insert("x-forwarded-for", HeaderValue::from_static("79.209.73.23"));
-    headers.insert("cookie", HeaderValue::from_static("a=b; BITBUCKETSESSIONID=0123456789ABCDEF"));
+    headers.insert(
+        "cookie",
+        HeaderValue::from_static("a=b; BITBUCKETSESSIONID=0123456789ABCDEF"),
+    );
     let peer: SocketAddr = "100.120.0.11:50000".parse().unwrap();
     let trusted: Vec<IpNet> = vec!["100.64.0.0/10".parse().unwrap()];
-    c.bench_function("context/remote", |b| b.iter(|| remote(black_box(&headers), peer, &trusted)));
-    c.bench_function("context/session_id", |b| b.iter(|| session_id(black_box(&headers))));
+    c.bench_function("context/remote", |b| {
+        b.iter(|| remote(black_box(&headers), peer, &trusted))
+    });
+    c.bench_function("context/session_id", |b| {
+        b.iter(|| session_id(black_box(&headers)))
+    });
 }
 
 /// One success line through the real subscriber (filter, request-span layer, Bitbucket
 /// formatter) into a sink: the formatting cost without the disk.
 fn log_line(c: &mut Criterion) {
     let settings = LogSettings::default();
-    let subscriber = build_subscriber(&settings, build_filter(&settings).unwrap(), SystemClock, std::io::sink);
+    let subscriber = build_subscriber(
+        &settings,
+        build_filter(&settings).unwrap(),
+        SystemClock,
+        std::io::sink,
+    );
     let token = record();
     let path = "/rest/api/1.0/projects";
     let success = || {
@@ -205,5 +243,12 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-criterion_group!(benches, credentials, verifier_cache_hit, decision, request_context, log_line);
+criterion_group!(
+    benches,
+    credentials,
+    verifier_cache_hit,
+    decision,
+    request_context,
+    log_line
+);
 criterion_main!(benches);
