@@ -4,6 +4,8 @@
 #   bench/run.sh            nginx (plain reverse proxy) vs tokengate (doing all its work)
 #   bench/run.sh --attack   the same, then the valid client with and without a flood of
 #                           well-formed unknown tokens
+#   bench/run.sh --audit    the same, then tokengate with audit coverage full against a
+#                           second tokengate with coverage off (target: full >= 0.95 x off)
 #
 # Environment (defaults in brackets):
 #   CARGO_TARGET_DIR   where cargo builds [target]
@@ -22,8 +24,9 @@ mode=compare
 case "${1:-}" in
   "") ;;
   --attack) mode=attack ;;
+  --audit) mode=audit ;;
   -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-  *) echo "usage: bench/run.sh [--attack]" >&2; exit 2 ;;
+  *) echo "usage: bench/run.sh [--attack | --audit]" >&2; exit 2 ;;
 esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -122,6 +125,8 @@ upstream_port=$(free_port)
 nginx_port=$(free_port)
 gateway_port=$(free_port)
 admin_port=$(free_port)
+off_port=$(free_port)
+off_admin_port=$(free_port)
 
 # --- nginx: the stand-in Bitbucket and the plain reverse proxy ----------------------------
 nginx_v=$(nginx -V 2>&1)
@@ -368,6 +373,42 @@ if [[ $mode == attack ]]; then
   verdict "$(yes_if "$hashes_after - $hashes_before <= $hashes_allowed")" \
     "hash verifications rose by $((hashes_after - hashes_before)) <= $hashes_allowed (none caused by the flood)"
   verdict "$(yes_if "$f_bad == 0")" "the valid client got no non-2xx under the flood ($f_bad)"
+fi
+
+# --- audit coverage full against off --------------------------------------------------------
+if [[ $mode == audit ]]; then
+  # The same database (so the same token), its own ports, log file and spill file.
+  sed -e "s/127.0.0.1:$gateway_port/127.0.0.1:$off_port/" -e "s/127.0.0.1:$admin_port/127.0.0.1:$off_admin_port/" \
+      -e 's/^coverage = "full"/coverage = "off"/' -e "s#tokengate.log#tokengate-off.log#" \
+      -e "s#audit-spill.ndjson#audit-spill-off.ndjson#" "$config" >"$work/tokengate/tokengate-off.toml"
+  "$bin" --config "$work/tokengate/tokengate-off.toml" serve >"$work/tokengate/stdout-off.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$off_admin_port/healthz" "tokengate (coverage off)"
+  drive tokengate-off "$off_port" "$warmup" flood >/dev/null
+  : >"$work/full.rounds"
+  : >"$work/off.rounds"
+  printf '\naudit: tokengate with coverage full against coverage off\n'
+  printf '\n%-6s %-10s %12s %10s %8s\n' round coverage 'req/s' 'p99 ms' non-2xx
+  for r in $(seq "$rounds"); do
+    for coverage in full off; do
+      port=$gateway_port; [[ $coverage == off ]] && port=$off_port
+      line=$(drive "tokengate-$coverage" "$port" "$duration" skip-server-count)
+      echo "$line" >>"$work/$coverage.rounds"
+      set -- $line
+      printf '%-6s %-10s %12s %10s %8s\n' "$r" "$coverage" "$1" "$2" "$3"
+    done
+  done
+  full_rps=$(column_of 1 <"$work/full.rounds" | median)
+  off_rps=$(column_of 1 <"$work/off.rounds" | median)
+  full_p99=$(column_of 2 <"$work/full.rounds" | median)
+  off_p99=$(column_of 2 <"$work/off.rounds" | median)
+  audit_ratio=$(awk -v a="$full_rps" -v b="$off_rps" 'BEGIN { printf "%.3f", a / b }')
+  printf '\n%-22s %12s %12s %10s\n' "median of $rounds" full off ratio
+  printf '%-22s %12s %12s %10s\n' 'requests/s' "$full_rps" "$off_rps" "$audit_ratio"
+  printf '%-22s %12s %12s\n' 'p99 latency (ms)' "$full_p99" "$off_p99"
+  printf '%-22s %12s\n' 'audit events written' "$(metric tokengate_audit_events_written_total)"
+  echo
+  verdict "$(yes_if "$audit_ratio >= 0.95")" "requests/s with coverage full $audit_ratio x coverage off >= 0.95"
 fi
 
 echo

@@ -29,8 +29,10 @@ pub struct TokenId(String);
 impl TokenId {
     /// Accepts a string with the shape of an id (used for ids from URLs and the store).
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == ID_LEN && s.bytes().all(|b| ID_ALPHABET.contains(&b)))
-            .then(|| Self(s.to_owned()))
+        (s.len() == ID_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()))
+        .then(|| Self(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -89,7 +91,7 @@ impl<'a> PresentedToken<'a> {
         let id = &s[TOKEN_PREFIX.len()..TOKEN_PREFIX.len() + ID_LEN];
         let sep = TOKEN_PREFIX.len() + ID_LEN;
         let rest = &s[sep + 1..];
-        if bytes[sep] != b'_' || !rest.bytes().all(|b| BASE62.contains(&b)) {
+        if bytes[sep] != b'_' || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(ParseError::Shape);
         }
         let id = TokenId::parse(id).ok_or(ParseError::Shape)?;
