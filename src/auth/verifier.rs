@@ -9,10 +9,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use governor::RateLimiter;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
-use governor::{Quota, RateLimiter};
 use moka::future::Cache;
 use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest, Sha256};
@@ -31,9 +31,9 @@ pub struct Verifier {
     /// Digest of a whole token that verified → its record.
     verified: Cache<Digest32, Arc<TokenRecord>>,
     /// Ids the store does not know.
-    unknown_ids: Cache<[u8; 12], ()>,
+    unknown_ids: moka::sync::Cache<[u8; 12], ()>,
     /// Digest of a whole token whose secret did not match → the owner.
-    wrong_secrets: Cache<Digest32, Arc<str>>,
+    wrong_secrets: moka::sync::Cache<Digest32, Arc<str>>,
     /// Bounds concurrent argon2 verifications.
     hash_slots: Semaphore,
     /// Failed verifications per client IP.
@@ -84,22 +84,18 @@ impl Verifier {
                 .time_to_live(settings.cache_ttl)
                 .support_invalidation_closures()
                 .build(),
-            unknown_ids: Cache::builder()
+            unknown_ids: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(NEGATIVE_TTL.min(settings.cache_ttl))
                 .build(),
-            wrong_secrets: Cache::builder()
+            wrong_secrets: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(NEGATIVE_TTL.min(settings.cache_ttl))
                 .build(),
             hash_slots: Semaphore::new(settings.hash_concurrency.max(1)),
-            failures: RateLimiter::dashmap(
-                Quota::with_period(quota.replenish_interval().max(Duration::from_millis(1)))
-                    .expect("non-zero period")
-                    .allow_burst(quota.requests),
-            )
-            .with_middleware::<StateInformationMiddleware>(),
-            failure_interval: quota.replenish_interval().max(Duration::from_millis(1)),
+            failures: RateLimiter::dashmap(quota.to_governor())
+                .with_middleware::<StateInformationMiddleware>(),
+            failure_interval: quota.replenish_interval(),
             throttled: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(quota.period())
@@ -128,11 +124,11 @@ impl Verifier {
                 return Verification::Throttled(until - now);
             }
         }
-        if let Some(owner) = self.wrong_secrets.get(&digest).await {
+        if let Some(owner) = self.wrong_secrets.get(&digest) {
             return self.failed(client_ip, Invalid::WrongSecret, Some(owner.to_string()));
         }
         let id_key = presented.id().key();
-        if self.unknown_ids.get(&id_key).await.is_some() {
+        if self.unknown_ids.contains_key(&id_key) {
             return self.failed(client_ip, Invalid::UnknownId, None);
         }
         let result = self
@@ -160,7 +156,7 @@ impl Verifier {
         let record = match self.store.get_token(id).await {
             Ok(Some(record)) => record,
             Ok(None) => {
-                self.unknown_ids.insert(id.key(), ()).await;
+                self.unknown_ids.insert(id.key(), ());
                 return Err(Miss::Unknown);
             }
             Err(e) => {
@@ -186,7 +182,7 @@ impl Verifier {
             Ok(Arc::new(record))
         } else {
             let owner: Arc<str> = record.user.into();
-            self.wrong_secrets.insert(digest, Arc::clone(&owner)).await;
+            self.wrong_secrets.insert(digest, Arc::clone(&owner));
             Err(Miss::WrongSecret(owner))
         }
     }
@@ -202,29 +198,23 @@ impl Verifier {
             }
             Ok(_) => {}
             Err(not_until) => {
-                let wait = not_until.wait_time_from(self.failures_clock_now());
+                let wait = not_until.wait_time_from(self.failures.clock().now());
                 self.throttled.insert(ip, Instant::now() + wait);
             }
         }
         Verification::Invalid { reason, owner }
     }
 
-    fn failures_clock_now(&self) -> <DefaultClock as Clock>::Instant {
-        self.failures.clock().now()
-    }
-
     /// Drops cached verifications for a changed token, or all of them.
     pub fn forget(&self, change: &Change) {
         match change {
             Change::Token(id) => {
+                self.unknown_ids.invalidate(&id.key());
                 let id: TokenId = id.clone();
-                let id_key = id.key();
                 // Registering a predicate cannot fail: closures are enabled at build time.
                 let _ = self
                     .verified
                     .invalidate_entries_if(move |_, record| record.id == id);
-                let unknown = self.unknown_ids.clone();
-                tokio::spawn(async move { unknown.invalidate(&id_key).await });
             }
             Change::All => {
                 self.verified.invalidate_all();

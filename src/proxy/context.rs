@@ -88,6 +88,10 @@ pub struct Remote {
     pub addresses: String,
     /// The right-most address not in `trusted_proxies`.
     pub client_ip: IpAddr,
+    /// The peer's address (IPv4-mapped addresses folded to IPv4).
+    pub peer_ip: IpAddr,
+    /// Whether the peer is one of `trusted_proxies`.
+    pub peer_trusted: bool,
 }
 
 /// Reads `X-Forwarded-For` and the peer address. Only entries added by trusted proxies are
@@ -115,7 +119,8 @@ pub fn remote(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> Remot
 
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     let mut client_ip = peer_ip;
-    if is_trusted(&peer_ip) {
+    let peer_trusted = is_trusted(&peer_ip);
+    if peer_trusted {
         for entry in forwarded.iter().rev() {
             match entry {
                 Some(ip) => {
@@ -132,6 +137,8 @@ pub fn remote(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> Remot
     Remote {
         addresses,
         client_ip,
+        peer_ip,
+        peer_trusted,
     }
 }
 

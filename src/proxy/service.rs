@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use tracing::Instrument;
 
 use super::Gateway;
-use super::context::{remote, session_id};
+use super::context::{Remote, remote, session_id};
 use super::forward::{UpstreamError, set_forwarded, strip_hop_by_hop};
 use super::report::{Facts, outcome, report, report_no_credential};
 use super::respond::{self, ProxyBody, add_rate_headers};
@@ -44,12 +44,16 @@ pub(super) async fn handle(
         addresses = %remote.addresses,
         request_line = %request_line,
     );
-    let mut response = decide_and_act(&gateway, request, peer, remote.client_ip, &request_id)
+    // Node ids are validated as letters and digits, so a request id is always a header value.
+    let id_header = HeaderValue::from_str(&request_id).expect("request ids are ASCII");
+    let ids = Ids {
+        text: &request_id,
+        header: &id_header,
+    };
+    let mut response = decide_and_act(&gateway, request, &remote, ids)
         .instrument(span)
         .await;
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
+    response.headers_mut().insert(REQUEST_ID_HEADER, id_header);
     response
 }
 
@@ -69,13 +73,21 @@ impl std::fmt::Display for RequestLine<'_> {
     }
 }
 
+/// The request id, as text for logs and audit and as the `X-AREQUESTID` value.
+#[derive(Clone, Copy)]
+struct Ids<'a> {
+    text: &'a str,
+    header: &'a HeaderValue,
+}
+
 async fn decide_and_act(
     gateway: &Gateway,
     mut request: Request<Incoming>,
-    peer: SocketAddr,
-    client_ip: std::net::IpAddr,
-    request_id: &str,
+    remote: &Remote,
+    ids: Ids<'_>,
 ) -> Response<ProxyBody> {
+    let client_ip = remote.client_ip;
+    let request_id = ids.text;
     let now = Utc::now();
     let path = request.uri().path().to_owned();
     let protected = gateway.is_protected(&path);
@@ -143,7 +155,7 @@ async fn decide_and_act(
     request.headers_mut().remove(&gateway.identity_header);
     match decision {
         Decision::PassThrough | Decision::Fallback { .. } => {
-            forward(gateway, request, peer, request_id).await
+            forward(gateway, request, remote, ids.header).await
         }
         Decision::Allow { token, status } => {
             gateway.usage.record(&token.id, now, client_ip);
@@ -151,7 +163,7 @@ async fn decide_and_act(
             headers.remove(AUTHORIZATION);
             let (name, value) = identity.expect("settled above for an allowed request");
             headers.insert(name, value);
-            let mut response = forward(gateway, request, peer, request_id).await;
+            let mut response = forward(gateway, request, remote, ids.header).await;
             add_rate_headers(&mut response, &status);
             response
         }
@@ -259,20 +271,13 @@ async fn identity_value(
 async fn forward(
     gateway: &Gateway,
     mut request: Request<Incoming>,
-    peer: SocketAddr,
-    request_id: &str,
+    remote: &Remote,
+    request_id: &HeaderValue,
 ) -> Response<ProxyBody> {
-    let peer_ip = crate::auth::canonical(peer.ip());
-    let peer_trusted = gateway
-        .trusted_proxies
-        .iter()
-        .any(|net| net.contains(&peer_ip));
     let headers = request.headers_mut();
     strip_hop_by_hop(headers);
-    set_forwarded(headers, peer_ip, peer_trusted);
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert(REQUEST_ID_HEADER, value);
-    }
+    set_forwarded(headers, remote.peer_ip, remote.peer_trusted);
+    headers.insert(REQUEST_ID_HEADER, request_id.clone());
     match gateway.upstream.send(request).await {
         Ok((response, latency)) => {
             gateway

@@ -100,17 +100,21 @@ impl<C: Clock + Clone + Send + Sync + 'static> GovernorLimiter<C> {
         let mut map = self.by_quota.write().expect("limiter lock");
         Arc::clone(map.entry(quota).or_insert_with(|| {
             Arc::new(
-                RateLimiter::dashmap_with_clock(governor_quota(quota), self.clock.clone())
+                RateLimiter::dashmap_with_clock(quota.to_governor(), self.clock.clone())
                     .with_middleware::<StateInformationMiddleware>(),
             )
         }))
     }
 }
 
-fn governor_quota(quota: RateQuota) -> Quota {
-    Quota::with_period(quota.replenish_interval().max(Duration::from_nanos(1)))
-        .expect("a non-zero period")
-        .allow_burst(quota.requests)
+impl RateQuota {
+    /// The same quota for governor: `requests` as the burst, one refilled every
+    /// `period / requests`.
+    pub fn to_governor(self) -> Quota {
+        Quota::with_period(self.replenish_interval().max(Duration::from_nanos(1)))
+            .expect("a non-zero period")
+            .allow_burst(self.requests)
+    }
 }
 
 impl<C: Clock + Clone + Send + Sync + 'static> Limiter for GovernorLimiter<C> {

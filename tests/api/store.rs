@@ -43,7 +43,7 @@ macro_rules! both_backends {
         }
     )*};
 }
-use both_backends;
+pub(crate) use both_backends;
 
 /// A time written as RFC 3339.
 fn at(s: &str) -> DateTime<Utc> {

@@ -1,6 +1,7 @@
 //! Retention on both backends: only what is older than `retention_days` goes, `max_rows`
 //! keeps the newest, many batches are purged in one run, and the job runs once at start.
 
+use crate::store::both_backends;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -148,23 +149,7 @@ async fn the_job_purges_once_at_start(store: Arc<dyn TokenStore>) {
     writer.shutdown().await;
 }
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            #[tokio::test]
-            async fn postgres() {
-                super::$case(crate::support::fresh_postgres().await).await;
-            }
-            #[tokio::test]
-            async fn sqlite() {
-                let (store, _dir) = crate::support::fresh_sqlite().await;
-                super::$case(store).await;
-            }
-        }
-    )*};
-}
-
-both_backends!(
+both_backends!(store:
     only_what_is_older_goes_and_max_rows_keeps_the_newest,
     a_large_backlog_goes_in_many_batches,
     the_job_purges_once_at_start,
