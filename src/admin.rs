@@ -26,7 +26,7 @@ use crate::auth::Verifier;
 use crate::credential::CredentialVault;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{Metrics, StatusLabel};
-use crate::proxy::Gateway;
+use crate::proxy::RequestIds;
 use crate::store::TokenStore;
 
 /// State shared by admin handlers.
@@ -34,7 +34,8 @@ use crate::store::TokenStore;
 pub struct AdminState {
     pub store: Arc<dyn TokenStore>,
     pub metrics: Arc<Metrics>,
-    pub gateway: Arc<Gateway>,
+    /// Request ids and the proxy's in-flight count.
+    pub requests: Arc<RequestIds>,
     pub verifier: Arc<Verifier>,
     /// `admin.token`; without one every admin call is refused.
     pub admin_token: Option<Arc<SecretString>>,

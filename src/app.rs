@@ -18,17 +18,18 @@ use crate::config::{Config, Identity};
 use crate::credential::{CredentialKey, CredentialVault};
 use crate::lifecycle::{Actor, AuditTo, Lifecycle, LifecycleSettings};
 use crate::metrics::Metrics;
-use crate::proxy::{self, Gateway, Limits, Parts};
+use crate::proxy::{Gateway, Limits, Parts, RequestIds, Workers};
 use crate::ratelimit::{GovernorLimiter, Limiter};
-use crate::store::{self, TokenStore};
+use crate::store::{self, StoreRuntime, TokenStore};
 use crate::usage::{UsageTracker, WRITE_INTERVAL};
 
 /// A gateway ready to run: store migrated, listeners bound.
 pub struct App {
     config: Config,
-    proxy_listener: TcpListener,
+    proxy_listener: std::net::TcpListener,
     admin_listener: TcpListener,
-    gateway: Arc<Gateway>,
+    /// What every proxy worker's [`Gateway`] shares.
+    parts: Parts,
     admin: AdminState,
     store: Arc<dyn TokenStore>,
     audit: AuditWriter,
@@ -50,24 +51,27 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn TokenStore>> 
 }
 
 impl App {
-    /// Builds everything. `proxy_listener` is already bound (the CLI binds it before the
-    /// runtime starts, to name worker threads after its port).
+    /// Builds everything on the control runtime (which then owns the store's connections and
+    /// runs the admin listener and background tasks). `proxy_listener` is already bound.
     pub async fn build(
         config: Config,
-        proxy_listener: TcpListener,
+        proxy_listener: std::net::TcpListener,
         log_drops: Arc<dyn Fn() -> u64 + Send + Sync>,
     ) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
         let metrics = Arc::new(Metrics::new());
-        let verifier = Arc::new(Verifier::new(
-            Arc::clone(&store),
-            VerifierSettings {
-                cache_ttl: config.auth.cache_ttl,
-                hash_concurrency: config.auth.hash_concurrency,
-                failed_attempts_per_ip: config.auth.failed_attempts_per_ip,
-            },
-            metrics.hash_verifications.clone(),
-        ));
+        let verifier = Arc::new(
+            Verifier::new(
+                Arc::clone(&store),
+                VerifierSettings {
+                    cache_ttl: config.auth.cache_ttl,
+                    hash_concurrency: config.auth.hash_concurrency,
+                    failed_attempts_per_ip: config.auth.failed_attempts_per_ip,
+                },
+                metrics.hash_verifications.clone(),
+            )
+            .with_store_runtime(StoreRuntime::current()),
+        );
         let limiter: Arc<dyn Limiter> = Arc::new(GovernorLimiter::new());
         let (audit_sink, audit) = audit::start(
             Arc::clone(&store),
@@ -76,28 +80,30 @@ impl App {
             Arc::clone(&metrics),
         );
         let credentials = match (&config.upstream.credential_key, config.upstream.identity) {
-            (Some(key), _) => Some(Arc::new(CredentialVault::new(
-                Arc::clone(&store),
-                CredentialKey::from_secret(key).context("upstream.credential_key")?,
-                config.auth.cache_ttl,
-            ))),
+            (Some(key), _) => Some(Arc::new(
+                CredentialVault::new(
+                    Arc::clone(&store),
+                    CredentialKey::from_secret(key).context("upstream.credential_key")?,
+                    config.auth.cache_ttl,
+                )
+                .with_store_runtime(StoreRuntime::current()),
+            )),
             (None, Identity::Credential) => {
                 anyhow::bail!("upstream.identity = \"credential\" needs upstream.credential_key")
             }
             (None, Identity::Header) => None,
         };
         let usage = Arc::new(UsageTracker::default());
-        let gateway = Arc::new(Gateway::new(
-            &config,
-            Parts {
-                verifier: Arc::clone(&verifier),
-                limiter: Arc::clone(&limiter),
-                audit: audit_sink.clone(),
-                metrics: Arc::clone(&metrics),
-                credentials: credentials.clone(),
-                usage: Arc::clone(&usage),
-            },
-        ));
+        let requests = Arc::new(RequestIds::new(config.node_id.clone()));
+        let parts = Parts {
+            ids: Arc::clone(&requests),
+            verifier: Arc::clone(&verifier),
+            limiter: Arc::clone(&limiter),
+            audit: audit_sink.clone(),
+            metrics: Arc::clone(&metrics),
+            credentials: credentials.clone(),
+            usage: Arc::clone(&usage),
+        };
         let admin_listener = TcpListener::bind(config.admin.listen)
             .await
             .with_context(|| format!("binding admin.listen {}", config.admin.listen))?;
@@ -113,7 +119,7 @@ impl App {
         let admin = AdminState {
             store: Arc::clone(&store),
             metrics,
-            gateway: Arc::clone(&gateway),
+            requests,
             verifier: Arc::clone(&verifier),
             admin_token: config.admin.token.clone().map(Arc::new),
             credentials,
@@ -125,7 +131,7 @@ impl App {
             config,
             proxy_listener,
             admin_listener,
-            gateway,
+            parts,
             admin,
             store,
             audit,
@@ -149,8 +155,9 @@ impl App {
             .expect("a bound listener has an address")
     }
 
-    /// Runs until `shutdown` completes, then stops accepting, drains in-flight requests
-    /// (bounded by `proxy.shutdown_grace`), flushes last-used times and the audit queue.
+    /// Starts the proxy workers (`proxy.worker_threads`, one per core by default) and runs
+    /// until `shutdown` completes; then stops accepting, drains in-flight requests (bounded by
+    /// `proxy.shutdown_grace`), and flushes last-used times and the audit queue.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -159,7 +166,7 @@ impl App {
             config,
             proxy_listener,
             admin_listener,
-            gateway,
+            parts,
             admin,
             store,
             audit,
@@ -195,14 +202,30 @@ impl App {
             max_header_bytes: config.proxy.max_header_bytes,
             shutdown_grace: config.proxy.shutdown_grace,
         };
-        proxy::serve(proxy_listener, Arc::clone(&gateway), limits, shutdown).await;
+        let threads = match config.proxy.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let (proxy_stop_tx, proxy_stop) = watch::channel(false);
+        let workers = Workers::start(
+            &proxy_listener,
+            threads,
+            || Gateway::new(&config, parts.clone()),
+            limits,
+            &proxy_stop,
+        )
+        .context("starting the proxy workers")?;
+        drop((proxy_listener, parts));
+        shutdown.await;
+        tracing::info!(target: "tokengate::proxy", "stopped accepting; draining in-flight requests");
+        let _ = proxy_stop_tx.send(true);
+        workers.stopped().await;
         let _ = stop_tx.send(true);
         let _ = admin_task.await;
         for task in background {
             let _ = task.await;
         }
         usage.flush(&store, Duration::ZERO).await;
-        drop(gateway);
         audit.shutdown().await;
         tracing::info!(target: "tokengate::app", "stopped");
         Ok(())

@@ -5,7 +5,6 @@ mod token;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -102,23 +101,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let guard = crate::telemetry::init(&config.log).context("starting logging")?;
     let listener = std::net::TcpListener::bind(config.proxy.listen)
         .with_context(|| format!("binding proxy.listen {}", config.proxy.listen))?;
-    listener.set_nonblocking(true)?;
-    let port = listener.local_addr()?.port();
-    let next_thread = AtomicUsize::new(1);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all().thread_name_fn(move || {
-        format!(
-            "http-nio-{port}-exec-{}",
-            next_thread.fetch_add(1, Ordering::Relaxed)
-        )
-    });
-    if config.proxy.worker_threads > 0 {
-        runtime.worker_threads(config.proxy.worker_threads);
-    }
-    let runtime = runtime.build().context("starting the async runtime")?;
     let drops = Arc::new(move || guard.dropped_lines());
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
+    // The control runtime, on this thread: start-up, the store's connections, the admin
+    // listener and background work. The proxy runs on worker threads of its own.
+    with_runtime(async move {
         let app = App::build(config, listener, drops).await?;
         app.run(shutdown_signal()).await
     })

@@ -123,6 +123,8 @@ mod tests {
 /// Opens users' stored credentials for forwarding, with a short cache in front of the store.
 pub struct CredentialVault {
     store: std::sync::Arc<dyn crate::store::TokenStore>,
+    /// Where store lookups run; `None` runs them on the caller's runtime.
+    store_runtime: Option<crate::store::StoreRuntime>,
     key: CredentialKey,
     cache: moka::future::Cache<String, Option<std::sync::Arc<SecretString>>>,
 }
@@ -144,12 +146,21 @@ impl CredentialVault {
     ) -> Self {
         Self {
             store,
+            store_runtime: None,
             key,
             cache: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(ttl)
                 .build(),
         }
+    }
+
+    /// Runs store lookups on `runtime` (the one that owns the store's connections) rather than
+    /// on the caller's.
+    #[must_use]
+    pub fn with_store_runtime(mut self, runtime: crate::store::StoreRuntime) -> Self {
+        self.store_runtime = Some(runtime);
+        self
     }
 
     /// The user's credential, or `None` when none is stored.
@@ -159,7 +170,16 @@ impl CredentialVault {
     ) -> Result<Option<std::sync::Arc<SecretString>>, std::sync::Arc<VaultError>> {
         self.cache
             .try_get_with_by_ref(user, async {
-                match self.store.get_credential(user).await? {
+                let sealed = match &self.store_runtime {
+                    Some(runtime) => {
+                        let (store, owner) = (std::sync::Arc::clone(&self.store), user.to_owned());
+                        runtime
+                            .run(async move { store.get_credential(&owner).await })
+                            .await?
+                    }
+                    None => self.store.get_credential(user).await?,
+                };
+                match sealed {
                     Some(sealed) => Ok(Some(std::sync::Arc::new(self.key.open(user, &sealed)?))),
                     None => Ok(None),
                 }

@@ -7,7 +7,9 @@ mod report;
 mod respond;
 mod server;
 mod service;
+mod workers;
 
 pub use context::{Remote, RequestIds, remote, session_id};
 pub use gateway::{Gateway, Parts};
 pub use server::{Limits, serve};
+pub use workers::Workers;

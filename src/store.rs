@@ -7,6 +7,7 @@
 mod error;
 mod postgres;
 mod rows;
+mod runtime;
 mod sql;
 mod sqlite;
 
@@ -19,6 +20,7 @@ use tokio::sync::mpsc;
 
 pub use error::StoreError;
 pub use postgres::PgStore;
+pub use runtime::StoreRuntime;
 pub use sqlite::SqliteStore;
 
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};

@@ -38,7 +38,7 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     let m = &state.metrics;
     m.in_flight
-        .set(i64::try_from(state.gateway.ids.in_flight()).unwrap_or(i64::MAX));
+        .set(i64::try_from(state.requests.in_flight()).unwrap_or(i64::MAX));
     m.observe_log_drops((state.log_drops)());
     (
         StatusCode::OK,

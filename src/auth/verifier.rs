@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 
 use super::{Invalid, Verification};
 use crate::ratelimit::RateQuota;
-use crate::store::{Change, StoreError, TokenStore};
+use crate::store::{Change, StoreError, StoreRuntime, TokenStore};
 use crate::token::{PresentedToken, TokenId, TokenRecord, verify_secret};
 
 type Digest32 = [u8; 32];
@@ -28,6 +28,8 @@ type Digest32 = [u8; 32];
 /// Verifies presented tokens against the store, with caches in front of it.
 pub struct Verifier {
     store: Arc<dyn TokenStore>,
+    /// Where store lookups run; `None` runs them on the caller's runtime.
+    store_runtime: Option<StoreRuntime>,
     /// Digest of a whole token that verified → its record.
     verified: Cache<Digest32, Arc<TokenRecord>>,
     /// Ids the store does not know.
@@ -79,6 +81,7 @@ impl Verifier {
         let quota = settings.failed_attempts_per_ip;
         Self {
             store,
+            store_runtime: None,
             verified: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(settings.cache_ttl)
@@ -102,6 +105,14 @@ impl Verifier {
                 .build(),
             hashes,
         }
+    }
+
+    /// Runs store lookups on `runtime` (the one that owns the store's connections) rather than
+    /// on the caller's.
+    #[must_use]
+    pub fn with_store_runtime(mut self, runtime: StoreRuntime) -> Self {
+        self.store_runtime = Some(runtime);
+        self
     }
 
     /// argon2 verifications run since start.
@@ -153,7 +164,14 @@ impl Verifier {
         digest: Digest32,
     ) -> Result<Arc<TokenRecord>, Miss> {
         let id = presented.id();
-        let record = match self.store.get_token(id).await {
+        let looked_up = match &self.store_runtime {
+            Some(runtime) => {
+                let (store, id) = (Arc::clone(&self.store), id.clone());
+                runtime.run(async move { store.get_token(&id).await }).await
+            }
+            None => self.store.get_token(id).await,
+        };
+        let record = match looked_up {
             Ok(Some(record)) => record,
             Ok(None) => {
                 self.unknown_ids.insert(id.key(), ());

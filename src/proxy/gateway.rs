@@ -1,4 +1,5 @@
-//! The gateway's shared state: everything a request needs, built once at start-up.
+//! The gateway's state: everything a request needs. Each proxy worker has its own (with its
+//! own upstream connection pool); everything else in it is shared by all workers.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::{Limiter, RateQuota};
 use crate::usage::UsageTracker;
 
-/// State shared by every request on the proxy listener.
+/// What the requests of one proxy worker need.
 pub struct Gateway {
     pub node_id: String,
     /// Path prefixes where tokens are accepted.
@@ -27,9 +28,10 @@ pub struct Gateway {
     pub default_quota: RateQuota,
     pub identity: Identity,
     pub identity_header: http::HeaderName,
-    pub ids: RequestIds,
+    pub ids: Arc<RequestIds>,
     pub verifier: Arc<Verifier>,
     pub limiter: Arc<dyn Limiter>,
+    /// This worker's keep-alive pool to Bitbucket.
     pub upstream: Upstream,
     pub audit: AuditSink,
     pub metrics: Arc<Metrics>,
@@ -38,8 +40,11 @@ pub struct Gateway {
     pub usage: Arc<UsageTracker>,
 }
 
-/// The parts [`Gateway::new`] takes besides the config.
+/// The shared parts [`Gateway::new`] takes besides the config.
+#[derive(Clone)]
 pub struct Parts {
+    /// Request ids and the in-flight count, for the whole process.
+    pub ids: Arc<RequestIds>,
     pub verifier: Arc<Verifier>,
     pub limiter: Arc<dyn Limiter>,
     pub audit: AuditSink,
@@ -60,7 +65,7 @@ impl Gateway {
             default_quota: config.rate_limit.default,
             identity: config.upstream.identity,
             identity_header: config.upstream.identity_header.clone(),
-            ids: RequestIds::new(config.node_id.clone()),
+            ids: parts.ids,
             verifier: parts.verifier,
             limiter: parts.limiter,
             upstream: Upstream::new(&config.upstream),

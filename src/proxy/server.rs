@@ -65,7 +65,6 @@ pub async fn serve(
         });
     }
     drop(listener);
-    tracing::info!(target: "tokengate::proxy", "stopped accepting; draining in-flight requests");
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
         .is_err()
