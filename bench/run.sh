@@ -253,21 +253,46 @@ refused_by_nginx() { # 499 is nginx's note that wrk closed a connection at the e
 field() { sed -n "s/.*[ ]$1=\([0-9]*\).*/\1/p" <<<"$2"; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$gateway_pid/status"; }
 
-# One wrk run of the valid client; prints "req/s p99_ms non2xx". Non-2xx answers are what wrk
+# CPU time (user + system, in clock ticks) the server has used so far: every thread of the
+# tokengate process, or nginx's master and workers.
+clk_tck=$(getconf CLK_TCK)
+server_pids() { # name
+  local master
+  case $1 in
+    nginx) master=$(cat "$work/nginx/nginx.pid"); echo "$master" $(pgrep -P "$master") ;;
+    tokengate-off) echo "$off_pid" ;;
+    *) echo "$gateway_pid" ;;
+  esac
+}
+cpu_ticks() { # pids...
+  local pid total=0
+  for pid in "$@"; do
+    total=$((total + $(sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')))
+  done
+  echo "$total"
+}
+
+# One wrk run of the valid client; prints "req/s p99_ms non2xx cpu_us", cpu_us being the
+# server's CPU time per request (all of its threads, user and system). Non-2xx answers are what wrk
 # saw (status >= 400, socket errors) or, when higher, what the server counted as refused (the
 # nginx access log, tokengate's tokengate_requests_total); "flood" skips the server's count,
 # which then includes the flood's refusals.
 drive() { # name port seconds [flood]
-  local out req dur p99 status sock server_before=0 server_after=0
+  local out req dur p99 status sock server_before=0 server_after=0 ticks_before ticks_after
+  local -a spids
+  read -r -a spids <<<"$(server_pids "$1")"
+  ticks_before=$(cpu_ticks "${spids[@]}")
   if [[ -n ${4:-} ]]; then :; elif [[ $1 == nginx ]]; then server_before=$(refused_by_nginx); else server_before=$(refused_by_gateway); fi
   out=$(wrk -t1 -c"$connections" -d"${3}s" --timeout 5s -s bench/wrk/valid.lua "http://127.0.0.1:$2" | grep '^BENCH ') \
     || die "wrk against $1 failed"
+  ticks_after=$(cpu_ticks "${spids[@]}")
   if [[ -n ${4:-} ]]; then :; elif [[ $1 == nginx ]]; then server_after=$(refused_by_nginx); else server_after=$(refused_by_gateway); fi
   req=$(field requests "$out"); dur=$(field duration_us "$out"); p99=$(field p99_us "$out")
   status=$(field status_errors "$out"); sock=$(field socket_errors "$out")
   local bad=$((status + sock))
   ((server_after - server_before > bad)) && bad=$((server_after - server_before))
-  awk -v r="$req" -v d="$dur" -v p="$p99" -v b="$bad" 'BEGIN { printf "%.0f %.3f %d\n", r / (d / 1e6), p / 1000, b }'
+  awk -v r="$req" -v d="$dur" -v p="$p99" -v b="$bad" -v t="$((ticks_after - ticks_before))" -v hz="$clk_tck" \
+    'BEGIN { printf "%.0f %.3f %d %.1f\n", r / (d / 1e6), p / 1000, b, t / hz * 1e6 / r }'
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -281,14 +306,14 @@ drive tokengate "$gateway_port" "$warmup" >/dev/null
 
 : >"$work/nginx.rounds"
 : >"$work/tokengate.rounds"
-printf '\n%-6s %-10s %12s %10s %8s\n' round server 'req/s' 'p99 ms' non-2xx
+printf '\n%-6s %-10s %12s %10s %8s %12s\n' round server 'req/s' 'p99 ms' non-2xx 'CPU us/req'
 for r in $(seq "$rounds"); do
   for server in nginx tokengate; do
     port=$nginx_port; [[ $server == tokengate ]] && port=$gateway_port
     line=$(drive "$server" "$port" "$duration")
     echo "$line" >>"$work/$server.rounds"
     set -- $line
-    printf '%-6s %-10s %12s %10s %8s\n' "$r" "$server" "$1" "$2" "$3"
+    printf '%-6s %-10s %12s %10s %8s %12s\n' "$r" "$server" "$1" "$2" "$3" "$4"
   done
 done
 
@@ -296,6 +321,8 @@ n_rps=$(column_of 1 <"$work/nginx.rounds" | median)
 t_rps=$(column_of 1 <"$work/tokengate.rounds" | median)
 n_p99=$(column_of 2 <"$work/nginx.rounds" | median)
 t_p99=$(column_of 2 <"$work/tokengate.rounds" | median)
+n_cpu=$(column_of 4 <"$work/nginx.rounds" | median)
+t_cpu=$(column_of 4 <"$work/tokengate.rounds" | median)
 n_bad=$(column_of 3 <"$work/nginx.rounds" | awk '{ s += $1 } END { print s + 0 }')
 t_bad=$(column_of 3 <"$work/tokengate.rounds" | awk '{ s += $1 } END { print s + 0 }')
 rss=$(rss_kib)
@@ -311,6 +338,7 @@ yes_if() { awk "BEGIN { print ($1) ? 1 : 0 }"; }
 printf '\n%-22s %12s %12s %10s\n' "median of $rounds" nginx tokengate ratio
 printf '%-22s %12s %12s %10s\n' 'requests/s' "$n_rps" "$t_rps" "$rps_ratio"
 printf '%-22s %12s %12s %10s\n' 'p99 latency (ms)' "$n_p99" "$t_p99" "$p99_ratio"
+printf '%-22s %12s %12s %10s\n' 'CPU per request (us)' "$n_cpu" "$t_cpu" "$(awk -v a="$t_cpu" -v b="$n_cpu" 'BEGIN { printf "%.3f", a / b }')"
 printf '%-22s %12s %12s\n' 'non-2xx (all rounds)' "$n_bad" "$t_bad"
 printf '%-22s %12s %12s\n' 'tokengate VmRSS' '' "$((rss / 1024)) MiB"
 printf '%-22s %12s %12s\n' 'argon2 hashes so far' '' "$(metric tokengate_hash_verifications_total)"
@@ -382,30 +410,35 @@ if [[ $mode == audit ]]; then
       -e 's/^coverage = "full"/coverage = "off"/' -e "s#tokengate.log#tokengate-off.log#" \
       -e "s#audit-spill.ndjson#audit-spill-off.ndjson#" "$config" >"$work/tokengate/tokengate-off.toml"
   "$bin" --config "$work/tokengate/tokengate-off.toml" serve >"$work/tokengate/stdout-off.log" 2>&1 &
-  pids+=($!)
+  off_pid=$!
+  pids+=($off_pid)
   wait_http "http://127.0.0.1:$off_admin_port/healthz" "tokengate (coverage off)"
   drive tokengate-off "$off_port" "$warmup" flood >/dev/null
   : >"$work/full.rounds"
   : >"$work/off.rounds"
   printf '\naudit: tokengate with coverage full against coverage off\n'
-  printf '\n%-6s %-10s %12s %10s %8s\n' round coverage 'req/s' 'p99 ms' non-2xx
+  printf '\n%-6s %-10s %12s %10s %8s %12s\n' round coverage 'req/s' 'p99 ms' non-2xx 'CPU us/req'
   for r in $(seq "$rounds"); do
     for coverage in full off; do
       port=$gateway_port; [[ $coverage == off ]] && port=$off_port
       line=$(drive "tokengate-$coverage" "$port" "$duration" skip-server-count)
       echo "$line" >>"$work/$coverage.rounds"
       set -- $line
-      printf '%-6s %-10s %12s %10s %8s\n' "$r" "$coverage" "$1" "$2" "$3"
+      printf '%-6s %-10s %12s %10s %8s %12s\n' "$r" "$coverage" "$1" "$2" "$3" "$4"
     done
   done
   full_rps=$(column_of 1 <"$work/full.rounds" | median)
   off_rps=$(column_of 1 <"$work/off.rounds" | median)
   full_p99=$(column_of 2 <"$work/full.rounds" | median)
   off_p99=$(column_of 2 <"$work/off.rounds" | median)
+  full_cpu=$(column_of 4 <"$work/full.rounds" | median)
+  off_cpu=$(column_of 4 <"$work/off.rounds" | median)
   audit_ratio=$(awk -v a="$full_rps" -v b="$off_rps" 'BEGIN { printf "%.3f", a / b }')
   printf '\n%-22s %12s %12s %10s\n' "median of $rounds" full off ratio
   printf '%-22s %12s %12s %10s\n' 'requests/s' "$full_rps" "$off_rps" "$audit_ratio"
   printf '%-22s %12s %12s\n' 'p99 latency (ms)' "$full_p99" "$off_p99"
+  printf '%-22s %12s %12s   (an audit event costs about %s us)\n' 'CPU per request (us)' "$full_cpu" "$off_cpu" \
+    "$(awk -v a="$full_cpu" -v b="$off_cpu" 'BEGIN { printf "%.1f", a - b }')"
   printf '%-22s %12s\n' 'audit events written' "$(metric tokengate_audit_events_written_total)"
   echo
   verdict "$(yes_if "$audit_ratio >= 0.95")" "requests/s with coverage full $audit_ratio x coverage off >= 0.95"
