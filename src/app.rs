@@ -208,14 +208,14 @@ impl App {
         };
         let (proxy_stop_tx, proxy_stop) = watch::channel(false);
         let workers = Workers::start(
-            &proxy_listener,
+            proxy_listener,
             threads,
             || Gateway::new(&config, parts.clone()),
             limits,
             &proxy_stop,
         )
         .context("starting the proxy workers")?;
-        drop((proxy_listener, parts));
+        drop(parts);
         shutdown.await;
         tracing::info!(target: "tokengate::proxy", "stopped accepting; draining in-flight requests");
         let _ = proxy_stop_tx.send(true);

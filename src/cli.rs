@@ -99,7 +99,7 @@ fn with_runtime(work: impl std::future::Future<Output = anyhow::Result<()>>) -> 
 
 fn serve(config: Config) -> anyhow::Result<()> {
     let guard = crate::telemetry::init(&config.log).context("starting logging")?;
-    let listener = std::net::TcpListener::bind(config.proxy.listen)
+    let listener = crate::proxy::bind(config.proxy.listen)
         .with_context(|| format!("binding proxy.listen {}", config.proxy.listen))?;
     let drops = Arc::new(move || guard.dropped_lines());
     // The control runtime, on this thread: start-up, the store's connections, the admin

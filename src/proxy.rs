@@ -12,4 +12,4 @@ mod workers;
 pub use context::{Remote, RequestIds, remote, session_id};
 pub use gateway::{Gateway, Parts};
 pub use server::{Limits, serve};
-pub use workers::Workers;
+pub use workers::{Workers, bind};

@@ -1,18 +1,40 @@
 //! The proxy's worker threads, one per core as nginx runs its workers. Each thread runs a
-//! single-threaded runtime that accepts from the one listening socket, so a request stays on
-//! the thread that accepted its connection: parsed, decided, forwarded over that thread's own
-//! upstream pool and answered without waking another thread. Shared state (token cache, rate
+//! single-threaded runtime with a listening socket of its own on the proxy port
+//! (`SO_REUSEPORT`: the kernel spreads new connections evenly over the workers), so a request
+//! stays on the thread that accepted its connection: parsed, decided, forwarded over that
+//! thread's own upstream pool and answered without waking another thread. Shared state (token cache, rate
 //! limits, audit queue) is thread-safe; store I/O runs on the control runtime (see
 //! [`crate::store::StoreRuntime`]).
 
 use std::io;
-use std::net::TcpListener as StdListener;
+use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use super::{Gateway, Limits, serve};
+
+/// Pending connections each worker's socket queues before the kernel refuses more.
+const BACKLOG: i32 = 1024;
+
+/// Binds a proxy listening socket on `addr` that other workers' sockets can share.
+///
+/// # Errors
+///
+/// The address is taken (by a socket that does not share it), not local, or not permitted.
+pub fn bind(addr: SocketAddr) -> io::Result<StdListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
 
 /// The running workers; [`Workers::stopped`] waits until each has drained.
 #[derive(Debug)]
@@ -22,21 +44,23 @@ pub struct Workers {
 
 impl Workers {
     /// Starts `count` workers (at least one), named `http-nio-{port}-exec-{n}` from 1, that
-    /// serve `listener` until `stop` turns true, each with the [`Gateway`] `gateway` makes for
-    /// it. The listener may be dropped once this returns.
+    /// serve until `stop` turns true, each with the [`Gateway`] `gateway` makes for it. The
+    /// first serves `listener` (made by [`bind`]); each other binds a socket of its own on the
+    /// same address.
     ///
     /// # Errors
     ///
-    /// A runtime, thread or socket handle the operating system refused.
+    /// A runtime, thread or socket the operating system refused.
     pub fn start(
-        listener: &StdListener,
+        listener: StdListener,
         count: usize,
         mut gateway: impl FnMut() -> Gateway,
         limits: Limits,
         stop: &watch::Receiver<bool>,
     ) -> io::Result<Self> {
-        listener.set_nonblocking(true)?;
-        let port = listener.local_addr()?.port();
+        let addr = listener.local_addr()?;
+        let port = addr.port();
+        let mut first = Some(listener);
         let mut finished = Vec::new();
         for n in 1..=count.max(1) {
             let name = format!("http-nio-{port}-exec-{n}");
@@ -48,7 +72,12 @@ impl Workers {
                 .build()?;
             let listener = {
                 let _entered = runtime.enter();
-                TcpListener::from_std(listener.try_clone()?)?
+                let own = match first.take() {
+                    Some(listener) => listener,
+                    None => bind(addr)?,
+                };
+                own.set_nonblocking(true)?;
+                TcpListener::from_std(own)?
             };
             let gateway = Arc::new(gateway());
             let mut stop = stop.clone();

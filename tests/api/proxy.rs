@@ -5,6 +5,7 @@
 mod failures;
 mod headers;
 mod streaming;
+mod workers;
 
 use crate::support::app::{Backend, Options};
 
