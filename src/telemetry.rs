@@ -1,8 +1,20 @@
 //! Telemetry: every log line in Bitbucket's layout (or as JSON), written off the request path.
 //!
-//! One `tracing` subscriber: an [`EnvFilter`] built from [`LogSettings`], a layer that keeps the
-//! fields of each `request` span, and one event formatter ([`BitbucketFormat`] or [`JsonFormat`])
-//! writing through a lossy non-blocking writer whose dropped lines are counted.
+//! One `tracing` subscriber: an [`EnvFilter`] built from [`LogSettings`] and one event formatter
+//! ([`BitbucketFormat`] or [`JsonFormat`]) writing through a lossy non-blocking writer whose
+//! dropped lines are counted.
+//!
+//! # Request context
+//!
+//! A line logged while a request is handled carries the request's id, session, addresses and
+//! request line. The proxy builds a [`RequestContext`] for each request and runs the request's
+//! future with [`in_request`]; both formatters read the context of the future being polled, so
+//! every line inside it, at any level and from any future it awaits (the verifier, the
+//! forwarder), carries the fields, and no line outside it does. The context lives in a
+//! task-local rather than a `tracing` span: it costs no span bookkeeping per request or poll,
+//! and the request line is formatted only when a line is written. Work spawned onto another
+//! task or thread is outside the request. [`in_request_sync`] does the same for synchronous
+//! code.
 
 mod clock;
 mod context;
@@ -13,6 +25,7 @@ mod filter;
 mod format;
 mod json;
 mod logger;
+mod stamp;
 mod writer;
 
 #[cfg(test)]
@@ -29,7 +42,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use context::RequestContextLayer;
+pub use context::{RequestContext, in_request, in_request_sync};
 pub use error::TelemetryError;
 pub use escape::Escaped;
 pub use filter::build_filter;
@@ -41,12 +54,6 @@ pub use writer::{LogGuard, dropped_lines};
 pub const AUTH_TARGET: &str = "tokengate::auth";
 /// Target of the rate-limit lines, shown as [`LogSettings::rate_limit_logger`].
 pub const RATE_LIMIT_TARGET: &str = "tokengate::ratelimit";
-/// Target of the per-request span; it is always enabled at INFO so every line inside a
-/// request carries the request fields, whatever the configured levels.
-pub const REQUEST_TARGET: &str = "tokengate::request";
-/// Name of the per-request span. A span with this name and a `request_id` field supplies
-/// `request_id`, `session_id` (optional), `addresses` and `request_line` to every line inside it.
-pub const REQUEST_SPAN: &str = "request";
 
 /// Default display name of [`AUTH_TARGET`], as Bitbucket's API-token app logs it.
 pub const DEFAULT_AUTH_LOGGER: &str = "d.r.a.p.auth.ApiTokenAuthSharedBase";
@@ -140,8 +147,5 @@ where
             .event_format(JsonFormat::new(names).with_clock(clock))
             .boxed(),
     };
-    Registry::default()
-        .with(filter)
-        .with(RequestContextLayer)
-        .with(lines)
+    Registry::default().with(filter).with(lines)
 }

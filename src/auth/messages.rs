@@ -3,6 +3,7 @@
 //! User-controlled parts (user names, descriptions, paths) are escaped; no variant carries a
 //! secret. The line around the message (time, thread, request id, ...) is the formatter's job.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -64,17 +65,67 @@ fn clause(fallback: bool) -> &'static str {
 }
 
 /// Creation time as Bitbucket writes it: `Jan 6, 2021 2:14:46 PM`, local time.
+///
+/// Every success line carries one, and a busy token writes the same one thousands of times a
+/// second, so each thread remembers the text of the last few creation times it wrote.
+/// The cache is keyed by the UTC second alone: the text is that instant in the process's time
+/// zone, which does not change while the gateway runs.
 pub struct CreatedOn(pub DateTime<Utc>);
+
+/// Creation times each thread remembers: distinct tokens seen in quick succession.
+const CACHED_TIMES: usize = 8;
+
+/// `Sep 30, 2021 12:59:59 PM`: the longest text with a four-digit year.
+const CREATED_LEN: usize = 24;
+
+/// One remembered creation time and its text.
+#[derive(Clone, Copy)]
+struct CachedTime {
+    /// Unix second of the creation time.
+    unix: i64,
+    /// The text, `len` bytes of ASCII.
+    text: [u8; CREATED_LEN],
+    len: u8,
+}
+
+thread_local! {
+    /// Creation times by `unix % CACHED_TIMES`.
+    static CREATED_TEXTS: RefCell<[Option<CachedTime>; CACHED_TIMES]> =
+        const { RefCell::new([None; CACHED_TIMES]) };
+}
+
+impl CreatedOn {
+    fn local_text(&self) -> String {
+        self.0
+            .with_timezone(&Local)
+            .format("%b %-d, %Y %-I:%M:%S %p")
+            .to_string()
+    }
+}
 
 impl fmt::Display for CreatedOn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}",
-            self.0
-                .with_timezone(&Local)
-                .format("%b %-d, %Y %-I:%M:%S %p")
-        )
+        let unix = self.0.timestamp();
+        let slot = usize::try_from(unix.rem_euclid(CACHED_TIMES as i64)).unwrap_or(0);
+        let cached = CREATED_TEXTS.with_borrow(|texts| texts[slot].filter(|t| t.unix == unix));
+        if let Some(t) = cached {
+            let text =
+                std::str::from_utf8(&t.text[..usize::from(t.len)]).map_err(|_| fmt::Error)?;
+            return f.write_str(text);
+        }
+        let text = self.local_text();
+        if let (Ok(len), true) = (u8::try_from(text.len()), text.len() <= CREATED_LEN) {
+            let mut bytes = [0; CREATED_LEN];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            CREATED_TEXTS.with_borrow_mut(|texts| {
+                texts[slot] = Some(CachedTime {
+                    unix,
+                    text: bytes,
+                    len,
+                });
+            });
+        }
+        f.write_str(&text)
     }
 }
 
@@ -155,5 +206,60 @@ impl fmt::Display for AuthMessage<'_> {
                 Escaped(path),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Local, NaiveDate, TimeZone, Utc};
+
+    use super::CreatedOn;
+
+    /// The UTC instant of a local wall-clock time, whatever the machine's `TZ`.
+    fn local(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> chrono::DateTime<Utc> {
+        let naive = NaiveDate::from_ymd_opt(y, mo, d)
+            .unwrap()
+            .and_hms_opt(h, mi, s)
+            .unwrap();
+        Local
+            .from_local_datetime(&naive)
+            .earliest()
+            .expect("a local time that exists")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn creation_times_are_written_as_bitbucket_does() {
+        let cases = [
+            (local(2021, 1, 6, 14, 14, 46), "Jan 6, 2021 2:14:46 PM"),
+            (local(2021, 9, 30, 12, 59, 59), "Sep 30, 2021 12:59:59 PM"),
+            (local(2022, 2, 8, 0, 5, 7), "Feb 8, 2022 12:05:07 AM"),
+        ];
+        for (at, text) in cases {
+            assert_eq!(CreatedOn(at).to_string(), text);
+        }
+    }
+
+    #[test]
+    fn remembered_creation_times_never_answer_for_another_instant() {
+        let first = local(2021, 1, 6, 14, 14, 46);
+        // Eight seconds apart, and a year apart by the same second count: the same slot.
+        let second = first + chrono::Duration::seconds(8);
+        let later = first + chrono::Duration::seconds(8 * 4_000_000);
+        let texts = |at| CreatedOn(at).to_string();
+        for _ in 0..2 {
+            assert_eq!(texts(first), "Jan 6, 2021 2:14:46 PM");
+            assert_eq!(texts(second), "Jan 6, 2021 2:14:54 PM");
+            assert_eq!(
+                texts(later),
+                later
+                    .with_timezone(&Local)
+                    .format("%b %-d, %Y %-I:%M:%S %p")
+                    .to_string()
+            );
+        }
+        // Sub-second parts are not shown, so they share the text.
+        let fraction = first + chrono::Duration::milliseconds(999);
+        assert_eq!(texts(fraction), "Jan 6, 2021 2:14:46 PM");
     }
 }

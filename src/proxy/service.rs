@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use secrecy::ExposeSecret;
-use tracing::Instrument;
 
 use super::Gateway;
 use super::context::{Remote, remote, session_id};
@@ -22,6 +22,7 @@ use crate::auth::{
 };
 use crate::config::Identity;
 use crate::ratelimit::Wording;
+use crate::telemetry::{RequestContext, in_request};
 use crate::token::TokenRecord;
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-arequestid");
@@ -33,43 +34,53 @@ pub(super) async fn handle(
     peer: SocketAddr,
 ) -> Response<ProxyBody> {
     let (request_id, _in_flight) = gateway.ids.next();
-    let remote = remote(request.headers(), peer, &gateway.trusted_proxies);
-    let session = session_id(request.headers());
-    let request_line = RequestLine(&request);
-    let span = tracing::info_span!(
-        target: "tokengate::request",
-        "request",
-        request_id = %request_id,
-        session_id = session.as_deref(),
-        addresses = %remote.addresses,
-        request_line = %request_line,
-    );
+    let mut remote = remote(request.headers(), peer, &gateway.trusted_proxies);
+    // The addresses are only ever logged, so the context takes them.
+    let context = RequestContext::new(
+        request_id.clone(),
+        std::mem::take(&mut remote.addresses),
+        RequestLine::of(&request),
+    )
+    .with_session_id(session_id(request.headers()));
     // Node ids are validated as letters and digits, so a request id is always a header value.
     let id_header = HeaderValue::from_str(&request_id).expect("request ids are ASCII");
     let ids = Ids {
         text: &request_id,
         header: &id_header,
     };
-    let mut response = decide_and_act(&gateway, request, &remote, ids)
-        .instrument(span)
-        .await;
+    let mut response = in_request(context, decide_and_act(&gateway, request, &remote, ids)).await;
     response.headers_mut().insert(REQUEST_ID_HEADER, id_header);
     response
 }
 
-/// `GET /path?query HTTP/1.1`, written lazily into the span.
-struct RequestLine<'a>(&'a Request<Incoming>);
+/// `GET /path?query HTTP/1.1`, written only when a line inside the request is logged. It
+/// holds its own copies of the method and target (a reference count, not the text), so the
+/// request itself can move on to the upstream.
+struct RequestLine {
+    method: Method,
+    target: Option<PathAndQuery>,
+    version: Version,
+}
 
-impl std::fmt::Display for RequestLine<'_> {
+impl RequestLine {
+    fn of<B>(request: &Request<B>) -> Self {
+        Self {
+            method: request.method().clone(),
+            target: request.uri().path_and_query().cloned(),
+            version: request.version(),
+        }
+    }
+}
+
+impl std::fmt::Display for RequestLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let r = self.0;
-        let version = match r.version() {
+        let version = match self.version {
             Version::HTTP_10 => "HTTP/1.0",
             Version::HTTP_2 => "HTTP/2.0",
             _ => "HTTP/1.1",
         };
-        let target = r.uri().path_and_query().map_or("/", |p| p.as_str());
-        write!(f, "{} {target} {version}", r.method())
+        let target = self.target.as_ref().map_or("/", PathAndQuery::as_str);
+        write!(f, "{} {target} {version}", self.method)
     }
 }
 

@@ -1,105 +1,100 @@
-//! The span-fields layer: keeps the four request fields of each `request` span in the span's
-//! extensions, where the formatters find them for every line logged inside the request.
+//! The request context: the four request fields every line logged while a request is being
+//! handled carries, held in a task-local for the request's future instead of a `tracing`
+//! span, so a request costs no span bookkeeping and the fields are formatted only when a line
+//! is written.
 
 use std::fmt;
+use std::future::Future;
 
-use tracing::Subscriber;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::{LookupSpan, Scope};
+tokio::task_local! {
+    /// The context of the request whose future is being polled on this thread, if any.
+    static CURRENT: RequestContext;
+}
 
-use super::REQUEST_SPAN;
-
-/// The fields of one request span, as recorded.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct RequestFields {
+/// What every line inside one request shows between the thread and the logger:
+/// `{request_id} {session_id }{addresses} "{request_line}"`.
+pub struct RequestContext {
     /// `@{NODE}x{MINUTE}x{COUNTER}x{IN_FLIGHT}`.
-    pub(super) request_id: String,
+    request_id: String,
     /// Hash of the session cookie, when the request had one.
-    pub(super) session_id: Option<String>,
+    session_id: Option<String>,
     /// `X-Forwarded-For` entries and the peer, comma separated.
-    pub(super) addresses: String,
-    /// `GET /rest/ssh/1.0/keys HTTP/1.1`, unescaped.
-    pub(super) request_line: String,
+    addresses: String,
+    /// `GET /rest/ssh/1.0/keys HTTP/1.1`, unescaped; displayed only when a line is written.
+    request_line: Box<dyn fmt::Display + Send>,
 }
 
-impl RequestFields {
-    fn set(&mut self, name: &str, value: String) {
-        match name {
-            "request_id" => self.request_id = value,
-            "session_id" => self.session_id = Some(value),
-            "addresses" => self.addresses = value,
-            "request_line" => self.request_line = value,
-            _ => {}
-        }
-    }
-}
-
-fn is_request_field(name: &str) -> bool {
-    matches!(
-        name,
-        "request_id" | "session_id" | "addresses" | "request_line"
-    )
-}
-
-impl Visit for RequestFields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if is_request_field(field.name()) {
-            self.set(field.name(), value.to_owned());
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if is_request_field(field.name()) {
-            self.set(field.name(), format!("{value:?}"));
-        }
+impl fmt::Debug for RequestContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("request_id", &self.request_id)
+            .field("session_id", &self.session_id)
+            .field("addresses", &self.addresses)
+            .field("request_line", &self.request_line.to_string())
+            .finish()
     }
 }
 
-/// Stores [`RequestFields`] on every span named [`REQUEST_SPAN`] that declares a `request_id`
-/// field (so another crate's `request` span is not mistaken for ours), on creation and on
-/// each later `record`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestContextLayer;
-
-impl<S> Layer<S> for RequestContextLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let meta = attrs.metadata();
-        if meta.name() != REQUEST_SPAN || meta.fields().field("request_id").is_none() {
-            return;
+impl RequestContext {
+    /// A context without a session; `request_line` is displayed (and escaped) each time a
+    /// line is written, so building the context formats nothing.
+    pub fn new(
+        request_id: impl Into<String>,
+        addresses: impl Into<String>,
+        request_line: impl fmt::Display + Send + 'static,
+    ) -> Self {
+        Self {
+            request_id: request_id.into(),
+            session_id: None,
+            addresses: addresses.into(),
+            request_line: Box::new(request_line),
         }
-        let Some(span) = ctx.span(id) else { return };
-        let mut fields = RequestFields::default();
-        attrs.record(&mut fields);
-        span.extensions_mut().insert(fields);
     }
 
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        if let Some(fields) = span.extensions_mut().get_mut::<RequestFields>() {
-            values.record(fields);
-        }
+    /// The same context with the session id written after the request id (none for `None`).
+    #[must_use]
+    pub fn with_session_id(mut self, session_id: Option<String>) -> Self {
+        self.session_id = session_id;
+        self
+    }
+
+    pub(super) fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    pub(super) fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    pub(super) fn addresses(&self) -> &str {
+        &self.addresses
+    }
+
+    pub(super) fn request_line(&self) -> &dyn fmt::Display {
+        &*self.request_line
     }
 }
 
-/// Calls `f` with the fields of the innermost request span in `scope` (leaf first), or with
-/// `None` outside any request.
-pub(super) fn with_request<'a, S, R>(
-    scope: Option<Scope<'a, S>>,
-    f: impl FnOnce(Option<&RequestFields>) -> R,
-) -> R
-where
-    S: LookupSpan<'a>,
-{
-    for span in scope.into_iter().flatten() {
-        let extensions = span.extensions();
-        if let Some(fields) = extensions.get::<RequestFields>() {
-            return f(Some(fields));
-        }
-    }
-    f(None)
+/// Runs `future` inside `context`: every line logged while it is polled, at any level and
+/// from any future it awaits, carries the request fields. Work it spawns onto other tasks or
+/// threads does not.
+pub fn in_request<F: Future>(
+    context: RequestContext,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    CURRENT.scope(context, future)
+}
+
+/// Runs `f` inside `context`, for synchronous code (tests, benchmarks, blocking work that
+/// belongs to one request).
+pub fn in_request_sync<R>(context: RequestContext, f: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(context, f)
+}
+
+/// Calls `f` with the context of the request being handled on this thread, or with `None`
+/// outside any request.
+pub(super) fn with_current<R>(mut f: impl FnMut(Option<&RequestContext>) -> R) -> R {
+    CURRENT
+        .try_with(|context| f(Some(context)))
+        .unwrap_or_else(|_| f(None))
 }

@@ -8,29 +8,62 @@ pub struct Escaped<'a>(pub &'a str);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0;
-        let mut start = 0;
-        for (i, c) in s.char_indices() {
-            let replacement = match c {
-                '\\' => "\\\\",
-                '"' => "\\\"",
-                '\n' => "\\n",
-                '\r' => "\\r",
-                '\t' => "\\t",
-                c if c.is_control() || is_line_separator(c) => {
-                    f.write_str(&s[start..i])?;
-                    write!(f, "\\u{{{:x}}}", c as u32)?;
-                    start = i + c.len_utf8();
-                    continue;
-                }
-                _ => continue,
-            };
-            f.write_str(&s[start..i])?;
-            f.write_str(replacement)?;
-            start = i + c.len_utf8();
-        }
-        f.write_str(&s[start..])
+        write_escaped(f, self.0)
     }
+}
+
+/// A writer that escapes everything written through it as [`Escaped`] does, for text that
+/// arrives in pieces (a `Display` value inside quotes).
+pub(super) struct Escaping<'w>(pub(super) &'w mut dyn fmt::Write);
+
+impl fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_escaped(self.0, s)
+    }
+}
+
+fn write_escaped<W: fmt::Write + ?Sized>(f: &mut W, s: &str) -> fmt::Result {
+    // Most text (paths, names, descriptions) has nothing to escape: one pass over the bytes.
+    if !any_byte(s, |b| (b == b'"') | (b == b'\\') | may_start_control(b)) {
+        return f.write_str(s);
+    }
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let replacement = match c {
+            '\\' => "\\\\",
+            '"' => "\\\"",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            c if c.is_control() || is_line_separator(c) => {
+                f.write_str(&s[start..i])?;
+                write!(f, "\\u{{{:x}}}", c as u32)?;
+                start = i + c.len_utf8();
+                continue;
+            }
+            _ => continue,
+        };
+        f.write_str(&s[start..i])?;
+        f.write_str(replacement)?;
+        start = i + c.len_utf8();
+    }
+    f.write_str(&s[start..])
+}
+
+/// Whether any byte of `s` passes `test`. Each chunk is tested without an early exit, so the
+/// loop compiles to vector compares; log fields are short.
+pub(super) fn any_byte(s: &str, test: impl Fn(u8) -> bool) -> bool {
+    s.as_bytes()
+        .chunks(32)
+        .any(|chunk| chunk.iter().fold(false, |found, &b| found | test(b)))
+}
+
+/// Whether a byte of UTF-8 text may begin a control character or a line separator: an ASCII
+/// control, or the lead byte of U+0080..U+00BF (`0xC2`, holding the C1 controls and U+0085) or
+/// of U+2000..U+2FFF (`0xE2`, holding U+2028 and U+2029). Text without such bytes needs no
+/// escaping of controls; text with them is checked character by character.
+pub(super) fn may_start_control(b: u8) -> bool {
+    (b < 0x20) | (b == 0x7f) | (b == 0xc2) | (b == 0xe2)
 }
 
 /// Unicode line and paragraph separators, which some log viewers treat as line breaks.
@@ -40,7 +73,7 @@ fn is_line_separator(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::Escaped;
+    use super::{Escaped, is_line_separator, may_start_control};
 
     #[test]
     fn plain_text_is_unchanged() {
@@ -67,5 +100,16 @@ mod tests {
         let nasty: String = (0u32..0x3000).filter_map(char::from_u32).collect();
         let out = Escaped(&nasty).to_string();
         assert!(!out.contains(['\n', '\r', '\u{2028}', '\u{2029}', '\u{85}']));
+    }
+
+    #[test]
+    fn every_character_that_needs_escaping_is_seen_by_the_byte_scan() {
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            if c.is_control() || is_line_separator(c) {
+                let mut utf8 = [0; 4];
+                let lead = c.encode_utf8(&mut utf8).as_bytes()[0];
+                assert!(may_start_control(lead), "{:x}", c as u32);
+            }
+        }
     }
 }

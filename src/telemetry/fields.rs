@@ -6,6 +6,8 @@ use std::fmt::{self, Write as _};
 use tracing::Event;
 use tracing::field::{Field, Visit};
 
+use super::escape::{any_byte, may_start_control};
+
 /// The field `tracing`'s macros put the formatted message in.
 pub(super) const MESSAGE: &str = "message";
 
@@ -20,6 +22,10 @@ pub(super) struct OneLine<'w>(pub(super) &'w mut dyn fmt::Write);
 
 impl fmt::Write for OneLine<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Most text has no control character: one pass over the bytes, then one write.
+        if !any_byte(s, may_start_control) {
+            return self.0.write_str(s);
+        }
         let mut start = 0;
         for (i, c) in s.char_indices() {
             if !(c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {

@@ -1,5 +1,5 @@
-//! The level filter: `log.level`, `log.loggers` mapped to tracing targets, quiet defaults for
-//! noisy dependencies, and the request span kept on so every line carries its request fields.
+//! The level filter: `log.level`, `log.loggers` mapped to tracing targets, and quiet defaults
+//! for noisy dependencies.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::Directive;
 
 use super::logger::LoggerNames;
-use super::{LogSettings, REQUEST_TARGET, TelemetryError};
+use super::{LogSettings, TelemetryError};
 
 /// Dependencies that log too much below `warn`; they stay at `warn` (or the default level if
 /// that is stricter) unless `log.loggers` names them.
@@ -25,8 +25,7 @@ const NOISY: [&str; 5] = ["sqlx", "hyper", "hyper_util", "h2", "tower"];
 ///
 /// Keys of `log.loggers` are the configured logger names (or the full Java names they
 /// abbreviate), which map to [`super::AUTH_TARGET`] and [`super::RATE_LIMIT_TARGET`], or
-/// tracing targets, which match themselves and everything below them. The
-/// [`super::REQUEST_SPAN`] span is always enabled: a line inside a request needs its fields.
+/// tracing targets, which match themselves and everything below them.
 pub fn build_filter(settings: &LogSettings) -> Result<EnvFilter, TelemetryError> {
     check_name("log.auth_logger", &settings.auth_logger)?;
     check_name("log.rate_limit_logger", &settings.rate_limit_logger)?;
@@ -67,18 +66,9 @@ pub fn build_filter(settings: &LogSettings) -> Result<EnvFilter, TelemetryError>
         .filter(|target| !levels.contains_key(**target))
         .map(|target| ((*target).to_owned(), quiet, *target))
         .collect();
-    let request = levels
-        .get(REQUEST_TARGET)
-        .map_or(default, |&(level, _)| level);
-    directives.push((
-        REQUEST_TARGET.to_owned(),
-        request.max(LevelFilter::INFO),
-        REQUEST_TARGET,
-    ));
     directives.extend(
         levels
             .iter()
-            .filter(|(target, _)| *target != REQUEST_TARGET)
             .map(|(target, &(level, key))| (target.clone(), level, key)),
     );
 

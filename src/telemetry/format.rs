@@ -6,18 +6,19 @@
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, Local, Timelike};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use super::LogSettings;
 use super::clock::{Clock, SystemClock};
-use super::context::with_request;
+use super::context::{RequestContext, with_current};
+use super::escape::Escaping;
 use super::fields::{OneLine, write_message};
 use super::logger::LoggerNames;
-use super::{Escaped, LogSettings};
+use super::stamp::write_time;
 
 /// The event formatter for [`super::LogFormat::Bitbucket`].
 #[derive(Clone)]
@@ -65,27 +66,18 @@ where
 {
     fn format_event(
         &self,
-        ctx: &FmtContext<'_, S, N>,
+        _: &FmtContext<'_, S, N>,
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
         write_time(&mut w, &self.clock.now())?;
-        write!(w, " {} [", meta.level())?;
-        OneLine(&mut w).write_str(thread_name(&std::thread::current()))?;
+        w.write_char(' ')?;
+        w.write_str(meta.level().as_str())?;
+        w.write_str(" [")?;
+        with_thread_name(|name| OneLine(&mut w).write_str(name))?;
         w.write_str("] ")?;
-        with_request(ctx.event_scope(), |request| -> fmt::Result {
-            let Some(r) = request else { return Ok(()) };
-            let mut field = OneLine(&mut w);
-            field.write_str(&r.request_id)?;
-            field.write_char(' ')?;
-            if let Some(session) = &r.session_id {
-                field.write_str(session)?;
-                field.write_char(' ')?;
-            }
-            field.write_str(&r.addresses)?;
-            write!(w, " \"{}\" ", Escaped(&r.request_line))
-        })?;
+        with_current(|request| request.map_or(Ok(()), |r| write_request(&mut w, r)))?;
         self.names.write(meta.target(), &mut OneLine(&mut w))?;
         w.write_char(' ')?;
         write_message(event, &mut w)?;
@@ -93,25 +85,37 @@ where
     }
 }
 
-/// The thread field: the thread's name, `main` when it has none.
-pub(super) fn thread_name(thread: &std::thread::Thread) -> &str {
-    thread.name().unwrap_or("main")
+/// `{request_id} {session_id }{addresses} "{request_line}" `.
+fn write_request(w: &mut Writer<'_>, r: &RequestContext) -> fmt::Result {
+    let mut field = OneLine(w);
+    field.write_str(r.request_id())?;
+    field.write_char(' ')?;
+    if let Some(session) = r.session_id() {
+        field.write_str(session)?;
+        field.write_char(' ')?;
+    }
+    field.write_str(r.addresses())?;
+    w.write_str(" \"")?;
+    write!(Escaping(w), "{}", r.request_line())?;
+    w.write_str("\" ")
 }
 
-/// `2021-01-07 08:52:38,540`.
-fn write_time(w: &mut Writer<'_>, t: &DateTime<Local>) -> fmt::Result {
-    write!(
-        w,
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        // A leap second's milliseconds run past 999; keep three digits.
-        t.timestamp_subsec_millis().min(999),
-    )
+thread_local! {
+    /// This thread's name as lines show it; a thread's name never changes once it runs.
+    static THREAD_NAME: Box<str> = thread_name(&std::thread::current()).into();
+}
+
+/// Calls `f` with the current thread's name as lines show it.
+pub(super) fn with_thread_name<R>(mut f: impl FnMut(&str) -> R) -> R {
+    THREAD_NAME
+        .try_with(|name| f(name))
+        // While the thread's locals are being destroyed, ask the thread itself.
+        .unwrap_or_else(|_| f(thread_name(&std::thread::current())))
+}
+
+/// The thread field: the thread's name, `main` when it has none.
+fn thread_name(thread: &std::thread::Thread) -> &str {
+    thread.name().unwrap_or("main")
 }
 
 /// A field formatter that keeps nothing: span fields are never printed, so the `fmt` layer

@@ -15,9 +15,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::LogSettings;
 use super::clock::{Clock, SystemClock};
-use super::context::with_request;
+use super::context::with_current;
 use super::fields::MESSAGE;
-use super::format::thread_name;
+use super::format::with_thread_name;
 use super::logger::LoggerNames;
 
 /// Keys the line itself uses; an event field with one of these names is written as
@@ -80,7 +80,7 @@ where
 {
     fn format_event(
         &self,
-        ctx: &FmtContext<'_, S, N>,
+        _: &FmtContext<'_, S, N>,
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
@@ -96,15 +96,16 @@ where
             ),
         );
         line.insert("level".into(), text(meta.level().as_str()));
-        line.insert("thread".into(), text(thread_name(&std::thread::current())));
-        with_request(ctx.event_scope(), |request| {
+        line.insert("thread".into(), with_thread_name(text));
+        with_current(|request| {
             let Some(r) = request else { return };
-            line.insert("request_id".into(), text(&r.request_id));
-            if let Some(session) = &r.session_id {
+            line.insert("request_id".into(), text(r.request_id()));
+            if let Some(session) = r.session_id() {
                 line.insert("session_id".into(), text(session));
             }
-            line.insert("addresses".into(), text(&r.addresses));
-            line.insert("request_line".into(), text(&r.request_line));
+            line.insert("addresses".into(), text(r.addresses()));
+            let request_line = r.request_line().to_string();
+            line.insert("request_line".into(), Value::String(request_line));
         });
         line.insert("logger".into(), text(&self.names.display(meta.target())));
         let mut fields = JsonFields {

@@ -2,6 +2,7 @@
 //! byte, and hostile text stays on its line. The harness here is shared with `settings` (logger
 //! names, level filtering, settings errors) and `output` (JSON and the file writer).
 
+mod context;
 mod output;
 mod settings;
 
@@ -58,12 +59,19 @@ fn local(date: (i32, u32, u32), h: u32, m: u32, s: u32, ms: u32) -> DateTime<Loc
         .expect("a local time that exists")
 }
 
-/// The request span's fields.
+/// The request context's fields.
 struct Request<'a> {
     id: &'a str,
     session: Option<&'a str>,
     addresses: &'a str,
     line: &'a str,
+}
+
+impl Request<'_> {
+    fn context(&self) -> RequestContext {
+        RequestContext::new(self.id, self.addresses, self.line.to_owned())
+            .with_session_id(self.session.map(str::to_owned))
+    }
 }
 
 const SEED_ADDRESSES: &str = "79.209.73.23,100.120.0.11";
@@ -104,8 +112,22 @@ fn run<W>(
 ) where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    run_with_clock(settings, FixedClock(at), thread, request, writer, emit);
+}
+
+/// [`run`] with any clock.
+fn run_with_clock<W>(
+    settings: &LogSettings,
+    clock: impl Clock,
+    thread: Option<&str>,
+    request: Option<&Request<'_>>,
+    writer: W,
+    emit: impl FnOnce() + Send,
+) where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = build_filter(settings).expect("valid settings");
-    let subscriber = build_subscriber(settings, filter, FixedClock(at), writer);
+    let subscriber = build_subscriber(settings, filter, clock, writer);
     let mut builder = std::thread::Builder::new();
     if let Some(name) = thread {
         builder = builder.name(name.to_owned());
@@ -113,18 +135,7 @@ fn run<W>(
     std::thread::scope(|scope| {
         let body = move || {
             tracing::subscriber::with_default(subscriber, || match request {
-                Some(r) => {
-                    let span = tracing::info_span!(
-                        target: REQUEST_TARGET,
-                        "request",
-                        request_id = %r.id,
-                        session_id = r.session,
-                        addresses = %r.addresses,
-                        request_line = %r.line,
-                    );
-                    let _entered = span.enter();
-                    emit();
-                }
+                Some(r) => in_request_sync(r.context(), emit),
                 None => emit(),
             });
         };
@@ -351,34 +362,86 @@ fn lines_outside_a_request_skip_the_request_fields_and_unnamed_threads_are_main(
 }
 
 #[test]
-fn a_session_is_written_only_when_present_and_recorded_late_fields_count() {
+fn a_session_is_written_only_when_present() {
     let at = local((2021, 1, 7), 8, 52, 38, 540);
-    let out = capture(
-        &LogSettings::default(),
-        at,
-        Some("http-nio-8080-exec-1"),
-        None,
-        || {
-            let span = tracing::info_span!(
-                target: REQUEST_TARGET,
-                "request",
-                request_id = "@Ax1x1x0",
-                session_id = tracing::field::Empty,
-                addresses = "1.2.3.4",
-                request_line = "GET / HTTP/1.1",
-            );
-            let _entered = span.enter();
-            tracing::debug!(target: AUTH_TARGET, "hidden at info");
-            tracing::info!(target: AUTH_TARGET, "before");
-            span.record("session_id", "abc123");
-            // A nested span does not hide the request.
-            let _inner = tracing::info_span!("forward", upstream = "u").entered();
-            tracing::info!(target: AUTH_TARGET, "after");
-        },
+    let line = |session| {
+        let request = Request {
+            id: "@Ax1x1x0",
+            session,
+            addresses: "1.2.3.4",
+            line: "GET / HTTP/1.1",
+        };
+        capture(
+            &LogSettings::default(),
+            at,
+            Some("http-nio-8080-exec-1"),
+            Some(&request),
+            || tracing::info!(target: AUTH_TARGET, "hi"),
+        )
+    };
+    assert_eq!(
+        line(None),
+        "2021-01-07 08:52:38,540 INFO [http-nio-8080-exec-1] @Ax1x1x0 1.2.3.4 \"GET / HTTP/1.1\" d.r.a.p.auth.ApiTokenAuthSharedBase hi\n"
     );
     assert_eq!(
-        out,
-        "2021-01-07 08:52:38,540 INFO [http-nio-8080-exec-1] @Ax1x1x0 1.2.3.4 \"GET / HTTP/1.1\" d.r.a.p.auth.ApiTokenAuthSharedBase before\n\
-         2021-01-07 08:52:38,540 INFO [http-nio-8080-exec-1] @Ax1x1x0 abc123 1.2.3.4 \"GET / HTTP/1.1\" d.r.a.p.auth.ApiTokenAuthSharedBase after\n"
+        line(Some("abc123")),
+        "2021-01-07 08:52:38,540 INFO [http-nio-8080-exec-1] @Ax1x1x0 abc123 1.2.3.4 \"GET / HTTP/1.1\" d.r.a.p.auth.ApiTokenAuthSharedBase hi\n"
+    );
+}
+
+/// A clock that gives each line the next of its times.
+struct Steps(Mutex<std::vec::IntoIter<DateTime<Local>>>);
+
+impl Clock for Steps {
+    fn now(&self) -> DateTime<Local> {
+        self.0
+            .lock()
+            .unwrap()
+            .next()
+            .expect("a time for every line")
+    }
+}
+
+#[test]
+fn line_times_are_right_across_second_boundaries_and_jumps() {
+    let times = vec![
+        local((2021, 1, 7), 8, 52, 38, 540),
+        local((2021, 1, 7), 8, 52, 38, 999),
+        local((2021, 1, 7), 8, 52, 39, 0),
+        local((2021, 1, 7), 8, 52, 39, 7),
+        // Back a second, then the same wall-clock second a day later.
+        local((2021, 1, 7), 8, 52, 38, 41),
+        local((2021, 1, 8), 8, 52, 38, 41),
+        local((2021, 12, 31), 23, 59, 59, 999),
+        local((2022, 1, 1), 0, 0, 0, 0),
+    ];
+    let count = times.len();
+    let buffer = Buffer::default();
+    let clock = Steps(Mutex::new(times.into_iter()));
+    run_with_clock(
+        &LogSettings::default(),
+        clock,
+        Some("t"),
+        None,
+        buffer.clone(),
+        || {
+            for _ in 0..count {
+                tracing::info!(target: "tokengate::app", "x");
+            }
+        },
+    );
+    let stamps: Vec<String> = buffer.text().lines().map(|l| l[..23].to_owned()).collect();
+    assert_eq!(
+        stamps,
+        [
+            "2021-01-07 08:52:38,540",
+            "2021-01-07 08:52:38,999",
+            "2021-01-07 08:52:39,000",
+            "2021-01-07 08:52:39,007",
+            "2021-01-07 08:52:38,041",
+            "2021-01-08 08:52:38,041",
+            "2021-12-31 23:59:59,999",
+            "2022-01-01 00:00:00,000",
+        ]
     );
 }
