@@ -41,7 +41,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-pub use clock::{Clock, FixedClock, SystemClock};
+pub use clock::{Clock, FixedClock, SystemClock, local_now};
 pub use context::{RequestContext, in_request, in_request_sync};
 pub use error::TelemetryError;
 pub use escape::Escaped;

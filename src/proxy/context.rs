@@ -5,14 +5,15 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use chrono::{Local, Timelike};
+use chrono::Timelike;
 use http::HeaderMap;
-use http::header::COOKIE;
+use http::header::{COOKIE, HeaderName};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 use crate::auth::canonical;
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// Issues request ids `@{NODE}x{MINUTE_OF_DAY}x{COUNTER}x{IN_FLIGHT}` and tracks requests in
 /// flight.
 #[derive(Debug)]
@@ -45,7 +46,7 @@ impl RequestIds {
 
     /// A new request id for a request arriving now (local time), and its in-flight mark.
     pub fn next(&self) -> (String, InFlight<'_>) {
-        let now = Local::now();
+        let now = crate::telemetry::local_now();
         let minute = now.hour() * 60 + now.minute();
         let count = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let others = self.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -100,7 +101,7 @@ pub struct Remote {
 pub fn remote(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> Remote {
     let peer_ip = canonical(peer.ip());
     let forwarded: Vec<Option<IpAddr>> = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .flat_map(|v| v.to_str().unwrap_or("").split(','))
         .map(str::trim)

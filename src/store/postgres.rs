@@ -72,9 +72,13 @@ impl Dialect for Postgres {
     fn time(t: DateTime<Utc>) -> DateTime<Utc> {
         t
     }
-    const JSON_CAST: &'static str = "::jsonb";
     const JSON_SELECT: &'static str = "attributes::text";
-    const MAX_BINDS: usize = 65_535;
+    const AUDIT_ROWS: (&'static str, &'static str) = (
+        "SELECT timestamptz 'epoch' + (e ->> 0)::bigint * interval '1 millisecond', e ->> 1, \
+         e ->> 2, e ->> 3, e ->> 4, e ->> 5, e ->> 6, e ->> 7, e ->> 8, e ->> 9, e ->> 10, e -> 11 \
+         FROM jsonb_array_elements(",
+        "::jsonb) WITH ORDINALITY AS rows (e, n) ORDER BY n",
+    );
 }
 
 impl ReadRow for PgRow {
@@ -248,14 +252,10 @@ impl TokenStore for PgStore {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for chunk in events.chunks(sql::audit_chunk::<Postgres>()) {
-            sql::insert_audit::<Postgres>(chunk)
-                .build()
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+        sql::insert_audit::<Postgres>(events)
+            .build()
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -1,5 +1,5 @@
 //! SQL that both backends share, built once over a [`Dialect`]: inserting and patching a
-//! token, the filtered keyset pages of tokens and audit events, the multi-row audit insert and
+//! token, the filtered keyset pages of tokens and audit events, the audit batch insert and
 //! the batched purge. Placeholders come from [`QueryBuilder`], so one text yields `$1` or `?`.
 
 use chrono::{DateTime, Utc};
@@ -16,12 +16,11 @@ pub(super) trait Dialect: Database {
     type Time: for<'a> Encode<'a, Self> + Type<Self> + Send;
     /// Converts a time (already at millisecond precision) for binding.
     fn time(t: DateTime<Utc>) -> Self::Time;
-    /// Appended after a bound JSON text to store it in the `attributes` column.
-    const JSON_CAST: &'static str;
     /// The select expression that reads `attributes` back as JSON text.
     const JSON_SELECT: &'static str;
-    /// The most bind parameters one statement may carry.
-    const MAX_BINDS: usize;
+    /// The `SELECT` around the bound JSON array of [`insert_audit`] (before the bind, after it)
+    /// that yields one row per event in the array's order.
+    const AUDIT_ROWS: (&'static str, &'static str);
 }
 
 fn opt_time<DB: Dialect>(t: Option<DateTime<Utc>>) -> Option<DB::Time> {
@@ -233,41 +232,50 @@ where
     qb
 }
 
-/// Columns bound per audit row.
-const AUDIT_BINDS: usize = 12;
+/// The audit columns that [`audit_rows`] fills, in its order.
+const AUDIT_INSERT: &str = "INSERT INTO audit_events (time, kind, outcome, user_name, token_id, \
+     client_ip, method, path, request_id, node_id, actor, attributes) ";
 
-/// How many audit events one INSERT carries on this backend.
-pub(super) fn audit_chunk<DB: Dialect>() -> usize {
-    DB::MAX_BINDS / AUDIT_BINDS
+/// `events` as one JSON array with an array per event, in the column order of
+/// [`AUDIT_INSERT`]; the time is integer unix milliseconds.
+fn audit_rows(events: &[AuditEvent]) -> String {
+    let mut rows = Vec::with_capacity(events.len() * 192);
+    rows.push(b'[');
+    for (n, e) in events.iter().enumerate() {
+        if n > 0 {
+            rows.push(b',');
+        }
+        let row = (
+            floor_ms(e.time).timestamp_millis(),
+            e.kind.as_str(),
+            e.outcome.as_str(),
+            &e.user,
+            &e.token_id,
+            e.client_ip,
+            &e.method,
+            &e.path,
+            &e.request_id,
+            &e.node_id,
+            &e.actor,
+            &e.attributes,
+        );
+        serde_json::to_writer(&mut rows, &row).expect("strings, numbers and JSON values serialize");
+    }
+    rows.push(b']');
+    String::from_utf8(rows).expect("serde_json writes UTF-8")
 }
 
-/// One multi-row `INSERT INTO audit_events`; `events` must not be empty and must fit
-/// [`audit_chunk`].
+/// One `INSERT INTO audit_events` for a whole batch, whatever its size: the rows travel as a
+/// single bound JSON text that the database unpacks ([`Dialect::AUDIT_ROWS`]). One statement
+/// text is prepared once and cached, one value is bound instead of twelve per event, and no
+/// backend's limit on bind parameters applies.
 pub(super) fn insert_audit<DB>(events: &[AuditEvent]) -> QueryBuilder<DB>
 where
     DB: Dialect,
     for<'a> String: Encode<'a, DB> + Type<DB>,
-    for<'a> Option<String>: Encode<'a, DB> + Type<DB>,
 {
-    debug_assert!(!events.is_empty() && events.len() <= audit_chunk::<DB>());
-    let mut qb = QueryBuilder::new(
-        "INSERT INTO audit_events (time, kind, outcome, user_name, token_id, client_ip, \
-         method, path, request_id, node_id, actor, attributes) ",
-    );
-    qb.push_values(events, |mut b, e| {
-        b.push_bind(DB::time(floor_ms(e.time)))
-            .push_bind(e.kind.as_str().to_owned())
-            .push_bind(e.outcome.as_str().to_owned())
-            .push_bind(e.user.clone())
-            .push_bind(e.token_id.clone())
-            .push_bind(e.client_ip.map(|ip| ip.to_string()))
-            .push_bind(e.method.clone())
-            .push_bind(e.path.clone())
-            .push_bind(e.request_id.clone())
-            .push_bind(e.node_id.clone())
-            .push_bind(e.actor.clone())
-            .push_bind(e.attributes.to_string())
-            .push_unseparated(DB::JSON_CAST);
-    });
+    let (select, rest) = DB::AUDIT_ROWS;
+    let mut qb = QueryBuilder::new(AUDIT_INSERT);
+    qb.push(select).push_bind(audit_rows(events)).push(rest);
     qb
 }

@@ -85,9 +85,13 @@ impl Dialect for Sqlite {
     fn time(t: DateTime<Utc>) -> i64 {
         t.timestamp_millis()
     }
-    const JSON_CAST: &'static str = "";
     const JSON_SELECT: &'static str = "attributes";
-    const MAX_BINDS: usize = 32_766;
+    const AUDIT_ROWS: (&'static str, &'static str) = (
+        "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+         value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value -> 11 \
+         FROM jsonb_each(",
+        ") ORDER BY key",
+    );
 }
 
 impl ReadRow for SqliteRow {
@@ -264,14 +268,10 @@ impl TokenStore for SqliteStore {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for chunk in events.chunks(sql::audit_chunk::<Sqlite>()) {
-            sql::insert_audit::<Sqlite>(chunk)
-                .build()
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+        sql::insert_audit::<Sqlite>(events)
+            .build()
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
