@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::store::TokenStore;
 
 /// Most events in one batch (one transaction; the store cuts it into a few INSERTs).
-const BATCH: usize = 4096;
+const BATCH: usize = 1024;
 /// How long a batch that did not fill at once waits for more events. The writer does not
 /// watch the queue meanwhile, so the requests that add events wake no thread: a busy gateway
 /// costs the writer a few wake-ups a second, not one per event.

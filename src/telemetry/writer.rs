@@ -19,7 +19,7 @@ const BUFFERED_LINES: usize = 131_072;
 const FILE_BUFFER: usize = 64 * 1024;
 
 /// How long the writer thread rests after each flush (see [`Gathering`]).
-const FLUSH_PAUSE: Duration = Duration::from_millis(1);
+const FLUSH_PAUSE: Duration = Duration::from_millis(5);
 
 /// The installed writer's drop counter, read by [`dropped_lines`].
 static INSTALLED: OnceLock<ErrorCounter> = OnceLock::new();
@@ -86,8 +86,8 @@ pub(super) fn open(file: Option<&Path>) -> Result<(NonBlocking, LogGuard), Telem
 
 /// The sink behind the queue. The queue's worker writes what it finds queued, flushes, then
 /// waits on the queue again; resting [`FLUSH_PAUSE`] after each flush lets a busy gateway's
-/// lines gather in the queue, so they are written (and the worker woken) about once a
-/// millisecond instead of once a line. A line arriving after a quiet spell is still written
+/// lines gather in the queue, so they are written (and the worker woken) about every five
+/// milliseconds instead of once a line. A line arriving after a quiet spell is still written
 /// at once.
 struct Gathering<W>(W);
 
