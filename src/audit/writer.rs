@@ -18,7 +18,7 @@ use crate::config::AuditConfig;
 use crate::metrics::Metrics;
 use crate::store::TokenStore;
 
-/// Most events in one batch (one transaction; the store cuts it into a few INSERTs).
+/// Most events in one batch, which the store writes with one INSERT.
 const BATCH: usize = 1024;
 /// How long a batch that did not fill at once waits for more events. The writer does not
 /// watch the queue meanwhile, so the requests that add events wake no thread: a busy gateway
