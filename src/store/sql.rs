@@ -2,6 +2,8 @@
 //! token, the filtered keyset pages of tokens and audit events, the audit batch insert and
 //! the batched purge. Placeholders come from [`QueryBuilder`], so one text yields `$1` or `?`.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
@@ -249,20 +251,66 @@ fn audit_rows(events: &[AuditEvent]) -> String {
             floor_ms(e.time).timestamp_millis(),
             e.kind.as_str(),
             e.outcome.as_str(),
-            &e.user,
-            &e.token_id,
+            storable(e.user.as_deref()),
+            storable(e.token_id.as_deref()),
             e.client_ip,
-            &e.method,
-            &e.path,
-            &e.request_id,
-            &e.node_id,
-            &e.actor,
-            &e.attributes,
+            storable(e.method.as_deref()),
+            storable(e.path.as_deref()),
+            storable(e.request_id.as_deref()),
+            storable(Some(&e.node_id)),
+            storable(e.actor.as_deref()),
+            storable_json(&e.attributes),
         );
         serde_json::to_writer(&mut rows, &row).expect("strings, numbers and JSON values serialize");
     }
     rows.push(b']');
     String::from_utf8(rows).expect("serde_json writes UTF-8")
+}
+
+/// What replaces U+0000 in stored audit text.
+const NUL_STORED_AS: &str = "\u{FFFD}";
+
+/// `text` as it can be stored. PostgreSQL's text and jsonb cannot hold U+0000, and a client can
+/// put one in a name it presents (a Basic user name); a batch holding it would fail whole, and
+/// again at every replay of the spill file. It is stored as U+FFFD on both backends instead.
+fn storable(text: Option<&str>) -> Option<Cow<'_, str>> {
+    text.map(|t| {
+        if t.contains('\0') {
+            Cow::Owned(t.replace('\0', NUL_STORED_AS))
+        } else {
+            Cow::Borrowed(t)
+        }
+    })
+}
+
+/// `value` with U+0000 replaced as [`storable`] does, in every string and key; copied only
+/// when it holds one.
+fn storable_json(value: &serde_json::Value) -> Cow<'_, serde_json::Value> {
+    use serde_json::Value;
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    fn replaced(v: &Value) -> Value {
+        let text = |s: &str| s.replace('\0', NUL_STORED_AS);
+        match v {
+            Value::String(s) => Value::String(text(s)),
+            Value::Array(items) => Value::Array(items.iter().map(replaced).collect()),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (text(k), replaced(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    if has_nul(value) {
+        Cow::Owned(replaced(value))
+    } else {
+        Cow::Borrowed(value)
+    }
 }
 
 /// One `INSERT INTO audit_events` for a whole batch, whatever its size: the rows travel as a

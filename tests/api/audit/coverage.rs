@@ -311,3 +311,40 @@ async fn full_records_every_decision_too_and_no_secret_anywhere() {
     let file = serde_json::to_string(&lines).unwrap();
     assert_no_secret("the audit file", &file, &scenario.secrets);
 }
+
+/// A client can present a Basic user name holding U+0000, which PostgreSQL text cannot store.
+/// Its fallback is audited (the character kept as U+FFFD) and the events around it are stored
+/// too: one request cannot make the writer's batches fail, nor the spill file's replays.
+#[tokio::test]
+async fn a_nul_in_a_presented_user_name_cannot_poison_the_audit_trail() {
+    let app = spawn_app(Options::new(Backend::Postgres).set("admin.token", ADMIN_TOKEN)).await;
+    let basic = |credential: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credential)
+        )
+    };
+    for user in ["alice", "ev\0il", "bob"] {
+        assert_eq!(
+            proxied(&app, Method::GET, &basic(&format!("{user}:a-password"))).await,
+            200
+        );
+    }
+    let events = eventually("the three fallbacks in the store", async || {
+        let events = stored(&app).await;
+        (events.len() == 3).then_some(events)
+    })
+    .await;
+    let users: Vec<_> = events
+        .iter()
+        .map(|e| (e.event.kind, e.event.user.as_deref()))
+        .collect();
+    assert_eq!(
+        users,
+        [
+            (AuditKind::Fallback, Some("alice")),
+            (AuditKind::Fallback, Some("ev\u{FFFD}il")),
+            (AuditKind::Fallback, Some("bob")),
+        ]
+    );
+}

@@ -14,6 +14,7 @@ both_backends!(store:
     audit_event_round_trips_every_field,
     audit_batch_query_every_filter_and_page,
     audit_batch_larger_than_any_bind_limit_is_one_insert,
+    audit_text_with_nul_is_stored_and_does_not_fail_its_batch,
     purge_by_age_in_batches,
     purge_beyond_max_rows_in_batches,
 );
@@ -144,6 +145,33 @@ async fn audit_batch_larger_than_any_bind_limit_is_one_insert(store: Arc<dyn Tok
     let mut got: Vec<AuditEvent> = stored.into_iter().map(|e| e.event).collect();
     got.reverse();
     assert_eq!(got, events);
+}
+
+/// A client can present a Basic user name holding U+0000, which PostgreSQL text cannot store.
+/// The batch with it is stored whole, the character kept as U+FFFD, on both backends.
+async fn audit_text_with_nul_is_stored_and_does_not_fail_its_batch(store: Arc<dyn TokenStore>) {
+    let mut poisoned = event(1);
+    poisoned.user = Some("ev\0il".to_owned());
+    poisoned.path = Some("/rest/\0".to_owned());
+    poisoned.attributes = json!({ "reason": "not_a_token", "k\0": ["a\0b", { "c": "\0" }] });
+    let batch = vec![event(0), poisoned, event(2)];
+    store.insert_audit(&batch).await.unwrap();
+    let stored = all_pages(
+        &*store,
+        AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        },
+    )
+    .await;
+    let mut got: Vec<AuditEvent> = stored.into_iter().map(|e| e.event).collect();
+    got.reverse();
+    let mut expected = batch;
+    expected[1].user = Some("ev\u{FFFD}il".to_owned());
+    expected[1].path = Some("/rest/\u{FFFD}".to_owned());
+    expected[1].attributes =
+        json!({ "reason": "not_a_token", "k\u{FFFD}": ["a\u{FFFD}b", { "c": "\u{FFFD}" }] });
+    assert_eq!(got, expected);
 }
 
 async fn audit_batch_query_every_filter_and_page(store: Arc<dyn TokenStore>) {
