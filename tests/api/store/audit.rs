@@ -13,7 +13,6 @@ use super::{at, both_backends};
 both_backends!(store:
     audit_event_round_trips_every_field,
     audit_batch_query_every_filter_and_page,
-    audit_batch_larger_than_any_bind_limit_is_one_insert,
     audit_text_with_nul_is_stored_and_does_not_fail_its_batch,
     purge_by_age_in_batches,
     purge_beyond_max_rows_in_batches,
@@ -129,24 +128,6 @@ async fn audit_event_round_trips_every_field(store: Arc<dyn TokenStore>) {
     assert_eq!(got, vec![bare, full]);
 }
 
-/// 6,000 events of twelve columns each are more bind parameters than either backend takes in
-/// one statement; a batch of them is still stored whole, in order.
-async fn audit_batch_larger_than_any_bind_limit_is_one_insert(store: Arc<dyn TokenStore>) {
-    let events: Vec<AuditEvent> = (0..6000).map(event).collect();
-    store.insert_audit(&events).await.unwrap();
-    let stored = all_pages(
-        &*store,
-        AuditQuery {
-            limit: 1000,
-            ..AuditQuery::default()
-        },
-    )
-    .await;
-    let mut got: Vec<AuditEvent> = stored.into_iter().map(|e| e.event).collect();
-    got.reverse();
-    assert_eq!(got, events);
-}
-
 /// A client can present a Basic user name holding U+0000, which PostgreSQL text cannot store.
 /// The batch with it is stored whole, the character kept as U+FFFD, on both backends.
 async fn audit_text_with_nul_is_stored_and_does_not_fail_its_batch(store: Arc<dyn TokenStore>) {
@@ -175,7 +156,7 @@ async fn audit_text_with_nul_is_stored_and_does_not_fail_its_batch(store: Arc<dy
 }
 
 async fn audit_batch_query_every_filter_and_page(store: Arc<dyn TokenStore>) {
-    // More rows than one statement may carry on either backend, in one call.
+    // More rows than one statement could bind parameters for on either backend, in one call.
     const N: usize = 6_000;
     let events: Vec<AuditEvent> = (0..N).map(event).collect();
     store.insert_audit(&events).await.unwrap();
