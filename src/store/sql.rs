@@ -241,30 +241,26 @@ const AUDIT_INSERT: &str = "INSERT INTO audit_events (time, kind, outcome, user_
 /// `events` as one JSON array with an array per event, in the column order of
 /// [`AUDIT_INSERT`]; the time is integer unix milliseconds.
 fn audit_rows(events: &[AuditEvent]) -> String {
-    let mut rows = Vec::with_capacity(events.len() * 192);
-    rows.push(b'[');
-    for (n, e) in events.iter().enumerate() {
-        if n > 0 {
-            rows.push(b',');
-        }
-        let row = (
-            floor_ms(e.time).timestamp_millis(),
-            e.kind.as_str(),
-            e.outcome.as_str(),
-            storable(e.user.as_deref()),
-            storable(e.token_id.as_deref()),
-            e.client_ip,
-            storable(e.method.as_deref()),
-            storable(e.path.as_deref()),
-            storable(e.request_id.as_deref()),
-            storable(Some(&e.node_id)),
-            storable(e.actor.as_deref()),
-            storable_json(&e.attributes),
-        );
-        serde_json::to_writer(&mut rows, &row).expect("strings, numbers and JSON values serialize");
-    }
-    rows.push(b']');
-    String::from_utf8(rows).expect("serde_json writes UTF-8")
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                floor_ms(e.time).timestamp_millis(),
+                e.kind.as_str(),
+                e.outcome.as_str(),
+                storable(e.user.as_deref()),
+                storable(e.token_id.as_deref()),
+                e.client_ip,
+                storable(e.method.as_deref()),
+                storable(e.path.as_deref()),
+                storable(e.request_id.as_deref()),
+                storable(Some(&e.node_id)),
+                storable(e.actor.as_deref()),
+                storable_json(&e.attributes),
+            )
+        })
+        .collect();
+    serde_json::to_string(&rows).expect("strings, numbers and JSON values serialize")
 }
 
 /// What replaces U+0000 in stored audit text.

@@ -160,7 +160,8 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-fn basic(user: &str, password: &str) -> String {
+/// A Basic `Authorization` value.
+pub(crate) fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
 }
 

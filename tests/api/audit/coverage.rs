@@ -10,6 +10,7 @@ use tokengate::audit::{AuditKind, AuditQuery, StoredAuditEvent};
 use tokengate::token::Scope;
 
 use super::{ADMIN_TOKEN, admin, assert_no_secret, eventually, get_json};
+use crate::auth::basic;
 use crate::support::app::{Backend, NODE_ID, Options, TestApp, TokenOpts, spawn_app};
 
 /// A user's Bitbucket credential, set through the admin API: a secret too.
@@ -318,15 +319,9 @@ async fn full_records_every_decision_too_and_no_secret_anywhere() {
 #[tokio::test]
 async fn a_nul_in_a_presented_user_name_cannot_poison_the_audit_trail() {
     let app = spawn_app(Options::new(Backend::Postgres).set("admin.token", ADMIN_TOKEN)).await;
-    let basic = |credential: &str| {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(credential)
-        )
-    };
     for user in ["alice", "ev\0il", "bob"] {
         assert_eq!(
-            proxied(&app, Method::GET, &basic(&format!("{user}:a-password"))).await,
+            proxied(&app, Method::GET, &basic(user, "a-password")).await,
             200
         );
     }

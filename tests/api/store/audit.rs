@@ -137,15 +137,16 @@ async fn audit_text_with_nul_is_stored_and_does_not_fail_its_batch(store: Arc<dy
     poisoned.attributes = json!({ "reason": "not_a_token", "k\0": ["a\0b", { "c": "\0" }] });
     let batch = vec![event(0), poisoned, event(2)];
     store.insert_audit(&batch).await.unwrap();
-    let stored = all_pages(
-        &*store,
-        AuditQuery {
+    let mut got: Vec<AuditEvent> = store
+        .query_audit(&AuditQuery {
             limit: 10,
             ..AuditQuery::default()
-        },
-    )
-    .await;
-    let mut got: Vec<AuditEvent> = stored.into_iter().map(|e| e.event).collect();
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
     got.reverse();
     let mut expected = batch;
     expected[1].user = Some("ev\u{FFFD}il".to_owned());
