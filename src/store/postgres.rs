@@ -4,6 +4,7 @@
 //! makes them, so every replica's [`TokenStore::watch`] hears of them once they commit.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -73,12 +74,6 @@ impl Dialect for Postgres {
         t
     }
     const JSON_SELECT: &'static str = "attributes::text";
-    const AUDIT_ROWS: (&'static str, &'static str) = (
-        "SELECT timestamptz 'epoch' + (e ->> 0)::bigint * interval '1 millisecond', e ->> 1, \
-         e ->> 2, e ->> 3, e ->> 4, e ->> 5, e ->> 6, e ->> 7, e ->> 8, e ->> 9, e ->> 10, e -> 11 \
-         FROM jsonb_array_elements(",
-        "::jsonb) WITH ORDINALITY AS rows (e, n) ORDER BY n",
-    );
 }
 
 impl ReadRow for PgRow {
@@ -252,8 +247,20 @@ impl TokenStore for PgStore {
         if events.is_empty() {
             return Ok(());
         }
-        sql::insert_audit::<Postgres>(events)
-            .build()
+        // One statement for the whole batch, whatever its size: the rows travel as a single
+        // bound JSON array that PostgreSQL unpacks in order. Its text is prepared once, and
+        // the limit on bind parameters never applies.
+        static STATEMENT: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "{}SELECT timestamptz 'epoch' + (e ->> 0)::bigint * interval '1 millisecond', \
+                 e ->> 1, e ->> 2, e ->> 3, e ->> 4, e ->> 5, e ->> 6, e ->> 7, e ->> 8, e ->> 9, \
+                 e ->> 10, e -> 11 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY \
+                 AS rows (e, n) ORDER BY n",
+                sql::AUDIT_INSERT
+            )
+        });
+        sqlx::query(STATEMENT.as_str())
+            .bind(sql::audit_rows(events))
             .execute(&self.pool)
             .await?;
         Ok(())

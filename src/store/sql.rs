@@ -1,6 +1,6 @@
 //! SQL that both backends share, built once over a [`Dialect`]: inserting and patching a
-//! token, the filtered keyset pages of tokens and audit events, the audit batch insert and
-//! the batched purge. Placeholders come from [`QueryBuilder`], so one text yields `$1` or `?`.
+//! token, the filtered keyset pages of tokens and audit events, the batched purge, and what
+//! both audit batch inserts are made of. Placeholders come from [`QueryBuilder`], so one text yields `$1` or `?`.
 
 use std::borrow::Cow;
 
@@ -20,9 +20,6 @@ pub(super) trait Dialect: Database {
     fn time(t: DateTime<Utc>) -> Self::Time;
     /// The select expression that reads `attributes` back as JSON text.
     const JSON_SELECT: &'static str;
-    /// The `SELECT` around the bound JSON array of [`insert_audit`] (before the bind, after it)
-    /// that yields one row per event in the array's order.
-    const AUDIT_ROWS: (&'static str, &'static str);
 }
 
 fn opt_time<DB: Dialect>(t: Option<DateTime<Utc>>) -> Option<DB::Time> {
@@ -234,13 +231,13 @@ where
     qb
 }
 
-/// The audit columns that [`audit_rows`] fills, in its order.
-const AUDIT_INSERT: &str = "INSERT INTO audit_events (time, kind, outcome, user_name, token_id, \
+/// The start of every audit batch insert: the columns, in the order their values come.
+pub(super) const AUDIT_INSERT: &str = "INSERT INTO audit_events (time, kind, outcome, user_name, token_id, \
      client_ip, method, path, request_id, node_id, actor, attributes) ";
 
 /// `events` as one JSON array with an array per event, in the column order of
 /// [`AUDIT_INSERT`]; the time is integer unix milliseconds.
-fn audit_rows(events: &[AuditEvent]) -> String {
+pub(super) fn audit_rows(events: &[AuditEvent]) -> String {
     let rows: Vec<_> = events
         .iter()
         .map(|e| {
@@ -269,7 +266,7 @@ const NUL_STORED_AS: &str = "\u{FFFD}";
 /// `text` as it can be stored. PostgreSQL's text and jsonb cannot hold U+0000, and a client can
 /// put one in a name it presents (a Basic user name); a batch holding it would fail whole, and
 /// again at every replay of the spill file. It is stored as U+FFFD on both backends instead.
-fn storable(text: Option<&str>) -> Option<Cow<'_, str>> {
+pub(super) fn storable(text: Option<&str>) -> Option<Cow<'_, str>> {
     text.map(|t| {
         if t.contains('\0') {
             Cow::Owned(t.replace('\0', NUL_STORED_AS))
@@ -281,7 +278,7 @@ fn storable(text: Option<&str>) -> Option<Cow<'_, str>> {
 
 /// `value` with U+0000 replaced as [`storable`] does, in every string and key; copied only
 /// when it holds one.
-fn storable_json(value: &serde_json::Value) -> Cow<'_, serde_json::Value> {
+pub(super) fn storable_json(value: &serde_json::Value) -> Cow<'_, serde_json::Value> {
     use serde_json::Value;
     fn has_nul(v: &Value) -> bool {
         match v {
@@ -307,19 +304,4 @@ fn storable_json(value: &serde_json::Value) -> Cow<'_, serde_json::Value> {
     } else {
         Cow::Borrowed(value)
     }
-}
-
-/// One `INSERT INTO audit_events` for a whole batch, whatever its size: the rows travel as a
-/// single bound JSON text that the database unpacks ([`Dialect::AUDIT_ROWS`]). One statement
-/// text is prepared once and cached, one value is bound instead of twelve per event, and no
-/// backend's limit on bind parameters applies.
-pub(super) fn insert_audit<DB>(events: &[AuditEvent]) -> QueryBuilder<DB>
-where
-    DB: Dialect,
-    for<'a> String: Encode<'a, DB> + Type<DB>,
-{
-    let (select, rest) = DB::AUDIT_ROWS;
-    let mut qb = QueryBuilder::new(AUDIT_INSERT);
-    qb.push(select).push_bind(audit_rows(events)).push(rest);
-    qb
 }

@@ -4,6 +4,8 @@
 //! transaction that makes them; [`TokenStore::watch`] polls that table, so a change made by
 //! another process on the same file (the CLI) reaches the gateway within a second.
 
+mod audit_batch;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -86,12 +88,6 @@ impl Dialect for Sqlite {
         t.timestamp_millis()
     }
     const JSON_SELECT: &'static str = "attributes";
-    const AUDIT_ROWS: (&'static str, &'static str) = (
-        "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
-         value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value -> 11 \
-         FROM jsonb_each(",
-        ") ORDER BY key",
-    );
 }
 
 impl ReadRow for SqliteRow {
@@ -268,11 +264,7 @@ impl TokenStore for SqliteStore {
         if events.is_empty() {
             return Ok(());
         }
-        sql::insert_audit::<Sqlite>(events)
-            .build()
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        audit_batch::insert(&self.pool, events).await
     }
 
     async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>, StoreError> {
