@@ -1,10 +1,13 @@
 //! SQL that both backends share, built once over a [`Dialect`]: inserting and patching a
-//! token, the filtered keyset pages of tokens and audit events, the batched purge, and what
-//! both audit batch inserts are made of. Placeholders come from [`QueryBuilder`], so one text yields `$1` or `?`.
+//! token, the filtered keyset pages of tokens and audit events, the batched purge, and the
+//! values both audit batch inserts store. Placeholders come from [`QueryBuilder`], so one text
+//! yields `$1` or `?`.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
+use serde::ser::{Serialize, SerializeSeq, Serializer};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::TokenQuery;
@@ -231,32 +234,74 @@ where
     qb
 }
 
-/// The start of every audit batch insert: the columns, in the order their values come.
-pub(super) const AUDIT_INSERT: &str = "INSERT INTO audit_events (time, kind, outcome, user_name, token_id, \
-     client_ip, method, path, request_id, node_id, actor, attributes) ";
+/// The start of every audit batch insert: the columns, in the order their values come (the
+/// time, then [`audit_values`]).
+pub(super) const AUDIT_INSERT: &str = "INSERT INTO audit_events (time, kind, outcome, user_name, \
+     token_id, client_ip, method, path, request_id, node_id, actor, attributes) ";
 
-/// `events` as one JSON array with an array per event, in the column order of
-/// [`AUDIT_INSERT`]; the time is integer unix milliseconds.
+/// An event's time as stored: integer unix milliseconds.
+pub(super) fn audit_millis(e: &AuditEvent) -> i64 {
+    floor_ms(e.time).timestamp_millis()
+}
+
+/// How many values [`audit_values`] gives.
+pub(super) const AUDIT_VALUES: usize = 11;
+
+/// One stored value of an audit event besides its time.
+pub(super) enum AuditValue<'a> {
+    /// Text that often repeats from event to event (a user, a type, a path).
+    Text(Option<Cow<'a, str>>),
+    /// Text unique to its event (the request id).
+    Unique(Option<Cow<'a, str>>),
+    Ip(Option<IpAddr>),
+    /// The attributes.
+    Json(Cow<'a, serde_json::Value>),
+}
+
+/// The values of `e` after its time, in the column order of [`AUDIT_INSERT`], with U+0000
+/// replaced ([`storable`]).
+pub(super) fn audit_values(e: &AuditEvent) -> [AuditValue<'_>; AUDIT_VALUES] {
+    use AuditValue::{Ip, Json, Text, Unique};
+    [
+        Text(Some(Cow::Borrowed(e.kind.as_str()))),
+        Text(Some(Cow::Borrowed(e.outcome.as_str()))),
+        Text(storable(e.user.as_deref())),
+        Text(storable(e.token_id.as_deref())),
+        Ip(e.client_ip),
+        Text(storable(e.method.as_deref())),
+        Text(storable(e.path.as_deref())),
+        Unique(storable(e.request_id.as_deref())),
+        Text(storable(Some(&e.node_id))),
+        Text(storable(e.actor.as_deref())),
+        Json(storable_json(&e.attributes)),
+    ]
+}
+
+impl Serialize for AuditValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Text(text) | Self::Unique(text) => text.serialize(serializer),
+            Self::Ip(ip) => ip.serialize(serializer),
+            Self::Json(value) => value.serialize(serializer),
+        }
+    }
+}
+
+/// `events` as one JSON array with an array per event: its time, then [`audit_values`].
 pub(super) fn audit_rows(events: &[AuditEvent]) -> String {
-    let rows: Vec<_> = events
-        .iter()
-        .map(|e| {
-            (
-                floor_ms(e.time).timestamp_millis(),
-                e.kind.as_str(),
-                e.outcome.as_str(),
-                storable(e.user.as_deref()),
-                storable(e.token_id.as_deref()),
-                e.client_ip,
-                storable(e.method.as_deref()),
-                storable(e.path.as_deref()),
-                storable(e.request_id.as_deref()),
-                storable(Some(&e.node_id)),
-                storable(e.actor.as_deref()),
-                storable_json(&e.attributes),
-            )
-        })
-        .collect();
+    struct Row<'a>(&'a AuditEvent);
+    impl Serialize for Row<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let values = audit_values(self.0);
+            let mut row = serializer.serialize_seq(Some(1 + values.len()))?;
+            row.serialize_element(&audit_millis(self.0))?;
+            for value in &values {
+                row.serialize_element(value)?;
+            }
+            row.end()
+        }
+    }
+    let rows: Vec<_> = events.iter().map(Row).collect();
     serde_json::to_string(&rows).expect("strings, numbers and JSON values serialize")
 }
 

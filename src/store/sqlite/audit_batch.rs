@@ -12,8 +12,7 @@ use sqlx::{Arguments, SqlitePool};
 
 use crate::audit::AuditEvent;
 use crate::store::StoreError;
-use crate::store::rows::floor_ms;
-use crate::store::sql::{AUDIT_INSERT, storable, storable_json};
+use crate::store::sql::{AUDIT_INSERT, AUDIT_VALUES, AuditValue, audit_millis, audit_values};
 
 /// Writes `events` in one transaction: all of them or, on an error, none.
 pub(super) async fn insert(pool: &SqlitePool, events: &[AuditEvent]) -> Result<(), StoreError> {
@@ -34,22 +33,22 @@ pub(super) async fn insert(pool: &SqlitePool, events: &[AuditEvent]) -> Result<(
     Ok(())
 }
 
-/// An event as the values bound for it, in the column order of [`AUDIT_INSERT`]. Text is held
+/// An event as the values bound for it: its time, then [`audit_values`] as text. Text is held
 /// as shared `Arc<str>`: binding one copies nothing, and a value that repeats across a batch
 /// (a token's user and id, the node, the type, the attributes, the client address) is
 /// allocated once per batch instead of once per event.
 struct Row {
     /// The time, integer unix milliseconds.
     millis: i64,
-    text: [Option<Arc<str>>; 11],
+    text: [Option<Arc<str>>; AUDIT_VALUES],
 }
 
 impl Row {
     /// Values bound per row: the time and the text.
-    const VALUES: usize = 12;
+    const VALUES: usize = 1 + AUDIT_VALUES;
 }
 
-/// `events` as rows to bind, with U+0000 replaced as in every stored audit text.
+/// `events` as rows to bind.
 fn bind_rows(events: &[AuditEvent]) -> Vec<Row> {
     let mut known = HashSet::<Arc<str>, foldhash::fast::RandomState>::default();
     let mut shared = |text: &str| -> Arc<str> {
@@ -64,36 +63,24 @@ fn bind_rows(events: &[AuditEvent]) -> Vec<Row> {
     let mut json = Vec::new();
     events
         .iter()
-        .map(|e| {
-            let mut text = |t: Option<&str>| storable(t).map(|t| shared(&t));
-            let kind = text(Some(e.kind.as_str()));
-            let outcome = text(Some(e.outcome.as_str()));
-            let user = text(e.user.as_deref());
-            let token_id = text(e.token_id.as_deref());
-            let method = text(e.method.as_deref());
-            let path = text(e.path.as_deref());
-            let node_id = text(Some(&e.node_id));
-            let actor = text(e.actor.as_deref());
-            // Unique to each request: not worth a lookup.
-            let request_id = storable(e.request_id.as_deref()).map(|t| Arc::from(&*t));
-            let client_ip = e.client_ip.map(|addr| {
-                ip.clear();
-                let _ = write!(ip, "{addr}");
-                shared(&ip)
-            });
-            json.clear();
-            serde_json::to_writer(&mut json, &storable_json(&e.attributes))
-                .expect("a JSON value serializes");
-            let attributes = Some(shared(
-                std::str::from_utf8(&json).expect("serde_json writes UTF-8"),
-            ));
-            Row {
-                millis: floor_ms(e.time).timestamp_millis(),
-                text: [
-                    kind, outcome, user, token_id, client_ip, method, path, request_id, node_id,
-                    actor, attributes,
-                ],
-            }
+        .map(|e| Row {
+            millis: audit_millis(e),
+            text: audit_values(e).map(|value| match value {
+                AuditValue::Text(text) => text.map(|t| shared(&t)),
+                AuditValue::Unique(text) => text.map(|t| Arc::from(&*t)),
+                AuditValue::Ip(addr) => addr.map(|addr| {
+                    ip.clear();
+                    let _ = write!(ip, "{addr}");
+                    shared(&ip)
+                }),
+                AuditValue::Json(value) => {
+                    json.clear();
+                    serde_json::to_writer(&mut json, &value).expect("a JSON value serializes");
+                    Some(shared(
+                        std::str::from_utf8(&json).expect("serde_json writes UTF-8"),
+                    ))
+                }
+            }),
         })
         .collect()
 }
