@@ -10,6 +10,7 @@ use super::Gateway;
 use crate::audit::{AuditEvent, AuditKind, AuditOutcome};
 use crate::auth::messages::{ANONYMOUS, AuthMessage};
 use crate::auth::{Decision, Invalid, NoValidToken};
+use crate::ratelimit::RateQuota;
 use crate::telemetry::{AUTH_TARGET, RATE_LIMIT_TARGET};
 use crate::token::TokenRecord;
 
@@ -54,18 +55,18 @@ fn reason_name(reason: NoValidToken) -> &'static str {
 pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) {
     let fallback = gateway.basic_auth_fallback;
     let path = facts.path;
-    let (kind, outcome, user, token_id, attributes) = match decision {
+    let event = match decision {
         Decision::PassThrough | Decision::StoreUnavailable => return,
         Decision::Fallback { user } => {
             let user = user.as_deref().unwrap_or(ANONYMOUS);
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::Fallback { user, path });
-            (
-                AuditKind::Fallback,
-                AuditOutcome::PassedOn,
-                Some(user.to_owned()),
-                None,
-                json!({}),
-            )
+            Event {
+                kind: AuditKind::Fallback,
+                outcome: AuditOutcome::PassedOn,
+                user: Some(user),
+                token: None,
+                attributes: Attributes::None,
+            }
         }
         Decision::NoValidToken { user, reason, .. } => {
             let shown = user
@@ -78,43 +79,29 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
             } else {
                 AuditKind::AuthFailed
             };
-            (
+            Event {
                 kind,
-                AuditOutcome::Denied,
-                user.clone(),
-                None,
-                json!({ "reason": reason_name(*reason) }),
-            )
+                outcome: AuditOutcome::Denied,
+                user: user.as_deref(),
+                token: None,
+                attributes: Attributes::Reason(reason_name(*reason)),
+            }
         }
         Decision::IpNotAllowed { token, .. } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::IpNotAllowed { user: &token.user, ip: facts.client_ip, fallback, path });
-            (
-                AuditKind::IpDenied,
-                AuditOutcome::Denied,
-                Some(token.user.clone()),
-                Some(token.id.to_string()),
-                json!({}),
-            )
+            Event::of(token, AuditKind::IpDenied, Attributes::None)
         }
         Decision::ScopeDenied { token } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::ScopeDenied { user: &token.user, method: facts.method, path });
-            (
+            Event::of(
+                token,
                 AuditKind::ScopeDenied,
-                AuditOutcome::Denied,
-                Some(token.user.clone()),
-                Some(token.id.to_string()),
-                json!({ "scope": token.scope.as_str() }),
+                Attributes::Scope(token.scope.as_str()),
             )
         }
         Decision::RateLimited { token, quota, .. } => {
             tracing::info!(target: RATE_LIMIT_TARGET, "{}", AuthMessage::RateLimited { user: &token.user, quota: *quota });
-            (
-                AuditKind::RateLimited,
-                AuditOutcome::Denied,
-                Some(token.user.clone()),
-                Some(token.id.to_string()),
-                json!({ "limit": quota.to_string() }),
-            )
+            Event::of(token, AuditKind::RateLimited, Attributes::Limit(*quota))
         }
         Decision::Allow { token, .. } => {
             tracing::info!(
@@ -128,55 +115,84 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
                     path,
                 }
             );
-            (
-                AuditKind::AuthSucceeded,
-                AuditOutcome::Allowed,
-                Some(token.user.clone()),
-                Some(token.id.to_string()),
-                json!({ "scope": token.scope.as_str() }),
-            )
+            Event {
+                outcome: AuditOutcome::Allowed,
+                ..Event::of(
+                    token,
+                    AuditKind::AuthSucceeded,
+                    Attributes::Scope(token.scope.as_str()),
+                )
+            }
         }
         Decision::TokenOutsideProtectedPaths => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TokenOutsideProtectedPaths { path });
-            (
-                AuditKind::AuthFailed,
-                AuditOutcome::Denied,
-                None,
-                None,
-                json!({ "reason": "outside_protected_paths" }),
-            )
+            Event::anonymous(Attributes::Reason("outside_protected_paths"))
         }
         Decision::TooManyFailures { .. } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TooManyFailures { ip: facts.client_ip, path });
-            (
-                AuditKind::AuthFailed,
-                AuditOutcome::Denied,
-                None,
-                None,
-                json!({ "reason": "too_many_failures" }),
-            )
+            Event::anonymous(Attributes::Reason("too_many_failures"))
         }
     };
-    let event = Event {
-        kind,
-        outcome,
-        user,
-        token_id,
-        attributes,
-    };
-    audit(gateway, facts, event);
+    audit(gateway, facts, &event);
 }
 
-/// What an authentication audit event says beyond the request facts.
-struct Event {
+/// What an authentication audit event says beyond the request facts, borrowed from the
+/// decision: nothing is copied unless coverage records the event.
+struct Event<'a> {
     kind: AuditKind,
     outcome: AuditOutcome,
-    user: Option<String>,
-    token_id: Option<String>,
-    attributes: serde_json::Value,
+    user: Option<&'a str>,
+    token: Option<&'a TokenRecord>,
+    attributes: Attributes<'a>,
 }
 
-fn audit(gateway: &Gateway, facts: &Facts<'_>, event: Event) {
+impl<'a> Event<'a> {
+    /// A refusal of `token`'s request.
+    fn of(token: &'a TokenRecord, kind: AuditKind, attributes: Attributes<'a>) -> Self {
+        Self {
+            kind,
+            outcome: AuditOutcome::Denied,
+            user: Some(&token.user),
+            token: Some(token),
+            attributes,
+        }
+    }
+
+    /// A refusal that names no user or token.
+    fn anonymous(attributes: Attributes<'a>) -> Self {
+        Self {
+            kind: AuditKind::AuthFailed,
+            outcome: AuditOutcome::Denied,
+            user: None,
+            token: None,
+            attributes,
+        }
+    }
+}
+
+/// An authentication event's attributes, made into JSON only when the event is recorded.
+enum Attributes<'a> {
+    None,
+    /// `{"reason": …}`.
+    Reason(&'a str),
+    /// `{"scope": …}`, the token's.
+    Scope(&'a str),
+    /// `{"limit": …}`, the quota that was hit.
+    Limit(RateQuota),
+}
+
+impl Attributes<'_> {
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            Self::None => json!({}),
+            Self::Reason(reason) => json!({ "reason": reason }),
+            Self::Scope(scope) => json!({ "scope": scope }),
+            Self::Limit(quota) => json!({ "limit": quota.to_string() }),
+        }
+    }
+}
+
+fn audit(gateway: &Gateway, facts: &Facts<'_>, event: &Event<'_>) {
     if !gateway.audit.wants(event.kind) {
         return;
     }
@@ -184,15 +200,15 @@ fn audit(gateway: &Gateway, facts: &Facts<'_>, event: Event) {
         time: facts.now,
         kind: event.kind,
         outcome: event.outcome,
-        user: event.user,
-        token_id: event.token_id,
+        user: event.user.map(str::to_owned),
+        token_id: event.token.map(|t| t.id.as_str().to_owned()),
         client_ip: Some(facts.client_ip),
         method: Some(facts.method.to_owned()),
         path: Some(facts.path.to_owned()),
         request_id: Some(facts.request_id.to_owned()),
         node_id: gateway.node_id.clone(),
         actor: None,
-        attributes: event.attributes,
+        attributes: event.attributes.to_json(),
     });
 }
 
@@ -203,12 +219,10 @@ pub(super) fn report_no_credential(gateway: &Gateway, token: &TokenRecord, facts
         "{}",
         AuthMessage::NoUpstreamCredential { user: &token.user, path: facts.path }
     );
-    let event = Event {
-        kind: AuditKind::AuthFailed,
-        outcome: AuditOutcome::Denied,
-        user: Some(token.user.clone()),
-        token_id: Some(token.id.to_string()),
-        attributes: json!({ "reason": "no_upstream_credential" }),
-    };
-    audit(gateway, facts, event);
+    let event = Event::of(
+        token,
+        AuditKind::AuthFailed,
+        Attributes::Reason("no_upstream_credential"),
+    );
+    audit(gateway, facts, &event);
 }

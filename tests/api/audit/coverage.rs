@@ -283,11 +283,72 @@ async fn full_records_every_decision_too_and_no_secret_anywhere() {
             "{e:?}"
         );
     }
-    let fallback = events
+    // Each decision's user, token and details, in the scenario's order.
+    let decisions: Vec<_> = events
         .iter()
-        .find(|e| e.event.kind == AuditKind::Fallback)
-        .unwrap();
-    assert_eq!(fallback.event.user.as_deref(), Some("alice"));
+        .map(|e| &e.event)
+        .filter(|e| !e.kind.is_lifecycle())
+        .map(|e| {
+            (
+                e.kind,
+                e.outcome.as_str(),
+                e.user.as_deref(),
+                e.token_id.is_some(),
+                e.attributes.clone(),
+            )
+        })
+        .collect();
+    use AuditKind::*;
+    let user = Some("automation-user");
+    assert_eq!(
+        decisions,
+        [
+            (
+                AuthSucceeded,
+                "allowed",
+                user,
+                true,
+                json!({ "scope": "read-only" })
+            ),
+            (
+                ScopeDenied,
+                "denied",
+                user,
+                true,
+                json!({ "scope": "read-only" })
+            ),
+            (
+                AuthSucceeded,
+                "allowed",
+                Some("bot"),
+                true,
+                json!({ "scope": "read-only" })
+            ),
+            (
+                RateLimited,
+                "denied",
+                Some("bot"),
+                true,
+                json!({ "limit": "1/1h" })
+            ),
+            (IpDenied, "denied", Some("bot"), true, json!({})),
+            (
+                ExpiredTokenUsed,
+                "denied",
+                Some("old-user"),
+                false,
+                json!({ "reason": "expired" })
+            ),
+            (
+                AuthFailed,
+                "denied",
+                None,
+                false,
+                json!({ "reason": "unknown_id" })
+            ),
+            (Fallback, "passed_on", Some("alice"), false, json!({})),
+        ]
+    );
 
     // The audit file has the same events in Bitbucket's shape.
     assert_eq!(lines.len(), scenario.all_kinds.len());
