@@ -1,6 +1,8 @@
 //! Micro-benchmarks of the per-request hot path: credential parsing, token parse and checksum,
-//! the verifier's cache hit, the pure decision, the request context, and one Bitbucket-format
-//! log line inside a request. Run: `cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 3`.
+//! the verifier's cache hit, the pure decision, the request context, one Bitbucket-format log
+//! line inside a request, and the audit writer's SQLite batch insert (wall time per event,
+//! checkpoints and their `fsync` included).
+//! Run: `cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 3`.
 
 use std::hint::black_box;
 use std::net::{IpAddr, SocketAddr};
@@ -244,12 +246,58 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+/// The audit writer's batch insert on SQLite, off the request path but on the same cores: a
+/// full batch of authentication events as the gateway records them, reported per event.
+fn audit_batch_insert(c: &mut Criterion) {
+    use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome};
+    const BATCH: usize = 1024;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/audit.db", dir.path().display());
+    let store = runtime.block_on(async {
+        let store = SqliteStore::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    });
+    let (id, _) = token::generate();
+    let events: Vec<_> = (0..BATCH)
+        .map(|i| AuditEvent {
+            time: Utc::now(),
+            kind: AuditKind::AuthSucceeded,
+            outcome: AuditOutcome::Allowed,
+            user: Some("automation-user".into()),
+            token_id: Some(id.as_str().into()),
+            client_ip: Some(ip("79.209.73.23")),
+            method: Some("GET".into()),
+            path: Some("/rest/api/1.0/projects".into()),
+            request_id: Some(format!("@BENCH01x954x{i}x1")),
+            node_id: "BENCH01".into(),
+            actor: None,
+            attributes: serde_json::json!({ "scope": "read-only" }),
+        })
+        .collect();
+    let mut group = c.benchmark_group("audit");
+    group.throughput(criterion::Throughput::Elements(BATCH as u64));
+    group.bench_function("sqlite_insert_batch_of_1024", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(store.insert_audit(black_box(&events)))
+                .unwrap()
+        });
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     credentials,
     verifier_cache_hit,
     decision,
     request_context,
-    log_line
+    log_line,
+    audit_batch_insert
 );
 criterion_main!(benches);
