@@ -9,6 +9,7 @@ mod extract;
 mod health;
 mod model;
 mod openapi;
+mod origin;
 mod tokens;
 
 pub use openapi::ApiDoc;
@@ -19,6 +20,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use ipnet::IpNet;
 use secrecy::SecretString;
 
 use crate::audit::AuditSink;
@@ -47,6 +49,8 @@ pub struct AdminState {
     /// Token and credential changes (actor `admin-api`), with audit, cache invalidation and
     /// metrics.
     pub lifecycle: Arc<Lifecycle>,
+    /// `proxy.trusted_proxies`: whose `X-Forwarded-For` names the caller of an admin call.
+    pub trusted_proxies: Arc<[IpNet]>,
 }
 
 /// The admin listener's routes.
@@ -58,6 +62,10 @@ pub fn router(state: AdminState) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin_token,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            origin::identify,
         ));
     health::routes()
         .merge(openapi::routes())

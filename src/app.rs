@@ -126,6 +126,7 @@ impl App {
             log_drops,
             audit: audit_sink,
             lifecycle: Arc::new(lifecycle),
+            trusted_proxies: config.proxy.trusted_proxies.clone().into(),
         };
         Ok(Self {
             config,
@@ -192,9 +193,12 @@ impl App {
         let admin_app = admin::router(admin);
         let mut admin_stop = stop_rx.clone();
         let admin_task = tokio::spawn(async move {
-            axum::serve(admin_listener, admin_app)
-                .with_graceful_shutdown(async move { stopped(&mut admin_stop).await })
-                .await
+            axum::serve(
+                admin_listener,
+                admin_app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stopped(&mut admin_stop).await })
+            .await
         });
 
         let limits = Limits {

@@ -8,6 +8,7 @@
 mod validate;
 mod view;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -45,6 +46,18 @@ impl Actor {
             Self::Cli => "cli",
         }
     }
+}
+
+/// The admin API request a change arrived in, recorded on its audit event. The CLI's
+/// changes have none ([`Origin::default`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The caller's address (through `proxy.trusted_proxies`, as on the proxy listener).
+    pub client_ip: Option<IpAddr>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    /// The request id, also answered as `X-AREQUESTID`.
+    pub request_id: Option<String>,
 }
 
 /// Where lifecycle audit events go.
@@ -182,6 +195,7 @@ impl Lifecycle {
     pub async fn create(
         &self,
         spec: TokenSpec,
+        origin: &Origin,
         now: DateTime<Utc>,
     ) -> Result<CreatedToken, LifecycleError> {
         validate_user(&spec.user)?;
@@ -204,6 +218,7 @@ impl Lifecycle {
             &record.user,
             Some(&record.id),
             attributes,
+            origin,
             now,
         )
         .await;
@@ -260,6 +275,7 @@ impl Lifecycle {
         &self,
         id: &str,
         patch: TokenPatch,
+        origin: &Origin,
         now: DateTime<Utc>,
     ) -> Result<TokenRecord, LifecycleError> {
         if patch.is_empty() {
@@ -291,6 +307,7 @@ impl Lifecycle {
             &new.user,
             Some(&new.id),
             changes(&old, &new, &patch),
+            origin,
             now,
         )
         .await;
@@ -301,6 +318,7 @@ impl Lifecycle {
     pub async fn revoke(
         &self,
         id: &str,
+        origin: &Origin,
         now: DateTime<Utc>,
     ) -> Result<TokenRecord, LifecycleError> {
         let old = self.get(id).await?;
@@ -322,6 +340,7 @@ impl Lifecycle {
             &new.user,
             Some(&new.id),
             attributes,
+            origin,
             now,
         )
         .await;
@@ -333,6 +352,7 @@ impl Lifecycle {
         &self,
         user: &str,
         credential: &SecretString,
+        origin: &Origin,
         now: DateTime<Utc>,
     ) -> Result<(), LifecycleError> {
         validate_user(user)?;
@@ -359,7 +379,7 @@ impl Lifecycle {
         if let Some(vault) = &self.vault {
             vault.forget(user).await;
         }
-        self.record(AuditKind::CredentialSet, user, None, json!({}), now)
+        self.record(AuditKind::CredentialSet, user, None, json!({}), origin, now)
             .await;
         Ok(())
     }
@@ -376,6 +396,7 @@ impl Lifecycle {
         user: &str,
         id: Option<&TokenId>,
         attributes: Value,
+        origin: &Origin,
         now: DateTime<Utc>,
     ) {
         let event = AuditEvent {
@@ -384,10 +405,10 @@ impl Lifecycle {
             outcome: AuditOutcome::Allowed,
             user: Some(user.to_owned()),
             token_id: id.map(ToString::to_string),
-            client_ip: None,
-            method: None,
-            path: None,
-            request_id: None,
+            client_ip: origin.client_ip,
+            method: origin.method.clone(),
+            path: origin.path.clone(),
+            request_id: origin.request_id.clone(),
             node_id: self.settings.node_id.clone(),
             actor: Some(self.actor.as_str().to_owned()),
             attributes,

@@ -2,7 +2,7 @@
 //! `upstream.identity = "credential"`. The credential is never echoed or logged.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::routing::put;
 use chrono::Utc;
@@ -11,6 +11,7 @@ use super::AdminState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AdminJson, AdminPath};
 use super::model::SetCredentialRequest;
+use crate::lifecycle::Origin;
 
 pub(super) fn routes() -> Router<AdminState> {
     Router::new().route("/admin/v1/users/{user}/credential", put(set_credential))
@@ -35,12 +36,13 @@ pub(super) fn routes() -> Router<AdminState> {
 )]
 pub(super) async fn set_credential(
     State(state): State<AdminState>,
+    Extension(origin): Extension<Origin>,
     AdminPath(user): AdminPath<String>,
     AdminJson(body): AdminJson<SetCredentialRequest>,
 ) -> Result<StatusCode, ApiError> {
     state
         .lifecycle
-        .set_credential(&user, &body.credential, Utc::now())
+        .set_credential(&user, &body.credential, &origin, Utc::now())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -12,7 +12,7 @@ use super::AdminState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AdminJson, AdminPath, AdminQuery};
 use super::model::{CreateTokenRequest, ListParams, PatchTokenRequest, encode_cursor};
-use crate::lifecycle::{CreatedToken, TokenPage, TokenView};
+use crate::lifecycle::{CreatedToken, Origin, TokenPage, TokenView};
 use crate::store::TokenQuery;
 
 pub(super) fn routes() -> Router<AdminState> {
@@ -41,12 +41,13 @@ pub(super) fn routes() -> Router<AdminState> {
 )]
 pub(super) async fn create(
     State(state): State<AdminState>,
+    Extension(origin): Extension<Origin>,
     AdminJson(body): AdminJson<CreateTokenRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = body
         .into_spec()
         .map_err(crate::lifecycle::LifecycleError::from)?;
-    let created: CreatedToken = state.lifecycle.create(spec, Utc::now()).await?;
+    let created: CreatedToken = state.lifecycle.create(spec, &origin, Utc::now()).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -134,6 +135,7 @@ pub(super) async fn show(
 )]
 pub(super) async fn patch(
     State(state): State<AdminState>,
+    Extension(origin): Extension<Origin>,
     AdminPath(id): AdminPath<String>,
     AdminJson(body): AdminJson<PatchTokenRequest>,
 ) -> Result<Json<TokenView>, ApiError> {
@@ -141,7 +143,7 @@ pub(super) async fn patch(
         .into_patch()
         .map_err(crate::lifecycle::LifecycleError::from)?;
     let now = Utc::now();
-    let record = state.lifecycle.patch(&id, patch, now).await?;
+    let record = state.lifecycle.patch(&id, patch, &origin, now).await?;
     Ok(Json(TokenView::new(&record, now)))
 }
 
@@ -161,8 +163,9 @@ pub(super) async fn patch(
 )]
 pub(super) async fn revoke(
     State(state): State<AdminState>,
+    Extension(origin): Extension<Origin>,
     AdminPath(id): AdminPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.lifecycle.revoke(&id, Utc::now()).await?;
+    state.lifecycle.revoke(&id, &origin, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -17,8 +17,8 @@ use secrecy::SecretString;
 use crate::app;
 use crate::config::{Config, parse_duration};
 use crate::lifecycle::{
-    self, Actor, AuditTo, Lifecycle, LifecycleError, LifecycleSettings, TokenPage, TokenSpec,
-    TokenView,
+    self, Actor, AuditTo, Lifecycle, LifecycleError, LifecycleSettings, Origin, TokenPage,
+    TokenSpec, TokenView,
 };
 use crate::ratelimit::RateQuota;
 use crate::store::TokenQuery;
@@ -181,7 +181,7 @@ pub(super) fn run_credential(config: &Config, command: CredentialCommand) -> Exi
     finish(block_on(async {
         let lifecycle = open(config).await?;
         lifecycle
-            .set_credential(&user, &credential, Utc::now())
+            .set_credential(&user, &credential, &Origin::default(), Utc::now())
             .await?;
         println!(
             "stored the credential of {}; running gateways use it within auth.cache_ttl",
@@ -275,7 +275,7 @@ async fn token(lifecycle: &Lifecycle, command: TokenCommand) -> Result<(), Failu
                 allowed_ips: args.allow_ip,
                 rate_limit: args.rate_limit,
             };
-            let created = lifecycle.create(spec, now).await?;
+            let created = lifecycle.create(spec, &Origin::default(), now).await?;
             if args.json {
                 print_json(&created);
             } else {
@@ -332,7 +332,7 @@ async fn token(lifecycle: &Lifecycle, command: TokenCommand) -> Result<(), Failu
         }
         TokenCommand::Revoke { id } => {
             let before = lifecycle.get(&id).await?;
-            let after = lifecycle.revoke(&id, now).await?;
+            let after = lifecycle.revoke(&id, &Origin::default(), now).await?;
             if before.revoked_at.is_some() {
                 println!(
                     "token {} of {} was already revoked",

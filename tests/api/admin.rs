@@ -14,7 +14,7 @@ use tokengate::audit::{AuditKind, AuditQuery, StoredAuditEvent};
 use tokengate::store::TokenQuery;
 use tokengate::token::{Scope, TokenRecord};
 
-use crate::support::app::{Backend, Options, TestApp, TokenOpts, spawn_app};
+use crate::support::app::{Backend, NODE_ID, Options, TestApp, TokenOpts, spawn_app};
 
 /// The admin token every gateway here is configured with.
 const ADMIN_TOKEN: &str = "admin-token-for-the-tests-0123";
@@ -28,6 +28,8 @@ fn sqlite() -> Options {
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) www_authenticate: Option<String>,
+    /// `X-AREQUESTID`.
+    pub(crate) request_id: Option<String>,
     pub(crate) body: Value,
     pub(crate) text: String,
 }
@@ -73,6 +75,10 @@ pub(crate) async fn call_as(
         .headers()
         .get("www-authenticate")
         .map(|v| v.to_str().unwrap().to_owned());
+    let request_id = response
+        .headers()
+        .get("x-arequestid")
+        .map(|v| v.to_str().unwrap().to_owned());
     let text = response.text().await.expect("reading the answer");
     let body = if text.is_empty() {
         Value::Null
@@ -82,6 +88,7 @@ pub(crate) async fn call_as(
     Answer {
         status,
         www_authenticate,
+        request_id,
         body,
         text,
     }
@@ -344,7 +351,27 @@ async fn every_endpoint_does_its_job() {
         changed.event.attributes
     );
     assert!(changed.event.attributes["expires_at"]["old"].is_string());
-    audit_event(&app, AuditKind::TokenRevoked).await;
+    // A change records the admin call it came in: caller, method, path and request id.
+    let revocation = audit_event(&app, AuditKind::TokenRevoked).await.event;
+    let path = format!("/admin/v1/tokens/{id}");
+    assert_eq!(
+        (
+            revocation.client_ip,
+            revocation.method.as_deref(),
+            revocation.path.as_deref(),
+        ),
+        (
+            Some("127.0.0.1".parse().unwrap()),
+            Some("DELETE"),
+            Some(path.as_str())
+        )
+    );
+    let request_id = revoked.request_id.expect("an X-AREQUESTID");
+    assert!(
+        request_id.starts_with(&format!("@{NODE_ID}x")),
+        "{request_id}"
+    );
+    assert_eq!(revocation.request_id, Some(request_id));
     let all = app
         .store()
         .query_audit(&AuditQuery {
