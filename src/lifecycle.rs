@@ -9,6 +9,7 @@ mod validate;
 mod view;
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -23,7 +24,9 @@ pub use validate::{
 };
 pub use view::{CreatedToken, TokenPage, TokenView};
 
-use crate::audit::{AuditEvent, AuditKind, AuditOutcome, AuditSink, Coverage};
+use crate::audit::{
+    AuditEvent, AuditKind, AuditOutcome, AuditSink, Coverage, append_to_audit_file,
+};
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::credential::{CredentialError, CredentialKey, CredentialVault};
@@ -65,8 +68,15 @@ pub struct Origin {
 pub enum AuditTo {
     /// The running gateway's batching writer.
     Sink(AuditSink),
-    /// Straight into the store (the CLI has no writer), when the coverage records them.
-    Store(Coverage),
+    /// Straight into the store (the CLI has no writer), when the coverage records them, and
+    /// into `audit.file` when one is configured.
+    Store {
+        coverage: Coverage,
+        /// `audit.file`.
+        file: Option<PathBuf>,
+        /// The Bitbucket instance the audit file names (`upstream.url`).
+        system: String,
+    },
 }
 
 /// What a [`Lifecycle`] takes from the config.
@@ -415,12 +425,22 @@ impl Lifecycle {
         };
         match &self.audit {
             AuditTo::Sink(sink) => sink.record(event),
-            AuditTo::Store(coverage) if coverage.records(kind) => {
-                if let Err(e) = self.store.insert_audit(&[event]).await {
+            AuditTo::Store {
+                coverage,
+                file,
+                system,
+            } if coverage.records(kind) => {
+                let events = [event];
+                if let Some(path) = file
+                    && let Err(e) = append_to_audit_file(path, &events, system).await
+                {
+                    tracing::warn!(target: "tokengate::lifecycle", error = %e, kind = kind.as_str(), file = %path.display(), "the change was made but its audit event could not be written to the audit file");
+                }
+                if let Err(e) = self.store.insert_audit(&events).await {
                     tracing::warn!(target: "tokengate::lifecycle", error = %e, kind = kind.as_str(), "the change was made but its audit event could not be stored");
                 }
             }
-            AuditTo::Store(_) => {}
+            AuditTo::Store { .. } => {}
         }
     }
 }

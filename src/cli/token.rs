@@ -228,7 +228,11 @@ async fn open(config: &Config) -> Result<Lifecycle, Failure> {
         store,
         settings,
         Actor::Cli,
-        AuditTo::Store(config.audit.coverage),
+        AuditTo::Store {
+            coverage: config.audit.coverage,
+            file: config.audit.file.clone(),
+            system: config.upstream.url.to_string(),
+        },
     ))
 }
 

@@ -267,8 +267,50 @@ async fn the_token_lifecycle_from_the_command_line() {
 }
 
 #[tokio::test]
+async fn changes_are_appended_to_the_audit_file_too() {
+    let setup = Setup::new("[audit]\nfile = \"audit/tokengate-audit.log\"").await;
+    let created = setup
+        .run(
+            &[
+                "token",
+                "create",
+                "--user",
+                "a",
+                "--description",
+                "d",
+                "--json",
+            ],
+            "",
+        )
+        .json();
+    let id = created["id"].as_str().unwrap();
+    setup.run(&["token", "revoke", id], "").ok();
+
+    let file = setup.dir.path().join("audit/tokengate-audit.log");
+    let text = std::fs::read_to_string(&file).expect("the audit file");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let actions: Vec<_> = lines
+        .iter()
+        .map(|l| l["auditType"]["actionI18nKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "tokengate.audit.action.token_created",
+            "tokengate.audit.action.token_revoked"
+        ]
+    );
+    assert!(lines.iter().all(|l| l["node"] == "CLITST"), "{text}");
+    assert!(!text.contains(&created["token"].as_str().unwrap()[17..]));
+}
+
+#[tokio::test]
 async fn audit_coverage_off_records_nothing() {
-    let setup = Setup::new("[audit]\ncoverage = \"off\"").await;
+    let setup =
+        Setup::new("[audit]\ncoverage = \"off\"\nfile = \"audit/tokengate-audit.log\"").await;
     setup
         .run(
             &["token", "create", "--user", "a", "--description", "d"],
@@ -284,6 +326,7 @@ async fn audit_coverage_off_records_nothing() {
         .await
         .unwrap();
     assert!(events.is_empty());
+    assert!(!setup.dir.path().join("audit/tokengate-audit.log").exists());
 }
 
 #[tokio::test]
