@@ -183,6 +183,7 @@ impl App {
         let background = spawn_background(
             Arc::clone(&store),
             Arc::clone(&verifier),
+            admin.credentials.clone(),
             limiter,
             Arc::clone(&usage),
             Arc::clone(&admin.metrics),
@@ -236,11 +237,13 @@ impl App {
     }
 }
 
-/// Change notifications, periodic limiter and cache upkeep, last-used writes, and the active
-/// token gauge. Every task ends when `stop` turns true.
+/// Change notifications (to the token and credential caches), periodic limiter and cache
+/// upkeep, last-used writes, and the active token gauge. Every task ends when `stop` turns
+/// true.
 async fn spawn_background(
     store: Arc<dyn TokenStore>,
     verifier: Arc<Verifier>,
+    credentials: Option<Arc<CredentialVault>>,
     limiter: Arc<dyn Limiter>,
     usage: Arc<UsageTracker>,
     metrics: Arc<Metrics>,
@@ -255,7 +258,12 @@ async fn spawn_background(
                 loop {
                     tokio::select! {
                         change = changes.recv() => match change {
-                            Some(change) => verifier.forget(&change),
+                            Some(change) => {
+                                verifier.forget(&change);
+                                if let Some(vault) = &credentials {
+                                    vault.apply(&change).await;
+                                }
+                            }
                             None => break,
                         },
                         () = stopped(&mut stop) => break,

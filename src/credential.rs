@@ -7,6 +7,8 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::store::Change;
+
 const NONCE_LEN: usize = 12;
 
 /// Why a key or sealed value was refused.
@@ -190,5 +192,15 @@ impl CredentialVault {
     /// Forgets a cached credential (after it was replaced).
     pub async fn forget(&self, user: &str) {
         self.cache.invalidate(user).await;
+    }
+
+    /// Forgets what `change` makes stale: a replaced credential, or all of them when changes
+    /// may have been missed.
+    pub async fn apply(&self, change: &Change) {
+        match change {
+            Change::Credential(user) => self.forget(user).await,
+            Change::All => self.cache.invalidate_all(),
+            Change::Token(_) => {}
+        }
     }
 }

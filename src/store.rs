@@ -59,6 +59,8 @@ pub struct LastUse {
 pub enum Change {
     /// This token was created, changed or revoked.
     Token(TokenId),
+    /// This user's stored Bitbucket credential was set or replaced.
+    Credential(String),
     /// Changes may have been missed (a lost connection): forget everything cached.
     All,
 }

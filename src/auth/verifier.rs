@@ -234,6 +234,7 @@ impl Verifier {
                     .verified
                     .invalidate_entries_if(move |_, record| record.id == id);
             }
+            Change::Credential(_) => {}
             Change::All => {
                 self.verified.invalidate_all();
                 self.unknown_ids.invalidate_all();

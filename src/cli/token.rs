@@ -184,7 +184,7 @@ pub(super) fn run_credential(config: &Config, command: CredentialCommand) -> Exi
             .set_credential(&user, &credential, &Origin::default(), Utc::now())
             .await?;
         println!(
-            "stored the credential of {}; running gateways use it within auth.cache_ttl",
+            "stored the credential of {}; running gateways use it within a second",
             Escaped(&user)
         );
         Ok(())

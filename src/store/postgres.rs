@@ -1,7 +1,8 @@
 //! The PostgreSQL backend, for a tier of gateways sharing one database.
 //!
 //! Token changes are announced with `pg_notify('tokengate_tokens', id)` in the transaction that
-//! makes them, so every replica's [`TokenStore::watch`] hears of them once they commit.
+//! makes them, and credential changes with `credential:{user}` on the same channel, so every
+//! replica's [`TokenStore::watch`] hears of them once they commit.
 
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -87,6 +88,9 @@ impl ReadRow for PgRow {
         self.try_get(col).map_err(|e| corrupt(col, e.to_string()))
     }
 }
+
+/// The payload prefix of a credential change; a token change's payload is the token id.
+const CREDENTIAL_PREFIX: &str = "credential:";
 
 /// Announces a token change; delivered when the surrounding transaction commits.
 async fn announce(conn: &mut PgConnection, id: &TokenId) -> Result<(), StoreError> {
@@ -221,6 +225,7 @@ impl TokenStore for PgStore {
     }
 
     async fn put_credential(&self, user: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO credentials (user_name, sealed, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_name) DO UPDATE \
@@ -229,8 +234,16 @@ impl TokenStore for PgStore {
         .bind(user)
         .bind(sealed)
         .bind(rows::floor_ms(Utc::now()))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // Other replicas drop their cached copy (user names are at most 255 characters, well
+        // within a notification's 8,000 bytes).
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(format!("{CREDENTIAL_PREFIX}{user}"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -328,9 +341,10 @@ async fn forward(
                 () = tx.closed() => return,
                 _ = alive.changed() => return,
                 received = l.try_recv() => match received {
-                    Ok(Some(n)) => match TokenId::parse(n.payload()) {
-                        Some(id) => Change::Token(id),
-                        None => {
+                    Ok(Some(n)) => match (n.payload().strip_prefix(CREDENTIAL_PREFIX), TokenId::parse(n.payload())) {
+                        (Some(user), _) => Change::Credential(user.to_owned()),
+                        (None, Some(id)) => Change::Token(id),
+                        (None, None) => {
                             tracing::warn!(payload = n.payload(), "ignoring a malformed token change notification");
                             continue;
                         }

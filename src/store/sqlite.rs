@@ -238,6 +238,8 @@ impl TokenStore for SqliteStore {
     }
 
     async fn put_credential(&self, user: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        let now = millis(Utc::now());
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO credentials (user_name, sealed, updated_at) VALUES (?, ?, ?) \
              ON CONFLICT (user_name) DO UPDATE \
@@ -245,9 +247,16 @@ impl TokenStore for SqliteStore {
         )
         .bind(user)
         .bind(sealed)
-        .bind(millis(Utc::now()))
-        .execute(&self.pool)
+        .bind(now)
+        .execute(&mut *tx)
         .await?;
+        // A credential change is a row naming the user and no token.
+        sqlx::query("INSERT INTO token_changes (token_id, user_name, at) VALUES ('', ?, ?)")
+            .bind(user)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -327,22 +336,26 @@ async fn poll(
             _ = alive.changed() => return,
             _ = tick.tick() => {}
         }
-        let changes: Result<Vec<(i64, String)>, _> =
-            sqlx::query_as("SELECT seq, token_id FROM token_changes WHERE seq > ? ORDER BY seq")
-                .bind(last)
-                .fetch_all(&pool)
-                .await;
+        let changes: Result<Vec<(i64, String, Option<String>)>, _> = sqlx::query_as(
+            "SELECT seq, token_id, user_name FROM token_changes WHERE seq > ? ORDER BY seq",
+        )
+        .bind(last)
+        .fetch_all(&pool)
+        .await;
         let mut out = Vec::new();
         match changes {
             Ok(changes) => {
                 if std::mem::take(&mut failing) {
                     out.push(Change::All);
                 }
-                for (seq, id) in changes {
+                for (seq, id, user) in changes {
                     last = seq;
-                    match TokenId::parse(&id) {
-                        Some(id) => out.push(Change::Token(id)),
-                        None => tracing::warn!(token_id = id, "ignoring a malformed token change"),
+                    match (user, TokenId::parse(&id)) {
+                        (Some(user), _) => out.push(Change::Credential(user)),
+                        (None, Some(id)) => out.push(Change::Token(id)),
+                        (None, None) => {
+                            tracing::warn!(token_id = id, "ignoring a malformed token change");
+                        }
                     }
                 }
             }

@@ -1,5 +1,8 @@
 //! `upstream.identity = "credential"`: the token's user is forwarded with their own Bitbucket
-//! credential, opened from the sealed copy in the store; a user without one is refused.
+//! credential, opened from the sealed copy in the store; a replaced credential is used at once,
+//! not after the cache lifetime; a user without one is refused.
+
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -20,12 +23,17 @@ async fn a_credential_user_is_forwarded_with_their_bitbucket_credential(backend:
             .set("upstream.credential_key", key.as_str()),
     )
     .await;
+    let sealer = CredentialKey::from_secret(&SecretString::from(key.clone())).unwrap();
+    let seal = |credential: &str| {
+        sealer
+            .seal("alice", &SecretString::from(credential))
+            .unwrap()
+    };
     let credential = "BBDC-NDI0MjQyNDI0MjQyOnN0b3JlZC1jcmVkZW50aWFs";
-    let sealed = CredentialKey::from_secret(&SecretString::from(key.clone()))
-        .unwrap()
-        .seal("alice", &SecretString::from(credential))
+    app.store()
+        .put_credential("alice", &seal(credential))
+        .await
         .unwrap();
-    app.store().put_credential("alice", &sealed).await.unwrap();
 
     let (_, alice) = app
         .create_token("alice", Scope::ReadOnly, TokenOpts::default())
@@ -38,6 +46,33 @@ async fn a_credential_user_is_forwarded_with_their_bitbucket_credential(backend:
         [format!("Bearer {credential}")]
     );
     assert_eq!(seen.header_values("x-forwarded-user"), Vec::<String>::new());
+
+    // Replaced by another process (the CLI, another replica) while the gateway holds the old
+    // one in its cache for `auth.cache_ttl` (60 s): forwarded with the new one within a
+    // second or so, when the change notification arrives.
+    let replaced = "BBDC-MTMxMzEzMTMxMzEzOnJlcGxhY2VkLWNyZWRlbnRpYWw";
+    app.store()
+        .put_credential("alice", &seal(replaced))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let reply = get(&app, &bearer(&alice)).await;
+        let sent = reply
+            .seen
+            .as_ref()
+            .expect("forwarded")
+            .header_values("authorization");
+        if sent == [format!("Bearer {replaced}")] {
+            break;
+        }
+        assert_eq!(sent, [format!("Bearer {credential}")]);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replaced credential was still forwarded after 3 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // A user without a stored credential cannot be forwarded: 401, and Bitbucket sees nothing.
     let (_, bob) = app
@@ -58,8 +93,8 @@ async fn a_credential_user_is_forwarded_with_their_bitbucket_credential(backend:
     assert!(
         app.log_lines()
             .iter()
-            .all(|line| !line.contains(credential)),
-        "the stored credential reached the log"
+            .all(|line| !line.contains(credential) && !line.contains(replaced)),
+        "a stored credential reached the log"
     );
     app.finish().await;
 }

@@ -61,6 +61,18 @@ async fn watch_hears_changes_made_by_another_instance(url: String) {
         Change::Token(other.id.clone())
     );
 
+    // A stored credential, set or replaced, is announced by its user.
+    cli.put_credential("alice", b"sealed").await.unwrap();
+    assert_eq!(
+        next_change(&mut changes).await,
+        Change::Credential("alice".into())
+    );
+    cli.put_credential("alice", b"sealed again").await.unwrap();
+    assert_eq!(
+        next_change(&mut changes).await,
+        Change::Credential("alice".into())
+    );
+
     // Reading and recording use is not a change.
     cli.record_last_used(&[store::LastUse {
         id: other.id.clone(),
@@ -156,7 +168,7 @@ async fn postgres_watch_reports_a_lost_connection_and_recovers() {
         let heard = timeout(WITHIN, async {
             loop {
                 match changes.recv().await.expect("the watch stream ended") {
-                    Change::All => {}
+                    Change::All | Change::Credential(_) => {}
                     Change::Token(id) => break id,
                 }
             }
