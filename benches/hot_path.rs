@@ -247,7 +247,8 @@ fn ip(s: &str) -> IpAddr {
 }
 
 /// The audit writer's batch insert on SQLite, off the request path but on the same cores: a
-/// full batch of authentication events as the gateway records them, reported per event.
+/// full batch of authentication events as the gateway records them, reported per event, into
+/// a table that grows by a batch each iteration, as it does in use.
 fn audit_batch_insert(c: &mut Criterion) {
     use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome};
     const BATCH: usize = 1024;

@@ -20,7 +20,6 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use ipnet::IpNet;
 use secrecy::SecretString;
 
 use crate::audit::AuditSink;
@@ -49,8 +48,6 @@ pub struct AdminState {
     /// Token and credential changes (actor `admin-api`), with audit, cache invalidation and
     /// metrics.
     pub lifecycle: Arc<Lifecycle>,
-    /// `proxy.trusted_proxies`: whose `X-Forwarded-For` names the caller of an admin call.
-    pub trusted_proxies: Arc<[IpNet]>,
 }
 
 /// The admin listener's routes.

@@ -126,7 +126,6 @@ impl App {
             log_drops,
             audit: audit_sink,
             lifecycle: Arc::new(lifecycle),
-            trusted_proxies: config.proxy.trusted_proxies.clone().into(),
         };
         Ok(Self {
             config,

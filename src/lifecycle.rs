@@ -55,9 +55,11 @@ impl Actor {
 /// changes have none ([`Origin::default`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Origin {
-    /// The caller's address (through `proxy.trusted_proxies`, as on the proxy listener).
+    /// The address the call came from (the admin listener's peer).
     pub client_ip: Option<IpAddr>,
+    /// The call's HTTP method.
     pub method: Option<String>,
+    /// The call's path, without the query.
     pub path: Option<String>,
     /// The request id, also answered as `X-AREQUESTID`.
     pub request_id: Option<String>,

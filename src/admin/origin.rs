@@ -1,5 +1,7 @@
 //! Each admin API call's request id, answered as `X-AREQUESTID`, and the [`Origin`] that the
-//! audit events of its changes record: the caller's address, the method, the path and the id.
+//! audit events of its changes record: the connecting address, the method, the path and the
+//! id. The address is the peer's own: `X-Forwarded-For` is not read on the admin listener,
+//! where a caller sharing a trusted proxy's address could otherwise name any address it liked.
 
 use std::net::SocketAddr;
 
@@ -10,7 +12,6 @@ use axum::response::Response;
 
 use super::AdminState;
 use crate::lifecycle::Origin;
-use crate::proxy::remote;
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-arequestid");
 
@@ -20,16 +21,16 @@ pub(super) async fn identify(
     mut request: Request,
     next: Next,
 ) -> Response {
+    // Ids from the proxy's sequence, so an admin call's id is unique among the node's requests;
+    // the call is not a proxied request, so it does not stay counted as in flight.
     let (request_id, in_flight) = state.requests.next();
     drop(in_flight);
     // Served with the peer address; a router served without it records no address.
-    let client_ip =
-        request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| {
-                remote(request.headers(), *peer, &state.trusted_proxies).client_ip
-            });
+    let client_ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip().to_canonical());
+    // Node ids are validated as letters and digits, so a request id is always a header value.
     let header = HeaderValue::from_str(&request_id).expect("request ids are ASCII");
     let origin = Origin {
         client_ip,

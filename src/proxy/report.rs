@@ -147,7 +147,7 @@ struct Event<'a> {
 }
 
 impl<'a> Event<'a> {
-    /// A refusal of `token`'s request.
+    /// An event about `token`'s request, a refusal unless the caller sets the outcome.
     fn of(token: &'a TokenRecord, kind: AuditKind, attributes: Attributes<'a>) -> Self {
         Self {
             kind,

@@ -416,6 +416,27 @@ async fn scope_and_optional_fields_have_defaults() {
     app.finish().await;
 }
 
+/// The address a change records is the admin listener's peer: a caller cannot name another in
+/// `X-Forwarded-For`, even where the proxy listener trusts the peer's forwarding.
+#[tokio::test]
+async fn a_change_records_the_connecting_address_not_a_forwarded_one() {
+    let app = spawn_app(sqlite().set("proxy.trusted_proxies", vec!["127.0.0.1/32"])).await;
+    let created = create(&app, json!({"user": "alice", "description": "d"})).await;
+    let id = created["id"].as_str().unwrap();
+    let response = app
+        .client
+        .delete(format!("{}/admin/v1/tokens/{id}", app.admin_url()))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .expect("an admin call");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let revocation = audit_event(&app, AuditKind::TokenRevoked).await.event;
+    assert_eq!(revocation.client_ip, Some("127.0.0.1".parse().unwrap()));
+    app.finish().await;
+}
+
 /// Sends each `(body, status, code, field)` to `method path` and checks the refusal, and that
 /// the stored tokens did not change.
 async fn refuses_all(app: &TestApp, method: Method, path: &str, cases: &[(&str, u16, &str, &str)]) {
