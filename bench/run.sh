@@ -38,8 +38,8 @@ connections=${BENCH_CONNECTIONS:-32}
 attack_rate=${BENCH_ATTACK_RATE:-2000}
 workers=${BENCH_WORKERS:-2}
 upstream_workers=${BENCH_UPSTREAM_WORKERS:-1}
-# auth.cache_ttl, the product's default: a verified token is re-verified (one argon2 hash)
-# once per cache lifetime.
+# auth.cache_ttl, the product's default: a verified token's record is read again once per
+# cache lifetime (its secret, matched once, is not hashed again).
 cache_ttl=60
 target_dir=${CARGO_TARGET_DIR:-target}
 bin="$target_dir/release/tokengate"
@@ -378,11 +378,10 @@ if [[ $mode == attack ]]; then
     printf '%-6s %-10s %12s %10s %8s %14s\n' "$r" flood "$1" "$2" "$3" "$flood_rps"
   done
   hashes_after=$(metric tokengate_hash_verifications_total)
-  # The flood's ids are unknown, so it may cause no hash at all; the valid token is
-  # re-verified once per auth.cache_ttl, and that is all the counter may show.
+  # The flood's ids are unknown, so it may cause no hash at all; the valid token was verified
+  # before the phase and is not hashed again, so the counter may not move.
   attack_seconds=$((SECONDS - attack_started))
-  hashes_allowed=$(( (attack_seconds + cache_ttl - 1) / cache_ttl ))
-  ((hashes_allowed < 1)) && hashes_allowed=1
+  hashes_allowed=0
   q_p99=$(column_of 2 <"$work/quiet.rounds" | median)
   f_p99=$(column_of 2 <"$work/flood.rounds" | median)
   q_rps=$(column_of 1 <"$work/quiet.rounds" | median)
@@ -393,8 +392,8 @@ if [[ $mode == attack ]]; then
   printf '\n%-30s %12s %12s %10s\n' "median of $rounds (valid client)" quiet flood ratio
   printf '%-30s %12s %12s\n' 'requests/s' "$q_rps" "$f_rps"
   printf '%-30s %12s %12s %10s\n' 'p99 latency (ms)' "$q_p99" "$f_p99" "$flood_ratio"
-  printf '%-30s %12s   (allowed: the valid token, once per %ss cache lifetime, over %ss: %s)\n' \
-    'argon2 hashes, attack phase' "$((hashes_after - hashes_before))" "$cache_ttl" "$attack_seconds" "$hashes_allowed"
+  printf '%-30s %12s   (over %ss; allowed: %s)\n' \
+    'argon2 hashes, attack phase' "$((hashes_after - hashes_before))" "$attack_seconds" "$hashes_allowed"
   printf '%-30s %12s\n' 'tokengate VmRSS after' "$((rss / 1024)) MiB"
   echo
   verdict "$(yes_if "$flood_ratio <= 2")" "valid client's p99 under the flood $flood_ratio x <= 2 x"

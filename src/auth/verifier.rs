@@ -1,9 +1,11 @@
 //! Verifying tokengate tokens: checksum first, then a cache keyed by a SHA-256 digest of the
 //! whole token, then one indexed store lookup and one argon2 verification on the blocking pool.
 //!
-//! An argon2 hash runs at most once per token per cache lifetime (concurrent first uses share
-//! one), never for an id the store does not know, and never for a bad checksum. Unknown ids
-//! and wrong secrets are remembered briefly; clients that keep failing are throttled per IP.
+//! A verified token is trusted for the cache lifetime; then (or after a change to it) its record
+//! is read again, but its secret is not hashed again while the stored hash is the one it
+//! matched. So an argon2 hash runs about once per token (concurrent first uses share one), never
+//! for an id the store does not know, and never for a bad checksum. Unknown ids and wrong
+//! secrets are remembered briefly; clients that keep failing are throttled per IP.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -36,6 +38,9 @@ pub struct Verifier {
     unknown_ids: moka::sync::Cache<[u8; 12], ()>,
     /// Digest of a whole token whose secret did not match → the owner.
     wrong_secrets: moka::sync::Cache<Digest32, Arc<str>>,
+    /// Digest of a whole token whose secret matched → the stored hash it matched. A record read
+    /// again with this same hash needs no new argon2 verification: the verdict is the same.
+    matched_hashes: moka::sync::Cache<Digest32, Arc<str>>,
     /// Bounds concurrent argon2 verifications.
     hash_slots: Semaphore,
     /// Failed verifications per client IP.
@@ -66,6 +71,8 @@ pub struct VerifierSettings {
 
 /// How long an unknown id or a wrong secret is remembered.
 const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+/// How long a matched secret is remembered (its record is still read every cache lifetime).
+const MATCHED_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Entries in each cache at most.
 const CACHE_CAPACITY: u64 = 100_000;
 
@@ -94,6 +101,10 @@ impl Verifier {
             wrong_secrets: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(NEGATIVE_TTL.min(settings.cache_ttl))
+                .build(),
+            matched_hashes: moka::sync::Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(MATCHED_TTL)
                 .build(),
             hash_slots: Semaphore::new(settings.hash_concurrency.max(1)),
             failures: RateLimiter::dashmap(quota.to_governor())
@@ -185,6 +196,13 @@ impl Verifier {
         if record.id != *id {
             return Err(Miss::Unknown);
         }
+        if self
+            .matched_hashes
+            .get(&digest)
+            .is_some_and(|hash| *hash == *record.secret_hash)
+        {
+            return Ok(Arc::new(record));
+        }
         let _slot = self
             .hash_slots
             .acquire()
@@ -197,6 +215,8 @@ impl Verifier {
             .await
             .unwrap_or(false);
         if matches {
+            self.matched_hashes
+                .insert(digest, record.secret_hash.as_str().into());
             Ok(Arc::new(record))
         } else {
             let owner: Arc<str> = record.user.into();
@@ -223,7 +243,8 @@ impl Verifier {
         Verification::Invalid { reason, owner }
     }
 
-    /// Drops cached verifications for a changed token, or all of them.
+    /// Drops cached verifications for a changed token, or all of them. Matched hashes stay: a
+    /// record read again is compared with them, so a change to it costs no new hash.
     pub fn forget(&self, change: &Change) {
         match change {
             Change::Token(id) => {

@@ -416,6 +416,37 @@ async fn scope_and_optional_fields_have_defaults() {
     app.finish().await;
 }
 
+/// A change takes effect on the token's next request, which reads the new record; the secret,
+/// verified once, is not hashed again.
+#[tokio::test]
+async fn a_changed_token_is_read_again_but_not_hashed_again() {
+    const HASHES: &str = "tokengate_hash_verifications_total";
+    let app = spawn_app(sqlite()).await;
+    let created = create(&app, json!({"user": "alice", "description": "d"})).await;
+    let (id, secret) = (
+        created["id"].as_str().unwrap(),
+        created["token"].as_str().unwrap(),
+    );
+    assert_eq!(use_token(&app, secret).await, StatusCode::OK);
+    let hashes = app.metric(HASHES).await;
+    let path = format!("/admin/v1/tokens/{id}");
+    for (allowed, status) in [
+        (json!(["10.0.0.0/8"]), StatusCode::UNAUTHORIZED),
+        (json!([]), StatusCode::OK),
+    ] {
+        let body = json!({ "allowed_ips": allowed });
+        let patched = call(&app, Method::PATCH, &path, Some(&body)).await;
+        assert_eq!(patched.status, StatusCode::OK, "{patched:?}");
+        assert_eq!(use_token(&app, secret).await, status, "allowed {allowed}");
+    }
+    assert_eq!(
+        app.metric(HASHES).await,
+        hashes,
+        "the secret was hashed again"
+    );
+    app.finish().await;
+}
+
 /// The address a change records is the admin listener's peer: a caller cannot name another in
 /// `X-Forwarded-For`, even where the proxy listener trusts the peer's forwarding.
 #[tokio::test]
