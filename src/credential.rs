@@ -1,6 +1,8 @@
 //! Users' Bitbucket credentials for `upstream.identity = "credential"`, sealed at rest with
 //! ChaCha20-Poly1305 under a key from the environment.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
@@ -129,6 +131,9 @@ pub struct CredentialVault {
     store_runtime: Option<crate::store::StoreRuntime>,
     key: CredentialKey,
     cache: moka::future::Cache<String, Option<std::sync::Arc<SecretString>>>,
+    /// Credential changes heard so far. A lookup that a change overtook may have read the
+    /// credential from before it: its result answers the request that asked, but is not kept.
+    changes: AtomicU64,
 }
 
 /// Why no credential could be used for a user.
@@ -154,6 +159,7 @@ impl CredentialVault {
                 .max_capacity(10_000)
                 .time_to_live(ttl)
                 .build(),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -170,7 +176,9 @@ impl CredentialVault {
         &self,
         user: &str,
     ) -> Result<Option<std::sync::Arc<SecretString>>, std::sync::Arc<VaultError>> {
-        self.cache
+        let changes = self.changes.load(Ordering::SeqCst);
+        let credential = self
+            .cache
             .try_get_with_by_ref(user, async {
                 let sealed = match &self.store_runtime {
                     Some(runtime) => {
@@ -186,11 +194,16 @@ impl CredentialVault {
                     None => Ok(None),
                 }
             })
-            .await
+            .await;
+        if self.changes.load(Ordering::SeqCst) != changes {
+            self.cache.invalidate(user).await;
+        }
+        credential
     }
 
     /// Forgets a cached credential (after it was replaced).
     pub async fn forget(&self, user: &str) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(user).await;
     }
 
@@ -199,7 +212,10 @@ impl CredentialVault {
     pub async fn apply(&self, change: &Change) {
         match change {
             Change::Credential(user) => self.forget(user).await,
-            Change::All => self.cache.invalidate_all(),
+            Change::All => {
+                self.changes.fetch_add(1, Ordering::SeqCst);
+                self.cache.invalidate_all();
+            }
             Change::Token(_) => {}
         }
     }

@@ -9,6 +9,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::RateLimiter;
@@ -56,6 +57,9 @@ pub struct Verifier {
     throttled: moka::sync::Cache<IpAddr, Instant>,
     /// argon2 verifications run so far (the `tokengate_hash_verifications_total` metric).
     hashes: Counter,
+    /// Token changes heard so far. A lookup that a change overtook may have read the record
+    /// from before it: its result answers the request that asked, but is not kept.
+    changes: AtomicU64,
 }
 
 /// Verifier settings.
@@ -115,6 +119,7 @@ impl Verifier {
                 .time_to_live(quota.period())
                 .build(),
             hashes,
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -153,10 +158,14 @@ impl Verifier {
         if self.unknown_ids.contains_key(&id_key) {
             return self.failed(client_ip, Invalid::UnknownId, None);
         }
+        let changes = self.changes.load(Ordering::SeqCst);
         let result = self
             .verified
             .try_get_with(digest, self.look_up_and_hash(&presented, digest))
             .await;
+        if self.changes.load(Ordering::SeqCst) != changes {
+            self.verified.invalidate(&digest).await;
+        }
         match result {
             Ok(record) => Verification::Verified(record),
             Err(miss) => match &*miss {
@@ -246,6 +255,9 @@ impl Verifier {
     /// Drops cached verifications for a changed token, or all of them. Matched hashes stay: a
     /// record read again is compared with them, so a change to it costs no new hash.
     pub fn forget(&self, change: &Change) {
+        if !matches!(change, Change::Credential(_)) {
+            self.changes.fetch_add(1, Ordering::SeqCst);
+        }
         match change {
             Change::Token(id) => {
                 self.unknown_ids.invalidate(&id.key());
