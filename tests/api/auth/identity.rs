@@ -7,10 +7,12 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
+use serde_json::json;
+use tokengate::audit::AuditKind;
 use tokengate::credential::CredentialKey;
 use tokengate::token::Scope;
 
-use super::{AUTH_LOGGER, REST, assert_line, bearer, both_backends, get};
+use super::{AUTH_LOGGER, REST, assert_audited, assert_line, bearer, both_backends, get};
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
 
 both_backends!(a_credential_user_is_forwarded_with_their_bitbucket_credential);
@@ -89,6 +91,8 @@ async fn a_credential_user_is_forwarded_with_their_bitbucket_credential(backend:
         ),
     )
     .await;
+    let reason = json!({ "reason": "no_upstream_credential" });
+    assert_audited(&app, &reply, AuditKind::AuthFailed, reason).await;
 
     assert!(
         app.log_lines()

@@ -3,10 +3,12 @@
 
 use futures_util::StreamExt as _;
 use secrecy::ExposeSecret as _;
+use serde_json::json;
+use tokengate::audit::AuditKind;
 use tokengate::token::Scope;
 
 use super::tokens::{HASHES, wrong_secret};
-use super::{AUTH_LOGGER, REST, assert_line, bearer, both_backends, call, get};
+use super::{AUTH_LOGGER, REST, assert_audited, assert_line, bearer, both_backends, call, get};
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
 
 both_backends!(
@@ -106,6 +108,8 @@ async fn repeated_failures_from_one_ip_get_429(backend: Backend) {
         "Token verification from IP address 198.51.100.7 refused: too many failed token verifications from this address. REST endpoint: {REST}"
     );
     assert_line(&app, &reply, AUTH_LOGGER, &message).await;
+    let reason = json!({ "reason": "too_many_failures" });
+    assert_audited(&app, &reply, AuditKind::AuthFailed, reason).await;
 
     // Another client is not affected.
     call(&app, "GET", REST, Some(&guess()), &from("198.51.100.8"))

@@ -5,12 +5,14 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use secrecy::ExposeSecret as _;
+use serde_json::json;
 use sqlx::{AssertSqlSafe, Connection as _, PgConnection};
+use tokengate::audit::AuditKind;
 use tokengate::token::Scope;
 
 use super::{
-    AUTH_LOGGER, BASIC_REALM, BEARER_INVALID, REST, assert_line, basic, bearer, both_backends,
-    call, get, says,
+    AUTH_LOGGER, BASIC_REALM, BEARER_INVALID, REST, assert_audited, assert_line, basic, bearer,
+    both_backends, call, get, says,
 };
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
 use crate::support::log::LogLine;
@@ -211,6 +213,8 @@ async fn a_token_outside_the_protected_paths_is_refused_and_not_forwarded(backen
             "An API token was sent to a path where tokens are not accepted; the request was refused and not forwarded. REST endpoint: {path}"
         );
         assert_line(&app, &reply, AUTH_LOGGER, &message).await;
+        let reason = json!({ "reason": "outside_protected_paths" });
+        assert_audited(&app, &reply, AuditKind::AuthFailed, reason).await;
     }
     assert!(app.upstream.requests().is_empty());
     app.finish().await;
