@@ -211,7 +211,7 @@ impl App {
             n => n,
         };
         let (proxy_stop_tx, proxy_stop) = watch::channel(false);
-        let workers = Workers::start(
+        let mut workers = Workers::start(
             proxy_listener,
             threads,
             || Gateway::new(&config, parts.clone()),
@@ -221,8 +221,9 @@ impl App {
         .context("starting the proxy workers")?;
         drop(parts);
         shutdown.await;
-        tracing::info!(target: "tokengate::proxy", "stopped accepting; draining in-flight requests");
         let _ = proxy_stop_tx.send(true);
+        workers.closed().await;
+        tracing::info!(target: "tokengate::proxy", "stopped accepting; draining in-flight requests");
         workers.stopped().await;
         let _ = stop_tx.send(true);
         let _ = admin_task.await;

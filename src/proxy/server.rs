@@ -22,12 +22,14 @@ pub struct Limits {
     pub shutdown_grace: Duration,
 }
 
-/// Serves the proxy on `listener` until `shutdown` completes, then drains.
+/// Serves the proxy on `listener` until `shutdown` completes, then closes it (and reports
+/// that on `closed`) and drains.
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
+    closed: tokio::sync::oneshot::Sender<()>,
 ) {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
@@ -65,6 +67,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    let _ = closed.send(());
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
         .is_err()

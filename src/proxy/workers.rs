@@ -56,9 +56,11 @@ async fn anchor_timers() {
     }
 }
 
-/// The running workers; [`Workers::stopped`] waits until each has drained.
+/// The running workers; [`Workers::closed`] waits until each has closed its listening
+/// socket, [`Workers::stopped`] until each has drained.
 #[derive(Debug)]
 pub struct Workers {
+    closed: Vec<oneshot::Receiver<()>>,
     finished: Vec<oneshot::Receiver<()>>,
 }
 
@@ -81,6 +83,7 @@ impl Workers {
         let addr = listener.local_addr()?;
         let port = addr.port();
         let mut first = Some(listener);
+        let mut closed = Vec::new();
         let mut finished = Vec::new();
         for n in 1..=count.max(1) {
             let name = format!("http-nio-{port}-exec-{n}");
@@ -102,21 +105,32 @@ impl Workers {
             let gateway = Arc::new(gateway());
             let mut stop = stop.clone();
             let (done, waiter) = oneshot::channel();
+            let (on_closed, closed_waiter) = oneshot::channel();
             std::thread::Builder::new().name(name).spawn(move || {
                 let shutdown = async move {
                     let _ = stop.wait_for(|stopped| *stopped).await;
                 };
                 runtime.block_on(async move {
                     let anchor = tokio::spawn(anchor_timers());
-                    serve(listener, gateway, limits, shutdown).await;
+                    serve(listener, gateway, limits, shutdown, on_closed).await;
                     anchor.abort();
                 });
                 drop(runtime);
                 let _ = done.send(());
             })?;
+            closed.push(closed_waiter);
             finished.push(waiter);
         }
-        Ok(Self { finished })
+        Ok(Self { closed, finished })
+    }
+
+    /// Completes when every worker has closed its listening socket (after `stop` turned
+    /// true): from then on a new connection to the proxy port is refused.
+    pub async fn closed(&mut self) {
+        for worker in self.closed.drain(..) {
+            // An error means the thread ended without reporting: its socket is gone either way.
+            let _ = worker.await;
+        }
     }
 
     /// Completes when every worker has stopped accepting, drained its requests (bounded by
