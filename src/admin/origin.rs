@@ -6,14 +6,12 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
 use super::AdminState;
 use crate::lifecycle::Origin;
-
-const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-arequestid");
+use crate::proxy::{REQUEST_ID_HEADER, request_id_header};
 
 /// Gives the call a request id and its handlers an [`Origin`].
 pub(super) async fn identify(
@@ -30,8 +28,7 @@ pub(super) async fn identify(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(peer)| peer.ip().to_canonical());
-    // Node ids are validated as letters and digits, so a request id is always a header value.
-    let header = HeaderValue::from_str(&request_id).expect("request ids are ASCII");
+    let header = request_id_header(&request_id);
     let origin = Origin {
         client_ip,
         method: Some(request.method().as_str().to_owned()),

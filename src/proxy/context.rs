@@ -6,14 +6,24 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use chrono::Timelike;
-use http::HeaderMap;
 use http::header::{COOKIE, HeaderName};
+use http::{HeaderMap, HeaderValue};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 use crate::auth::canonical;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// The header that carries a request's id: to Bitbucket, and back to the client (from the
+/// proxy and the admin API alike).
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-arequestid");
+
+/// A request id from [`RequestIds::next`] as the value of [`REQUEST_ID_HEADER`].
+pub fn request_id_header(id: &str) -> HeaderValue {
+    // Node ids are validated as letters and digits, so a request id is always a header value.
+    HeaderValue::from_str(id).expect("request ids are ASCII")
+}
+
 /// Issues request ids `@{NODE}x{MINUTE_OF_DAY}x{COUNTER}x{IN_FLIGHT}` and tracks requests in
 /// flight.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use secrecy::ExposeSecret;
 
 use super::Gateway;
-use super::context::{Remote, remote, session_id};
+use super::context::{REQUEST_ID_HEADER, Remote, remote, request_id_header, session_id};
 use super::forward::{UpstreamError, set_forwarded, strip_hop_by_hop};
 use super::report::{Facts, outcome, report, report_no_credential};
 use super::respond::{self, ProxyBody, add_rate_headers};
@@ -24,8 +24,6 @@ use crate::config::Identity;
 use crate::ratelimit::Wording;
 use crate::telemetry::{RequestContext, in_request};
 use crate::token::TokenRecord;
-
-const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-arequestid");
 
 /// Handles one request; never fails (errors become responses).
 pub(super) async fn handle(
@@ -42,8 +40,7 @@ pub(super) async fn handle(
         RequestLine::of(&request),
     )
     .with_session_id(session_id(request.headers()));
-    // Node ids are validated as letters and digits, so a request id is always a header value.
-    let id_header = HeaderValue::from_str(&request_id).expect("request ids are ASCII");
+    let id_header = request_id_header(&request_id);
     let ids = Ids {
         text: &request_id,
         header: &id_header,
