@@ -1,15 +1,13 @@
 //! Users' Bitbucket credentials for `upstream.identity = "credential"`, sealed at rest with
 //! ChaCha20-Poly1305 under a key from the environment.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::store::Change;
+use crate::store::{Change, ChangeCount};
 
 const NONCE_LEN: usize = 12;
 
@@ -131,9 +129,8 @@ pub struct CredentialVault {
     store_runtime: Option<crate::store::StoreRuntime>,
     key: CredentialKey,
     cache: moka::future::Cache<String, Option<std::sync::Arc<SecretString>>>,
-    /// Credential changes heard so far. A lookup that a change overtook may have read the
-    /// credential from before it: its result answers the request that asked, but is not kept.
-    changes: AtomicU64,
+    /// Credential changes heard, so a lookup that one overtook is not kept.
+    changes: ChangeCount,
 }
 
 /// Why no credential could be used for a user.
@@ -159,7 +156,7 @@ impl CredentialVault {
                 .max_capacity(10_000)
                 .time_to_live(ttl)
                 .build(),
-            changes: AtomicU64::new(0),
+            changes: ChangeCount::default(),
         }
     }
 
@@ -176,7 +173,7 @@ impl CredentialVault {
         &self,
         user: &str,
     ) -> Result<Option<std::sync::Arc<SecretString>>, std::sync::Arc<VaultError>> {
-        let changes = self.changes.load(Ordering::SeqCst);
+        let mark = self.changes.mark();
         let credential = self
             .cache
             .try_get_with_by_ref(user, async {
@@ -195,7 +192,7 @@ impl CredentialVault {
                 }
             })
             .await;
-        if self.changes.load(Ordering::SeqCst) != changes {
+        if self.changes.changed_since(mark) {
             self.cache.invalidate(user).await;
         }
         credential
@@ -203,7 +200,7 @@ impl CredentialVault {
 
     /// Forgets a cached credential (after it was replaced).
     pub async fn forget(&self, user: &str) {
-        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.changes.count();
         self.cache.invalidate(user).await;
     }
 
@@ -213,7 +210,7 @@ impl CredentialVault {
         match change {
             Change::Credential(user) => self.forget(user).await,
             Change::All => {
-                self.changes.fetch_add(1, Ordering::SeqCst);
+                self.changes.count();
                 self.cache.invalidate_all();
             }
             Change::Token(_) => {}

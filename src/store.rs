@@ -4,6 +4,7 @@
 //! Both backends keep tokens (hashes only), users' sealed upstream credentials and the audit
 //! trail, and both tell running gateways when a token changed ([`TokenStore::watch`]).
 
+mod change_count;
 mod error;
 mod postgres;
 mod rows;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
+pub use change_count::ChangeCount;
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use runtime::StoreRuntime;

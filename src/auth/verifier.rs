@@ -9,7 +9,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::RateLimiter;
@@ -23,7 +22,7 @@ use tokio::sync::Semaphore;
 
 use super::{Invalid, Verification};
 use crate::ratelimit::RateQuota;
-use crate::store::{Change, StoreError, StoreRuntime, TokenStore};
+use crate::store::{Change, ChangeCount, StoreError, StoreRuntime, TokenStore};
 use crate::token::{PresentedToken, TokenId, TokenRecord, verify_secret};
 
 type Digest32 = [u8; 32];
@@ -57,9 +56,8 @@ pub struct Verifier {
     throttled: moka::sync::Cache<IpAddr, Instant>,
     /// argon2 verifications run so far (the `tokengate_hash_verifications_total` metric).
     hashes: Counter,
-    /// Token changes heard so far. A lookup that a change overtook may have read the record
-    /// from before it: its result answers the request that asked, but is not kept.
-    changes: AtomicU64,
+    /// Token changes heard, so a lookup that one overtook is not kept.
+    changes: ChangeCount,
 }
 
 /// Verifier settings.
@@ -119,7 +117,7 @@ impl Verifier {
                 .time_to_live(quota.period())
                 .build(),
             hashes,
-            changes: AtomicU64::new(0),
+            changes: ChangeCount::default(),
         }
     }
 
@@ -158,12 +156,12 @@ impl Verifier {
         if self.unknown_ids.contains_key(&id_key) {
             return self.failed(client_ip, Invalid::UnknownId, None);
         }
-        let changes = self.changes.load(Ordering::SeqCst);
+        let mark = self.changes.mark();
         let result = self
             .verified
             .try_get_with(digest, self.look_up_and_hash(&presented, digest))
             .await;
-        if self.changes.load(Ordering::SeqCst) != changes {
+        if self.changes.changed_since(mark) {
             self.verified.invalidate(&digest).await;
         }
         match result {
@@ -255,11 +253,9 @@ impl Verifier {
     /// Drops cached verifications for a changed token, or all of them. Matched hashes stay: a
     /// record read again is compared with them, so a change to it costs no new hash.
     pub fn forget(&self, change: &Change) {
-        if !matches!(change, Change::Credential(_)) {
-            self.changes.fetch_add(1, Ordering::SeqCst);
-        }
         match change {
             Change::Token(id) => {
+                self.changes.count();
                 self.unknown_ids.invalidate(&id.key());
                 let id: TokenId = id.clone();
                 // Registering a predicate cannot fail: closures are enabled at build time.
@@ -269,6 +265,7 @@ impl Verifier {
             }
             Change::Credential(_) => {}
             Change::All => {
+                self.changes.count();
                 self.verified.invalidate_all();
                 self.unknown_ids.invalidate_all();
                 self.wrong_secrets.invalidate_all();
