@@ -62,7 +62,6 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::Fallback { user, path });
             Event {
                 kind: AuditKind::Fallback,
-                outcome: AuditOutcome::PassedOn,
                 user: Some(user),
                 token: None,
                 attributes: Attributes::None,
@@ -81,7 +80,6 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
             };
             Event {
                 kind,
-                outcome: AuditOutcome::Denied,
                 user: user.as_deref(),
                 token: None,
                 attributes: Attributes::Reason(reason_name(*reason)),
@@ -115,14 +113,11 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
                     path,
                 }
             );
-            Event {
-                outcome: AuditOutcome::Allowed,
-                ..Event::of(
-                    token,
-                    AuditKind::AuthSucceeded,
-                    Attributes::Scope(token.scope.as_str()),
-                )
-            }
+            Event::of(
+                token,
+                AuditKind::AuthSucceeded,
+                Attributes::Scope(token.scope.as_str()),
+            )
         }
         Decision::TokenOutsideProtectedPaths => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TokenOutsideProtectedPaths { path });
@@ -140,18 +135,16 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
 /// decision: nothing is copied unless coverage records the event.
 struct Event<'a> {
     kind: AuditKind,
-    outcome: AuditOutcome,
     user: Option<&'a str>,
     token: Option<&'a TokenRecord>,
     attributes: Attributes<'a>,
 }
 
 impl<'a> Event<'a> {
-    /// An event about `token`'s request, a refusal unless the caller sets the outcome.
+    /// An event about `token`'s request.
     fn of(token: &'a TokenRecord, kind: AuditKind, attributes: Attributes<'a>) -> Self {
         Self {
             kind,
-            outcome: AuditOutcome::Denied,
             user: Some(&token.user),
             token: Some(token),
             attributes,
@@ -162,11 +155,20 @@ impl<'a> Event<'a> {
     fn anonymous(attributes: Attributes<'a>) -> Self {
         Self {
             kind: AuditKind::AuthFailed,
-            outcome: AuditOutcome::Denied,
             user: None,
             token: None,
             attributes,
         }
+    }
+}
+
+/// How an authentication decision of type `kind` ended: only a success is forwarded as the
+/// token's user, only a fallback is passed on untouched, everything else is refused.
+fn outcome_of(kind: AuditKind) -> AuditOutcome {
+    match kind {
+        AuditKind::AuthSucceeded => AuditOutcome::Allowed,
+        AuditKind::Fallback => AuditOutcome::PassedOn,
+        _ => AuditOutcome::Denied,
     }
 }
 
@@ -199,7 +201,7 @@ fn audit(gateway: &Gateway, facts: &Facts<'_>, event: &Event<'_>) {
     gateway.audit.record(AuditEvent {
         time: facts.now,
         kind: event.kind,
-        outcome: event.outcome,
+        outcome: outcome_of(event.kind),
         user: event.user.map(str::to_owned),
         token_id: event.token.map(|t| t.id.as_str().to_owned()),
         client_ip: Some(facts.client_ip),
