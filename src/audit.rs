@@ -13,7 +13,7 @@ mod spill;
 mod test_store;
 mod writer;
 
-pub use bitbucket::append_once as append_to_audit_file;
+pub use bitbucket::append_to_audit_file;
 pub use coverage::Coverage;
 pub use event::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent};
 pub use retention::purge;

@@ -51,7 +51,11 @@ impl AuditFile {
 /// Appends `events` to the audit file at `path` for a process without a writer (the CLI).
 /// Each line goes out in one `write` in append mode, so on a local filesystem lines from a
 /// running gateway's writer and from here never interleave.
-pub async fn append_once(path: &Path, events: &[AuditEvent], system: &str) -> io::Result<()> {
+pub async fn append_to_audit_file(
+    path: &Path,
+    events: &[AuditEvent],
+    system: &str,
+) -> io::Result<()> {
     AuditFile::open(path).await?.append(events, system).await
 }
 

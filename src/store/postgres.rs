@@ -89,17 +89,26 @@ impl ReadRow for PgRow {
     }
 }
 
-/// The payload prefix of a credential change; a token change's payload is the token id.
+/// The payload prefix of a credential change (then the user); a token change's payload is the
+/// token id, which never holds a `:`.
 const CREDENTIAL_PREFIX: &str = "credential:";
 
-/// Announces a token change; delivered when the surrounding transaction commits.
-async fn announce(conn: &mut PgConnection, id: &TokenId) -> Result<(), StoreError> {
+/// Announces a change, as its `payload`; delivered when the surrounding transaction commits.
+async fn announce(conn: &mut PgConnection, payload: &str) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
-        .bind(id.as_str())
+        .bind(payload)
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The change a notification's payload announces, if it is well formed.
+fn change_of(payload: &str) -> Option<Change> {
+    match payload.strip_prefix(CREDENTIAL_PREFIX) {
+        Some(user) => Some(Change::Credential(user.to_owned())),
+        None => TokenId::parse(payload).map(Change::Token),
+    }
 }
 
 #[async_trait]
@@ -127,7 +136,7 @@ impl TokenStore for PgStore {
             .fetch_one(&mut *tx)
             .await?;
         let record = token_from_row(&row)?;
-        announce(&mut tx, &record.id).await?;
+        announce(&mut tx, record.id.as_str()).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -165,7 +174,7 @@ impl TokenStore for PgStore {
             return Ok(None);
         };
         let record = token_from_row(&row)?;
-        announce(&mut tx, id).await?;
+        announce(&mut tx, id.as_str()).await?;
         tx.commit().await?;
         Ok(Some(record))
     }
@@ -188,7 +197,7 @@ impl TokenStore for PgStore {
             return Ok(None);
         };
         let record = token_from_row(&row)?;
-        announce(&mut tx, id).await?;
+        announce(&mut tx, id.as_str()).await?;
         tx.commit().await?;
         Ok(Some(record))
     }
@@ -238,11 +247,7 @@ impl TokenStore for PgStore {
         .await?;
         // Other replicas drop their cached copy (user names are at most 255 characters, well
         // within a notification's 8,000 bytes).
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(format!("{CREDENTIAL_PREFIX}{user}"))
-            .execute(&mut *tx)
-            .await?;
+        announce(&mut tx, &format!("{CREDENTIAL_PREFIX}{user}")).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -341,10 +346,9 @@ async fn forward(
                 () = tx.closed() => return,
                 _ = alive.changed() => return,
                 received = l.try_recv() => match received {
-                    Ok(Some(n)) => match (n.payload().strip_prefix(CREDENTIAL_PREFIX), TokenId::parse(n.payload())) {
-                        (Some(user), _) => Change::Credential(user.to_owned()),
-                        (None, Some(id)) => Change::Token(id),
-                        (None, None) => {
+                    Ok(Some(n)) => match change_of(n.payload()) {
+                        Some(change) => change,
+                        None => {
                             tracing::warn!(payload = n.payload(), "ignoring a malformed token change notification");
                             continue;
                         }

@@ -350,12 +350,13 @@ async fn poll(
                 }
                 for (seq, id, user) in changes {
                     last = seq;
-                    match (user, TokenId::parse(&id)) {
-                        (Some(user), _) => out.push(Change::Credential(user)),
-                        (None, Some(id)) => out.push(Change::Token(id)),
-                        (None, None) => {
-                            tracing::warn!(token_id = id, "ignoring a malformed token change");
-                        }
+                    let change = match user {
+                        Some(user) => Some(Change::Credential(user)),
+                        None => TokenId::parse(&id).map(Change::Token),
+                    };
+                    match change {
+                        Some(change) => out.push(change),
+                        None => tracing::warn!(token_id = id, "ignoring a malformed token change"),
                     }
                 }
             }
