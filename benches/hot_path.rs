@@ -84,15 +84,8 @@ fn credentials(c: &mut Criterion) {
 /// `Verifier::verify` for a token already verified once: the cache hit every request but a
 /// token's first takes.
 fn verifier_cache_hit(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/bench.db", dir.path().display());
+    let (runtime, _dir, store) = sqlite_store();
     let (verifier, token) = runtime.block_on(async {
-        let store = SqliteStore::connect(&url, 2).await.unwrap();
-        store.migrate().await.unwrap();
         let (id, secret) = token::generate();
         let secret = secret.expose_secret().to_owned();
         store
@@ -242,6 +235,22 @@ fn log_line(c: &mut Criterion) {
     });
 }
 
+/// A runtime and a migrated SQLite store in a fresh directory (kept while the directory lives).
+fn sqlite_store() -> (tokio::runtime::Runtime, tempfile::TempDir, SqliteStore) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/bench.db", dir.path().display());
+    let store = runtime.block_on(async {
+        let store = SqliteStore::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    });
+    (runtime, dir, store)
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -252,17 +261,7 @@ fn ip(s: &str) -> IpAddr {
 fn audit_batch_insert(c: &mut Criterion) {
     use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome};
     const BATCH: usize = 1024;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/audit.db", dir.path().display());
-    let store = runtime.block_on(async {
-        let store = SqliteStore::connect(&url, 2).await.unwrap();
-        store.migrate().await.unwrap();
-        store
-    });
+    let (runtime, _dir, store) = sqlite_store();
     let (id, _) = token::generate();
     let events: Vec<_> = (0..BATCH)
         .map(|i| AuditEvent {

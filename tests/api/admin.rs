@@ -14,6 +14,7 @@ use tokengate::audit::{AuditKind, AuditQuery, StoredAuditEvent};
 use tokengate::store::TokenQuery;
 use tokengate::token::{Scope, TokenRecord};
 
+use crate::auth::HASHES;
 use crate::support::app::{Backend, NODE_ID, Options, TestApp, TokenOpts, spawn_app};
 
 /// The admin token every gateway here is configured with.
@@ -420,7 +421,6 @@ async fn scope_and_optional_fields_have_defaults() {
 /// verified once, is not hashed again.
 #[tokio::test]
 async fn a_changed_token_is_read_again_but_not_hashed_again() {
-    const HASHES: &str = "tokengate_hash_verifications_total";
     let app = spawn_app(sqlite()).await;
     let created = create(&app, json!({"user": "alice", "description": "d"})).await;
     let (id, secret) = (

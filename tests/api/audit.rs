@@ -8,18 +8,14 @@ mod query;
 mod retention;
 mod spill;
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::support::app::TestApp;
+use crate::support::eventually;
 
 /// The admin token of every gateway here.
 const ADMIN_TOKEN: &str = "audit-admin-token-for-the-tests";
-
-/// How long a test waits for anything that should happen promptly.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// An admin call with the admin token: status, body text, content type.
 async fn admin(
@@ -54,21 +50,6 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
     let (status, text, _) = admin(app, Method::GET, path, None).await;
     assert_eq!(status, 200, "GET {path}: {text}");
     serde_json::from_str(&text).expect("a JSON answer")
-}
-
-/// Polls `check` until it returns something, failing after [`PATIENCE`].
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Asserts that `text` holds none of `secrets`, whole or by their secret part.

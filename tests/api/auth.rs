@@ -11,7 +11,7 @@ mod identity;
 mod misuse;
 mod tokens;
 
-use std::time::Duration;
+pub(crate) use tokens::HASHES;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -21,6 +21,7 @@ use serde_json::Value;
 use tokengate::audit::{AuditKind, AuditQuery};
 
 use crate::support::app::{TestApp, test_offset};
+use crate::support::eventually;
 use crate::support::log::LogLine;
 use crate::support::upstream::Seen;
 
@@ -181,27 +182,24 @@ async fn assert_line(app: &TestApp, reply: &Reply, logger: &str, message: &str) 
 /// Asserts the audit event the gateway wrote for `reply`'s request (found by its request id,
 /// once the writer has stored it): its type and attributes.
 async fn assert_audited(app: &TestApp, reply: &Reply, kind: AuditKind, attributes: Value) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let query = AuditQuery {
-            limit: 1_000,
-            ..AuditQuery::default()
-        };
-        let events = app.store().query_audit(&query).await.unwrap();
-        let mine = events
-            .iter()
-            .find(|e| e.event.request_id.as_deref() == Some(reply.id.as_str()));
-        if let Some(e) = mine {
-            assert_eq!((e.event.kind, &e.event.attributes), (kind, &attributes));
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no audit event for request {}",
-            reply.id
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let query = AuditQuery {
+        limit: 1_000,
+        ..AuditQuery::default()
+    };
+    let event = eventually(
+        &format!("the audit event of request {}", reply.id),
+        async || {
+            let events = app.store().query_audit(&query).await.unwrap();
+            events
+                .into_iter()
+                .find(|e| e.event.request_id.as_deref() == Some(reply.id.as_str()))
+        },
+    )
+    .await;
+    assert_eq!(
+        (event.event.kind, &event.event.attributes),
+        (kind, &attributes)
+    );
 }
 
 /// The decision line text of each row, as Bitbucket words it.

@@ -25,7 +25,7 @@ both_backends!(
 );
 
 /// The argon2 verification counter on `/metrics`.
-pub(super) const HASHES: &str = "tokengate_hash_verifications_total";
+pub(crate) const HASHES: &str = "tokengate_hash_verifications_total";
 
 /// The token format's checksum (`tgt_{id}_{secret}` + 6 base-62 characters of its CRC-32),
 /// to forge well-formed tokens the store does not know.

@@ -5,6 +5,9 @@ mod binary;
 mod db;
 pub(crate) mod log;
 pub(crate) mod upstream;
+mod wait;
+
+pub(crate) use wait::eventually;
 
 pub(crate) use db::{
     execute_raw, fresh_postgres, fresh_postgres_url, fresh_sqlite, fresh_sqlite_url,
