@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tokengate against nginx, side by side, on 127.0.0.1. See bench/README.md.
 #
-#   bench/run.sh            nginx (plain reverse proxy) vs tokengate (doing all its work)
+#   bench/run.sh            nginx (plain reverse proxy) vs tokengate (doing all its work), with
+#                           hyper forwarding untouched (examples/plain_proxy.rs) as the floor
 #   bench/run.sh --attack   the same, then the valid client with and without a flood of
 #                           well-formed unknown tokens
 #   bench/run.sh --audit    the same, then tokengate with audit coverage full against a
@@ -43,6 +44,7 @@ upstream_workers=${BENCH_UPSTREAM_WORKERS:-1}
 cache_ttl=60
 target_dir=${CARGO_TARGET_DIR:-target}
 bin="$target_dir/release/tokengate"
+plain_bin="$target_dir/release/examples/plain_proxy"
 export PATH="$PATH:/usr/sbin:/sbin"
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -70,9 +72,10 @@ fi
 
 if [[ -z ${BENCH_NO_BUILD:-} ]]; then
   say "cargo build --release"
-  cargo build --release --quiet
+  cargo build --release --quiet --bin tokengate --example plain_proxy
 fi
 [[ -x $bin ]] || die "no binary at $bin (set CARGO_TARGET_DIR?)"
+[[ -x $plain_bin ]] || die "no binary at $plain_bin (cargo build --release --example plain_proxy)"
 
 # --- processes and cleanup ---------------------------------------------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/tokengate-bench.XXXXXX")
@@ -126,6 +129,7 @@ nginx_port=$(free_port)
 gateway_port=$(free_port)
 admin_port=$(free_port)
 off_port=$(free_port)
+plain_port=$(free_port)
 off_admin_port=$(free_port)
 
 # --- nginx: the stand-in Bitbucket and the plain reverse proxy ----------------------------
@@ -193,6 +197,12 @@ start_nginx "$work/nginx"
 wait_http "http://127.0.0.1:$upstream_port/" "the upstream nginx"
 wait_http "http://127.0.0.1:$nginx_port/" "the proxy nginx"
 
+# --- the floor: hyper forwarding untouched, on the stack tokengate is built on ---------------
+"$plain_bin" "127.0.0.1:$plain_port" "http://127.0.0.1:$upstream_port" "$workers" >"$work/plain.log" 2>&1 &
+plain_pid=$!
+pids+=($plain_pid)
+wait_http "http://127.0.0.1:$plain_port/" "the plain hyper proxy"
+
 # --- tokengate -----------------------------------------------------------------------------
 gateway_workers=$workers
 cat >"$work/tokengate/tokengate.toml" <<EOF
@@ -233,7 +243,7 @@ pids+=($gateway_pid)
 wait_http "http://127.0.0.1:$admin_port/healthz" "tokengate"
 wait_http "http://127.0.0.1:$gateway_port/" "tokengate's proxy listener"
 
-for target in "nginx $nginx_port" "tokengate $gateway_port"; do
+for target in "nginx $nginx_port" "hyper $plain_port" "tokengate $gateway_port"; do
   set -- $target
   answer=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$2/rest/api/1.0/projects")
   [[ $answer == '{"size":0,"values":[]} 200' ]] || die "$1 answered '$answer' instead of the upstream's 200"
@@ -261,6 +271,7 @@ server_pids() { # name
   case $1 in
     nginx) master=$(cat "$work/nginx/nginx.pid"); echo "$master" $(pgrep -P "$master") ;;
     tokengate-off) echo "$off_pid" ;;
+    hyper) echo "$plain_pid" ;;
     *) echo "$gateway_pid" ;;
   esac
 }
@@ -302,15 +313,18 @@ printf '\ntokengate bench: %s round(s) of %ss per server, wrk -t1 -c%s, %s nginx
   "$rounds" "$duration" "$connections" "$workers" "$gateway_workers" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 say "warm-up (${warmup}s each)"
 drive nginx "$nginx_port" "$warmup" >/dev/null
+drive hyper "$plain_port" "$warmup" skip-server-count >/dev/null
 drive tokengate "$gateway_port" "$warmup" >/dev/null
 
 : >"$work/nginx.rounds"
+: >"$work/hyper.rounds"
 : >"$work/tokengate.rounds"
 printf '\n%-6s %-10s %12s %10s %8s %12s\n' round server 'req/s' 'p99 ms' non-2xx 'CPU us/req'
 for r in $(seq "$rounds"); do
-  for server in nginx tokengate; do
-    port=$nginx_port; [[ $server == tokengate ]] && port=$gateway_port
-    line=$(drive "$server" "$port" "$duration")
+  for server in nginx hyper tokengate; do
+    case $server in nginx) port=$nginx_port ;; hyper) port=$plain_port ;; *) port=$gateway_port ;; esac
+    # The plain proxy counts nothing itself: its refusals are what wrk saw.
+    line=$(drive "$server" "$port" "$duration" $([[ $server == hyper ]] && echo skip-server-count))
     echo "$line" >>"$work/$server.rounds"
     set -- $line
     printf '%-6s %-10s %12s %10s %8s %12s\n' "$r" "$server" "$1" "$2" "$3" "$4"
@@ -325,6 +339,10 @@ n_cpu=$(column_of 4 <"$work/nginx.rounds" | median)
 t_cpu=$(column_of 4 <"$work/tokengate.rounds" | median)
 n_bad=$(column_of 3 <"$work/nginx.rounds" | awk '{ s += $1 } END { print s + 0 }')
 t_bad=$(column_of 3 <"$work/tokengate.rounds" | awk '{ s += $1 } END { print s + 0 }')
+h_rps=$(column_of 1 <"$work/hyper.rounds" | median)
+h_p99=$(column_of 2 <"$work/hyper.rounds" | median)
+h_cpu=$(column_of 4 <"$work/hyper.rounds" | median)
+h_bad=$(column_of 3 <"$work/hyper.rounds" | awk '{ s += $1 } END { print s + 0 }')
 rss=$(rss_kib)
 rps_ratio=$(awk -v a="$t_rps" -v b="$n_rps" 'BEGIN { printf "%.3f", a / b }')
 p99_ratio=$(awk -v a="$t_p99" -v b="$n_p99" 'BEGIN { printf "%.3f", a / b }')
@@ -335,13 +353,17 @@ verdict() { # ok(0/1) text
 }
 yes_if() { awk "BEGIN { print ($1) ? 1 : 0 }"; }
 
-printf '\n%-22s %12s %12s %10s\n' "median of $rounds" nginx tokengate ratio
-printf '%-22s %12s %12s %10s\n' 'requests/s' "$n_rps" "$t_rps" "$rps_ratio"
-printf '%-22s %12s %12s %10s\n' 'p99 latency (ms)' "$n_p99" "$t_p99" "$p99_ratio"
-printf '%-22s %12s %12s %10s\n' 'CPU per request (us)' "$n_cpu" "$t_cpu" "$(awk -v a="$t_cpu" -v b="$n_cpu" 'BEGIN { printf "%.3f", a / b }')"
-printf '%-22s %12s %12s\n' 'non-2xx (all rounds)' "$n_bad" "$t_bad"
-printf '%-22s %12s %12s\n' 'tokengate VmRSS' '' "$((rss / 1024)) MiB"
-printf '%-22s %12s %12s\n' 'argon2 hashes so far' '' "$(metric tokengate_hash_verifications_total)"
+# hyper: the same HTTP stack forwarding untouched, for reference (no target). The difference
+# in CPU per request between it and tokengate is what tokengate's own work costs.
+printf '\n%-22s %12s %12s %12s %10s\n' "median of $rounds" nginx hyper tokengate ratio
+printf '%-22s %12s %12s %12s %10s\n' 'requests/s' "$n_rps" "$h_rps" "$t_rps" "$rps_ratio"
+printf '%-22s %12s %12s %12s %10s\n' 'p99 latency (ms)' "$n_p99" "$h_p99" "$t_p99" "$p99_ratio"
+printf '%-22s %12s %12s %12s %10s\n' 'CPU per request (us)' "$n_cpu" "$h_cpu" "$t_cpu" "$(awk -v a="$t_cpu" -v b="$n_cpu" 'BEGIN { printf "%.3f", a / b }')"
+printf '%-22s %12s %12s %12s\n' 'non-2xx (all rounds)' "$n_bad" "$h_bad" "$t_bad"
+printf '%-22s %12s %12s %12s\n' 'tokengate VmRSS' '' '' "$((rss / 1024)) MiB"
+printf '%-22s %12s %12s %12s\n' 'argon2 hashes so far' '' '' "$(metric tokengate_hash_verifications_total)"
+printf '%-22s %12s   (tokengate CPU per request minus hyper'"'"'s)\n' "tokengate's own work" \
+  "$(awk -v a="$t_cpu" -v b="$h_cpu" 'BEGIN { printf "%.1f us", a - b }')"
 echo
 verdict "$(yes_if "$rps_ratio >= 0.9")" "requests/s ratio $rps_ratio >= 0.9"
 verdict "$(yes_if "$p99_ratio <= 1.2")" "p99 ratio $p99_ratio <= 1.2"
