@@ -4,7 +4,8 @@
 //! transaction that makes them; [`TokenStore::watch`] polls that table, so a change made by
 //! another process on the same file (the CLI) reaches the gateway within a second.
 
-mod audit_batch;
+mod audit;
+mod segment;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use sqlx::{Row, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use super::rows::{self, ReadRow, audit_from_row, corrupt, from_millis, token_from_row};
+use super::rows::{self, ReadRow, corrupt, from_millis, token_from_row};
 use super::sql::{self, Dialect};
 use super::{Backend, Change, LastUse, StoreError, TokenQuery, TokenStore};
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
@@ -127,6 +128,11 @@ impl TokenStore for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
         MIGRATOR.run_direct(None, &mut *conn, false).await?;
+        drop(conn);
+        let moved = audit::convert_rows(&self.pool).await?;
+        if moved > 0 {
+            tracing::info!(target: "tokengate::store", events = moved, "audit events moved into segments");
+        }
         Ok(())
     }
 
@@ -273,15 +279,11 @@ impl TokenStore for SqliteStore {
         if events.is_empty() {
             return Ok(());
         }
-        audit_batch::insert(&self.pool, events).await
+        audit::insert(&self.pool, events).await
     }
 
     async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>, StoreError> {
-        let rows = sql::query_audit::<Sqlite>(query)
-            .build()
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(audit_from_row).collect()
+        audit::query(&self.pool, query).await
     }
 
     async fn purge_audit(
@@ -290,20 +292,7 @@ impl TokenStore for SqliteStore {
         max_rows: Option<u64>,
         batch: u32,
     ) -> Result<u64, StoreError> {
-        let nth_newest = match max_rows {
-            Some(n) => sql::nth_newest_audit::<Sqlite>(n)
-                .build()
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|row| Ok::<_, StoreError>((row.time("time")?, row.int("id")?)))
-                .transpose()?,
-            None => None,
-        };
-        let done = sql::purge_audit::<Sqlite>(older_than, nth_newest, batch)
-            .build()
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        audit::purge(&self.pool, older_than, max_rows, batch).await
     }
 
     async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError> {

@@ -4,6 +4,7 @@
 
 mod audit;
 mod connect;
+mod segments;
 mod state;
 mod tokens;
 mod watch;

@@ -1,0 +1,250 @@
+//! The unit of the SQLite audit trail: a segment holds the events of one batch in one row.
+//! Its body stores each text that repeats within the batch (a user, a token id, a path, the
+//! node, the attributes) once and refers to it by number, and each time as an offset from the
+//! segment's earliest; an authentication event takes about 30 bytes besides its request id.
+//! Beside the body, the row keeps what finds segments without reading them: their time span,
+//! the types they hold, and (in `audit_segment_keys`) their users and token ids.
+//!
+//! An event's id is its segment's id times [`ID_STRIDE`] plus its index in the batch, so ids
+//! grow in the order events were written and stay the same when older events of the segment
+//! are purged.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditEvent, AuditKind, AuditOutcome, StoredAuditEvent};
+use crate::store::StoreError;
+use crate::store::rows::{corrupt, floor_ms};
+use crate::store::sql::{storable, storable_json};
+
+/// The body layout written by [`encode`] (the `format` column).
+pub(super) const FORMAT: i64 = 1;
+/// Most events in one segment.
+pub(super) const MAX_EVENTS: usize = 4096;
+/// Event ids of segment `s` are `s * ID_STRIDE + index`.
+pub(super) const ID_STRIDE: i64 = 1 << 16;
+
+/// The outcomes in their stored order (the body stores the position).
+const OUTCOMES: [AuditOutcome; 3] = [
+    AuditOutcome::Allowed,
+    AuditOutcome::Denied,
+    AuditOutcome::PassedOn,
+];
+
+/// A segment ready to store.
+#[derive(Debug)]
+pub(super) struct Encoded {
+    pub body: Vec<u8>,
+    /// Earliest and latest event time, unix milliseconds.
+    pub first_time: i64,
+    pub last_time: i64,
+    pub events: i64,
+    /// The types held, one bit per [`kind_bit`].
+    pub kinds: i64,
+    /// The users and token ids held, as [`user_key`] and [`token_key`] make them.
+    pub keys: BTreeSet<String>,
+}
+
+/// The bit of `kind` in a segment's `kinds`.
+pub(super) fn kind_bit(kind: AuditKind) -> i64 {
+    1 << position(&AuditKind::ALL, &kind)
+}
+
+/// The key under which segments holding `user`'s events are found.
+pub(super) fn user_key(user: &str) -> String {
+    format!("u:{user}")
+}
+
+/// The key under which segments holding `token_id`'s events are found.
+pub(super) fn token_key(token_id: &str) -> String {
+    format!("t:{token_id}")
+}
+
+fn position<T: PartialEq>(all: &[T], item: &T) -> u8 {
+    let i = all.iter().position(|x| x == item).expect("a listed value");
+    u8::try_from(i).expect("fewer than 256 values")
+}
+
+/// The body: the texts, then the events referring to them by number (0 for none, else
+/// position + 1). `T` is `Cow<str>` when writing, `String` when reading.
+#[derive(Serialize, Deserialize)]
+struct Body<T> {
+    /// The earliest event time, unix milliseconds; events store their offset from it.
+    base: i64,
+    texts: Vec<T>,
+    events: Vec<Packed<T>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Packed<T> {
+    index: u16,
+    offset: u64,
+    kind: u8,
+    outcome: u8,
+    user: u32,
+    token_id: u32,
+    client_ip: Option<IpAddr>,
+    method: u32,
+    path: u32,
+    /// Unique to its event: stored in place.
+    request_id: Option<T>,
+    node_id: u32,
+    actor: u32,
+    attributes: u32,
+}
+
+/// Numbers texts, storing each distinct one once.
+#[derive(Default)]
+struct Texts<'a> {
+    list: Vec<Cow<'a, str>>,
+    numbers: HashMap<Cow<'a, str>, u32, foldhash::fast::RandomState>,
+}
+
+impl<'a> Texts<'a> {
+    fn number(&mut self, text: Option<Cow<'a, str>>) -> u32 {
+        let Some(text) = text else { return 0 };
+        if let Some(&n) = self.numbers.get(&*text) {
+            return n;
+        }
+        self.list.push(text.clone());
+        let n = u32::try_from(self.list.len()).expect("fewer texts than events times fields");
+        self.numbers.insert(text, n);
+        n
+    }
+}
+
+/// Encodes `events` (each with its index in the segment, unique and below [`ID_STRIDE`]),
+/// with U+0000 replaced as every audit insert does ([`storable`]). `events` must not be empty.
+pub(super) fn encode<'a>(events: &[(u16, &'a AuditEvent)]) -> Encoded {
+    assert!(!events.is_empty(), "a segment holds at least one event");
+    let millis = |e: &AuditEvent| floor_ms(e.time).timestamp_millis();
+    let first_time = events.iter().map(|(_, e)| millis(e)).min().unwrap_or(0);
+    let last_time = events.iter().map(|(_, e)| millis(e)).max().unwrap_or(0);
+    let mut texts = Texts::default();
+    let mut kinds = 0;
+    // The numbers of the users and token ids held, for the segment's keys.
+    let (mut users, mut tokens) = (BTreeSet::new(), BTreeSet::new());
+    // Consecutive events mostly carry equal attributes: their JSON is written once per run.
+    let mut last_attributes: Option<(&serde_json::Value, u32)> = None;
+    let packed = events
+        .iter()
+        .map(|&(index, e)| {
+            kinds |= kind_bit(e.kind);
+            let user = texts.number(storable(e.user.as_deref()));
+            let token_id = texts.number(storable(e.token_id.as_deref()));
+            users.insert(user);
+            tokens.insert(token_id);
+            let attributes = match last_attributes {
+                Some((value, n)) if *value == e.attributes => n,
+                _ => {
+                    let json = serde_json::to_string(&storable_json(&e.attributes))
+                        .expect("a JSON value serializes");
+                    let n = texts.number(Some(Cow::Owned(json)));
+                    last_attributes = Some((&e.attributes, n));
+                    n
+                }
+            };
+            Packed {
+                index,
+                offset: u64::try_from(millis(e) - first_time).unwrap_or(0),
+                kind: position(&AuditKind::ALL, &e.kind),
+                outcome: position(&OUTCOMES, &e.outcome),
+                user,
+                token_id,
+                client_ip: e.client_ip,
+                method: texts.number(storable(e.method.as_deref())),
+                path: texts.number(storable(e.path.as_deref())),
+                request_id: storable(e.request_id.as_deref()),
+                node_id: texts.number(storable(Some(&e.node_id))),
+                actor: texts.number(storable(e.actor.as_deref())),
+                attributes,
+            }
+        })
+        .collect();
+    let text = |n: &u32| n.checked_sub(1).map(|i| &*texts.list[i as usize]);
+    let keys = (users.iter().filter_map(text).map(user_key))
+        .chain(tokens.iter().filter_map(text).map(token_key))
+        .collect();
+    let body = Body {
+        base: first_time,
+        texts: texts.list,
+        events: packed,
+    };
+    Encoded {
+        body: postcard::to_stdvec(&body).expect("a segment body serializes"),
+        first_time,
+        last_time,
+        events: i64::try_from(events.len()).expect("a segment's length fits"),
+        kinds,
+        keys,
+    }
+}
+
+/// The events of segment `segment_id` from its `format` and `body`, in the order written.
+pub(super) fn decode(
+    segment_id: i64,
+    format: i64,
+    body: &[u8],
+) -> Result<Vec<StoredAuditEvent>, StoreError> {
+    if format != FORMAT {
+        return Err(corrupt(
+            "format",
+            format!("{format} is not a segment format"),
+        ));
+    }
+    let body: Body<String> =
+        postcard::from_bytes(body).map_err(|e| corrupt("body", e.to_string()))?;
+    let text = |n: u32| -> Result<Option<String>, StoreError> {
+        match n {
+            0 => Ok(None),
+            n => body
+                .texts
+                .get(n as usize - 1)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| corrupt("body", format!("text {n} of {}", body.texts.len()))),
+        }
+    };
+    body.events
+        .iter()
+        .map(|p| {
+            let time = i64::try_from(p.offset)
+                .ok()
+                .and_then(|offset| body.base.checked_add(offset))
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+                .ok_or_else(|| corrupt("body", format!("offset {} is out of range", p.offset)))?;
+            let kind = *AuditKind::ALL
+                .get(usize::from(p.kind))
+                .ok_or_else(|| corrupt("body", format!("type {}", p.kind)))?;
+            let outcome = *OUTCOMES
+                .get(usize::from(p.outcome))
+                .ok_or_else(|| corrupt("body", format!("outcome {}", p.outcome)))?;
+            let attributes = text(p.attributes)?.unwrap_or_else(|| "{}".to_owned());
+            Ok(StoredAuditEvent {
+                id: segment_id * ID_STRIDE + i64::from(p.index),
+                event: AuditEvent {
+                    time,
+                    kind,
+                    outcome,
+                    user: text(p.user)?,
+                    token_id: text(p.token_id)?,
+                    client_ip: p.client_ip,
+                    method: text(p.method)?,
+                    path: text(p.path)?,
+                    request_id: p.request_id.clone(),
+                    node_id: text(p.node_id)?.unwrap_or_default(),
+                    actor: text(p.actor)?,
+                    attributes: serde_json::from_str(&attributes)
+                        .map_err(|e| corrupt("body", e.to_string()))?,
+                },
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
