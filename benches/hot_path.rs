@@ -276,7 +276,7 @@ fn audit_batch_insert(c: &mut Criterion) {
             request_id: Some(format!("@BENCH01x954x{i}x1")),
             node_id: "BENCH01".into(),
             actor: None,
-            attributes: serde_json::json!({ "scope": "read-only" }),
+            attributes: serde_json::json!({ "scope": "read-only" }).into(),
         })
         .collect();
     let mut group = c.benchmark_group("audit");

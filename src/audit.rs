@@ -3,6 +3,7 @@
 //! replayed when it is back; optionally also to a Bitbucket-shaped audit file), kept for
 //! `audit.retention_days` and `audit.max_rows`, and queried over the admin API.
 
+mod attributes;
 mod bitbucket;
 mod coverage;
 mod event;
@@ -13,6 +14,7 @@ mod spill;
 mod test_store;
 mod writer;
 
+pub use attributes::Attributes;
 pub use bitbucket::append_to_audit_file;
 pub use coverage::Coverage;
 pub use event::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent};

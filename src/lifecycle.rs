@@ -423,7 +423,7 @@ impl Lifecycle {
             request_id: origin.request_id.clone(),
             node_id: self.settings.node_id.clone(),
             actor: Some(self.actor.as_str().to_owned()),
-            attributes,
+            attributes: attributes.into(),
         };
         match &self.audit {
             AuditTo::Sink(sink) => sink.record(event),

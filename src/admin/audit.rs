@@ -115,7 +115,7 @@ impl From<StoredAuditEvent> for AuditEventView {
             request_id: e.request_id,
             node_id: e.node_id,
             actor: e.actor,
-            attributes: e.attributes,
+            attributes: e.attributes.into_value(),
         }
     }
 }

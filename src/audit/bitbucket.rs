@@ -221,7 +221,7 @@ impl<'a> Entry<'a> {
                 extra_attributes.push(attribute(name, value.clone()));
             }
         }
-        if let Value::Object(attributes) = &event.attributes {
+        if let Value::Object(attributes) = &*event.attributes.to_value() {
             for (name, value) in attributes {
                 match change(value) {
                     Some((from, to)) => changed_values.push(ChangedValue {

@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Attributes;
+
 /// The type of an audit event: a fixed set, never free text (details go into `attributes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -116,7 +118,7 @@ pub struct AuditEvent {
     pub actor: Option<String>,
     /// Details, a JSON object: the reason of a denial, the limit that was hit; for a change,
     /// `{"field": {"old": …, "new": …}}` per changed field (the audit file's `changedValues`).
-    pub attributes: serde_json::Value,
+    pub attributes: Attributes,
 }
 
 /// An event read back from the store, with its store-assigned id.

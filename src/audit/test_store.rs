@@ -79,7 +79,7 @@ pub(super) fn event(i: usize) -> AuditEvent {
         request_id: Some(format!("@A6X2OXx532x{i}x0")),
         node_id: "A6X2OX".to_owned(),
         actor: None,
-        attributes: json!({ "reason": "unknown_id" }),
+        attributes: json!({ "reason": "unknown_id" }).into(),
     }
 }
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::Gateway;
-use crate::audit::{AuditEvent, AuditKind, AuditOutcome};
+use crate::audit::{Attributes, AuditEvent, AuditKind, AuditOutcome};
 use crate::auth::messages::{ANONYMOUS, AuthMessage};
 use crate::auth::{Decision, Invalid, NoValidToken};
 use crate::ratelimit::RateQuota;
@@ -64,7 +64,7 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
                 kind: AuditKind::Fallback,
                 user: Some(user),
                 token: None,
-                attributes: Attributes::None,
+                attributes: Details::None,
             }
         }
         Decision::NoValidToken { user, reason, .. } => {
@@ -82,24 +82,24 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
                 kind,
                 user: user.as_deref(),
                 token: None,
-                attributes: Attributes::Reason(reason_name(*reason)),
+                attributes: Details::Reason(reason_name(*reason)),
             }
         }
         Decision::IpNotAllowed { token, .. } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::IpNotAllowed { user: &token.user, ip: facts.client_ip, fallback, path });
-            Event::of(token, AuditKind::IpDenied, Attributes::None)
+            Event::of(token, AuditKind::IpDenied, Details::None)
         }
         Decision::ScopeDenied { token } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::ScopeDenied { user: &token.user, method: facts.method, path });
             Event::of(
                 token,
                 AuditKind::ScopeDenied,
-                Attributes::Scope(token.scope.as_str()),
+                Details::Scope(token.scope.as_str()),
             )
         }
         Decision::RateLimited { token, quota, .. } => {
             tracing::info!(target: RATE_LIMIT_TARGET, "{}", AuthMessage::RateLimited { user: &token.user, quota: *quota });
-            Event::of(token, AuditKind::RateLimited, Attributes::Limit(*quota))
+            Event::of(token, AuditKind::RateLimited, Details::Limit(*quota))
         }
         Decision::Allow { token, .. } => {
             tracing::info!(
@@ -116,16 +116,16 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
             Event::of(
                 token,
                 AuditKind::AuthSucceeded,
-                Attributes::Scope(token.scope.as_str()),
+                Details::Scope(token.scope.as_str()),
             )
         }
         Decision::TokenOutsideProtectedPaths => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TokenOutsideProtectedPaths { path });
-            Event::anonymous(Attributes::Reason("outside_protected_paths"))
+            Event::anonymous(Details::Reason("outside_protected_paths"))
         }
         Decision::TooManyFailures { .. } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TooManyFailures { ip: facts.client_ip, path });
-            Event::anonymous(Attributes::Reason("too_many_failures"))
+            Event::anonymous(Details::Reason("too_many_failures"))
         }
     };
     audit(gateway, facts, &event);
@@ -137,12 +137,12 @@ struct Event<'a> {
     kind: AuditKind,
     user: Option<&'a str>,
     token: Option<&'a TokenRecord>,
-    attributes: Attributes<'a>,
+    attributes: Details,
 }
 
 impl<'a> Event<'a> {
     /// An event about `token`'s request.
-    fn of(token: &'a TokenRecord, kind: AuditKind, attributes: Attributes<'a>) -> Self {
+    fn of(token: &'a TokenRecord, kind: AuditKind, attributes: Details) -> Self {
         Self {
             kind,
             user: Some(&token.user),
@@ -152,7 +152,7 @@ impl<'a> Event<'a> {
     }
 
     /// A refusal that names no user or token.
-    fn anonymous(attributes: Attributes<'a>) -> Self {
+    fn anonymous(attributes: Details) -> Self {
         Self {
             kind: AuditKind::AuthFailed,
             user: None,
@@ -172,24 +172,25 @@ fn outcome_of(kind: AuditKind) -> AuditOutcome {
     }
 }
 
-/// An authentication event's attributes, made into JSON only when the event is recorded.
-enum Attributes<'a> {
+/// What an authentication event's attributes say, made into them only when the event is
+/// recorded.
+enum Details {
     None,
     /// `{"reason": …}`.
-    Reason(&'a str),
+    Reason(&'static str),
     /// `{"scope": …}`, the token's.
-    Scope(&'a str),
+    Scope(&'static str),
     /// `{"limit": …}`, the quota that was hit.
     Limit(RateQuota),
 }
 
-impl Attributes<'_> {
-    fn to_json(&self) -> serde_json::Value {
+impl Details {
+    fn attributes(&self) -> Attributes {
         match self {
-            Self::None => json!({}),
-            Self::Reason(reason) => json!({ "reason": reason }),
-            Self::Scope(scope) => json!({ "scope": scope }),
-            Self::Limit(quota) => json!({ "limit": quota.to_string() }),
+            Self::None => Attributes::empty(),
+            Self::Reason(reason) => Attributes::Pair("reason", reason),
+            Self::Scope(scope) => Attributes::Pair("scope", scope),
+            Self::Limit(quota) => Attributes::Json(json!({ "limit": quota.to_string() })),
         }
     }
 }
@@ -210,7 +211,7 @@ fn audit(gateway: &Gateway, facts: &Facts<'_>, event: &Event<'_>) {
         request_id: Some(facts.request_id.to_owned()),
         node_id: gateway.node_id.clone(),
         actor: None,
-        attributes: event.attributes.to_json(),
+        attributes: event.attributes.attributes(),
     });
 }
 
@@ -224,7 +225,7 @@ pub(super) fn report_no_credential(gateway: &Gateway, token: &TokenRecord, facts
     let event = Event::of(
         token,
         AuditKind::AuthFailed,
-        Attributes::Reason("no_upstream_credential"),
+        Details::Reason("no_upstream_credential"),
     );
     audit(gateway, facts, &event);
 }

@@ -190,8 +190,9 @@ pub(super) fn audit_from_row(row: &impl ReadRow) -> Result<StoredAuditEvent, Sto
             request_id: row.opt_text("request_id")?,
             node_id: row.text("node_id")?,
             actor: row.opt_text("actor")?,
-            attributes: serde_json::from_str(&attributes)
-                .map_err(|e| corrupt("attributes", e.to_string()))?,
+            attributes: serde_json::from_str::<serde_json::Value>(&attributes)
+                .map_err(|e| corrupt("attributes", e.to_string()))?
+                .into(),
         },
     })
 }

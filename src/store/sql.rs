@@ -273,7 +273,9 @@ pub(super) fn audit_values(e: &AuditEvent) -> [AuditValue<'_>; AUDIT_VALUES] {
         Unique(storable(e.request_id.as_deref())),
         Text(storable(Some(&e.node_id))),
         Text(storable(e.actor.as_deref())),
-        Json(storable_json(&e.attributes)),
+        Json(Cow::Owned(
+            storable_json(&e.attributes.to_value()).into_owned(),
+        )),
     ]
 }
 

@@ -345,13 +345,13 @@ async fn every_endpoint_does_its_job() {
     let changed = audit_events(&app, AuditKind::TokenChanged, 2)
         .await
         .remove(0);
+    let attributes = changed.event.attributes.into_value();
     assert_eq!(
-        changed.event.attributes["expires_at"]["new"],
+        attributes["expires_at"]["new"],
         Value::Null,
-        "{:?}",
-        changed.event.attributes
+        "{attributes:?}"
     );
-    assert!(changed.event.attributes["expires_at"]["old"].is_string());
+    assert!(attributes["expires_at"]["old"].is_string());
     // A change records the admin call it came in: caller, method, path and request id.
     let revocation = audit_event(&app, AuditKind::TokenRevoked).await.event;
     let path = format!("/admin/v1/tokens/{id}");

@@ -197,7 +197,7 @@ async fn assert_audited(app: &TestApp, reply: &Reply, kind: AuditKind, attribute
     )
     .await;
     assert_eq!(
-        (event.event.kind, &event.event.attributes),
+        (event.event.kind, &event.event.attributes.into_value()),
         (kind, &attributes)
     );
 }

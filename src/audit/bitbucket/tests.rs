@@ -2,7 +2,7 @@ use chrono::DateTime;
 use serde_json::json;
 
 use super::*;
-use crate::audit::AuditOutcome;
+use crate::audit::{Attributes, AuditOutcome};
 
 fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().to_utc()
@@ -26,7 +26,7 @@ fn an_authentication_event_in_bitbucket_shape() {
         request_id: Some("@16JTB8Nx726x114x0".into()),
         node_id: "16JTB8N".into(),
         actor: None,
-        attributes: json!({ "scope": "read-only" }),
+        attributes: Attributes::Pair("scope", "read-only"),
     };
     // Keys in this order, as Bitbucket writes them.
     let expected = concat!(
@@ -65,7 +65,8 @@ fn a_lifecycle_change_in_bitbucket_shape() {
             "description": { "old": "old", "new": "new \"quoted\"" },
             "rate_limit": { "old": null, "new": "5/5m" },
             "count": 2,
-        }),
+        })
+        .into(),
     };
     let value: serde_json::Value = serde_json::from_str(&line(&event)).unwrap();
     assert_eq!(

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditEvent, AuditKind, AuditOutcome, StoredAuditEvent};
+use crate::audit::{Attributes, AuditEvent, AuditKind, AuditOutcome, StoredAuditEvent};
 use crate::store::StoreError;
 use crate::store::rows::{corrupt, floor_ms};
 use crate::store::sql::{storable, storable_json};
@@ -129,7 +129,7 @@ pub(super) fn encode<'a>(events: &[(u16, &'a AuditEvent)]) -> Encoded {
     // The numbers of the users and token ids held, for the segment's keys.
     let (mut users, mut tokens) = (BTreeSet::new(), BTreeSet::new());
     // Consecutive events mostly carry equal attributes: their JSON is written once per run.
-    let mut last_attributes: Option<(&serde_json::Value, u32)> = None;
+    let mut last_attributes: Option<(&Attributes, u32)> = None;
     let packed = events
         .iter()
         .map(|&(index, e)| {
@@ -141,7 +141,7 @@ pub(super) fn encode<'a>(events: &[(u16, &'a AuditEvent)]) -> Encoded {
             let attributes = match last_attributes {
                 Some((value, n)) if *value == e.attributes => n,
                 _ => {
-                    let json = serde_json::to_string(&storable_json(&e.attributes))
+                    let json = serde_json::to_string(&storable_json(&e.attributes.to_value()))
                         .expect("a JSON value serializes");
                     let n = texts.number(Some(Cow::Owned(json)));
                     last_attributes = Some((&e.attributes, n));
@@ -238,8 +238,9 @@ pub(super) fn decode(
                     request_id: p.request_id.clone(),
                     node_id: text(p.node_id)?.unwrap_or_default(),
                     actor: text(p.actor)?,
-                    attributes: serde_json::from_str(&attributes)
-                        .map_err(|e| corrupt("body", e.to_string()))?,
+                    attributes: serde_json::from_str::<serde_json::Value>(&attributes)
+                        .map_err(|e| corrupt("body", e.to_string()))?
+                        .into(),
                 },
             })
         })

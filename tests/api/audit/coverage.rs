@@ -294,7 +294,7 @@ async fn full_records_every_decision_too_and_no_secret_anywhere() {
                 e.outcome.as_str(),
                 e.user.as_deref(),
                 e.token_id.is_some(),
-                e.attributes.clone(),
+                e.attributes.clone().into_value(),
             )
         })
         .collect();

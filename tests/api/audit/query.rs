@@ -43,7 +43,7 @@ fn event(base: DateTime<Utc>, i: usize) -> AuditEvent {
         request_id: Some(format!("@A6X2OXx532x{i}x0")),
         node_id: "A6X2OX".to_owned(),
         actor: None,
-        attributes: json!({ "i": i }),
+        attributes: json!({ "i": i }).into(),
     }
 }
 
@@ -297,7 +297,7 @@ async fn exports(app: &TestApp, events: &[AuditEvent]) {
         assert_eq!(row[4], shown);
         assert_eq!(
             serde_json::from_str::<Value>(&row[12]).unwrap(),
-            e.attributes
+            e.attributes.clone().into_value()
         );
     }
 }

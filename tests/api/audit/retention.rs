@@ -37,7 +37,7 @@ fn event(time: DateTime<Utc>, label: &str) -> AuditEvent {
         request_id: None,
         node_id: "N".to_owned(),
         actor: Some("cli".to_owned()),
-        attributes: json!({}),
+        attributes: json!({}).into(),
     }
 }
 

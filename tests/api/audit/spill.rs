@@ -30,7 +30,7 @@ fn event(i: usize) -> AuditEvent {
         request_id: Some(format!("@SPILLx1x{i}x0")),
         node_id: "SPILL".to_owned(),
         actor: None,
-        attributes: json!({ "scope": "read-only" }),
+        attributes: json!({ "scope": "read-only" }).into(),
     }
 }
 

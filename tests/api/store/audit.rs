@@ -52,7 +52,7 @@ fn event(i: usize) -> AuditEvent {
         request_id: Some(format!("@A6X2OXx532x{i}x0")),
         node_id: "A6X2OX".to_owned(),
         actor: None,
-        attributes: json!({ "i": i }),
+        attributes: json!({ "i": i }).into(),
     }
 }
 
@@ -96,7 +96,7 @@ async fn audit_event_round_trips_every_field(store: Arc<dyn TokenStore>) {
         request_id: Some("@A6X2OXx532x2669x0".to_owned()),
         node_id: "A6X2OX".to_owned(),
         actor: Some("admin-api".to_owned()),
-        attributes: json!({ "reason": "read-only", "limit": { "requests": 5, "period_seconds": 300 }, "list": [1, "two", null, true] }),
+        attributes: json!({ "reason": "read-only", "limit": { "requests": 5, "period_seconds": 300 }, "list": [1, "two", null, true] }).into(),
     };
     let bare = AuditEvent {
         time: at("2024-06-01T08:52:38.541Z"),
@@ -110,7 +110,7 @@ async fn audit_event_round_trips_every_field(store: Arc<dyn TokenStore>) {
         request_id: None,
         node_id: "N".to_owned(),
         actor: None,
-        attributes: json!({}),
+        attributes: json!({}).into(),
     };
     store.insert_audit(&[]).await.unwrap();
     store
@@ -134,7 +134,7 @@ async fn audit_text_with_nul_is_stored_and_does_not_fail_its_batch(store: Arc<dy
     let mut poisoned = event(1);
     poisoned.user = Some("ev\0il".to_owned());
     poisoned.path = Some("/rest/\0".to_owned());
-    poisoned.attributes = json!({ "reason": "not_a_token", "k\0": ["a\0b", { "c": "\0" }] });
+    poisoned.attributes = json!({ "reason": "not_a_token", "k\0": ["a\0b", { "c": "\0" }] }).into();
     let batch = vec![event(0), poisoned, event(2)];
     store.insert_audit(&batch).await.unwrap();
     let mut got: Vec<AuditEvent> = store
@@ -152,7 +152,7 @@ async fn audit_text_with_nul_is_stored_and_does_not_fail_its_batch(store: Arc<dy
     expected[1].user = Some("ev\u{FFFD}il".to_owned());
     expected[1].path = Some("/rest/\u{FFFD}".to_owned());
     expected[1].attributes =
-        json!({ "reason": "not_a_token", "k\u{FFFD}": ["a\u{FFFD}b", { "c": "\u{FFFD}" }] });
+        json!({ "reason": "not_a_token", "k\u{FFFD}": ["a\u{FFFD}b", { "c": "\u{FFFD}" }] }).into();
     assert_eq!(got, expected);
 }
 

@@ -2,7 +2,7 @@ use serde_json::json;
 
 use super::*;
 
-fn event(i: u16, user: Option<&str>, attributes: serde_json::Value) -> AuditEvent {
+fn event(i: u16, user: Option<&str>, attributes: impl Into<Attributes>) -> AuditEvent {
     AuditEvent {
         time: DateTime::from_timestamp_millis(1_717_228_800_000 + i64::from(i) * 250).unwrap(),
         kind: if i % 2 == 0 {
@@ -27,7 +27,7 @@ fn event(i: u16, user: Option<&str>, attributes: serde_json::Value) -> AuditEven
         request_id: Some(format!("@A6X2OXx532x{i}x0")),
         node_id: "A6X2OX".to_owned(),
         actor: None,
-        attributes,
+        attributes: attributes.into(),
     }
 }
 
@@ -42,7 +42,7 @@ fn indexed(events: &[AuditEvent]) -> Vec<(u16, &AuditEvent)> {
 #[test]
 fn events_round_trip_with_ids_from_the_segment_and_their_index() {
     let events = vec![
-        event(0, Some("alice"), json!({ "scope": "read-only" })),
+        event(0, Some("alice"), Attributes::Pair("scope", "read-only")),
         event(1, Some("bob"), json!({ "scope": "read-only" })),
         event(2, None, json!({ "reason": "malformed" })),
         AuditEvent {
@@ -53,7 +53,8 @@ fn events_round_trip_with_ids_from_the_segment_and_their_index() {
             path: Some("/rest/ssh/1.0/keys?x=\"y\"\n\t\\u0041%00".to_owned()),
             request_id: None,
             actor: Some("admin-api".to_owned()),
-            attributes: json!({ "limit": { "requests": 5 }, "list": [1, "two", null, true] }),
+            attributes: json!({ "limit": { "requests": 5 }, "list": [1, "two", null, true] })
+                .into(),
             ..event(3, None, json!({}))
         },
     ];
