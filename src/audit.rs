@@ -17,7 +17,9 @@ mod writer;
 pub use attributes::Attributes;
 pub use bitbucket::append_to_audit_file;
 pub use coverage::Coverage;
-pub use event::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent};
+pub use event::{
+    AuditEvent, AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent, intern, method_name,
+};
 pub use retention::purge;
 pub use sink::AuditSink;
 pub use writer::{AuditWriter, start};

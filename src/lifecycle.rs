@@ -418,10 +418,10 @@ impl Lifecycle {
             user: Some(user.to_owned()),
             token_id: id.map(ToString::to_string),
             client_ip: origin.client_ip,
-            method: origin.method.clone(),
+            method: origin.method.clone().map(Into::into),
             path: origin.path.clone(),
             request_id: origin.request_id.clone(),
-            node_id: self.settings.node_id.clone(),
+            node_id: self.settings.node_id.clone().into(),
             actor: Some(self.actor.as_str().to_owned()),
             attributes: attributes.into(),
         };

@@ -4,6 +4,8 @@
 
 mod export;
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -110,10 +112,10 @@ impl From<StoredAuditEvent> for AuditEventView {
             user: e.user,
             token_id: e.token_id,
             client_ip: e.client_ip.map(|ip| ip.to_string()),
-            method: e.method,
+            method: e.method.map(Cow::into_owned),
             path: e.path,
             request_id: e.request_id,
-            node_id: e.node_id,
+            node_id: e.node_id.into_owned(),
             actor: e.actor,
             attributes: e.attributes.into_value(),
         }

@@ -213,12 +213,12 @@ impl<'a> Entry<'a> {
         let mut changed_values = Vec::new();
         let mut extra_attributes = vec![attribute("outcome", event.outcome.as_str().to_owned())];
         for (name, value) in [
-            ("request_method", &event.method),
-            ("request_path", &event.path),
-            ("request_id", &event.request_id),
+            ("request_method", event.method.as_deref()),
+            ("request_path", event.path.as_deref()),
+            ("request_id", event.request_id.as_deref()),
         ] {
             if let Some(value) = value {
-                extra_attributes.push(attribute(name, value.clone()));
+                extra_attributes.push(attribute(name, value.to_owned()));
             }
         }
         if let Value::Object(attributes) = &*event.attributes.to_value() {

@@ -1,6 +1,9 @@
 //! One audit event, its fixed set of types, and the filter that queries them.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -110,10 +113,12 @@ pub struct AuditEvent {
     pub user: Option<String>,
     pub token_id: Option<String>,
     pub client_ip: Option<IpAddr>,
-    pub method: Option<String>,
+    /// A standard method's name is static text: no copy per event.
+    pub method: Option<Cow<'static, str>>,
     pub path: Option<String>,
     pub request_id: Option<String>,
-    pub node_id: String,
+    /// Static text on the request path ([`intern`]): no copy per event.
+    pub node_id: Cow<'static, str>,
     /// Who made a lifecycle change (`admin-api`, `cli`), `None` for authentication events.
     pub actor: Option<String>,
     /// Details, a JSON object: the reason of a denial, the limit that was hit; for a change,
@@ -142,4 +147,29 @@ pub struct AuditQuery {
     pub limit: u32,
     /// Continue after this event (the last page's last `(time, id)`).
     pub after: Option<(DateTime<Utc>, i64)>,
+}
+
+/// `text` as static text, allocated once per distinct value for the life of the process: for
+/// the few texts (the node id) that every event of a process carries.
+pub fn intern(text: &str) -> &'static str {
+    static TEXTS: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let mut texts = TEXTS.lock().unwrap_or_else(PoisonError::into_inner);
+    let texts = texts.get_or_insert_with(HashSet::new);
+    if let Some(known) = texts.get(text) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(text.to_owned().into_boxed_str());
+    texts.insert(leaked);
+    leaked
+}
+
+/// An HTTP method's name: static text for the standard methods, a copy for any other.
+pub fn method_name(method: &str) -> Cow<'static, str> {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match STANDARD.iter().find(|m| **m == method) {
+        Some(m) => Cow::Borrowed(m),
+        None => Cow::Owned(method.to_owned()),
+    }
 }

@@ -74,10 +74,10 @@ pub(super) fn event(i: usize) -> AuditEvent {
         user: Some("automation-user".to_owned()),
         token_id: Some("abcdefghijkl".to_owned()),
         client_ip: Some("79.209.73.23".parse::<IpAddr>().expect("ip")),
-        method: Some("GET".to_owned()),
+        method: Some("GET".into()),
         path: Some(format!("/rest/api/1.0/{i}")),
         request_id: Some(format!("@A6X2OXx532x{i}x0")),
-        node_id: "A6X2OX".to_owned(),
+        node_id: "A6X2OX".into(),
         actor: None,
         attributes: json!({ "reason": "unknown_id" }).into(),
     }

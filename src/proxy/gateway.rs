@@ -17,7 +17,8 @@ use crate::usage::UsageTracker;
 
 /// What the requests of one proxy worker need.
 pub struct Gateway {
-    pub node_id: String,
+    /// The node id, static text that every audit event carries without a copy.
+    pub node_id: &'static str,
     /// Path prefixes where tokens are accepted.
     pub protected_paths: Vec<String>,
     /// The same, joined for messages.
@@ -56,7 +57,7 @@ pub struct Parts {
 impl Gateway {
     pub fn new(config: &Config, parts: Parts) -> Self {
         Self {
-            node_id: config.node_id.clone(),
+            node_id: crate::audit::intern(&config.node_id),
             protected_paths: config.auth.protected_paths.clone(),
             protected_paths_text: config.auth.protected_paths.join(", "),
             basic_auth_fallback: config.auth.basic_auth_fallback,

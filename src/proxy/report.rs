@@ -1,13 +1,14 @@
 //! What a decision leaves behind: its log line (one formatter over these events), its audit
 //! event and its metric. Nothing here writes a secret.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::Gateway;
-use crate::audit::{Attributes, AuditEvent, AuditKind, AuditOutcome};
+use crate::audit::{Attributes, AuditEvent, AuditKind, AuditOutcome, method_name};
 use crate::auth::messages::{ANONYMOUS, AuthMessage};
 use crate::auth::{Decision, Invalid, NoValidToken};
 use crate::ratelimit::RateQuota;
@@ -206,10 +207,10 @@ fn audit(gateway: &Gateway, facts: &Facts<'_>, event: &Event<'_>) {
         user: event.user.map(str::to_owned),
         token_id: event.token.map(|t| t.id.as_str().to_owned()),
         client_ip: Some(facts.client_ip),
-        method: Some(facts.method.to_owned()),
+        method: Some(method_name(facts.method)),
         path: Some(facts.path.to_owned()),
         request_id: Some(facts.request_id.to_owned()),
-        node_id: gateway.node_id.clone(),
+        node_id: Cow::Borrowed(gateway.node_id),
         actor: None,
         attributes: event.attributes.attributes(),
     });

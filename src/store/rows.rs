@@ -185,10 +185,10 @@ pub(super) fn audit_from_row(row: &impl ReadRow) -> Result<StoredAuditEvent, Sto
             user: row.opt_text("user_name")?,
             token_id: row.opt_text("token_id")?,
             client_ip: decode_ip("client_ip", row.opt_text("client_ip")?)?,
-            method: row.opt_text("method")?,
+            method: row.opt_text("method")?.map(Into::into),
             path: row.opt_text("path")?,
             request_id: row.opt_text("request_id")?,
-            node_id: row.text("node_id")?,
+            node_id: row.text("node_id")?.into(),
             actor: row.opt_text("actor")?,
             attributes: serde_json::from_str::<serde_json::Value>(&attributes)
                 .map_err(|e| corrupt("attributes", e.to_string()))?

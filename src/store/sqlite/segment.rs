@@ -233,10 +233,10 @@ pub(super) fn decode(
                     user: text(p.user)?,
                     token_id: text(p.token_id)?,
                     client_ip: p.client_ip,
-                    method: text(p.method)?,
+                    method: text(p.method)?.map(Into::into),
                     path: text(p.path)?,
                     request_id: p.request_id.clone(),
-                    node_id: text(p.node_id)?.unwrap_or_default(),
+                    node_id: text(p.node_id)?.unwrap_or_default().into(),
                     actor: text(p.actor)?,
                     attributes: serde_json::from_str::<serde_json::Value>(&attributes)
                         .map_err(|e| corrupt("body", e.to_string()))?

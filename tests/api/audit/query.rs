@@ -38,10 +38,10 @@ fn event(base: DateTime<Utc>, i: usize) -> AuditEvent {
             .parse()
             .unwrap(),
         ),
-        method: Some("GET".to_owned()),
+        method: Some("GET".into()),
         path: Some(format!("/rest/api/1.0/projects/{i},\"q\"")),
         request_id: Some(format!("@A6X2OXx532x{i}x0")),
-        node_id: "A6X2OX".to_owned(),
+        node_id: "A6X2OX".into(),
         actor: None,
         attributes: json!({ "i": i }).into(),
     }

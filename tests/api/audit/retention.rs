@@ -35,7 +35,7 @@ fn event(time: DateTime<Utc>, label: &str) -> AuditEvent {
         method: None,
         path: Some(label.to_owned()),
         request_id: None,
-        node_id: "N".to_owned(),
+        node_id: "N".into(),
         actor: Some("cli".to_owned()),
         attributes: json!({}).into(),
     }

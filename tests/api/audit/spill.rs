@@ -25,10 +25,10 @@ fn event(i: usize) -> AuditEvent {
         user: Some("automation-user".to_owned()),
         token_id: Some("abcdefghijkl".to_owned()),
         client_ip: Some("79.209.73.23".parse().unwrap()),
-        method: Some("GET".to_owned()),
+        method: Some("GET".into()),
         path: Some("/rest/ssh/1.0/keys".to_owned()),
         request_id: Some(format!("@SPILLx1x{i}x0")),
-        node_id: "SPILL".to_owned(),
+        node_id: "SPILL".into(),
         actor: None,
         attributes: json!({ "scope": "read-only" }).into(),
     }

@@ -47,10 +47,10 @@ fn event(i: usize) -> AuditEvent {
             .parse()
             .unwrap(),
         ),
-        method: Some("GET".to_owned()),
+        method: Some("GET".into()),
         path: Some(format!("/rest/api/1.0/projects/{i}")),
         request_id: Some(format!("@A6X2OXx532x{i}x0")),
-        node_id: "A6X2OX".to_owned(),
+        node_id: "A6X2OX".into(),
         actor: None,
         attributes: json!({ "i": i }).into(),
     }
@@ -91,10 +91,10 @@ async fn audit_event_round_trips_every_field(store: Arc<dyn TokenStore>) {
         user: Some("automation-user \\ \"ü😀\"".to_owned()),
         token_id: Some("abcdefghijkl".to_owned()),
         client_ip: Some("2001:db8::42".parse().unwrap()),
-        method: Some("POST".to_owned()),
+        method: Some("POST".into()),
         path: Some("/rest/ssh/1.0/keys?x=\"y\"\n\t\\u0041%00".to_owned()),
         request_id: Some("@A6X2OXx532x2669x0".to_owned()),
-        node_id: "A6X2OX".to_owned(),
+        node_id: "A6X2OX".into(),
         actor: Some("admin-api".to_owned()),
         attributes: json!({ "reason": "read-only", "limit": { "requests": 5, "period_seconds": 300 }, "list": [1, "two", null, true] }).into(),
     };
@@ -108,7 +108,7 @@ async fn audit_event_round_trips_every_field(store: Arc<dyn TokenStore>) {
         method: None,
         path: None,
         request_id: None,
-        node_id: "N".to_owned(),
+        node_id: "N".into(),
         actor: None,
         attributes: json!({}).into(),
     };

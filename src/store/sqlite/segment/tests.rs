@@ -22,10 +22,10 @@ fn event(i: u16, user: Option<&str>, attributes: impl Into<Attributes>) -> Audit
         } else {
             "2001:db8::42".parse().unwrap()
         }),
-        method: Some("GET".to_owned()),
+        method: Some("GET".into()),
         path: Some(format!("/rest/api/1.0/projects/{}", i % 3)),
         request_id: Some(format!("@A6X2OXx532x{i}x0")),
-        node_id: "A6X2OX".to_owned(),
+        node_id: "A6X2OX".into(),
         actor: None,
         attributes: attributes.into(),
     }
