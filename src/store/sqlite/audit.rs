@@ -22,15 +22,20 @@ const SEGMENTS_PER_READ: i64 = 16;
 pub(super) async fn insert(pool: &SqlitePool, events: &[AuditEvent]) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     for chunk in events.chunks(MAX_EVENTS) {
-        let indexed: Vec<(u16, &AuditEvent)> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (u16::try_from(i).expect("MAX_EVENTS fits in u16"), e))
-            .collect();
-        insert_segment(&mut tx, &segment::encode(&indexed)).await?;
+        insert_segment(&mut tx, &segment::encode(&numbered(chunk))).await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// `events` (at most [`MAX_EVENTS`]) numbered from 0 in their order: their indices in a new
+/// segment.
+fn numbered(events: &[AuditEvent]) -> Vec<(u16, &AuditEvent)> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (u16::try_from(i).expect("MAX_EVENTS fits in u16"), e))
+        .collect()
 }
 
 async fn insert_segment(conn: &mut SqliteConnection, s: &Encoded) -> Result<(), StoreError> {
@@ -315,12 +320,7 @@ pub(super) async fn convert_rows(pool: &SqlitePool) -> Result<u64, StoreError> {
             .iter()
             .map(|row| audit_from_row(row).map(|e| e.event))
             .collect::<Result<Vec<_>, _>>()?;
-        let indexed: Vec<(u16, &AuditEvent)> = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (u16::try_from(i).expect("MAX_EVENTS fits in u16"), e))
-            .collect();
-        insert_segment(&mut tx, &segment::encode(&indexed)).await?;
+        insert_segment(&mut tx, &segment::encode(&numbered(&events))).await?;
         sqlx::query("DELETE FROM audit_events WHERE id <= ?")
             .bind(last_id)
             .execute(&mut *tx)

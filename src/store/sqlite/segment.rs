@@ -119,7 +119,7 @@ impl<'a> Texts<'a> {
 
 /// Encodes `events` (each with its index in the segment, unique and below [`ID_STRIDE`]),
 /// with U+0000 replaced as every audit insert does ([`storable`]). `events` must not be empty.
-pub(super) fn encode<'a>(events: &[(u16, &'a AuditEvent)]) -> Encoded {
+pub(super) fn encode(events: &[(u16, &AuditEvent)]) -> Encoded {
     assert!(!events.is_empty(), "a segment holds at least one event");
     let millis = |e: &AuditEvent| floor_ms(e.time).timestamp_millis();
     let first_time = events.iter().map(|(_, e)| millis(e)).min().unwrap_or(0);

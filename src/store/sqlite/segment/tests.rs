@@ -5,19 +5,19 @@ use super::*;
 fn event(i: u16, user: Option<&str>, attributes: impl Into<Attributes>) -> AuditEvent {
     AuditEvent {
         time: DateTime::from_timestamp_millis(1_717_228_800_000 + i64::from(i) * 250).unwrap(),
-        kind: if i % 2 == 0 {
+        kind: if i.is_multiple_of(2) {
             AuditKind::AuthSucceeded
         } else {
             AuditKind::ScopeDenied
         },
-        outcome: if i % 2 == 0 {
+        outcome: if i.is_multiple_of(2) {
             AuditOutcome::Allowed
         } else {
             AuditOutcome::Denied
         },
         user: user.map(str::to_owned),
         token_id: Some("abcdefghijkl".to_owned()),
-        client_ip: Some(if i % 2 == 0 {
+        client_ip: Some(if i.is_multiple_of(2) {
             "79.209.73.23".parse().unwrap()
         } else {
             "2001:db8::42".parse().unwrap()
