@@ -17,9 +17,11 @@ CREATE TABLE audit_segments (
     body       BLOB NOT NULL
 ) STRICT;
 
--- Queries read newest first by latest event; purges oldest first by earliest event.
-CREATE INDEX audit_segments_by_last_time ON audit_segments (last_time, id);
-CREATE INDEX audit_segments_by_first_time ON audit_segments (first_time, id);
+-- Queries read newest first by latest event, purges oldest first by earliest event. A row is
+-- about a page (most of its body), so the indexes also hold what is checked before a body is
+-- read: the types (a query by type skips the rows without it) and the count (max_rows sums it).
+CREATE INDEX audit_segments_by_last_time ON audit_segments (last_time, id, kinds);
+CREATE INDEX audit_segments_by_first_time ON audit_segments (first_time, id, events);
 
 -- The users ('u:' + name) and token ids ('t:' + id) each segment holds, so a query filtered
 -- by either reads only the segments that hold it.
