@@ -66,6 +66,23 @@ async fn insert_keys(conn: &mut SqliteConnection, id: i64, s: &Encoded) -> Resul
     Ok(())
 }
 
+/// Deletes `keys` of segment `id`, each by its primary key (the table has no index on the
+/// segment alone).
+async fn delete_keys(
+    conn: &mut SqliteConnection,
+    id: i64,
+    keys: impl IntoIterator<Item = &String>,
+) -> Result<(), StoreError> {
+    for key in keys {
+        sqlx::query("DELETE FROM audit_segment_keys WHERE key = ? AND segment_id = ?")
+            .bind(key)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// An event's place in the order of the trail: its time in milliseconds, then its id.
 fn order_key(e: &StoredAuditEvent) -> (i64, i64) {
     (e.event.time.timestamp_millis(), e.id)
@@ -250,11 +267,9 @@ pub(super) async fn purge(
         if gone.is_empty() {
             continue;
         }
-        sqlx::query("DELETE FROM audit_segment_keys WHERE segment_id = ?")
-            .bind(segment_id)
-            .execute(&mut *tx)
-            .await?;
+        let before = segment::keys_of(events.iter().map(|e| &e.event));
         if kept.is_empty() {
+            delete_keys(&mut tx, segment_id, &before).await?;
             sqlx::query("DELETE FROM audit_segments WHERE id = ?")
                 .bind(segment_id)
                 .execute(&mut *tx)
@@ -281,26 +296,45 @@ pub(super) async fn purge(
         .bind(segment_id)
         .execute(&mut *tx)
         .await?;
-        insert_keys(&mut tx, segment_id, &s).await?;
+        // What the kept events hold is a subset of what the segment held.
+        delete_keys(&mut tx, segment_id, before.difference(&s.keys)).await?;
     }
     tx.commit().await?;
     Ok(doomed.len() as u64)
 }
 
 /// Moves events stored as rows by a release before segments (`audit_events`) into segments,
-/// in batches, then drops that table. Runs with the migrations; resumes if interrupted.
+/// in batches, then drops that table. Runs with the migrations; resumes if interrupted, and
+/// may run in two processes at once (a CLI command and the gateway both migrate).
 pub(super) async fn convert_rows(pool: &SqlitePool) -> Result<u64, StoreError> {
-    let exists: Option<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_events'",
-    )
-    .fetch_optional(pool)
-    .await?;
-    if exists.is_none() {
-        return Ok(0);
-    }
     let mut moved = 0;
     loop {
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Looked at under the write lock: another process may have finished meanwhile.
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_events'",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if exists.is_none() {
+            return Ok(moved);
+        }
+        // Segment ids start above every row's id: no id an event had before is ever given to
+        // another event (the moved ones get new ids).
+        sqlx::query(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'audit_segments', 0 \
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'audit_segments')",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE sqlite_sequence SET seq = \
+             MAX(seq, (SELECT COALESCE(MAX(id), 0) FROM audit_events) / ? + 1) \
+             WHERE name = 'audit_segments'",
+        )
+        .bind(ID_STRIDE)
+        .execute(&mut *tx)
+        .await?;
         let rows = sqlx::query(
             "SELECT id, time, kind, outcome, user_name, token_id, client_ip, method, path, \
              request_id, node_id, actor, attributes FROM audit_events ORDER BY id LIMIT ?",
@@ -316,11 +350,22 @@ pub(super) async fn convert_rows(pool: &SqlitePool) -> Result<u64, StoreError> {
             return Ok(moved);
         };
         let last_id: i64 = last.try_get("id")?;
-        let events = rows
-            .iter()
-            .map(|row| audit_from_row(row).map(|e| e.event))
-            .collect::<Result<Vec<_>, _>>()?;
-        insert_segment(&mut tx, &segment::encode(&numbered(&events))).await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match audit_from_row(row) {
+                Ok(stored) => events.push(stored.event),
+                // Unreadable before as well; it must not keep every later start from working.
+                Err(e) => tracing::warn!(
+                    target: "tokengate::store",
+                    id = row.try_get::<i64, _>("id").unwrap_or_default(),
+                    error = %e,
+                    "an audit row that cannot be read was left out of the move into segments"
+                ),
+            }
+        }
+        if !events.is_empty() {
+            insert_segment(&mut tx, &segment::encode(&numbered(&events))).await?;
+        }
         sqlx::query("DELETE FROM audit_events WHERE id <= ?")
             .bind(last_id)
             .execute(&mut *tx)

@@ -54,6 +54,16 @@ pub(super) fn kind_bit(kind: AuditKind) -> i64 {
     1 << position(&AuditKind::ALL, &kind)
 }
 
+/// The keys of a segment holding `events` (as stored, so as [`decode`] gives them back).
+pub(super) fn keys_of<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for e in events {
+        keys.extend(e.user.as_deref().map(user_key));
+        keys.extend(e.token_id.as_deref().map(token_key));
+    }
+    keys
+}
+
 /// The key under which segments holding `user`'s events are found.
 pub(super) fn user_key(user: &str) -> String {
     format!("u:{user}")
@@ -224,8 +234,12 @@ pub(super) fn decode(
                 .get(usize::from(p.outcome))
                 .ok_or_else(|| corrupt("body", format!("outcome {}", p.outcome)))?;
             let attributes = text(p.attributes)?.unwrap_or_else(|| "{}".to_owned());
+            let id = segment_id
+                .checked_mul(ID_STRIDE)
+                .and_then(|first| first.checked_add(i64::from(p.index)))
+                .ok_or_else(|| corrupt("id", format!("segment {segment_id} is out of range")))?;
             Ok(StoredAuditEvent {
-                id: segment_id * ID_STRIDE + i64::from(p.index),
+                id,
                 event: AuditEvent {
                     time,
                     kind,
