@@ -115,6 +115,20 @@ struct Texts<'a> {
 }
 
 impl<'a> Texts<'a> {
+    /// The number of a field's `text`, given the field's last text and its number: a
+    /// comparison instead of a lookup while the field repeats.
+    fn number_run(&mut self, last: &mut Option<(&'a str, u32)>, text: Option<&'a str>) -> u32 {
+        let Some(text) = text else { return 0 };
+        match *last {
+            Some((previous, n)) if previous == text => n,
+            _ => {
+                let n = self.number(storable(Some(text)));
+                *last = Some((text, n));
+                n
+            }
+        }
+    }
+
     fn number(&mut self, text: Option<Cow<'a, str>>) -> u32 {
         let Some(text) = text else { return 0 };
         if let Some(&n) = self.numbers.get(&*text) {
@@ -131,21 +145,33 @@ impl<'a> Texts<'a> {
 /// with U+0000 replaced as every audit insert does ([`storable`]). `events` must not be empty.
 pub(super) fn encode(events: &[(u16, &AuditEvent)]) -> Encoded {
     assert!(!events.is_empty(), "a segment holds at least one event");
-    let millis = |e: &AuditEvent| floor_ms(e.time).timestamp_millis();
-    let first_time = events.iter().map(|(_, e)| millis(e)).min().unwrap_or(0);
-    let last_time = events.iter().map(|(_, e)| millis(e)).max().unwrap_or(0);
+    let times: Vec<i64> = events
+        .iter()
+        .map(|(_, e)| floor_ms(e.time).timestamp_millis())
+        .collect();
+    let first_time = times.iter().copied().min().unwrap_or(0);
+    let last_time = times.iter().copied().max().unwrap_or(0);
     let mut texts = Texts::default();
     let mut kinds = 0;
     // The numbers of the users and token ids held, for the segment's keys.
     let (mut users, mut tokens) = (BTreeSet::new(), BTreeSet::new());
-    // Consecutive events mostly carry equal attributes: their JSON is written once per run.
+    // Each field's last text: consecutive events mostly repeat it.
+    let [
+        mut user,
+        mut token,
+        mut method,
+        mut path,
+        mut node,
+        mut actor,
+    ] = [None; 6];
     let mut last_attributes: Option<(&Attributes, u32)> = None;
     let packed = events
         .iter()
-        .map(|&(index, e)| {
+        .zip(&times)
+        .map(|(&(index, e), &time)| {
             kinds |= kind_bit(e.kind);
-            let user = texts.number(storable(e.user.as_deref()));
-            let token_id = texts.number(storable(e.token_id.as_deref()));
+            let user = texts.number_run(&mut user, e.user.as_deref());
+            let token_id = texts.number_run(&mut token, e.token_id.as_deref());
             users.insert(user);
             tokens.insert(token_id);
             let attributes = match last_attributes {
@@ -160,17 +186,17 @@ pub(super) fn encode(events: &[(u16, &AuditEvent)]) -> Encoded {
             };
             Packed {
                 index,
-                offset: u64::try_from(millis(e) - first_time).unwrap_or(0),
+                offset: u64::try_from(time - first_time).unwrap_or(0),
                 kind: position(&AuditKind::ALL, &e.kind),
                 outcome: position(&OUTCOMES, &e.outcome),
                 user,
                 token_id,
                 client_ip: e.client_ip,
-                method: texts.number(storable(e.method.as_deref())),
-                path: texts.number(storable(e.path.as_deref())),
+                method: texts.number_run(&mut method, e.method.as_deref()),
+                path: texts.number_run(&mut path, e.path.as_deref()),
                 request_id: storable(e.request_id.as_deref()),
-                node_id: texts.number(storable(Some(&e.node_id))),
-                actor: texts.number(storable(e.actor.as_deref())),
+                node_id: texts.number_run(&mut node, Some(&e.node_id)),
+                actor: texts.number_run(&mut actor, e.actor.as_deref()),
                 attributes,
             }
         })
