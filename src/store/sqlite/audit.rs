@@ -56,14 +56,13 @@ async fn insert_segment(conn: &mut SqliteConnection, s: &Encoded) -> Result<(), 
 }
 
 async fn insert_keys(conn: &mut SqliteConnection, id: i64, s: &Encoded) -> Result<(), StoreError> {
-    for key in &s.keys {
-        sqlx::query("INSERT OR IGNORE INTO audit_segment_keys (key, segment_id) VALUES (?, ?)")
-            .bind(key)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
+    each_key(
+        conn,
+        "INSERT OR IGNORE INTO audit_segment_keys (key, segment_id) VALUES (?, ?)",
+        id,
+        &s.keys,
+    )
+    .await
 }
 
 /// Deletes `keys` of segment `id`, each by its primary key (the table has no index on the
@@ -73,8 +72,24 @@ async fn delete_keys(
     id: i64,
     keys: impl IntoIterator<Item = &String>,
 ) -> Result<(), StoreError> {
+    each_key(
+        conn,
+        "DELETE FROM audit_segment_keys WHERE key = ? AND segment_id = ?",
+        id,
+        keys,
+    )
+    .await
+}
+
+/// Runs `statement`, which binds a key and then a segment id, for each of `keys` of segment `id`.
+async fn each_key(
+    conn: &mut SqliteConnection,
+    statement: &'static str,
+    id: i64,
+    keys: impl IntoIterator<Item = &String>,
+) -> Result<(), StoreError> {
     for key in keys {
-        sqlx::query("DELETE FROM audit_segment_keys WHERE key = ? AND segment_id = ?")
+        sqlx::query(statement)
             .bind(key)
             .bind(id)
             .execute(&mut *conn)
