@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -152,9 +152,8 @@ pub struct AuditQuery {
 /// `text` as static text, allocated once per distinct value for the life of the process: for
 /// the few texts (the node id) that every event of a process carries.
 pub fn intern(text: &str) -> &'static str {
-    static TEXTS: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    static TEXTS: LazyLock<Mutex<HashSet<&'static str>>> = LazyLock::new(Mutex::default);
     let mut texts = TEXTS.lock().unwrap_or_else(PoisonError::into_inner);
-    let texts = texts.get_or_insert_with(HashSet::new);
     if let Some(known) = texts.get(text) {
         return known;
     }
@@ -171,5 +170,26 @@ pub fn method_name(method: &str) -> Cow<'static, str> {
     match STANDARD.iter().find(|m| **m == method) {
         Some(m) => Cow::Borrowed(m),
         None => Cow::Owned(method.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interned_text_is_allocated_once_per_value() {
+        let a = intern("A6X2OX");
+        let b = intern(&String::from("A6X2OX"));
+        assert_eq!(a, "A6X2OX");
+        assert!(std::ptr::eq(a, b));
+        assert_eq!(intern("16JTB8N"), "16JTB8N");
+    }
+
+    #[test]
+    fn standard_methods_are_static_text() {
+        assert!(matches!(method_name("GET"), Cow::Borrowed("GET")));
+        assert!(matches!(method_name("PATCH"), Cow::Borrowed("PATCH")));
+        assert!(matches!(method_name("PROPFIND"), Cow::Owned(m) if m == "PROPFIND"));
     }
 }
