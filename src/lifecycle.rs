@@ -8,6 +8,7 @@
 mod validate;
 mod view;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,7 +59,7 @@ pub struct Origin {
     /// The address the call came from (the admin listener's peer).
     pub client_ip: Option<IpAddr>,
     /// The call's HTTP method.
-    pub method: Option<String>,
+    pub method: Option<Cow<'static, str>>,
     /// The call's path, without the query.
     pub path: Option<String>,
     /// The request id, also answered as `X-AREQUESTID`.
@@ -418,7 +419,7 @@ impl Lifecycle {
             user: Some(user.to_owned()),
             token_id: id.map(ToString::to_string),
             client_ip: origin.client_ip,
-            method: origin.method.clone().map(Into::into),
+            method: origin.method.clone(),
             path: origin.path.clone(),
             request_id: origin.request_id.clone(),
             node_id: self.settings.node_id.clone().into(),

@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::AdminState;
+use crate::audit::method_name;
 use crate::lifecycle::Origin;
 use crate::proxy::{REQUEST_ID_HEADER, request_id_header};
 
@@ -31,7 +32,7 @@ pub(super) async fn identify(
     let header = request_id_header(&request_id);
     let origin = Origin {
         client_ip,
-        method: Some(request.method().as_str().to_owned()),
+        method: Some(method_name(request.method())),
         path: Some(request.uri().path().to_owned()),
         request_id: Some(request_id),
     };

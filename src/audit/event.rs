@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::{LazyLock, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
+use http::Method;
 use serde::{Deserialize, Serialize};
 
 use super::Attributes;
@@ -163,13 +164,21 @@ pub fn intern(text: &str) -> &'static str {
 }
 
 /// An HTTP method's name: static text for the standard methods, a copy for any other.
-pub fn method_name(method: &str) -> Cow<'static, str> {
-    const STANDARD: [&str; 9] = [
-        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+pub fn method_name(method: &Method) -> Cow<'static, str> {
+    static STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
     ];
-    match STANDARD.iter().find(|m| **m == method) {
-        Some(m) => Cow::Borrowed(m),
-        None => Cow::Owned(method.to_owned()),
+    match STANDARD.iter().find(|m| *m == method) {
+        Some(m) => Cow::Borrowed(m.as_str()),
+        None => Cow::Owned(method.as_str().to_owned()),
     }
 }
 
@@ -188,8 +197,12 @@ mod tests {
 
     #[test]
     fn standard_methods_are_static_text() {
-        assert!(matches!(method_name("GET"), Cow::Borrowed("GET")));
-        assert!(matches!(method_name("PATCH"), Cow::Borrowed("PATCH")));
-        assert!(matches!(method_name("PROPFIND"), Cow::Owned(m) if m == "PROPFIND"));
+        let propfind = Method::from_bytes(b"PROPFIND").unwrap();
+        assert!(matches!(method_name(&Method::GET), Cow::Borrowed("GET")));
+        assert!(matches!(
+            method_name(&Method::PATCH),
+            Cow::Borrowed("PATCH")
+        ));
+        assert!(matches!(method_name(&propfind), Cow::Owned(m) if m == "PROPFIND"));
     }
 }

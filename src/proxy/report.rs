@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
+use http::Method;
 use serde_json::json;
 
 use super::Gateway;
@@ -17,7 +18,7 @@ use crate::token::TokenRecord;
 
 /// The request facts a report needs.
 pub(super) struct Facts<'a> {
-    pub method: &'a str,
+    pub method: &'a Method,
     pub path: &'a str,
     pub client_ip: IpAddr,
     pub request_id: &'a str,
@@ -91,7 +92,7 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
             Event::of(token, AuditKind::IpDenied, Details::None)
         }
         Decision::ScopeDenied { token } => {
-            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::ScopeDenied { user: &token.user, method: facts.method, path });
+            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::ScopeDenied { user: &token.user, method: facts.method.as_str(), path });
             Event::of(
                 token,
                 AuditKind::ScopeDenied,
