@@ -12,7 +12,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::TokenQuery;
 use super::rows::{AUDIT_COLUMNS, TOKEN_COLUMNS, ceil_ms, encode_ips, encode_rate, floor_ms};
-use crate::audit::{AuditEvent, AuditQuery};
+use crate::audit::{Attributes, AuditEvent, AuditQuery};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenState};
 
 /// What differs between the backends' SQL.
@@ -273,9 +273,7 @@ pub(super) fn audit_values(e: &AuditEvent) -> [AuditValue<'_>; AUDIT_VALUES] {
         Unique(storable(e.request_id.as_deref())),
         Text(storable(Some(&e.node_id))),
         Text(storable(e.actor.as_deref())),
-        Json(Cow::Owned(
-            storable_json(&e.attributes.to_value()).into_owned(),
-        )),
+        Json(storable_attributes(&e.attributes)),
     ]
 }
 
@@ -323,9 +321,24 @@ pub(super) fn storable(text: Option<&str>) -> Option<Cow<'_, str>> {
     })
 }
 
+/// `attributes` as a JSON value that can be stored, U+0000 replaced as [`storable`] does in
+/// every string and key; a copy only where one is made anyway (a fixed pair, a replacement).
+pub(super) fn storable_attributes(attributes: &Attributes) -> Cow<'_, serde_json::Value> {
+    match attributes.to_value() {
+        Cow::Borrowed(value) => storable_json(value),
+        Cow::Owned(value) => {
+            let replaced = match storable_json(&value) {
+                Cow::Owned(replaced) => Some(replaced),
+                Cow::Borrowed(_) => None,
+            };
+            Cow::Owned(replaced.unwrap_or(value))
+        }
+    }
+}
+
 /// `value` with U+0000 replaced as [`storable`] does, in every string and key; copied only
 /// when it holds one.
-pub(super) fn storable_json(value: &serde_json::Value) -> Cow<'_, serde_json::Value> {
+fn storable_json(value: &serde_json::Value) -> Cow<'_, serde_json::Value> {
     use serde_json::Value;
     fn has_nul(v: &Value) -> bool {
         match v {

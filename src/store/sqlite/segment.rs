@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{Attributes, AuditEvent, AuditKind, AuditOutcome, StoredAuditEvent};
 use crate::store::StoreError;
 use crate::store::rows::{corrupt, floor_ms};
-use crate::store::sql::{storable, storable_json};
+use crate::store::sql::{storable, storable_attributes};
 
 /// The body layout written by [`encode`] (the `format` column).
 pub(super) const FORMAT: i64 = 1;
@@ -54,14 +54,17 @@ pub(super) fn kind_bit(kind: AuditKind) -> i64 {
     1 << position(&AuditKind::ALL, &kind)
 }
 
-/// The keys of a segment holding `events` (as stored, so as [`decode`] gives them back).
+/// The keys of a segment holding `events`: their users and token ids as stored ([`storable`]).
 pub(super) fn keys_of<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
+    let (mut users, mut tokens) = (BTreeSet::new(), BTreeSet::new());
     for e in events {
-        keys.extend(e.user.as_deref().map(user_key));
-        keys.extend(e.token_id.as_deref().map(token_key));
+        users.extend(storable(e.user.as_deref()));
+        tokens.extend(storable(e.token_id.as_deref()));
     }
-    keys
+    let users = users.iter().map(|user| user_key(user));
+    users
+        .chain(tokens.iter().map(|token| token_key(token)))
+        .collect()
 }
 
 /// The key under which segments holding `user`'s events are found.
@@ -153,8 +156,6 @@ pub(super) fn encode(events: &[(u16, &AuditEvent)]) -> Encoded {
     let last_time = times.iter().copied().max().unwrap_or(0);
     let mut texts = Texts::default();
     let mut kinds = 0;
-    // The numbers of the users and token ids held, for the segment's keys.
-    let (mut users, mut tokens) = (BTreeSet::new(), BTreeSet::new());
     // Each field's last text: consecutive events mostly repeat it.
     let [
         mut user,
@@ -172,12 +173,10 @@ pub(super) fn encode(events: &[(u16, &AuditEvent)]) -> Encoded {
             kinds |= kind_bit(e.kind);
             let user = texts.number_run(&mut user, e.user.as_deref());
             let token_id = texts.number_run(&mut token, e.token_id.as_deref());
-            users.insert(user);
-            tokens.insert(token_id);
             let attributes = match last_attributes {
                 Some((value, n)) if *value == e.attributes => n,
                 _ => {
-                    let json = serde_json::to_string(&storable_json(&e.attributes.to_value()))
+                    let json = serde_json::to_string(&storable_attributes(&e.attributes))
                         .expect("a JSON value serializes");
                     let n = texts.number(Some(Cow::Owned(json)));
                     last_attributes = Some((&e.attributes, n));
@@ -201,10 +200,7 @@ pub(super) fn encode(events: &[(u16, &AuditEvent)]) -> Encoded {
             }
         })
         .collect();
-    let text = |n: &u32| n.checked_sub(1).map(|i| &*texts.list[i as usize]);
-    let keys = (users.iter().filter_map(text).map(user_key))
-        .chain(tokens.iter().filter_map(text).map(token_key))
-        .collect();
+    let keys = keys_of(events.iter().map(|&(_, e)| e));
     let body = Body {
         base: first_time,
         texts: texts.list,
