@@ -13,7 +13,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use super::segment::{self, Encoded, ID_STRIDE, MAX_EVENTS};
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::store::StoreError;
-use crate::store::rows::{audit_from_row, ceil_ms, floor_ms};
+use crate::store::rows::{AUDIT_COLUMNS, audit_from_row, ceil_ms, floor_ms};
 
 /// Segments read per query round trip.
 const SEGMENTS_PER_READ: i64 = 16;
@@ -350,11 +350,11 @@ pub(super) async fn convert_rows(pool: &SqlitePool) -> Result<u64, StoreError> {
         .bind(ID_STRIDE)
         .execute(&mut *tx)
         .await?;
-        let rows = sqlx::query(
-            "SELECT id, time, kind, outcome, user_name, token_id, client_ip, method, path, \
-             request_id, node_id, actor, attributes FROM audit_events ORDER BY id LIMIT ?",
-        )
-        .bind(MAX_EVENTS as i64)
+        let rows = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {AUDIT_COLUMNS}, attributes FROM audit_events ORDER BY id LIMIT "
+        ))
+        .push_bind(MAX_EVENTS as i64)
+        .build()
         .fetch_all(&mut *tx)
         .await?;
         let Some(last) = rows.last() else {
