@@ -12,7 +12,6 @@ use super::Gateway;
 use crate::audit::{Attributes, AuditEvent, AuditKind, AuditOutcome, method_name};
 use crate::auth::messages::{ANONYMOUS, AuthMessage};
 use crate::auth::{Decision, Invalid, NoValidToken};
-use crate::ratelimit::RateQuota;
 use crate::telemetry::{AUTH_TARGET, RATE_LIMIT_TARGET};
 use crate::token::TokenRecord;
 
@@ -66,7 +65,7 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
                 kind: AuditKind::Fallback,
                 user: Some(user),
                 token: None,
-                attributes: Details::None,
+                attributes: Attributes::empty(),
             }
         }
         Decision::NoValidToken { user, reason, .. } => {
@@ -84,24 +83,28 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
                 kind,
                 user: user.as_deref(),
                 token: None,
-                attributes: Details::Reason(reason_name(*reason)),
+                attributes: Attributes::Pair("reason", reason_name(*reason)),
             }
         }
         Decision::IpNotAllowed { token, .. } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::IpNotAllowed { user: &token.user, ip: facts.client_ip, fallback, path });
-            Event::of(token, AuditKind::IpDenied, Details::None)
+            Event::of(token, AuditKind::IpDenied, Attributes::empty())
         }
         Decision::ScopeDenied { token } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::ScopeDenied { user: &token.user, method: facts.method.as_str(), path });
             Event::of(
                 token,
                 AuditKind::ScopeDenied,
-                Details::Scope(token.scope.as_str()),
+                Attributes::Pair("scope", token.scope.as_str()),
             )
         }
         Decision::RateLimited { token, quota, .. } => {
             tracing::info!(target: RATE_LIMIT_TARGET, "{}", AuthMessage::RateLimited { user: &token.user, quota: *quota });
-            Event::of(token, AuditKind::RateLimited, Details::Limit(*quota))
+            Event::of(
+                token,
+                AuditKind::RateLimited,
+                Attributes::Json(json!({ "limit": quota.to_string() })),
+            )
         }
         Decision::Allow { token, .. } => {
             tracing::info!(
@@ -118,33 +121,34 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
             Event::of(
                 token,
                 AuditKind::AuthSucceeded,
-                Details::Scope(token.scope.as_str()),
+                Attributes::Pair("scope", token.scope.as_str()),
             )
         }
         Decision::TokenOutsideProtectedPaths => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TokenOutsideProtectedPaths { path });
-            Event::anonymous(Details::Reason("outside_protected_paths"))
+            Event::anonymous(Attributes::Pair("reason", "outside_protected_paths"))
         }
         Decision::TooManyFailures { .. } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TooManyFailures { ip: facts.client_ip, path });
-            Event::anonymous(Details::Reason("too_many_failures"))
+            Event::anonymous(Attributes::Pair("reason", "too_many_failures"))
         }
     };
-    audit(gateway, facts, &event);
+    audit(gateway, facts, event);
 }
 
 /// What an authentication audit event says beyond the request facts, borrowed from the
-/// decision: nothing is copied unless coverage records the event.
+/// decision: the user and token are copied only when coverage records the event (the
+/// attributes are fixed texts, but for the limit of a rate-limited request).
 struct Event<'a> {
     kind: AuditKind,
     user: Option<&'a str>,
     token: Option<&'a TokenRecord>,
-    attributes: Details,
+    attributes: Attributes,
 }
 
 impl<'a> Event<'a> {
     /// An event about `token`'s request.
-    fn of(token: &'a TokenRecord, kind: AuditKind, attributes: Details) -> Self {
+    fn of(token: &'a TokenRecord, kind: AuditKind, attributes: Attributes) -> Self {
         Self {
             kind,
             user: Some(&token.user),
@@ -154,7 +158,7 @@ impl<'a> Event<'a> {
     }
 
     /// A refusal that names no user or token.
-    fn anonymous(attributes: Details) -> Self {
+    fn anonymous(attributes: Attributes) -> Self {
         Self {
             kind: AuditKind::AuthFailed,
             user: None,
@@ -174,30 +178,7 @@ fn outcome_of(kind: AuditKind) -> AuditOutcome {
     }
 }
 
-/// What an authentication event's attributes say, made into them only when the event is
-/// recorded.
-enum Details {
-    None,
-    /// `{"reason": …}`.
-    Reason(&'static str),
-    /// `{"scope": …}`, the token's.
-    Scope(&'static str),
-    /// `{"limit": …}`, the quota that was hit.
-    Limit(RateQuota),
-}
-
-impl Details {
-    fn attributes(&self) -> Attributes {
-        match self {
-            Self::None => Attributes::empty(),
-            Self::Reason(reason) => Attributes::Pair("reason", reason),
-            Self::Scope(scope) => Attributes::Pair("scope", scope),
-            Self::Limit(quota) => Attributes::Json(json!({ "limit": quota.to_string() })),
-        }
-    }
-}
-
-fn audit(gateway: &Gateway, facts: &Facts<'_>, event: &Event<'_>) {
+fn audit(gateway: &Gateway, facts: &Facts<'_>, event: Event<'_>) {
     if !gateway.audit.wants(event.kind) {
         return;
     }
@@ -213,7 +194,7 @@ fn audit(gateway: &Gateway, facts: &Facts<'_>, event: &Event<'_>) {
         request_id: Some(facts.request_id.to_owned()),
         node_id: Cow::Borrowed(gateway.node_id),
         actor: None,
-        attributes: event.attributes.attributes(),
+        attributes: event.attributes,
     });
 }
 
@@ -227,7 +208,7 @@ pub(super) fn report_no_credential(gateway: &Gateway, token: &TokenRecord, facts
     let event = Event::of(
         token,
         AuditKind::AuthFailed,
-        Details::Reason("no_upstream_credential"),
+        Attributes::Pair("reason", "no_upstream_credential"),
     );
-    audit(gateway, facts, &event);
+    audit(gateway, facts, event);
 }
