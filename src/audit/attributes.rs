@@ -47,12 +47,6 @@ fn pair(key: &str, value: &str) -> Value {
     Value::Object(map)
 }
 
-impl Default for Attributes {
-    fn default() -> Self {
-        Self::empty()
-    }
-}
-
 impl From<Value> for Attributes {
     fn from(value: Value) -> Self {
         Self::Json(value)
