@@ -273,7 +273,7 @@ fn audit_batch_insert(c: &mut Criterion) {
             client_ip: Some(ip("79.209.73.23")),
             method: Some("GET".into()),
             path: Some("/rest/api/1.0/projects".into()),
-            request_id: Some(format!("@BENCH01x954x{i}x1")),
+            request_id: Some(format!("@BENCH01x954x{i}x1").into()),
             node_id: "BENCH01".into(),
             actor: None,
             attributes: serde_json::json!({ "scope": "read-only" }).into(),

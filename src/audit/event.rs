@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::{LazyLock, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
 use http::Method;
 use serde::{Deserialize, Serialize};
 
@@ -111,13 +112,13 @@ pub struct AuditEvent {
     pub kind: AuditKind,
     pub outcome: AuditOutcome,
     /// The Bitbucket user concerned (token owner, or the name a client presented).
-    pub user: Option<String>,
-    pub token_id: Option<String>,
+    pub user: Option<CompactString>,
+    pub token_id: Option<CompactString>,
     pub client_ip: Option<IpAddr>,
     /// A standard method's name is static text: no copy per event.
     pub method: Option<Cow<'static, str>>,
-    pub path: Option<String>,
-    pub request_id: Option<String>,
+    pub path: Option<CompactString>,
+    pub request_id: Option<CompactString>,
     /// Static text on the request path ([`intern`]): no copy per event.
     pub node_id: Cow<'static, str>,
     /// Who made a lifecycle change (`admin-api`, `cli`), `None` for authentication events.

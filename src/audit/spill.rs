@@ -229,9 +229,9 @@ async fn is_stored(store: &dyn TokenStore, event: &AuditEvent) -> Result<bool, S
         ..event.clone()
     };
     let mut query = AuditQuery {
-        user: event.user.clone(),
+        user: event.user.as_deref().map(str::to_owned),
         kind: Some(event.kind),
-        token_id: event.token_id.clone(),
+        token_id: event.token_id.as_deref().map(str::to_owned),
         since: Some(at),
         until: Some(at + TimeDelta::milliseconds(1)),
         limit: 1_000,

@@ -182,12 +182,12 @@ pub(super) fn audit_from_row(row: &impl ReadRow) -> Result<StoredAuditEvent, Sto
                 .ok_or_else(|| corrupt("kind", format!("{kind:?} is not an event type")))?,
             outcome: AuditOutcome::parse(&outcome)
                 .ok_or_else(|| corrupt("outcome", format!("{outcome:?} is not an outcome")))?,
-            user: row.opt_text("user_name")?,
-            token_id: row.opt_text("token_id")?,
+            user: row.opt_text("user_name")?.map(Into::into),
+            token_id: row.opt_text("token_id")?.map(Into::into),
             client_ip: decode_ip("client_ip", row.opt_text("client_ip")?)?,
             method: row.opt_text("method")?.map(Into::into),
-            path: row.opt_text("path")?,
-            request_id: row.opt_text("request_id")?,
+            path: row.opt_text("path")?.map(Into::into),
+            request_id: row.opt_text("request_id")?.map(Into::into),
             node_id: row.text("node_id")?.into(),
             actor: row.opt_text("actor")?,
             attributes: serde_json::from_str::<serde_json::Value>(&attributes)

@@ -372,7 +372,7 @@ async fn every_endpoint_does_its_job() {
         request_id.starts_with(&format!("@{NODE_ID}x")),
         "{request_id}"
     );
-    assert_eq!(revocation.request_id, Some(request_id));
+    assert_eq!(revocation.request_id.as_deref(), Some(request_id.as_str()));
     let all = app
         .store()
         .query_audit(&AuditQuery {

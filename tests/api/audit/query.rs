@@ -27,8 +27,8 @@ fn event(base: DateTime<Utc>, i: usize) -> AuditEvent {
             AuditOutcome::Denied,
             AuditOutcome::PassedOn,
         ][i % 3],
-        user: (!i.is_multiple_of(7)).then(|| users[i % 3].to_owned()),
-        token_id: Some(format!("tok{:09}", i % 5)),
+        user: (!i.is_multiple_of(7)).then(|| users[i % 3].into()),
+        token_id: Some(format!("tok{:09}", i % 5).into()),
         client_ip: Some(
             if i.is_multiple_of(2) {
                 "79.209.73.23"
@@ -39,8 +39,8 @@ fn event(base: DateTime<Utc>, i: usize) -> AuditEvent {
             .unwrap(),
         ),
         method: Some("GET".into()),
-        path: Some(format!("/rest/api/1.0/projects/{i},\"q\"")),
-        request_id: Some(format!("@A6X2OXx532x{i}x0")),
+        path: Some(format!("/rest/api/1.0/projects/{i},\"q\"").into()),
+        request_id: Some(format!("@A6X2OXx532x{i}x0").into()),
         node_id: "A6X2OX".into(),
         actor: None,
         attributes: json!({ "i": i }).into(),
@@ -288,7 +288,7 @@ async fn exports(app: &TestApp, events: &[AuditEvent]) {
         assert_eq!(row[2], e.kind.as_str());
         assert_eq!(row[8], *e.path.as_ref().unwrap());
         // A value a spreadsheet would run as a formula is defused.
-        let user = e.user.clone().unwrap_or_default();
+        let user = e.user.as_deref().unwrap_or_default().to_owned();
         let shown = if user.starts_with('=') {
             format!("'{user}")
         } else {

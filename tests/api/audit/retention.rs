@@ -29,11 +29,11 @@ fn event(time: DateTime<Utc>, label: &str) -> AuditEvent {
         time,
         kind: AuditKind::TokenCreated,
         outcome: AuditOutcome::Allowed,
-        user: Some("alice".to_owned()),
+        user: Some("alice".into()),
         token_id: None,
         client_ip: None,
         method: None,
-        path: Some(label.to_owned()),
+        path: Some(label.into()),
         request_id: None,
         node_id: "N".into(),
         actor: Some("cli".to_owned()),
@@ -49,7 +49,10 @@ async fn labels(store: &dyn TokenStore) -> Vec<String> {
         })
         .await
         .unwrap();
-    let mut labels: Vec<_> = all.into_iter().map(|e| e.event.path.unwrap()).collect();
+    let mut labels: Vec<_> = all
+        .into_iter()
+        .map(|e| e.event.path.unwrap().into())
+        .collect();
     labels.sort();
     labels
 }

@@ -22,12 +22,12 @@ fn event(i: usize) -> AuditEvent {
         time: Utc::now(),
         kind: AuditKind::AuthSucceeded,
         outcome: AuditOutcome::Allowed,
-        user: Some("automation-user".to_owned()),
-        token_id: Some("abcdefghijkl".to_owned()),
+        user: Some("automation-user".into()),
+        token_id: Some("abcdefghijkl".into()),
         client_ip: Some("79.209.73.23".parse().unwrap()),
         method: Some("GET".into()),
-        path: Some("/rest/ssh/1.0/keys".to_owned()),
-        request_id: Some(format!("@SPILLx1x{i}x0")),
+        path: Some("/rest/ssh/1.0/keys".into()),
+        request_id: Some(format!("@SPILLx1x{i}x0").into()),
         node_id: "SPILL".into(),
         actor: None,
         attributes: json!({ "scope": "read-only" }).into(),
@@ -51,7 +51,7 @@ async fn stored_ids(store: &dyn TokenStore) -> Vec<String> {
         let page = store.query_audit(&query).await.unwrap();
         let Some(last) = page.last() else { return out };
         query.after = Some((last.event.time, last.id));
-        out.extend(page.into_iter().map(|e| e.event.request_id.unwrap()));
+        out.extend(page.into_iter().map(|e| e.event.request_id.unwrap().into()));
     }
 }
 

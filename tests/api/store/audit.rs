@@ -36,8 +36,8 @@ fn event(i: usize) -> AuditEvent {
             AuditOutcome::Denied,
             AuditOutcome::PassedOn,
         ][i % 3],
-        user: (!i.is_multiple_of(10)).then(|| ["alice", "bob", "carol"][i % 3].to_owned()),
-        token_id: Some(format!("tok{:09}", i % 7)),
+        user: (!i.is_multiple_of(10)).then(|| ["alice", "bob", "carol"][i % 3].into()),
+        token_id: Some(format!("tok{:09}", i % 7).into()),
         client_ip: Some(
             if i.is_multiple_of(2) {
                 "79.209.73.23"
@@ -48,8 +48,8 @@ fn event(i: usize) -> AuditEvent {
             .unwrap(),
         ),
         method: Some("GET".into()),
-        path: Some(format!("/rest/api/1.0/projects/{i}")),
-        request_id: Some(format!("@A6X2OXx532x{i}x0")),
+        path: Some(format!("/rest/api/1.0/projects/{i}").into()),
+        request_id: Some(format!("@A6X2OXx532x{i}x0").into()),
         node_id: "A6X2OX".into(),
         actor: None,
         attributes: json!({ "i": i }).into(),
@@ -78,7 +78,7 @@ async fn all_pages(store: &dyn TokenStore, mut query: AuditQuery) -> Vec<StoredA
 }
 
 fn paths(events: impl IntoIterator<Item = AuditEvent>) -> Vec<String> {
-    let mut p: Vec<_> = events.into_iter().map(|e| e.path.unwrap()).collect();
+    let mut p: Vec<_> = events.into_iter().map(|e| e.path.unwrap().into()).collect();
     p.sort();
     p
 }
@@ -88,12 +88,12 @@ async fn audit_event_round_trips_every_field(store: Arc<dyn TokenStore>) {
         time: at("2024-06-01T08:52:38.540Z"),
         kind: AuditKind::ScopeDenied,
         outcome: AuditOutcome::Denied,
-        user: Some("automation-user \\ \"ü😀\"".to_owned()),
-        token_id: Some("abcdefghijkl".to_owned()),
+        user: Some("automation-user \\ \"ü😀\"".into()),
+        token_id: Some("abcdefghijkl".into()),
         client_ip: Some("2001:db8::42".parse().unwrap()),
         method: Some("POST".into()),
-        path: Some("/rest/ssh/1.0/keys?x=\"y\"\n\t\\u0041%00".to_owned()),
-        request_id: Some("@A6X2OXx532x2669x0".to_owned()),
+        path: Some("/rest/ssh/1.0/keys?x=\"y\"\n\t\\u0041%00".into()),
+        request_id: Some("@A6X2OXx532x2669x0".into()),
         node_id: "A6X2OX".into(),
         actor: Some("admin-api".to_owned()),
         attributes: json!({ "reason": "read-only", "limit": { "requests": 5, "period_seconds": 300 }, "list": [1, "two", null, true] }).into(),
@@ -132,8 +132,8 @@ async fn audit_event_round_trips_every_field(store: Arc<dyn TokenStore>) {
 /// The batch with it is stored whole, the character kept as U+FFFD, on both backends.
 async fn audit_text_with_nul_is_stored_and_does_not_fail_its_batch(store: Arc<dyn TokenStore>) {
     let mut poisoned = event(1);
-    poisoned.user = Some("ev\0il".to_owned());
-    poisoned.path = Some("/rest/\0".to_owned());
+    poisoned.user = Some("ev\0il".into());
+    poisoned.path = Some("/rest/\0".into());
     poisoned.attributes = json!({ "reason": "not_a_token", "k\0": ["a\0b", { "c": "\0" }] }).into();
     let batch = vec![event(0), poisoned, event(2)];
     store.insert_audit(&batch).await.unwrap();
@@ -149,8 +149,8 @@ async fn audit_text_with_nul_is_stored_and_does_not_fail_its_batch(store: Arc<dy
         .collect();
     got.reverse();
     let mut expected = batch;
-    expected[1].user = Some("ev\u{FFFD}il".to_owned());
-    expected[1].path = Some("/rest/\u{FFFD}".to_owned());
+    expected[1].user = Some("ev\u{FFFD}il".into());
+    expected[1].path = Some("/rest/\u{FFFD}".into());
     expected[1].attributes =
         json!({ "reason": "not_a_token", "k\u{FFFD}": ["a\u{FFFD}b", { "c": "\u{FFFD}" }] }).into();
     assert_eq!(got, expected);

@@ -15,16 +15,16 @@ fn event(i: u16, user: Option<&str>, attributes: impl Into<Attributes>) -> Audit
         } else {
             AuditOutcome::Denied
         },
-        user: user.map(str::to_owned),
-        token_id: Some("abcdefghijkl".to_owned()),
+        user: user.map(Into::into),
+        token_id: Some("abcdefghijkl".into()),
         client_ip: Some(if i.is_multiple_of(2) {
             "79.209.73.23".parse().unwrap()
         } else {
             "2001:db8::42".parse().unwrap()
         }),
         method: Some("GET".into()),
-        path: Some(format!("/rest/api/1.0/projects/{}", i % 3)),
-        request_id: Some(format!("@A6X2OXx532x{i}x0")),
+        path: Some(format!("/rest/api/1.0/projects/{}", i % 3).into()),
+        request_id: Some(format!("@A6X2OXx532x{i}x0").into()),
         node_id: "A6X2OX".into(),
         actor: None,
         attributes: attributes.into(),
@@ -46,11 +46,11 @@ fn events_round_trip_with_ids_from_the_segment_and_their_index() {
         event(1, Some("bob"), json!({ "scope": "read-only" })),
         event(2, None, json!({ "reason": "malformed" })),
         AuditEvent {
-            user: Some("automation-user \\ \"ü😀\"".to_owned()),
+            user: Some("automation-user \\ \"ü😀\"".into()),
             token_id: None,
             client_ip: None,
             method: None,
-            path: Some("/rest/ssh/1.0/keys?x=\"y\"\n\t\\u0041%00".to_owned()),
+            path: Some("/rest/ssh/1.0/keys?x=\"y\"\n\t\\u0041%00".into()),
             request_id: None,
             actor: Some("admin-api".to_owned()),
             attributes: json!({ "limit": { "requests": 5 }, "list": [1, "two", null, true] })
@@ -106,7 +106,7 @@ fn a_subset_keeps_its_indices() {
 #[test]
 fn nul_is_stored_as_the_replacement_character() {
     let mut poisoned = event(0, Some("ev\0il"), json!({ "k\0": ["a\0b"] }));
-    poisoned.path = Some("/rest/\0".to_owned());
+    poisoned.path = Some("/rest/\0".into());
     let decoded = decode(1, FORMAT, &encode(&[(0, &poisoned)]).body).unwrap();
     let got = &decoded[0].event;
     assert_eq!(got.user.as_deref(), Some("ev\u{FFFD}il"));
