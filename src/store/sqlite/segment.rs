@@ -228,25 +228,27 @@ pub(super) fn decode(
             format!("{format} is not a segment format"),
         ));
     }
-    let body: Body<String> =
-        postcard::from_bytes(body).map_err(|e| corrupt("body", e.to_string()))?;
+    let Body::<String> {
+        base,
+        texts,
+        events,
+    } = postcard::from_bytes(body).map_err(|e| corrupt("body", e.to_string()))?;
     let text = |n: u32| -> Result<Option<String>, StoreError> {
         match n {
             0 => Ok(None),
-            n => body
-                .texts
+            n => texts
                 .get(n as usize - 1)
                 .cloned()
                 .map(Some)
-                .ok_or_else(|| corrupt("body", format!("text {n} of {}", body.texts.len()))),
+                .ok_or_else(|| corrupt("body", format!("text {n} of {}", texts.len()))),
         }
     };
-    body.events
-        .iter()
+    events
+        .into_iter()
         .map(|p| {
             let time = i64::try_from(p.offset)
                 .ok()
-                .and_then(|offset| body.base.checked_add(offset))
+                .and_then(|offset| base.checked_add(offset))
                 .and_then(DateTime::<Utc>::from_timestamp_millis)
                 .ok_or_else(|| corrupt("body", format!("offset {} is out of range", p.offset)))?;
             let kind = *AuditKind::ALL
@@ -271,7 +273,7 @@ pub(super) fn decode(
                     client_ip: p.client_ip,
                     method: text(p.method)?.map(Into::into),
                     path: text(p.path)?.map(Into::into),
-                    request_id: p.request_id.as_deref().map(Into::into),
+                    request_id: p.request_id.map(Into::into),
                     node_id: text(p.node_id)?.unwrap_or_default().into(),
                     actor: text(p.actor)?,
                     attributes: serde_json::from_str::<serde_json::Value>(&attributes)
