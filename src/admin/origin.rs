@@ -34,7 +34,7 @@ pub(super) async fn identify(
         client_ip,
         method: Some(method_name(request.method())),
         path: Some(request.uri().path().to_owned()),
-        request_id: Some(request_id),
+        request_id: Some(request_id.into()),
     };
     request.extensions_mut().insert(origin);
     let mut response = next.run(request).await;

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use chrono::Timelike;
+use compact_str::{CompactString, format_compact};
 use http::header::{COOKIE, HeaderName};
 use http::{HeaderMap, HeaderValue};
 use ipnet::IpNet;
@@ -54,13 +55,14 @@ impl RequestIds {
         }
     }
 
-    /// A new request id for a request arriving now (local time), and its in-flight mark.
-    pub fn next(&self) -> (String, InFlight<'_>) {
+    /// A new request id for a request arriving now (local time), and its in-flight mark. A
+    /// typical id (up to 24 bytes) is held inline, so issuing or copying one allocates nothing.
+    pub fn next(&self) -> (CompactString, InFlight<'_>) {
         let now = crate::telemetry::local_now();
         let minute = now.hour() * 60 + now.minute();
         let count = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let others = self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let id = format!("@{}x{minute}x{count}x{others}", self.node);
+        let id = format_compact!("@{}x{minute}x{count}x{others}", self.node);
         (id, InFlight(&self.in_flight))
     }
 
@@ -95,8 +97,8 @@ pub fn session_id(headers: &HeaderMap) -> Option<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
     /// `X-Forwarded-For` entries then the peer, comma separated; entries that are not IP
-    /// addresses are written `unknown`.
-    pub addresses: String,
+    /// addresses are written `unknown`. A lone IPv4 peer is held inline.
+    pub addresses: CompactString,
     /// The right-most address not in `trusted_proxies`.
     pub client_ip: IpAddr,
     /// The peer's address (IPv4-mapped addresses folded to IPv4).
@@ -119,7 +121,11 @@ pub fn remote(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> Remot
         .map(|s| s.parse::<IpAddr>().ok().map(canonical))
         .collect();
 
-    let mut addresses = String::with_capacity(16 * (forwarded.len() + 1));
+    // Capacity beyond 24 bytes would put even a lone peer's address on the heap.
+    let mut addresses = match forwarded.len() {
+        0 => CompactString::default(),
+        n => CompactString::with_capacity(16 * (n + 1)),
+    };
     for entry in &forwarded {
         match entry {
             Some(ip) => write!(addresses, "{ip},").expect("writing to a String"),

@@ -97,8 +97,10 @@ async fn decide_and_act(
     let client_ip = remote.client_ip;
     let request_id = ids.text;
     let now = Utc::now();
-    let path = request.uri().path().to_owned();
-    let protected = gateway.is_protected(&path);
+    // Cloning the target shares the request's own bytes; a copy of the path would allocate.
+    let target = request.uri().path_and_query().cloned();
+    let path = target.as_ref().map_or("/", PathAndQuery::path);
+    let protected = gateway.is_protected(path);
     let presented = match Credential::from_headers(request.headers()) {
         Credential::Missing => Presented::Nothing,
         Credential::Foreign { user, scheme } => Presented::Foreign { user, scheme },
@@ -125,7 +127,7 @@ async fn decide_and_act(
     };
     let facts = RequestFacts {
         method: request.method(),
-        path: &path,
+        path,
         query: request.uri().query(),
         client_ip,
         protected,
@@ -143,7 +145,7 @@ async fn decide_and_act(
     let method = request.method().clone();
     let facts = Facts {
         method: &method,
-        path: &path,
+        path,
         client_ip,
         request_id,
         now,

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::future::Future;
 
+use compact_str::CompactString;
+
 tokio::task_local! {
     /// The context of the request whose future is being polled on this thread, if any.
     static CURRENT: RequestContext;
@@ -15,11 +17,11 @@ tokio::task_local! {
 /// `{request_id} {session_id }{addresses} "{request_line}"`.
 pub struct RequestContext {
     /// `@{NODE}x{MINUTE}x{COUNTER}x{IN_FLIGHT}`.
-    request_id: String,
+    request_id: CompactString,
     /// Hash of the session cookie, when the request had one.
     session_id: Option<String>,
     /// `X-Forwarded-For` entries and the peer, comma separated.
-    addresses: String,
+    addresses: CompactString,
     /// `GET /rest/ssh/1.0/keys HTTP/1.1`, unescaped; displayed only when a line is written.
     request_line: Box<dyn fmt::Display + Send>,
 }
@@ -37,10 +39,12 @@ impl fmt::Debug for RequestContext {
 
 impl RequestContext {
     /// A context without a session; `request_line` is displayed (and escaped) each time a
-    /// line is written, so building the context formats nothing.
+    /// line is written, so building the context formats nothing. The id and addresses are
+    /// held inline when short, as they are for a typical request, so copying them allocates
+    /// nothing.
     pub fn new(
-        request_id: impl Into<String>,
-        addresses: impl Into<String>,
+        request_id: impl Into<CompactString>,
+        addresses: impl Into<CompactString>,
         request_line: impl fmt::Display + Send + 'static,
     ) -> Self {
         Self {
