@@ -121,18 +121,14 @@ pub fn remote(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> Remot
         .map(|s| s.parse::<IpAddr>().ok().map(canonical))
         .collect();
 
-    // Capacity beyond 24 bytes would put even a lone peer's address on the heap.
-    let mut addresses = match forwarded.len() {
-        0 => CompactString::default(),
-        n => CompactString::with_capacity(16 * (n + 1)),
-    };
+    let mut addresses = CompactString::default();
     for entry in &forwarded {
         match entry {
-            Some(ip) => write!(addresses, "{ip},").expect("writing to a String"),
+            Some(ip) => write!(addresses, "{ip},").expect("writing to memory"),
             None => addresses.push_str("unknown,"),
         }
     }
-    write!(addresses, "{peer_ip}").expect("writing to a String");
+    write!(addresses, "{peer_ip}").expect("writing to memory");
 
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     let mut client_ip = peer_ip;

@@ -97,9 +97,7 @@ async fn decide_and_act(
     let client_ip = remote.client_ip;
     let request_id = ids.text;
     let now = Utc::now();
-    // Cloning the target shares the request's own bytes; a copy of the path would allocate.
-    let target = request.uri().path_and_query().cloned();
-    let path = target.as_ref().map_or("/", PathAndQuery::path);
+    let path = request.uri().path();
     let protected = gateway.is_protected(path);
     let presented = match Credential::from_headers(request.headers()) {
         Credential::Missing => Presented::Nothing,
