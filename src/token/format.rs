@@ -85,7 +85,9 @@ impl<'a> PresentedToken<'a> {
     /// Checks shape and checksum. Pure CPU, no store access.
     pub fn parse(s: &'a str) -> Result<Self, ParseError> {
         let bytes = s.as_bytes();
-        if bytes.len() != TOKEN_LEN || !s.starts_with(TOKEN_PREFIX) {
+        // ASCII first: the slices below are byte offsets, which a multi-byte character
+        // could straddle.
+        if bytes.len() != TOKEN_LEN || !s.is_ascii() || !s.starts_with(TOKEN_PREFIX) {
             return Err(ParseError::Shape);
         }
         let id = &s[TOKEN_PREFIX.len()..TOKEN_PREFIX.len() + ID_LEN];
@@ -190,6 +192,22 @@ mod tests {
         assert!(PresentedToken::parse(&upper).is_err());
         let nonascii = token.replacen('_', "é", 2);
         assert!(PresentedToken::parse(&nonascii).is_err());
+    }
+
+    #[test]
+    fn a_multi_byte_character_anywhere_is_a_shape_error() {
+        let (_, secret) = generate();
+        let token = secret.expose_secret();
+        // Same byte length as a token, so only the character boundaries differ.
+        for i in TOKEN_PREFIX.len()..token.len() - 1 {
+            let presented = format!("{}é{}", &token[..i], &token[i + 2..]);
+            assert_eq!(presented.len(), token.len());
+            assert_eq!(
+                PresentedToken::parse(&presented).unwrap_err(),
+                ParseError::Shape,
+                "position {i}"
+            );
+        }
     }
 
     #[test]
