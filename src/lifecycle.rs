@@ -19,9 +19,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 pub use validate::{
-    Invalid, MAX_ALLOWED_IPS, MAX_CREDENTIAL_BYTES, MAX_TEXT_CHARS, check_expiry,
-    parse_allowed_ips, parse_expires_at, parse_ip, parse_scope, rate_limit, validate_description,
-    validate_user,
+    Invalid, MAX_ALLOWED_IPS, MAX_CREDENTIAL_BYTES, MAX_TEXT_CHARS, check_allowed_ips_len,
+    check_expiry, parse_allowed_ips, parse_expires_at, parse_ip, parse_scope, rate_limit,
+    validate_description, validate_user,
 };
 pub use view::{CreatedToken, TokenPage, TokenView};
 
@@ -33,7 +33,7 @@ use crate::config::Config;
 use crate::credential::{CredentialError, CredentialKey, CredentialVault};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateQuota;
-use crate::store::{Change, StoreError, TokenStore};
+use crate::store::{Change, StoreError, TokenStore, TokenWrite};
 use crate::token::{self, NewToken, Scope, TokenId, TokenPatch, TokenRecord};
 
 /// Who makes the changes, as recorded in audit events' `actor`.
@@ -213,6 +213,8 @@ impl Lifecycle {
     ) -> Result<CreatedToken, LifecycleError> {
         validate_user(&spec.user)?;
         validate_description(&spec.description)?;
+        // The CLI parses its entries one by one, so the length is checked here for both edges.
+        check_allowed_ips_len(spec.allowed_ips.len())?;
         check_expiry(spec.expires_at, now, now, self.settings.max_lifetime_days)?;
         let (record, secret) = self.insert(&spec, now).await?;
         self.forget(&record.id);
@@ -297,23 +299,28 @@ impl Lifecycle {
         if let Some(description) = &patch.description {
             validate_description(description)?;
         }
-        let old = self.get(id).await?;
-        if old.revoked_at.is_some() {
-            return Err(LifecycleError::Revoked(old.id));
+        if let Some(ips) = &patch.allowed_ips {
+            check_allowed_ips_len(ips.len())?;
+        }
+        // Read first for the checks that need the record; the store re-reads it under a lock
+        // and is the authority on whether it is still unrevoked.
+        let current = self.get(id).await?;
+        if current.revoked_at.is_some() {
+            return Err(LifecycleError::Revoked(current.id));
         }
         if let Some(expires_at) = patch.expires_at {
             check_expiry(
                 expires_at,
-                old.created_at,
+                current.created_at,
                 now,
                 self.settings.max_lifetime_days,
             )?;
         }
-        let new = self
-            .store
-            .update_token(&old.id, &patch)
-            .await?
-            .ok_or_else(|| not_found(old.id.as_str()))?;
+        let (old, new) = match self.store.update_token(&current.id, &patch).await? {
+            TokenWrite::Written { before, after } => (before, after),
+            TokenWrite::Revoked(revoked) => return Err(LifecycleError::Revoked(revoked.id)),
+            TokenWrite::Unknown => return Err(not_found(current.id.as_str())),
+        };
         self.forget(&new.id);
         self.record(
             AuditKind::TokenChanged,
@@ -327,22 +334,20 @@ impl Lifecycle {
         Ok(new)
     }
 
-    /// Revokes a token; revoking a revoked token changes nothing and succeeds.
+    /// Revokes a token; revoking a revoked token changes nothing and succeeds. Of concurrent
+    /// revocations, only the one that revoked is audited and counted.
     pub async fn revoke(
         &self,
         id: &str,
         origin: &Origin,
         now: DateTime<Utc>,
     ) -> Result<TokenRecord, LifecycleError> {
-        let old = self.get(id).await?;
-        if old.revoked_at.is_some() {
-            return Ok(old);
-        }
-        let new = self
-            .store
-            .revoke_token(&old.id, now)
-            .await?
-            .ok_or_else(|| not_found(old.id.as_str()))?;
+        let id = parse_id(id)?;
+        let new = match self.store.revoke_token(&id, now).await? {
+            TokenWrite::Written { after, .. } => after,
+            TokenWrite::Revoked(revoked) => return Ok(revoked),
+            TokenWrite::Unknown => return Err(not_found(id.as_str())),
+        };
         self.forget(&new.id);
         if let Some(m) = &self.metrics {
             m.tokens_revoked.inc();
@@ -370,6 +375,13 @@ impl Lifecycle {
     ) -> Result<(), LifecycleError> {
         validate_user(user)?;
         let text = credential.expose_secret();
+        if text.trim() != text || text.is_empty() {
+            return Err(Invalid::new(
+                "credential",
+                "must be non-empty and must not begin or end with white space",
+            )
+            .into());
+        }
         if text.len() > MAX_CREDENTIAL_BYTES {
             return Err(Invalid::new(
                 "credential",

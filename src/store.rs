@@ -67,6 +67,21 @@ pub enum Change {
     All,
 }
 
+/// What a write to one token found. The check and the write are one transaction, with the
+/// token's row locked, so two concurrent writers see each other's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenWrite {
+    /// Written (and announced): the record as it was and as it is now.
+    Written {
+        before: TokenRecord,
+        after: TokenRecord,
+    },
+    /// The token is revoked; nothing was written.
+    Revoked(TokenRecord),
+    /// No token has this id.
+    Unknown,
+}
+
 /// Storage of tokens, credentials and audit events.
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
@@ -88,20 +103,18 @@ pub trait TokenStore: Send + Sync + 'static {
     /// A page of tokens, newest first (`created_at` then `id`, both descending).
     async fn list_tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError>;
 
-    /// Applies a patch and announces the change; `None` when the id is unknown.
+    /// Applies a patch to a token that is not revoked, and announces the change. An empty
+    /// patch writes nothing and reports the record as both before and after.
     async fn update_token(
         &self,
         id: &TokenId,
         patch: &TokenPatch,
-    ) -> Result<Option<TokenRecord>, StoreError>;
+    ) -> Result<TokenWrite, StoreError>;
 
-    /// Marks a token revoked (the first revocation time is kept) and announces the change;
-    /// `None` when the id is unknown.
-    async fn revoke_token(
-        &self,
-        id: &TokenId,
-        at: DateTime<Utc>,
-    ) -> Result<Option<TokenRecord>, StoreError>;
+    /// Marks a token revoked at `at` and announces the change; a token revoked already is
+    /// reported as [`TokenWrite::Revoked`] and keeps its first revocation time.
+    async fn revoke_token(&self, id: &TokenId, at: DateTime<Utc>)
+    -> Result<TokenWrite, StoreError>;
 
     /// Records last-used times and addresses; an older time never overwrites a newer one.
     async fn record_last_used(&self, uses: &[LastUse]) -> Result<(), StoreError>;

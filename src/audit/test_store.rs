@@ -12,7 +12,9 @@ use tempfile::TempDir;
 use tokio::sync::mpsc;
 
 use super::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent};
-use crate::store::{Backend, Change, LastUse, SqliteStore, StoreError, TokenQuery, TokenStore};
+use crate::store::{
+    Backend, Change, LastUse, SqliteStore, StoreError, TokenQuery, TokenStore, TokenWrite,
+};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
 
 /// A migrated SQLite store whose audit calls and `ping` fail while `down` is set.
@@ -108,14 +110,14 @@ impl TokenStore for Flaky {
         &self,
         id: &TokenId,
         patch: &TokenPatch,
-    ) -> Result<Option<TokenRecord>, StoreError> {
+    ) -> Result<TokenWrite, StoreError> {
         self.inner.update_token(id, patch).await
     }
     async fn revoke_token(
         &self,
         id: &TokenId,
         at: DateTime<Utc>,
-    ) -> Result<Option<TokenRecord>, StoreError> {
+    ) -> Result<TokenWrite, StoreError> {
         self.inner.revoke_token(id, at).await
     }
     async fn record_last_used(&self, uses: &[LastUse]) -> Result<(), StoreError> {

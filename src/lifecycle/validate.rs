@@ -121,14 +121,20 @@ pub fn parse_ip(s: &str) -> Result<IpNet, String> {
     ))
 }
 
-/// A whole allow-list (empty means any address).
-pub fn parse_allowed_ips<S: AsRef<str>>(entries: &[S]) -> Result<Vec<IpNet>, Invalid> {
-    if entries.len() > MAX_ALLOWED_IPS {
+/// An allow-list of `len` entries is not too long.
+pub fn check_allowed_ips_len(len: usize) -> Result<(), Invalid> {
+    if len > MAX_ALLOWED_IPS {
         return Err(Invalid::new(
             "allowed_ips",
             format!("must have at most {MAX_ALLOWED_IPS} entries"),
         ));
     }
+    Ok(())
+}
+
+/// A whole allow-list (empty means any address).
+pub fn parse_allowed_ips<S: AsRef<str>>(entries: &[S]) -> Result<Vec<IpNet>, Invalid> {
+    check_allowed_ips_len(entries.len())?;
     entries
         .iter()
         .enumerate()

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::rows::{self, ReadRow, audit_from_row, corrupt, token_from_row};
 use super::sql::{self, Dialect};
-use super::{Backend, Change, LastUse, StoreError, TokenQuery, TokenStore};
+use super::{Backend, Change, LastUse, StoreError, TokenQuery, TokenStore, TokenWrite};
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
 
@@ -103,6 +103,23 @@ async fn announce(conn: &mut PgConnection, payload: &str) -> Result<(), StoreErr
     Ok(())
 }
 
+/// One token read with its row locked until the transaction ends, so a concurrent write to
+/// it waits and then sees this transaction's result.
+async fn locked_token(
+    conn: &mut PgConnection,
+    id: &TokenId,
+) -> Result<Option<TokenRecord>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        rows::token_columns!(),
+        " FROM tokens WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(token_from_row).transpose()
+}
+
 /// The change a notification's payload announces, if it is well formed.
 fn change_of(payload: &str) -> Option<Change> {
     match payload.strip_prefix(CREDENTIAL_PREFIX) {
@@ -165,41 +182,49 @@ impl TokenStore for PgStore {
         &self,
         id: &TokenId,
         patch: &TokenPatch,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        let Some(mut update) = sql::update_token::<Postgres>(id, patch) else {
-            return self.get_token(id).await;
-        };
+    ) -> Result<TokenWrite, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let Some(row) = update.build().fetch_optional(&mut *tx).await? else {
-            return Ok(None);
+        let before = match locked_token(&mut tx, id).await? {
+            Some(record) if record.revoked_at.is_none() => record,
+            Some(revoked) => return Ok(TokenWrite::Revoked(revoked)),
+            None => return Ok(TokenWrite::Unknown),
         };
-        let record = token_from_row(&row)?;
+        let Some(mut update) = sql::update_token::<Postgres>(id, patch) else {
+            return Ok(TokenWrite::Written {
+                after: before.clone(),
+                before,
+            });
+        };
+        let row = update.build().fetch_one(&mut *tx).await?;
+        let after = token_from_row(&row)?;
         announce(&mut tx, id.as_str()).await?;
         tx.commit().await?;
-        Ok(Some(record))
+        Ok(TokenWrite::Written { before, after })
     }
 
     async fn revoke_token(
         &self,
         id: &TokenId,
         at: DateTime<Utc>,
-    ) -> Result<Option<TokenRecord>, StoreError> {
+    ) -> Result<TokenWrite, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let before = match locked_token(&mut tx, id).await? {
+            Some(record) if record.revoked_at.is_none() => record,
+            Some(revoked) => return Ok(TokenWrite::Revoked(revoked)),
+            None => return Ok(TokenWrite::Unknown),
+        };
         let row = sqlx::query(concat!(
-            "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ",
+            "UPDATE tokens SET revoked_at = $2 WHERE id = $1 RETURNING ",
             rows::token_columns!()
         ))
         .bind(id.as_str())
         .bind(rows::floor_ms(at))
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let record = token_from_row(&row)?;
+        let after = token_from_row(&row)?;
         announce(&mut tx, id.as_str()).await?;
         tx.commit().await?;
-        Ok(Some(record))
+        Ok(TokenWrite::Written { before, after })
     }
 
     async fn record_last_used(&self, uses: &[LastUse]) -> Result<(), StoreError> {

@@ -23,7 +23,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::rows::{self, ReadRow, corrupt, from_millis, token_from_row};
 use super::sql::{self, Dialect};
-use super::{Backend, Change, LastUse, StoreError, TokenQuery, TokenStore};
+use super::{Backend, Change, LastUse, StoreError, TokenQuery, TokenStore, TokenWrite};
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
 
@@ -119,6 +119,22 @@ async fn announce(conn: &mut SqliteConnection, id: &TokenId) -> Result<(), Store
     Ok(())
 }
 
+/// One token read inside a write transaction (which holds the database's write lock).
+async fn locked_token(
+    conn: &mut SqliteConnection,
+    id: &TokenId,
+) -> Result<Option<TokenRecord>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        rows::token_columns!(),
+        " FROM tokens WHERE id = ?"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(token_from_row).transpose()
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
     fn backend(&self) -> Backend {
@@ -177,42 +193,51 @@ impl TokenStore for SqliteStore {
         &self,
         id: &TokenId,
         patch: &TokenPatch,
-    ) -> Result<Option<TokenRecord>, StoreError> {
+    ) -> Result<TokenWrite, StoreError> {
+        // IMMEDIATE takes the write lock before the read, so the record read is the one the
+        // update changes.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let before = match locked_token(&mut tx, id).await? {
+            Some(record) if record.revoked_at.is_none() => record,
+            Some(revoked) => return Ok(TokenWrite::Revoked(revoked)),
+            None => return Ok(TokenWrite::Unknown),
+        };
         let Some(mut update) = sql::update_token::<Sqlite>(id, patch) else {
-            return self.get_token(id).await;
+            return Ok(TokenWrite::Written {
+                after: before.clone(),
+                before,
+            });
         };
-        // The first statement writes, so the transaction takes the write lock at once.
-        let mut tx = self.pool.begin().await?;
-        let Some(row) = update.build().fetch_optional(&mut *tx).await? else {
-            return Ok(None);
-        };
-        let record = token_from_row(&row)?;
+        let row = update.build().fetch_one(&mut *tx).await?;
+        let after = token_from_row(&row)?;
         announce(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(Some(record))
+        Ok(TokenWrite::Written { before, after })
     }
 
     async fn revoke_token(
         &self,
         id: &TokenId,
         at: DateTime<Utc>,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+    ) -> Result<TokenWrite, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let before = match locked_token(&mut tx, id).await? {
+            Some(record) if record.revoked_at.is_none() => record,
+            Some(revoked) => return Ok(TokenWrite::Revoked(revoked)),
+            None => return Ok(TokenWrite::Unknown),
+        };
         let row = sqlx::query(concat!(
-            "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING ",
+            "UPDATE tokens SET revoked_at = ? WHERE id = ? RETURNING ",
             rows::token_columns!()
         ))
         .bind(millis(at))
         .bind(id.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let record = token_from_row(&row)?;
+        let after = token_from_row(&row)?;
         announce(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(Some(record))
+        Ok(TokenWrite::Written { before, after })
     }
 
     async fn record_last_used(&self, uses: &[LastUse]) -> Result<(), StoreError> {

@@ -1036,6 +1036,20 @@ async fn credentials_are_stored_sealed_and_never_echoed() {
         ),
         (
             "/admin/v1/users/alice/credential",
+            r#"{"credential": "   "}"#,
+            422,
+            "invalid_value",
+            "credential",
+        ),
+        (
+            "/admin/v1/users/alice/credential",
+            r#"{"credential": " c "}"#,
+            422,
+            "invalid_value",
+            "credential",
+        ),
+        (
+            "/admin/v1/users/alice/credential",
             r#"{}"#,
             400,
             "invalid_field",

@@ -338,7 +338,13 @@ async fn bad_arguments_exit_2_and_change_nothing() {
         args.extend_from_slice(extra);
         setup.run(&args, "")
     };
+    // One entry over the allow-list's limit, which the admin API refuses too.
+    let mut too_many = vec!["--user", "a", "--description", "d"];
+    for _ in 0..257 {
+        too_many.extend(["--allow-ip", "10.0.0.0/8"]);
+    }
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        (too_many, "--allow-ip"),
         (vec!["--description", "d"], "--user"),
         (vec!["--user", "a"], "--description"),
         (

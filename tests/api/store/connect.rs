@@ -99,7 +99,8 @@ async fn sqlite_in_memory_keeps_its_data_across_calls() {
         assert!(store.get_token(&t.id).await.unwrap().is_some());
     }
     let mut changes = store.watch().await.unwrap();
-    store.revoke_token(&t.id, chrono::Utc::now()).await.unwrap();
+    let revoked = store.revoke_token(&t.id, chrono::Utc::now()).await.unwrap();
+    assert!(matches!(revoked, store::TokenWrite::Written { .. }));
     let change = timeout(Duration::from_secs(1), changes.recv())
         .await
         .unwrap();

@@ -5,14 +5,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokengate::store::{LastUse, TokenQuery, TokenStore};
-use tokengate::token::{TokenId, TokenRecord, TokenState};
+use tokengate::store::{LastUse, TokenQuery, TokenStore, TokenWrite};
+use tokengate::token::{TokenId, TokenPatch, TokenRecord, TokenState};
 
 use super::{at, both_backends, new_token};
 
 both_backends!(store:
     list_state_filter_judges_expiry_at_now,
     revoke_keeps_the_first_time_and_is_idempotent,
+    a_revoked_token_is_not_changed,
+    of_concurrent_revocations_one_writes,
+    concurrent_patches_each_see_the_one_before,
     last_use_never_goes_backwards,
     count_active_tokens,
     credentials_put_replace_get,
@@ -70,13 +73,20 @@ async fn revoke_keeps_the_first_time_and_is_idempotent(store: Arc<dyn TokenStore
     store.insert_token(&t).await.unwrap();
     store.insert_token(&other).await.unwrap();
     let first = at("2024-02-01T00:00:00.250Z");
-    let revoked = store.revoke_token(&t.id, first).await.unwrap().unwrap();
+    let TokenWrite::Written {
+        before,
+        after: revoked,
+    } = store.revoke_token(&t.id, first).await.unwrap()
+    else {
+        panic!("an unrevoked token is revoked");
+    };
+    assert_eq!(before.revoked_at, None);
     assert_eq!(revoked.revoked_at, Some(first));
     assert_eq!(revoked.state(first), TokenState::Revoked);
 
     for later in [first + TimeDelta::days(1), first - TimeDelta::days(1)] {
-        let again = store.revoke_token(&t.id, later).await.unwrap().unwrap();
-        assert_eq!(again, revoked);
+        let again = store.revoke_token(&t.id, later).await.unwrap();
+        assert_eq!(again, TokenWrite::Revoked(revoked.clone()));
     }
     assert_eq!(store.get_token(&t.id).await.unwrap(), Some(revoked));
     assert_eq!(
@@ -88,6 +98,93 @@ async fn revoke_keeps_the_first_time_and_is_idempotent(store: Arc<dyn TokenStore
             .revoked_at,
         None
     );
+}
+
+async fn a_revoked_token_is_not_changed(store: Arc<dyn TokenStore>) {
+    let t = new_token("u", at("2024-01-01T00:00:00Z"));
+    store.insert_token(&t).await.unwrap();
+    let TokenWrite::Written { after: revoked, .. } = store
+        .revoke_token(&t.id, at("2024-02-01T00:00:00Z"))
+        .await
+        .unwrap()
+    else {
+        panic!("an unrevoked token is revoked");
+    };
+    let patch = TokenPatch {
+        description: Some("after the revocation".into()),
+        ..TokenPatch::default()
+    };
+    assert_eq!(
+        store.update_token(&t.id, &patch).await.unwrap(),
+        TokenWrite::Revoked(revoked.clone())
+    );
+    assert_eq!(store.get_token(&t.id).await.unwrap(), Some(revoked));
+}
+
+/// Eight revocations at once: one revokes, the others find it revoked, so exactly one caller
+/// reports (and audits) the revocation.
+async fn of_concurrent_revocations_one_writes(store: Arc<dyn TokenStore>) {
+    let t = new_token("u", at("2024-01-01T00:00:00Z"));
+    store.insert_token(&t).await.unwrap();
+    let revocations: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, id) = (Arc::clone(&store), t.id.clone());
+            tokio::spawn(async move {
+                store
+                    .revoke_token(&id, at("2024-02-01T00:00:00Z") + TimeDelta::seconds(i))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut written = Vec::new();
+    let mut found_revoked = 0;
+    for revocation in revocations {
+        match revocation.await.unwrap() {
+            TokenWrite::Written { after, .. } => written.push(after),
+            TokenWrite::Revoked(_) => found_revoked += 1,
+            TokenWrite::Unknown => panic!("the token exists"),
+        }
+    }
+    assert_eq!((written.len(), found_revoked), (1, 7));
+    assert_eq!(store.get_token(&t.id).await.unwrap(), written.pop());
+}
+
+/// Eight patches at once: each one's `before` is the record another left (or the original),
+/// never a record another patch has already replaced, so the audit's old values are true.
+async fn concurrent_patches_each_see_the_one_before(store: Arc<dyn TokenStore>) {
+    let t = new_token("u", at("2024-01-01T00:00:00Z"));
+    let original = store.insert_token(&t).await.unwrap();
+    let patches: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, id) = (Arc::clone(&store), t.id.clone());
+            tokio::spawn(async move {
+                let patch = TokenPatch {
+                    description: Some(format!("patch {i}")),
+                    ..TokenPatch::default()
+                };
+                store.update_token(&id, &patch).await.unwrap()
+            })
+        })
+        .collect();
+    let mut befores = std::collections::HashSet::new();
+    let mut afters = std::collections::HashSet::new();
+    for patch in patches {
+        let TokenWrite::Written { before, after } = patch.await.unwrap() else {
+            panic!("an unrevoked token is patched");
+        };
+        assert!(
+            befores.insert(before.description),
+            "two patches saw one record"
+        );
+        afters.insert(after.description);
+    }
+    // A chain: the original, then every patch but the last as some other patch's before.
+    let last = store.get_token(&t.id).await.unwrap().unwrap().description;
+    assert!(befores.contains(&original.description));
+    afters.remove(&last);
+    befores.remove(&original.description);
+    assert_eq!(befores, afters);
 }
 
 async fn last_use_never_goes_backwards(store: Arc<dyn TokenStore>) {
@@ -160,7 +257,10 @@ async fn count_active_tokens(store: Arc<dyn TokenStore>) {
     for t in [&forever, &later, &expiring_now, &revoked] {
         store.insert_token(t).await.unwrap();
     }
-    store.revoke_token(&revoked.id, now).await.unwrap();
+    assert!(matches!(
+        store.revoke_token(&revoked.id, now).await.unwrap(),
+        TokenWrite::Written { .. }
+    ));
     assert_eq!(store.count_active_tokens(now).await.unwrap(), 2);
     assert_eq!(
         store

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
 use tokengate::ratelimit::RateQuota;
-use tokengate::store::{StoreError, TokenQuery, TokenStore};
+use tokengate::store::{StoreError, TokenQuery, TokenStore, TokenWrite};
 use tokengate::token::{TokenId, TokenPatch, TokenRecord, TokenState};
 
 use super::{at, both_backends, full_token, new_token, record_of};
@@ -75,14 +75,20 @@ async fn unknown_id_is_none(store: Arc<dyn TokenStore>) {
             .update_token(&id, &TokenPatch::default())
             .await
             .unwrap(),
-        None
+        TokenWrite::Unknown
     );
     let patch = TokenPatch {
         description: Some("x".into()),
         ..TokenPatch::default()
     };
-    assert_eq!(store.update_token(&id, &patch).await.unwrap(), None);
-    assert_eq!(store.revoke_token(&id, Utc::now()).await.unwrap(), None);
+    assert_eq!(
+        store.update_token(&id, &patch).await.unwrap(),
+        TokenWrite::Unknown
+    );
+    assert_eq!(
+        store.revoke_token(&id, Utc::now()).await.unwrap(),
+        TokenWrite::Unknown
+    );
 }
 
 /// Reads every page of `query` with `limit` and checks there are no duplicates.
@@ -118,7 +124,11 @@ async fn list_pages_newest_first_with_filters(store: Arc<dyn TokenStore>) {
         }
         let mut record = store.insert_token(&t).await.unwrap();
         if i % 7 == 2 {
-            record = store.revoke_token(&t.id, now).await.unwrap().unwrap();
+            let TokenWrite::Written { after, .. } = store.revoke_token(&t.id, now).await.unwrap()
+            else {
+                panic!("an unrevoked token is revoked");
+            };
+            record = after;
         }
         all.push(record);
     }
@@ -183,7 +193,13 @@ async fn update_applies_each_field_and_clears_optional_ones(store: Arc<dyn Token
         .update_token(&t.id, &TokenPatch::default())
         .await
         .unwrap();
-    assert_eq!(unchanged, Some(original.clone()));
+    assert_eq!(
+        unchanged,
+        TokenWrite::Written {
+            before: original.clone(),
+            after: original.clone()
+        }
+    );
 
     let new_expiry = at("2030-01-01T00:00:00.001Z");
     let new_quota = RateQuota::new(1000, 3600).unwrap();
@@ -242,9 +258,17 @@ async fn update_applies_each_field_and_clears_optional_ones(store: Arc<dyn Token
     ];
     let mut expected = original;
     for (patch, apply) in steps {
+        let before = expected.clone();
         apply(&mut expected);
         let updated = store.update_token(&t.id, &patch).await.unwrap();
-        assert_eq!(updated.as_ref(), Some(&expected), "{patch:?}");
+        assert_eq!(
+            updated,
+            TokenWrite::Written {
+                before,
+                after: expected.clone()
+            },
+            "{patch:?}"
+        );
         assert_eq!(
             store.get_token(&t.id).await.unwrap(),
             Some(expected.clone())
@@ -257,7 +281,10 @@ async fn update_applies_each_field_and_clears_optional_ones(store: Arc<dyn Token
         allowed_ips: Some(vec!["127.0.0.1/32".parse().unwrap()]),
         rate_limit: Some(Some(new_quota)),
     };
-    let updated = store.update_token(&t.id, &all).await.unwrap().unwrap();
+    let TokenWrite::Written { after: updated, .. } = store.update_token(&t.id, &all).await.unwrap()
+    else {
+        panic!("an unrevoked token is updated");
+    };
     assert_eq!(updated.description, "all at once");
     assert_eq!(updated.expires_at, Some(new_expiry));
     assert_eq!(updated.allowed_ips, vec!["127.0.0.1/32".parse().unwrap()]);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use tokengate::store::{self, Change, StoreError};
+use tokengate::store::{self, Change, StoreError, TokenWrite};
 use tokengate::token::{TokenId, TokenPatch};
 use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
@@ -40,10 +40,12 @@ async fn watch_hears_changes_made_by_another_instance(url: String) {
         description: Some("renamed".into()),
         ..TokenPatch::default()
     };
-    cli.update_token(&t.id, &patch).await.unwrap().unwrap();
+    let updated = cli.update_token(&t.id, &patch).await.unwrap();
+    assert!(matches!(updated, TokenWrite::Written { .. }));
     assert_eq!(next_change(&mut changes).await, Change::Token(t.id.clone()));
 
-    cli.revoke_token(&t.id, Utc::now()).await.unwrap().unwrap();
+    let revoked = cli.revoke_token(&t.id, Utc::now()).await.unwrap();
+    assert!(matches!(revoked, TokenWrite::Written { .. }));
     assert_eq!(next_change(&mut changes).await, Change::Token(t.id.clone()));
     let seen = gateway.get_token(&t.id).await.unwrap().unwrap();
     assert!(seen.revoked_at.is_some());
@@ -82,7 +84,10 @@ async fn watch_hears_changes_made_by_another_instance(url: String) {
     .await
     .unwrap();
     let unknown = TokenId::parse("000000000000").unwrap();
-    assert_eq!(cli.revoke_token(&unknown, Utc::now()).await.unwrap(), None);
+    assert_eq!(
+        cli.revoke_token(&unknown, Utc::now()).await.unwrap(),
+        TokenWrite::Unknown
+    );
     let marker = new_token("u", at("2024-01-01T00:00:00Z"));
     cli.insert_token(&marker).await.unwrap();
     assert_eq!(next_change(&mut changes).await, Change::Token(marker.id));
