@@ -4,11 +4,13 @@
 use std::borrow::Cow;
 
 use base64::Engine as _;
+use base64::alphabet;
 use base64::engine::general_purpose::STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
-use crate::token::PresentedToken;
+use crate::token::{PresentedToken, TOKEN_PREFIX};
 
 /// The scheme a tokengate token came in, for the `WWW-Authenticate` answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,31 +51,23 @@ impl<'a> Credential<'a> {
             return Self::Missing;
         };
         if values.next().is_some() {
-            return Self::Token {
-                scheme: Scheme::Bearer,
-                basic_user: None,
-                token: Cow::Borrowed(""),
-            };
+            return Self::hidden_token(Scheme::Bearer);
         }
         match first.to_str() {
             Ok(value) => Self::parse(value),
-            Err(_) => Self::Foreign {
-                user: None,
-                scheme: None,
-            },
+            Err(_) => Self::foreign_unless_hiding_a_token(first.as_bytes(), None, None),
         }
     }
 
     /// Reads one header value.
     pub fn parse(value: &'a str) -> Self {
         if value.len() > MAX_LEN {
-            return Self::Foreign {
-                user: None,
-                scheme: None,
-            };
+            return Self::foreign_unless_hiding_a_token(value.as_bytes(), None, None);
         }
         let value = value.trim();
-        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        let (scheme, rest) = value
+            .split_once(|c| c == ' ' || c == '\t')
+            .unwrap_or((value, ""));
         let rest = rest.trim_start();
         if scheme.eq_ignore_ascii_case("bearer") {
             if PresentedToken::is_tokengate_format(rest) {
@@ -83,25 +77,21 @@ impl<'a> Credential<'a> {
                     token: Cow::Borrowed(rest),
                 };
             }
-            return Self::Foreign {
-                user: None,
-                scheme: Some(Scheme::Bearer),
-            };
+            return Self::foreign_unless_hiding_a_token(
+                value.as_bytes(),
+                None,
+                Some(Scheme::Bearer),
+            );
         }
         if scheme.eq_ignore_ascii_case("basic") {
-            return Self::basic(rest);
+            return Self::basic(value, rest);
         }
-        Self::Foreign {
-            user: None,
-            scheme: None,
-        }
+        Self::foreign_unless_hiding_a_token(value.as_bytes(), None, None)
     }
 
-    fn basic(encoded: &str) -> Self {
-        let foreign = |user| Self::Foreign {
-            user,
-            scheme: Some(Scheme::Basic),
-        };
+    fn basic(value: &str, encoded: &str) -> Self {
+        let foreign =
+            |user| Self::foreign_unless_hiding_a_token(value.as_bytes(), user, Some(Scheme::Basic));
         let Ok(decoded) = STANDARD.decode(encoded) else {
             return foreign(None);
         };
@@ -122,6 +112,67 @@ impl<'a> Credential<'a> {
             foreign((!user.is_empty()).then(|| user.to_owned()))
         }
     }
+
+    /// A value this parser does not read is foreign, unless it still carries a tokengate
+    /// token in a form Bitbucket or a lenient client library might read (a bare token, bytes
+    /// that are not visible ASCII, an oversized value, unpadded or URL-safe base64): such a
+    /// token is refused as malformed, so it never reaches Bitbucket.
+    fn foreign_unless_hiding_a_token(
+        value: &[u8],
+        user: Option<String>,
+        scheme: Option<Scheme>,
+    ) -> Self {
+        if hides_a_token(value) {
+            return Self::hidden_token(scheme.unwrap_or(Scheme::Bearer));
+        }
+        Self::Foreign { user, scheme }
+    }
+
+    /// A token that is refused whatever it is: its text is empty, which never verifies.
+    fn hidden_token(scheme: Scheme) -> Self {
+        Self::Token {
+            scheme,
+            basic_user: None,
+            token: Cow::Borrowed(""),
+        }
+    }
+}
+
+/// Base64 of either alphabet, padded or not: what lenient decoders accept.
+const LENIENT: [GeneralPurpose; 2] = [
+    GeneralPurpose::new(
+        &alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    ),
+    GeneralPurpose::new(
+        &alphabet::URL_SAFE,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    ),
+];
+
+/// True when `value` holds `tgt_` at the start of a word, or a word of it decodes (as lenient
+/// base64) to a `user:password` whose password starts with `tgt_`.
+fn hides_a_token(value: &[u8]) -> bool {
+    let starts_a_word = |at: usize| at == 0 || !value[at - 1].is_ascii_alphanumeric();
+    if value
+        .windows(TOKEN_PREFIX.len())
+        .enumerate()
+        .any(|(at, w)| w == TOKEN_PREFIX.as_bytes() && starts_a_word(at))
+    {
+        return true;
+    }
+    value
+        .split(|b| b.is_ascii_whitespace() || *b == b',')
+        .filter(|word| word.len() >= 8)
+        .any(|word| {
+            LENIENT.iter().any(|engine| {
+                engine.decode(word).is_ok_and(|decoded| {
+                    decoded
+                        .windows(TOKEN_PREFIX.len() + 1)
+                        .any(|w| w[0] == b':' && &w[1..] == TOKEN_PREFIX.as_bytes())
+                })
+            })
+        })
 }
 
 #[cfg(test)]
@@ -212,17 +263,77 @@ mod tests {
             foreign_basic
         );
         assert_eq!(Credential::parse("Basic"), foreign_basic);
-        for v in ["", "   ", "Digest x", "Negotiate abc", "tgt_abc", "Bearer"] {
+        for v in [
+            "",
+            "   ",
+            "Digest x",
+            "Negotiate abc",
+            "Bearer",
+            "Bearer mytgt_x",
+        ] {
             assert!(
                 matches!(Credential::parse(v), Credential::Foreign { .. }),
                 "{v:?}"
             );
         }
-        let huge = format!("Bearer tgt_{}", "a".repeat(MAX_LEN));
-        assert!(matches!(
-            Credential::parse(&huge),
-            Credential::Foreign { .. }
-        ));
+        // A password that merely contains the prefix is not a token.
+        assert_eq!(
+            Credential::parse(&basic("alice:hunter2tgt_")),
+            Credential::Foreign {
+                user: Some("alice".into()),
+                scheme: Some(Scheme::Basic)
+            }
+        );
+    }
+
+    /// The token a malformed header carries is refused (its text is empty, which never
+    /// verifies), so it is never forwarded.
+    #[test]
+    fn tokens_in_malformed_headers_are_refused_not_foreign() {
+        let refused = |scheme| Credential::Token {
+            scheme,
+            basic_user: None,
+            token: "".into(),
+        };
+        let unpadded = STANDARD
+            .encode("alice:tgt_abc")
+            .trim_end_matches('=')
+            .to_owned();
+        assert_ne!(
+            unpadded,
+            STANDARD.encode("alice:tgt_abc"),
+            "the test needs padding"
+        );
+        let url_safe = base64::engine::general_purpose::URL_SAFE.encode("al?>?~ce:tgt_abc");
+        assert_ne!(url_safe, STANDARD.encode("al?>?~ce:tgt_abc"));
+        for (value, scheme) in [
+            ("tgt_abc".to_owned(), Scheme::Bearer),
+            ("Token tgt_abc".to_owned(), Scheme::Bearer),
+            (
+                format!("Bearer tgt_{}", "a".repeat(MAX_LEN)),
+                Scheme::Bearer,
+            ),
+            (format!("Basic {unpadded}"), Scheme::Basic),
+            (format!("Basic {url_safe}"), Scheme::Basic),
+            (format!("Basic   {unpadded}  "), Scheme::Basic),
+        ] {
+            assert_eq!(Credential::parse(&value), refused(scheme), "{value:?}");
+        }
+        // A tab between scheme and token is read like a space.
+        assert_eq!(
+            Credential::parse("Bearer\ttgt_abc"),
+            Credential::Token {
+                scheme: Scheme::Bearer,
+                basic_user: None,
+                token: "tgt_abc".into()
+            }
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer \xfe tgt_abc").unwrap(),
+        );
+        assert_eq!(Credential::from_headers(&headers), refused(Scheme::Bearer));
     }
 
     #[test]

@@ -107,22 +107,48 @@ pub struct Remote {
     pub peer_trusted: bool,
 }
 
+/// `X-Forwarded-For` entries written into a line, the last ones; earlier ones are shown as
+/// `...`.
+const MAX_LOGGED_ENTRIES: usize = 16;
+
+/// The client address when a trusted proxy forwarded one that cannot be read: in no
+/// allow-list short of `0.0.0.0/0`.
+pub(super) const UNKNOWN_CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+/// One `X-Forwarded-For` entry: an address, or an address with a port as some proxies write
+/// it (`192.0.2.1:4711`, `[2001:db8::1]:4711`).
+fn forwarded_ip(entry: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(entry).ok()?;
+    let ip = text
+        .parse::<IpAddr>()
+        .or_else(|_| text.parse::<SocketAddr>().map(|s| s.ip()))
+        .ok()?;
+    Some(canonical(ip))
+}
+
 /// Reads `X-Forwarded-For` and the peer address. Only entries added by trusted proxies are
 /// believed: walking from the peer leftwards, the first address that is not a trusted proxy
 /// is the client.
 pub fn remote(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> Remote {
     let peer_ip = canonical(peer.ip());
+    // Entry by entry, from the raw bytes: one unreadable entry (which the client may have
+    // written) must not hide the entries a trusted proxy appended after it.
     let forwarded: Vec<Option<IpAddr>> = headers
         .get_all(X_FORWARDED_FOR)
         .iter()
-        .flat_map(|v| v.to_str().unwrap_or("").split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<IpAddr>().ok().map(canonical))
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|entry| !entry.is_empty())
+        .map(forwarded_ip)
         .collect();
 
     let mut addresses = CompactString::default();
-    for entry in &forwarded {
+    // The entries nearest the peer are the ones proxies added; a client can send thousands.
+    let skipped = forwarded.len().saturating_sub(MAX_LOGGED_ENTRIES);
+    if skipped > 0 {
+        addresses.push_str("...,");
+    }
+    for entry in &forwarded[skipped..] {
         match entry {
             Some(ip) => write!(addresses, "{ip},").expect("writing to memory"),
             None => addresses.push_str("unknown,"),
@@ -142,8 +168,12 @@ pub fn remote(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> Remot
                         break;
                     }
                 }
-                // A trusted proxy passed on garbage: stop at the last address we could read.
-                None => break,
+                // A trusted proxy passed on an entry that is not an address: the client is
+                // unknown. It is never the proxy itself, which an allow-list may well contain.
+                None => {
+                    client_ip = UNKNOWN_CLIENT;
+                    break;
+                }
             }
         }
     }
@@ -221,7 +251,10 @@ mod tests {
             "127.0.0.1:1".parse().unwrap(),
             &trusted,
         );
-        assert_eq!(r.client_ip, "100.64.0.5".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            r.client_ip, UNKNOWN_CLIENT,
+            "never the trusted proxy's own address"
+        );
         assert_eq!(r.addresses, "unknown,100.64.0.5,127.0.0.1");
         let r = remote(
             &HeaderMap::new(),
@@ -229,6 +262,44 @@ mod tests {
             &trusted,
         );
         assert_eq!(r.client_ip, "10.1.2.3".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn an_unreadable_entry_hides_nothing_a_trusted_proxy_appended() {
+        let trusted = nets(&["127.0.0.2/32"]);
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff, 203.0.113.5").unwrap(),
+        );
+        let r = remote(&h, "127.0.0.2:1".parse().unwrap(), &trusted);
+        assert_eq!(r.client_ip, "203.0.113.5".parse::<IpAddr>().unwrap());
+        assert_eq!(r.addresses, "unknown,203.0.113.5,127.0.0.2");
+    }
+
+    #[test]
+    fn only_the_last_entries_are_logged() {
+        let many = vec!["198.51.100.1"; 1000].join(",");
+        let r = remote(
+            &headers(&[&many, "203.0.113.5"]),
+            "127.0.0.2:1".parse().unwrap(),
+            &nets(&["127.0.0.2/32"]),
+        );
+        let expected = format!("...,{}203.0.113.5,127.0.0.2", "198.51.100.1,".repeat(15));
+        assert_eq!(r.addresses, expected);
+        assert_eq!(r.client_ip, "203.0.113.5".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn entries_with_ports_are_addresses() {
+        let trusted = nets(&["127.0.0.2/32"]);
+        for (entry, client) in [
+            ("203.0.113.5:40123", "203.0.113.5"),
+            ("[2001:db8::7]:443", "2001:db8::7"),
+        ] {
+            let r = remote(&headers(&[entry]), "127.0.0.2:1".parse().unwrap(), &trusted);
+            assert_eq!(r.client_ip, client.parse::<IpAddr>().unwrap(), "{entry}");
+        }
     }
 
     #[test]

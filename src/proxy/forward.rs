@@ -132,12 +132,27 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Sets `X-Forwarded-For` (appending the peer), `-Proto` and `-Host`. Values a trusted proxy
 /// set for `-Proto` and `-Host` are kept; a client's own are replaced.
 pub(super) fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, peer_trusted: bool) {
-    // Written inline (up to 24 bytes, a lone IPv4 peer), so only the header value allocates.
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => format_compact!("{existing}, {peer}"),
-        _ => format_compact!("{peer}"),
+    // Every line the request came with, in order, then the peer: a proxy that adds its own
+    // line (HAProxy's `option forwardfor`) must not lose its entry to the client's line.
+    let mut existing = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .map(|v| v.as_bytes().trim_ascii())
+        .filter(|v| !v.is_empty())
+        .peekable();
+    let value = if existing.peek().is_none() {
+        // Written inline (a peer address fits), so only the header value allocates.
+        HeaderValue::from_str(&format_compact!("{peer}"))
+    } else {
+        let mut joined = Vec::with_capacity(64);
+        for line in existing {
+            joined.extend_from_slice(line);
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(format_compact!("{peer}").as_bytes());
+        HeaderValue::from_bytes(&joined)
     };
-    if let Ok(value) = HeaderValue::from_str(&xff) {
+    if let Ok(value) = value {
         headers.insert(X_FORWARDED_FOR, value);
     }
     if !peer_trusted || !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -189,5 +204,18 @@ mod tests {
         assert_eq!(h["x-forwarded-host"], "bitbucket.example.com");
         set_forwarded(&mut h, "203.0.113.1".parse().unwrap(), false);
         assert_eq!(h["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn every_forwarded_line_is_kept() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.append("x-forwarded-for", HeaderValue::from_static(" 203.0.113.5 "));
+        h.append("x-forwarded-for", HeaderValue::from_static(""));
+        set_forwarded(&mut h, "127.0.0.2".parse().unwrap(), true);
+        assert_eq!(
+            h.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
+            ["6.6.6.6, 203.0.113.5, 127.0.0.2"]
+        );
     }
 }

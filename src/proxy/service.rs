@@ -22,7 +22,7 @@ use crate::auth::{
 };
 use crate::config::Identity;
 use crate::ratelimit::Wording;
-use crate::telemetry::{RequestContext, in_request};
+use crate::telemetry::{CLIPPED, MAX_FIELD_BYTES, RequestContext, clip, in_request};
 use crate::token::TokenRecord;
 
 /// Handles one request; never fails (errors become responses).
@@ -76,8 +76,12 @@ impl std::fmt::Display for RequestLine {
             Version::HTTP_2 => "HTTP/2.0",
             _ => "HTTP/1.1",
         };
+        // Clipped here as well as where it is escaped, so the JSON format's line is bounded too.
+        let marked = |(text, clipped)| (text, if clipped { CLIPPED } else { "" });
+        let (method, m) = marked(clip(self.method.as_str(), MAX_FIELD_BYTES));
         let target = self.target.as_ref().map_or("/", PathAndQuery::as_str);
-        write!(f, "{} {target} {version}", self.method)
+        let (target, t) = marked(clip(target, MAX_FIELD_BYTES));
+        write!(f, "{method}{m} {target}{t} {version}")
     }
 }
 
@@ -160,6 +164,9 @@ async fn decide_and_act(
     gateway.metrics.count_request(outcome(&decision));
     report(gateway, &decision, &facts);
 
+    // Hop-by-hop headers go first: a client naming the identity header (or `Authorization`)
+    // in `Connection` must not make the forward strip what the gateway sets below.
+    strip_hop_by_hop(request.headers_mut());
     // Whatever happens next, a client's copy of the identity header never goes upstream.
     request.headers_mut().remove(&gateway.identity_header);
     match decision {
@@ -283,8 +290,8 @@ async fn forward(
     remote: &Remote,
     request_id: &HeaderValue,
 ) -> Response<ProxyBody> {
+    // Hop-by-hop headers were stripped before the decision's headers were set.
     let headers = request.headers_mut();
-    strip_hop_by_hop(headers);
     set_forwarded(headers, remote.peer_ip, remote.peer_trusted);
     headers.insert(REQUEST_ID_HEADER, request_id.clone());
     match gateway.upstream.send(request).await {

@@ -309,3 +309,139 @@ async fn request_ids_match_upstream_response_and_log_line() {
     }
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_client_cannot_strip_the_identity_the_gateway_sets() {
+    let app = spawn_app(sqlite()).await;
+    let (_, token) = app
+        .create_token("alice", Scope::ReadOnly, TokenOpts::default())
+        .await;
+    let request = format!(
+        "GET /rest/api/1.0/projects HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close, X-Forwarded-User, X-Forwarded-For\r\n\r\n",
+        app.proxy_addr()
+    );
+    let (status, _) = raw_exchange(app.proxy_addr(), request.as_bytes()).await;
+    assert_eq!(status, 200);
+    let seen = app.upstream.wait_for_requests(1).await.remove(0);
+    assert_eq!(seen.header_values("x-forwarded-user"), ["alice"]);
+    assert_eq!(seen.header_values("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(seen.header("authorization"), None);
+    app.finish().await;
+}
+
+/// Behind a trusted proxy, an unreadable entry the client wrote must not make the proxy's own
+/// address the client's: the address the proxy appended after it decides.
+#[tokio::test]
+async fn an_unreadable_forwarded_entry_does_not_lift_an_allow_list() {
+    let app = spawn_app(sqlite().set("proxy.trusted_proxies", vec!["127.0.0.1/32"])).await;
+    let (_, token) = app
+        .create_token(
+            "carol",
+            Scope::ReadOnly,
+            TokenOpts {
+                allowed_ips: vec!["127.0.0.0/8".parse().unwrap()],
+                ..TokenOpts::default()
+            },
+        )
+        .await;
+    let send = |xff: &[u8]| {
+        let mut request = format!(
+            "GET /rest/api/1.0/projects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Connection: close\r\nX-Forwarded-For: "
+        )
+        .into_bytes();
+        request.extend_from_slice(xff);
+        request.extend_from_slice(b"\r\n\r\n");
+        let addr = app.proxy_addr();
+        async move { raw_exchange(addr, &request).await.0 }
+    };
+    assert_eq!(send(b"127.0.0.9").await, 200, "an allowed client");
+    assert_eq!(send(b"203.0.113.5").await, 401);
+    assert_eq!(send(b"\xff, 203.0.113.5").await, 401);
+    assert_eq!(send(b"203.0.113.5:40123").await, 401);
+    assert_eq!(send(b"not-an-address").await, 401, "an unknown client");
+    app.finish().await;
+}
+
+/// A tokengate token in a header the parser does not read as one (unpadded or URL-safe
+/// base64, an oversized value, no scheme) is refused on every path, never passed on to
+/// Bitbucket as a foreign credential.
+#[tokio::test]
+async fn a_token_in_a_malformed_header_is_refused_not_forwarded() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE};
+
+    let app = spawn_app(sqlite()).await;
+    let (_, token) = app
+        .create_token("alice", Scope::ReadOnly, TokenOpts::default())
+        .await;
+    let cases = [
+        format!("Bearer\t{token}"),
+        format!("Basic {}", STANDARD_NO_PAD.encode(format!("alice:{token}"))),
+        format!("Basic {}", URL_SAFE.encode(format!("alice:{token}"))),
+        format!("Bearer {}{token}", " ".repeat(9000)),
+        token.clone(),
+    ];
+    for path in ["/projects", "/rest/api/1.0/projects"] {
+        for value in &cases {
+            let response = app
+                .client
+                .get(format!("{}{path}", app.proxy_url()))
+                .header("authorization", value)
+                .send()
+                .await
+                .expect("sending");
+            let id = request_id(&response);
+            match app.upstream.request_with_id(&id) {
+                // Read as a token after all (a tab after the scheme reads like a space; URL-safe
+                // base64 may be standard base64 too): authenticated, and the token removed.
+                Some(seen) => {
+                    assert_eq!(response.status(), 200, "{path} {value:.30}");
+                    assert_eq!(path, "/rest/api/1.0/projects", "{value:.30}");
+                    assert_eq!(seen.header("authorization"), None);
+                    assert_eq!(seen.header("x-forwarded-user").as_deref(), Some("alice"));
+                }
+                None => assert_eq!(response.status(), 401, "{path} {value:.30}"),
+            }
+        }
+    }
+    app.finish().await;
+}
+
+/// A request head may hold 64 KiB of path and thousands of forwarded addresses; its decision
+/// line stays a few KiB, so a stalled log output cannot turn the line queue into gigabytes.
+#[tokio::test]
+async fn a_huge_request_head_gives_a_bounded_log_line() {
+    let app = spawn_app(sqlite()).await;
+    let path = format!("/rest/{}", "a".repeat(60_000));
+    let response = app
+        .client
+        .get(format!("{}{path}", app.proxy_url()))
+        .header("authorization", "Bearer tgt_unknown")
+        .header("x-forwarded-for", vec!["x"; 2_000].join(","))
+        .send()
+        .await
+        .expect("sending");
+    assert_eq!(response.status(), 401);
+    let line = app.line_for(&request_id(&response)).await;
+    let request_line = line.request_line.as_deref().expect("a request line");
+    assert!(
+        request_line.starts_with("GET /rest/aaa"),
+        "{request_line:.40}"
+    );
+    assert!(
+        request_line.contains("...[clipped] HTTP/1.1"),
+        "{request_line:.40}"
+    );
+    assert!(
+        line.message.contains("...[clipped]"),
+        "{:.80}",
+        line.message
+    );
+    let addresses = line.addresses.as_deref().expect("addresses");
+    assert!(addresses.starts_with("...,unknown,"), "{addresses:.40}");
+    let whole = request_line.len() + line.message.len() + addresses.len();
+    assert!(whole < 4_096, "{whole} bytes");
+    app.finish().await;
+}
