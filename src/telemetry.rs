@@ -44,7 +44,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 pub use clock::{Clock, FixedClock, SystemClock, local_now};
 pub use context::{RequestContext, in_request, in_request_sync};
 pub use error::TelemetryError;
-pub use escape::Escaped;
+pub use escape::{CLIPPED, Escaped, MAX_FIELD_BYTES, clip};
 pub use filter::build_filter;
 pub use format::BitbucketFormat;
 pub use json::JsonFormat;

@@ -22,7 +22,36 @@ impl fmt::Write for Escaping<'_> {
     }
 }
 
+/// Longest user-controlled text written into a line, in bytes; the rest is cut, marked
+/// [`CLIPPED`]. It bounds a line (and so the log queue's memory) whatever a request carries:
+/// a request head may hold 64 KiB of path.
+pub const MAX_FIELD_BYTES: usize = 1024;
+
+/// Marks text cut at [`MAX_FIELD_BYTES`].
+pub const CLIPPED: &str = "...[clipped]";
+
+/// `s` cut to at most `max` bytes on a character boundary, and whether anything was cut.
+pub fn clip(s: &str, max: usize) -> (&str, bool) {
+    if s.len() <= max {
+        return (s, false);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&s[..end], true)
+}
+
 fn write_escaped<W: fmt::Write + ?Sized>(f: &mut W, s: &str) -> fmt::Result {
+    let (s, clipped) = clip(s, MAX_FIELD_BYTES);
+    write_escaped_whole(f, s)?;
+    if clipped {
+        f.write_str(CLIPPED)?;
+    }
+    Ok(())
+}
+
+fn write_escaped_whole<W: fmt::Write + ?Sized>(f: &mut W, s: &str) -> fmt::Result {
     // Most text (paths, names, descriptions) has nothing to escape: one pass over the bytes.
     if !any_byte(s, |b| (b == b'"') | (b == b'\\') | may_start_control(b)) {
         return f.write_str(s);
@@ -74,6 +103,19 @@ fn is_line_separator(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{Escaped, is_line_separator, may_start_control};
+
+    #[test]
+    fn long_text_is_clipped_on_a_character_boundary() {
+        let long = format!("/rest/{}", "é".repeat(2000));
+        let shown = Escaped(&long).to_string();
+        let kept = shown
+            .strip_suffix(super::CLIPPED)
+            .expect("marked as clipped");
+        assert!(kept.len() <= super::MAX_FIELD_BYTES && kept.len() > super::MAX_FIELD_BYTES - 4);
+        assert!(long.starts_with(kept));
+        let fits = "a".repeat(super::MAX_FIELD_BYTES);
+        assert_eq!(Escaped(&fits).to_string(), fits);
+    }
 
     #[test]
     fn plain_text_is_unchanged() {

@@ -11,8 +11,10 @@ use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuild
 
 use super::TelemetryError;
 
-/// Lines queued before new ones are dropped (and counted): about 40 MB of typical lines.
-const BUFFERED_LINES: usize = 131_072;
+/// Lines queued before new ones are dropped (and counted): about 5 MB of typical lines, and
+/// at most about 80 MB of the longest a request can cause (user-controlled fields are clipped
+/// at [`super::MAX_FIELD_BYTES`]), when the output stalls.
+const BUFFERED_LINES: usize = 16_384;
 
 /// Bytes gathered before a write to the file; the queue's worker also flushes whenever the
 /// queue runs empty, so lines reach the file promptly.
@@ -108,9 +110,9 @@ impl<W: Write> Write for Gathering<W> {
 }
 
 fn append(path: &Path) -> Result<fs::File, TelemetryError> {
-    let fail = |source| TelemetryError::File {
+    let fail = |cause| TelemetryError::File {
         path: path.to_owned(),
-        source,
+        cause,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(fail)?;
