@@ -54,6 +54,8 @@ pub struct Verifier {
     failure_interval: Duration,
     /// Client IPs over their failure budget → until when.
     throttled: moka::sync::Cache<IpAddr, Instant>,
+    /// `auth.failed_attempts_per_ip`.
+    failure_quota: RateQuota,
     /// argon2 verifications run so far (the `tokengate_hash_verifications_total` metric).
     hashes: Counter,
     /// Token changes heard, so a lookup that one overtook is not kept.
@@ -85,6 +87,16 @@ enum Miss {
     Unavailable,
 }
 
+/// Whose failures count together: an IPv4 address, or an IPv6 address's /64. One IPv6 host
+/// usually holds a whole /64, so counting its addresses one by one would give it billions of
+/// failure budgets (each a chance to force an argon2 hash) and fill the failure maps.
+fn failure_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+    }
+}
+
 impl Verifier {
     pub fn new(store: Arc<dyn TokenStore>, settings: VerifierSettings, hashes: Counter) -> Self {
         let quota = settings.failed_attempts_per_ip;
@@ -112,6 +124,7 @@ impl Verifier {
             failures: RateLimiter::dashmap(quota.to_governor())
                 .with_middleware::<StateInformationMiddleware>(),
             failure_interval: quota.replenish_interval(),
+            failure_quota: quota,
             throttled: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(quota.period())
@@ -129,6 +142,12 @@ impl Verifier {
         self
     }
 
+    /// The failed verifications a client IP may make (`auth.failed_attempts_per_ip`), for the
+    /// `RateLimit-Limit` of a throttled answer.
+    pub fn failure_quota(&self) -> RateQuota {
+        self.failure_quota
+    }
+
     /// argon2 verifications run since start.
     pub fn hash_count(&self) -> u64 {
         self.hashes.get()
@@ -136,19 +155,27 @@ impl Verifier {
 
     /// Verifies `token` presented from `client_ip`.
     pub async fn verify(&self, token: &str, client_ip: IpAddr) -> Verification {
-        let Ok(presented) = PresentedToken::parse(token) else {
-            return self.failed(client_ip, Invalid::Malformed, None);
-        };
-        let digest: Digest32 = Sha256::digest(presented.expose().as_bytes()).into();
-        if let Some(record) = self.verified.get(&digest).await {
+        let parsed = PresentedToken::parse(token);
+        let digest: Option<Digest32> = parsed
+            .as_ref()
+            .ok()
+            .map(|presented| Sha256::digest(presented.expose().as_bytes()).into());
+        // A verified token works from a throttled address (a shared NAT); nothing else does,
+        // malformed tokens included.
+        if let Some(digest) = &digest
+            && let Some(record) = self.verified.get(digest).await
+        {
             return Verification::Verified(record);
         }
-        if let Some(until) = self.throttled.get(&client_ip) {
+        if let Some(until) = self.throttled.get(&failure_key(client_ip)) {
             let now = Instant::now();
             if until > now {
                 return Verification::Throttled(until - now);
             }
         }
+        let (Ok(presented), Some(digest)) = (parsed, digest) else {
+            return self.failed(client_ip, Invalid::Malformed, None);
+        };
         if let Some(owner) = self.wrong_secrets.get(&digest) {
             return self.failed(client_ip, Invalid::WrongSecret, Some(owner.to_string()));
         }
@@ -235,6 +262,7 @@ impl Verifier {
     /// Counts a failure against the client IP, throttling it as soon as its budget is spent:
     /// with `5/1m`, the sixth unverified token from that address is refused before any lookup.
     fn failed(&self, ip: IpAddr, reason: Invalid, owner: Option<String>) -> Verification {
+        let ip = failure_key(ip);
         match self.failures.check_key(&ip) {
             Ok(left) if left.remaining_burst_capacity() == 0 => {
                 // The next failure fits again once one failure's worth has refilled.

@@ -21,7 +21,7 @@ use crate::auth::{
     Credential, Decision, Invalid, Policy, Presented, RequestFacts, Verification, decide,
 };
 use crate::config::Identity;
-use crate::ratelimit::Wording;
+use crate::ratelimit::{RateStatus, Wording};
 use crate::telemetry::{CLIPPED, MAX_FIELD_BYTES, RequestContext, clip, in_request};
 use crate::token::TokenRecord;
 
@@ -224,10 +224,20 @@ async fn decide_and_act(
                 "Token verification is temporarily unavailable. Please try again shortly.",
             )
         }
-        Decision::TooManyFailures { retry_after } => respond::too_many_requests(
-            "Too many failed token verifications from this address.",
-            retry_after,
-        ),
+        Decision::TooManyFailures { retry_after } => {
+            let mut response = respond::too_many_requests(
+                "Too many failed token verifications from this address.",
+                retry_after,
+            );
+            // Every 429 carries RateLimit-*: here the failure budget, spent until retry_after.
+            let status = RateStatus {
+                limit: gateway.verifier.failure_quota().requests.get(),
+                remaining: 0,
+                reset: retry_after,
+            };
+            add_rate_headers(&mut response, &status);
+            response
+        }
     }
 }
 

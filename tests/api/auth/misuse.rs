@@ -104,6 +104,22 @@ async fn repeated_failures_from_one_ip_get_429(backend: Backend) {
         .parse()
         .expect("whole seconds");
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(reply.header("ratelimit-limit"), Some("5"));
+    assert_eq!(reply.header("ratelimit-remaining"), Some("0"));
+    assert_eq!(
+        reply.header("ratelimit-reset"),
+        Some(retry.to_string().as_str())
+    );
+    // A malformed token from the throttled address is throttled too, not a fresh 401.
+    call(
+        &app,
+        "GET",
+        REST,
+        Some("Bearer tgt_short"),
+        &from("198.51.100.7"),
+    )
+    .await
+    .assert_refused(429);
     let message = format!(
         "Token verification from IP address 198.51.100.7 refused: too many failed token verifications from this address. REST endpoint: {REST}"
     );
@@ -111,8 +127,26 @@ async fn repeated_failures_from_one_ip_get_429(backend: Backend) {
     let reason = json!({ "reason": "too_many_failures" });
     assert_audited(&app, &reply, AuditKind::AuthFailed, reason).await;
 
-    // Another client is not affected.
+    // Another client is not affected; an IPv6 client's /64 counts as one client.
     call(&app, "GET", REST, Some(&guess()), &from("198.51.100.8"))
+        .await
+        .assert_refused(401);
+    for host in 1..=5 {
+        let ip = format!("2001:db8::{host}");
+        call(
+            &app,
+            "GET",
+            REST,
+            Some(&guess()),
+            &[("x-forwarded-for", ip.as_str())],
+        )
+        .await
+        .assert_refused(401);
+    }
+    call(&app, "GET", REST, Some(&guess()), &from("2001:db8::ffff:6"))
+        .await
+        .assert_refused(429);
+    call(&app, "GET", REST, Some(&guess()), &from("2001:db8:0:1::6"))
         .await
         .assert_refused(401);
     call(
