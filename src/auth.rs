@@ -4,6 +4,7 @@
 mod credential;
 mod decision;
 pub mod messages;
+mod route;
 mod verifier;
 
 pub use credential::{Credential, Scheme};
@@ -11,4 +12,5 @@ pub use decision::{
     Decision, Invalid, NoValidToken, Policy, Presented, RequestFacts, Verification, canonical,
     decide, ip_allowed, is_write, parse_cidr,
 };
+pub use route::{Unroutable, query_values, routing_path};
 pub use verifier::{Verifier, VerifierSettings};

@@ -70,6 +70,10 @@ pub enum Change {
 /// What a write to one token found. The check and the write are one transaction, with the
 /// token's row locked, so two concurrent writers see each other's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per admin write, returned and taken apart at once, never stored"
+)]
 pub enum TokenWrite {
     /// Written (and announced): the record as it was and as it is now.
     Written {

@@ -66,7 +66,7 @@ impl<'a> Credential<'a> {
         }
         let value = value.trim();
         let (scheme, rest) = value
-            .split_once(|c| c == ' ' || c == '\t')
+            .split_once([' ', '\t'])
             .unwrap_or((value, ""));
         let rest = rest.trim_start();
         if scheme.eq_ignore_ascii_case("bearer") {

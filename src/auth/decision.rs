@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use http::Method;
 use ipnet::IpNet;
 
-use super::Scheme;
+use super::{Scheme, query_values};
 use crate::ratelimit::{RateDecision, RateQuota, RateStatus};
 use crate::token::{Scope, TokenRecord, TokenState};
 
@@ -252,12 +252,16 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 /// HTTP (`…/git-receive-pack` and its `info/refs?service=git-receive-pack` discovery). A fetch
 /// or clone (`POST /scm/…/git-upload-pack`) is a read; only Bitbucket's git paths (under
 /// `/scm/`) get that exemption, so a REST call that happens to end the same way does not.
+///
+/// `path` is the routing path (see [`super::routing_path`]): decoded, without path parameters
+/// or dot segments. Query values are decoded too, so `service=git%2Dreceive-pack` is a push.
 pub fn is_write(method: &Method, path: &str, query: Option<&str>) -> bool {
+    let path = path.strip_suffix('/').unwrap_or(path);
     if path.ends_with("/git-receive-pack") {
         return true;
     }
     if path.ends_with("/info/refs")
-        && query.is_some_and(|q| q.split('&').any(|pair| pair == "service=git-receive-pack"))
+        && query.is_some_and(|q| query_values(q, "service").any(|v| v == "git-receive-pack"))
     {
         return true;
     }

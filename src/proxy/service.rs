@@ -1,6 +1,7 @@
 //! One request on the proxy listener: gather the inputs, decide, then act (forward, reject,
 //! log, audit).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -18,7 +19,8 @@ use super::forward::{UpstreamError, set_forwarded, strip_hop_by_hop};
 use super::report::{Facts, outcome, report, report_no_credential};
 use super::respond::{self, ProxyBody, add_rate_headers};
 use crate::auth::{
-    Credential, Decision, Invalid, Policy, Presented, RequestFacts, Verification, decide,
+    Credential, Decision, Invalid, Policy, Presented, RequestFacts, Unroutable, Verification,
+    decide, routing_path,
 };
 use crate::config::Identity;
 use crate::ratelimit::{RateStatus, Wording};
@@ -102,7 +104,21 @@ async fn decide_and_act(
     let request_id = ids.text;
     let now = Utc::now();
     let path = request.uri().path();
-    let protected = gateway.is_protected(path);
+    // Decided on the path as Bitbucket's Tomcat routes it (`//rest/`, `/%72est/` and
+    // `/x/../rest/` are `/rest/` there); logged and forwarded as sent.
+    let routed = match routing_path(path) {
+        Ok(routed) => routed,
+        // `OPTIONS *` and the like: under no protected prefix.
+        Err(Unroutable::NotAbsolute) => Cow::Borrowed(path),
+        Err(e) => {
+            gateway.metrics.count_request("unroutable");
+            return respond::error(
+                StatusCode::BAD_REQUEST,
+                &format!("The request path cannot be routed: {e}."),
+            );
+        }
+    };
+    let protected = gateway.is_protected(&routed);
     let presented = match Credential::from_headers(request.headers()) {
         Credential::Missing => Presented::Nothing,
         Credential::Foreign { user, scheme } => Presented::Foreign { user, scheme },
@@ -129,7 +145,7 @@ async fn decide_and_act(
     };
     let facts = RequestFacts {
         method: request.method(),
-        path,
+        path: &routed,
         query: request.uri().query(),
         client_ip,
         protected,

@@ -10,6 +10,7 @@ use super::{
     bearer, both_backends, call, get, says,
 };
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
+use crate::support::raw::raw_exchange;
 
 both_backends!(
     row_1_no_credential_is_forwarded_untouched_without_a_line,
@@ -21,6 +22,7 @@ both_backends!(
     row_6_git_over_http_follows_the_scope,
     row_7_a_token_over_its_rate_limit_gets_429,
     row_8_a_valid_token_is_forwarded_as_its_user,
+    paths_are_decided_as_bitbucket_routes_them,
 );
 
 async fn row_1_no_credential_is_forwarded_untouched_without_a_line(backend: Backend) {
@@ -257,6 +259,22 @@ async fn row_6_git_over_http_follows_the_scope(backend: Backend) {
             true,
         ),
         ("POST", "/scm/p/r.git/git-receive-pack", true),
+        // The same discovery however it is spelled: Tomcat decodes and normalises first.
+        (
+            "GET",
+            "/scm/p/r.git/info/refs?service=git%2Dreceive-pack",
+            true,
+        ),
+        (
+            "GET",
+            "/scm/p/r.git/info/refs/?service=git-receive-pack",
+            true,
+        ),
+        (
+            "GET",
+            "/scm/p/r.git/info/refs;x?service=git-receive-pack",
+            true,
+        ),
     ];
     for (method, target, push) in requests {
         // git sends the token as the Basic password.
@@ -271,6 +289,7 @@ async fn row_6_git_over_http_follows_the_scope(backend: Backend) {
                 &says::scope_denied("alice", method, path),
             )
             .await;
+            continue;
         } else {
             reply.assert_forwarded_as("alice");
             assert_eq!(reply.seen.as_ref().unwrap().target, target);
@@ -388,5 +407,57 @@ async fn row_8_a_valid_token_is_forwarded_as_its_user(backend: Backend) {
         &says::success("CI token", "Read/Write", "alice", created, REST),
     )
     .await;
+    app.finish().await;
+}
+
+/// Bitbucket's Tomcat strips `;parameters`, decodes `%XX`, merges `//` and resolves dot
+/// segments before routing, so each of these is `/rest/…` to Bitbucket and must be decided
+/// as a protected path (a password is refused without fallback); one climbing above the root
+/// is refused as Tomcat refuses it. Sent over a bare socket: an HTTP client would resolve the
+/// dot segments itself.
+async fn paths_are_decided_as_bitbucket_routes_them(backend: Backend) {
+    let app = spawn_app(Options::new(backend).set("auth.basic_auth_fallback", false)).await;
+    let (_, token) = app
+        .create_token("alice", Scope::ReadOnly, TokenOpts::default())
+        .await;
+    let send = |target: &str, authorization: &str| {
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n"
+        );
+        let addr = app.proxy_addr();
+        async move {
+            let (status, headers) = raw_exchange(addr, request.as_bytes()).await;
+            let id = headers
+                .into_iter()
+                .find(|(name, _)| name == "x-arequestid")
+                .map(|(_, value)| value)
+                .expect("a request id");
+            (status, id)
+        }
+    };
+    let password = basic("alice", "hunter2");
+    let spellings = [
+        "//rest/api/1.0/projects",
+        "/rest;a=b/api/1.0/projects",
+        "/%72est/api/1.0/projects",
+        "/./rest/api/1.0/projects",
+        "/x/../rest/api/1.0/projects",
+        "//scm/p/r.git/info/refs",
+    ];
+    for target in spellings {
+        let (status, id) = send(target, &password).await;
+        assert_eq!(status, 401, "{target}");
+        assert!(app.upstream.request_with_id(&id).is_none(), "{target}");
+        let (status, id) = send(target, &bearer(&token)).await;
+        assert_eq!(status, 200, "{target}");
+        let seen = app.upstream.request_with_id(&id).expect("forwarded");
+        assert_eq!(seen.target, target, "forwarded as sent");
+        assert_eq!(seen.header("x-forwarded-user").as_deref(), Some("alice"));
+    }
+    for target in ["/../rest/api/1.0/projects", "/rest/a%2Fb", "/rest/%zz"] {
+        let (status, id) = send(target, &password).await;
+        assert_eq!(status, 400, "{target}");
+        assert!(app.upstream.request_with_id(&id).is_none(), "{target}");
+    }
     app.finish().await;
 }

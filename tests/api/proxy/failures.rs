@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::headers::raw_exchange;
 use super::{request_id, sqlite};
 use crate::support::app::{run_binary, spawn_app};
+use crate::support::raw::raw_exchange;
 
 #[test]
 fn a_bad_config_exits_with_code_2_and_names_the_key() {

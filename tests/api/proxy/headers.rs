@@ -2,14 +2,12 @@
 //! identity header, no hop-by-hop headers, `X-Forwarded-*`, and the request id on both sides
 //! and in the log line.
 
-use std::time::Duration;
-
 use tokengate::token::Scope;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::{request_id, sqlite};
 use crate::support::app::{NODE_ID, TokenOpts, spawn_app};
 use crate::support::log::LogLine;
+use crate::support::raw::raw_exchange;
 
 #[tokio::test]
 async fn an_unprotected_path_reaches_bitbucket_with_its_authorization_untouched() {
@@ -87,38 +85,6 @@ async fn a_client_sent_identity_header_never_reaches_bitbucket() {
         }
     }
     app.finish().await;
-}
-
-/// Sends raw bytes and reads the whole answer (the request asks to close the connection).
-pub(super) async fn raw_exchange(
-    addr: std::net::SocketAddr,
-    request: &[u8],
-) -> (u16, Vec<(String, String)>) {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connecting");
-    stream
-        .write_all(request)
-        .await
-        .expect("writing the request");
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
-        .await
-        .expect("the answer arrives")
-        .expect("reading the answer");
-    let text = String::from_utf8_lossy(&answer);
-    let head = text.split("\r\n\r\n").next().unwrap_or_default();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers)
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ pub(crate) mod app;
 mod binary;
 mod db;
 pub(crate) mod log;
+pub(crate) mod raw;
 pub(crate) mod upstream;
 mod wait;
 
