@@ -75,7 +75,13 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tokengate: {e:#}");
-            ExitCode::FAILURE
+            // A log.file that cannot be opened is a config value that does not work.
+            match e.downcast_ref() {
+                Some(crate::telemetry::TelemetryError::File { .. }) => {
+                    ExitCode::from(EXIT_CONFIG)
+                }
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -23,15 +23,12 @@ use crate::telemetry::LogSettings;
 /// Where the config file is read from when `--config` is not given.
 pub const DEFAULT_PATH: &str = "config/tokengate.toml";
 
-/// A config problem, reported before anything starts.
+/// A config problem, reported before anything starts. Each message holds its cause, so none
+/// of them has a `source()` that would repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read config file {path}: {cause}")]
+    Read { path: PathBuf, cause: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("environment variable {var}: {reason}")]
@@ -177,7 +174,7 @@ pub fn load_raw(
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
-        Err(source) => return Err(ConfigError::Read { path, source }),
+        Err(cause) => return Err(ConfigError::Read { path, cause }),
     };
     let mut doc: toml::Table = text
         .parse()

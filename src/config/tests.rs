@@ -163,3 +163,11 @@ fn node_ids_are_stable_base36() {
         validate::default_node_id("bitbucket-2")
     );
 }
+
+#[test]
+fn an_unreadable_file_shows_its_cause_once() {
+    let e = Config::load_with_env(Some(Path::new("/nonexistent/tokengate.toml")), Vec::new())
+        .unwrap_err();
+    let chain = format!("{:#}", anyhow::Error::from(e).context("loading"));
+    assert_eq!(chain.matches("os error").count(), 1, "{chain}");
+}

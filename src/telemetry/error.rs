@@ -48,13 +48,14 @@ pub enum TelemetryError {
         /// The value, escaped.
         value: String,
     },
-    /// The log file or its directory could not be opened or created.
-    #[error("log.file = \"{}\" cannot be opened for appending: {source}", path.display())]
+    /// The log file or its directory could not be opened or created. The message holds the
+    /// operating system's reason, so it is not also a `source()` (which would print it twice).
+    #[error("log.file = \"{}\" cannot be opened for appending: {cause}", path.display())]
     File {
         /// The configured path.
         path: PathBuf,
         /// The operating system's reason.
-        source: io::Error,
+        cause: io::Error,
     },
     /// A global subscriber was already installed.
     #[error("a global log subscriber is already installed")]

@@ -5,5 +5,6 @@ mod audit;
 mod auth;
 mod cli;
 mod proxy;
+mod startup;
 mod store;
 mod support;
