@@ -59,6 +59,12 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // `serve` logs these once logging is up; the other commands have only stderr.
+    if !matches!(cli.command, Command::Serve) {
+        for warning in config.warnings() {
+            eprintln!("tokengate: warning: {warning}");
+        }
+    }
     let result = match cli.command {
         Command::Serve => serve(config),
         Command::Migrate => with_runtime(async move {
@@ -77,9 +83,7 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("tokengate: {e:#}");
             // A log.file that cannot be opened is a config value that does not work.
             match e.downcast_ref() {
-                Some(crate::telemetry::TelemetryError::File { .. }) => {
-                    ExitCode::from(EXIT_CONFIG)
-                }
+                Some(crate::telemetry::TelemetryError::File { .. }) => ExitCode::from(EXIT_CONFIG),
                 _ => ExitCode::FAILURE,
             }
         }
@@ -105,6 +109,9 @@ fn with_runtime(work: impl std::future::Future<Output = anyhow::Result<()>>) -> 
 
 fn serve(config: Config) -> anyhow::Result<()> {
     let guard = crate::telemetry::init(&config.log).context("starting logging")?;
+    for warning in config.warnings() {
+        tracing::warn!(target: "tokengate::config", "{warning}");
+    }
     let listener = crate::proxy::bind(config.proxy.listen)
         .with_context(|| format!("binding proxy.listen {}", config.proxy.listen))?;
     let drops = Arc::new(move || guard.dropped_lines());

@@ -4,6 +4,7 @@
 mod duration;
 mod env;
 mod raw;
+mod schema;
 mod validate;
 
 use std::net::SocketAddr;
@@ -28,7 +29,10 @@ pub const DEFAULT_PATH: &str = "config/tokengate.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {cause}")]
-    Read { path: PathBuf, cause: std::io::Error },
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("environment variable {var}: {reason}")]
@@ -66,6 +70,9 @@ pub struct Config {
     pub admin: AdminConfig,
     pub audit: AuditConfig,
     pub log: LogSettings,
+    /// `TOKENGATE_…` variables that name no key or section (such as the service links
+    /// Kubernetes adds for a Service named `tokengate`): ignored, and warned about at start.
+    pub ignored_env: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -148,17 +155,31 @@ impl Config {
         Self::load_with_env(path, std::env::vars())
     }
 
-    /// As [`Config::load`], with the environment given.
+    /// As [`Config::load`], with the environment given. An error caused by a variable's value
+    /// names the variable.
     pub fn load_with_env(
         path: Option<&Path>,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        Self::from_raw(load_raw(path, vars)?)
+        let (raw, overrides) = read(path, vars)?;
+        let mut config = Self::from_raw(raw).map_err(|e| overrides.blame(e))?;
+        config.ignored_env = overrides.ignored;
+        Ok(config)
     }
 
     /// Validates a raw config.
     pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
         validate::validate(raw)
+    }
+
+    /// One warning per ignored environment variable, to log or print at start.
+    pub fn warnings(&self) -> impl Iterator<Item = String> + '_ {
+        self.ignored_env.iter().map(|var| {
+            format!(
+                "ignoring environment variable {var}: it names no config key or section \
+                 (Kubernetes sets such variables for a Service named tokengate)"
+            )
+        })
     }
 }
 
@@ -167,6 +188,14 @@ pub fn load_raw(
     path: Option<&Path>,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<RawConfig, ConfigError> {
+    read(path, vars).map(|(raw, _)| raw)
+}
+
+/// The raw form, and what the environment changed in it.
+fn read(
+    path: Option<&Path>,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<(RawConfig, env::Overrides), ConfigError> {
     let (path, explicit) = match path {
         Some(p) => (p.to_path_buf(), true),
         None => (PathBuf::from(DEFAULT_PATH), false),
@@ -182,17 +211,21 @@ pub fn load_raw(
             path: path.clone(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-    env::apply(&mut doc, vars)?;
-    serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
+    let overrides = env::apply(&mut doc, vars)?;
+    let raw = serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
         let key = e.path().to_string();
         let inner = e.into_inner();
+        if let Some(e) = overrides.type_error(&key, inner.message()) {
+            return e;
+        }
         let message = if key == "." {
             inner.message().to_owned()
         } else {
             format!("key {key}: {}", inner.message())
         };
         ConfigError::Parse { path, message }
-    })
+    })?;
+    Ok((raw, overrides))
 }
 
 impl RawConfig {

@@ -1,58 +1,178 @@
 //! `TOKENGATE_SECTION__KEY` environment overrides, applied to the parsed TOML document before
-//! it is read into [`super::RawConfig`], so they are checked exactly like the file.
+//! it is read into [`super::RawConfig`], so they are checked exactly like the file. A value is
+//! read as its key expects it: as written for a text key, as TOML for anything else.
 
 use toml::{Table, Value};
 
 use super::ConfigError;
+use super::schema::{self, Kind};
 
 const PREFIX: &str = "TOKENGATE_";
 
+/// Keys whose values are secret: an error about them never shows the value.
+const SECRET_KEYS: [&str; 3] = ["admin.token", "upstream.credential_key", "database.url"];
+
+/// What the environment changed, to name the variable in errors and warnings.
+#[derive(Debug, Default)]
+pub(super) struct Overrides {
+    /// Each key set (`auth.cache_ttl`, `node_id`) and the variable that set it.
+    set: Vec<(String, String)>,
+    /// `TOKENGATE_…` variables whose first segment names no key or section, such as the
+    /// `TOKENGATE_SERVICE_HOST` and `TOKENGATE_PORT` that Kubernetes adds for a Service named
+    /// `tokengate`: ignored.
+    pub(super) ignored: Vec<String>,
+}
+
+impl Overrides {
+    /// The key and variable that set `path`: a key such as `auth.cache_ttl`, or a place inside
+    /// one such as `auth.allowed_ips[0]` or `log.loggers.sqlx`.
+    pub(super) fn setter_of(&self, path: &str) -> Option<(&str, &str)> {
+        self.set.iter().rev().find_map(|(key, var)| {
+            let inside = path
+                .strip_prefix(key.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']));
+            inside.then_some((key.as_str(), var.as_str()))
+        })
+    }
+
+    /// `e` naming the variable, when a value from the environment caused it.
+    pub(super) fn blame(&self, e: ConfigError) -> ConfigError {
+        match e {
+            ConfigError::Value { key, value, reason } => match self.setter_of(key) {
+                Some((_, var)) => ConfigError::Env {
+                    var: var.to_owned(),
+                    reason: format!("invalid value {value:?} for key {key}: {reason}"),
+                },
+                None => ConfigError::Value { key, value, reason },
+            },
+            ConfigError::Log(message) => {
+                let setter = self
+                    .set
+                    .iter()
+                    .rev()
+                    .find(|(key, _)| key.starts_with("log.") && message.contains(key.as_str()));
+                match setter {
+                    Some((_, var)) => ConfigError::Env {
+                        var: var.clone(),
+                        reason: message,
+                    },
+                    None => ConfigError::Log(message),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// A deserialization error at `path`, naming the variable when it set that key; `None`
+    /// when the value came from the file.
+    pub(super) fn type_error(&self, path: &str, message: &str) -> Option<ConfigError> {
+        let (key, var) = self.setter_of(path)?;
+        let reason = if SECRET_KEYS.contains(&key) {
+            format!("key {key}: invalid value (not shown: it is a secret)")
+        } else {
+            format!("key {path}: {message}")
+        };
+        Some(ConfigError::Env {
+            var: var.to_owned(),
+            reason,
+        })
+    }
+}
+
 /// Applies every `TOKENGATE_…` variable of `vars` to `doc`. `TOKENGATE_NODE_ID` sets a
-/// top-level key; `TOKENGATE_AUTH__CACHE_TTL` sets `cache_ttl` in `[auth]`. Values are read
-/// as TOML (`true`, `5`, `["a", "b"]`) and otherwise taken as a string.
+/// top-level key; `TOKENGATE_AUTH__CACHE_TTL` sets `cache_ttl` in `[auth]`. A variable whose
+/// first segment is not a key or section is ignored (and listed in the result); one that
+/// names a section but no key of it is an error.
 pub(super) fn apply(
     doc: &mut Table,
     vars: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> Result<Overrides, ConfigError> {
+    let root = schema::root();
+    let mut overrides = Overrides::default();
     for (name, raw) in vars {
         let Some(path) = name.strip_prefix(PREFIX) else {
             continue;
         };
         let path = path.to_ascii_lowercase();
-        let parts: Vec<&str> = path.split("__").collect();
-        if parts.iter().any(|p| p.is_empty()) || parts.len() > 2 {
-            return Err(ConfigError::Env {
-                var: name,
-                reason: "expected TOKENGATE_KEY or TOKENGATE_SECTION__KEY".into(),
-            });
-        }
-        let value = parse_value(&raw);
-        let (table, key) = match parts.as_slice() {
-            [key] => (&mut *doc, *key),
-            [section, key] => {
+        let mut parts = path.split("__");
+        let first = parts.next().unwrap_or_default();
+        let rest: Vec<&str> = parts.collect();
+        let Some(kind) = root.get(first) else {
+            overrides.ignored.push(name);
+            continue;
+        };
+        let refuse = |reason: String| ConfigError::Env {
+            var: name.clone(),
+            reason,
+        };
+        let section_name = first.to_ascii_uppercase();
+        let (table, key, kind) = match (kind, rest.as_slice()) {
+            (Kind::Section(keys), [key]) => {
+                let Some(kind) = keys.get(key) else {
+                    let known: Vec<&str> = keys.keys().copied().collect();
+                    return Err(refuse(format!(
+                        "[{first}] has no key {key}; its keys are {}",
+                        known.join(", ")
+                    )));
+                };
                 let entry = doc
-                    .entry((*section).to_owned())
+                    .entry(first)
                     .or_insert_with(|| Value::Table(Table::new()));
                 let Value::Table(table) = entry else {
-                    return Err(ConfigError::Env {
-                        var: name,
-                        reason: format!("`{section}` is not a section"),
-                    });
+                    return Err(refuse(format!(
+                        "{first} in the config file is not a section"
+                    )));
                 };
-                (table, *key)
+                (table, *key, kind)
             }
-            _ => unreachable!("checked above"),
+            (Kind::Section(_), []) => {
+                return Err(refuse(format!(
+                    "names the section [{first}], not a key: expected TOKENGATE_{section_name}__KEY"
+                )));
+            }
+            (Kind::Section(_), _) => {
+                return Err(refuse(format!(
+                    "expected TOKENGATE_{section_name}__KEY, with one key after the section"
+                )));
+            }
+            (kind, []) => (&mut *doc, first, kind),
+            (_, _) => {
+                return Err(refuse(format!(
+                    "{first} is a key, not a section: expected TOKENGATE_{section_name}"
+                )));
+            }
         };
+        let value = parse_value(&raw, kind)
+            .ok_or_else(|| refuse(format!("expected {}, not {raw:?}", kind.expected())))?;
         table.insert(key.to_owned(), value);
+        let key_path = if rest.is_empty() {
+            first.to_owned()
+        } else {
+            format!("{first}.{key}")
+        };
+        overrides.set.push((key_path, name));
     }
-    Ok(())
+    Ok(overrides)
 }
 
-fn parse_value(raw: &str) -> Value {
-    let attempt = format!("v = {raw}");
-    match attempt.parse::<Table>() {
-        Ok(mut t) if t.len() == 1 => t.remove("v").unwrap_or_else(|| Value::String(raw.into())),
-        _ => Value::String(raw.to_owned()),
+/// `raw` as a value of `kind`: text as written, anything else read as TOML. `None` when it is
+/// not of that kind (never for text, so a secret is never refused here).
+fn parse_value(raw: &str, kind: &Kind) -> Option<Value> {
+    if *kind == Kind::Text {
+        return Some(Value::String(raw.to_owned()));
+    }
+    let mut table: Table = format!("v = {raw}").parse().ok()?;
+    let value = table.remove("v")?;
+    if !table.is_empty() {
+        return None;
+    }
+    match (kind, value) {
+        (Kind::Bool, v @ Value::Boolean(_))
+        | (Kind::Integer | Kind::Float, v @ Value::Integer(_))
+        | (Kind::Float, v @ Value::Float(_))
+        | (Kind::List, v @ Value::Array(_))
+        | (Kind::Map | Kind::Section(_), v @ Value::Table(_)) => Some(v),
+        _ => None,
     }
 }
 
@@ -75,6 +195,8 @@ mod tests {
                 ("TOKENGATE_DATABASE__URL", "postgres://u@h/db"),
                 ("TOKENGATE_AUTH__BASIC_AUTH_FALLBACK", "false"),
                 ("TOKENGATE_AUTH__ALLOWED_IPS", "[\"10.0.0.0/8\"]"),
+                ("TOKENGATE_PROXY__MAX_HEADER_BYTES", "16384"),
+                ("TOKENGATE_LOG__LOGGERS", "{ sqlx = \"debug\" }"),
                 ("TOKENGATE_NODE_ID", "A6X2OX"),
                 ("PATH", "/usr/bin"),
             ]),
@@ -83,14 +205,91 @@ mod tests {
         assert_eq!(doc["database"]["url"].as_str(), Some("postgres://u@h/db"));
         assert_eq!(doc["auth"]["basic_auth_fallback"].as_bool(), Some(false));
         assert_eq!(doc["auth"]["allowed_ips"][0].as_str(), Some("10.0.0.0/8"));
+        assert_eq!(doc["proxy"]["max_header_bytes"].as_integer(), Some(16384));
+        assert_eq!(doc["log"]["loggers"]["sqlx"].as_str(), Some("debug"));
         assert_eq!(doc["node_id"].as_str(), Some("A6X2OX"));
         assert!(!doc.contains_key("path"));
     }
 
     #[test]
-    fn refuses_malformed_names() {
+    fn text_keys_keep_values_that_look_like_numbers_or_toml() {
         let mut doc = Table::new();
-        assert!(apply(&mut doc, vars(&[("TOKENGATE_A__B__C", "x")])).is_err());
-        assert!(apply(&mut doc, vars(&[("TOKENGATE___X", "x")])).is_err());
+        apply(
+            &mut doc,
+            vars(&[
+                ("TOKENGATE_NODE_ID", "123456"),
+                ("TOKENGATE_ADMIN__TOKEN", "1234567890123456789"),
+                ("TOKENGATE_UPSTREAM__CREDENTIAL_KEY", "true"),
+                ("TOKENGATE_LOG__LEVEL", "\"info\""),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(doc["node_id"].as_str(), Some("123456"));
+        assert_eq!(doc["admin"]["token"].as_str(), Some("1234567890123456789"));
+        assert_eq!(doc["upstream"]["credential_key"].as_str(), Some("true"));
+        assert_eq!(doc["log"]["level"].as_str(), Some("\"info\""));
+    }
+
+    #[test]
+    fn ignores_variables_that_name_no_key_or_section() {
+        let mut doc = Table::new();
+        let overrides = apply(
+            &mut doc,
+            vars(&[
+                ("TOKENGATE_SERVICE_HOST", "10.96.0.12"),
+                ("TOKENGATE_PORT", "tcp://10.96.0.12:8080"),
+                ("TOKENGATE_PORT_8080_TCP_ADDR", "10.96.0.12"),
+                ("TOKENGATE_A__B__C", "x"),
+                ("TOKENGATE_NODE_ID", "A6X2OX"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            overrides.ignored,
+            [
+                "TOKENGATE_SERVICE_HOST",
+                "TOKENGATE_PORT",
+                "TOKENGATE_PORT_8080_TCP_ADDR",
+                "TOKENGATE_A__B__C"
+            ]
+        );
+        assert_eq!(doc.keys().collect::<Vec<_>>(), ["node_id"]);
+    }
+
+    #[test]
+    fn refuses_unknown_keys_of_known_sections_naming_the_variable() {
+        for (var, value, says) in [
+            (
+                "TOKENGATE_PROXY__LISTN",
+                "0.0.0.0:1",
+                "[proxy] has no key listn",
+            ),
+            ("TOKENGATE_PROXY", "x", "names the section [proxy]"),
+            ("TOKENGATE_PROXY__LISTEN__X", "x", "TOKENGATE_PROXY__KEY"),
+            (
+                "TOKENGATE_NODE_ID__X",
+                "x",
+                "node_id is a key, not a section",
+            ),
+            (
+                "TOKENGATE_AUTH__BASIC_AUTH_FALLBACK",
+                "yes",
+                "expected true or false",
+            ),
+            (
+                "TOKENGATE_PROXY__MAX_HEADER_BYTES",
+                "64k",
+                "expected a whole number",
+            ),
+            (
+                "TOKENGATE_PROXY__MAX_HEADER_BYTES",
+                "1\nx = 2",
+                "expected a whole number",
+            ),
+        ] {
+            let e = apply(&mut Table::new(), vars(&[(var, value)])).unwrap_err();
+            let m = e.to_string();
+            assert!(m.contains(var) && m.contains(says), "{var}: {m}");
+        }
     }
 }

@@ -171,3 +171,120 @@ fn an_unreadable_file_shows_its_cause_once() {
     let chain = format!("{:#}", anyhow::Error::from(e).context("loading"));
     assert_eq!(chain.matches("os error").count(), 1, "{chain}");
 }
+
+fn env_message(vars: &[(&str, &str)]) -> String {
+    load("", vars).unwrap_err().to_string()
+}
+
+#[test]
+fn kubernetes_service_links_are_ignored_with_a_warning_each() {
+    let config = load(
+        "",
+        &[
+            ("TOKENGATE_SERVICE_HOST", "10.96.0.12"),
+            ("TOKENGATE_PORT", "tcp://10.96.0.12:8080"),
+            ("TOKENGATE_NODE_ID", "A6X2OX"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.node_id, "A6X2OX");
+    let warnings: Vec<String> = config.warnings().collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains("TOKENGATE_SERVICE_HOST"),
+        "{warnings:?}"
+    );
+    assert!(warnings[1].contains("TOKENGATE_PORT"), "{warnings:?}");
+    assert_eq!(load("", &[]).unwrap().warnings().count(), 0);
+}
+
+#[test]
+fn an_unknown_key_of_a_known_section_is_an_error_naming_the_variable() {
+    let m = env_message(&[("TOKENGATE_PROXY__LISTN", "0.0.0.0:8080")]);
+    assert!(
+        m.contains("TOKENGATE_PROXY__LISTN") && m.contains("listn"),
+        "{m}"
+    );
+}
+
+#[test]
+fn text_keys_take_number_like_values_as_text() {
+    let secret = "1234567890123456789";
+    let config = load(
+        "",
+        &[
+            ("TOKENGATE_NODE_ID", "123456"),
+            ("TOKENGATE_ADMIN__TOKEN", secret),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.node_id, "123456");
+    use secrecy::ExposeSecret as _;
+    assert_eq!(
+        config.admin.token.as_ref().map(|t| t.expose_secret()),
+        Some(secret)
+    );
+}
+
+#[test]
+fn errors_from_the_environment_name_the_variable_not_the_file() {
+    for (var, value, key) in [
+        (
+            "TOKENGATE_PROXY__MAX_HEADER_BYTES",
+            "-5",
+            "proxy.max_header_bytes",
+        ),
+        (
+            "TOKENGATE_PROXY__MAX_HEADER_BYTES",
+            "lots",
+            "proxy.max_header_bytes",
+        ),
+        ("TOKENGATE_AUTH__CACHE_TTL", "soon", "auth.cache_ttl"),
+        ("TOKENGATE_AUTH__ALLOWED_IPS", "[1]", "auth.allowed_ips"),
+        ("TOKENGATE_NODE_ID", "A6X-2OX", "node_id"),
+        ("TOKENGATE_LOG__LEVEL", "loud", "log.level"),
+    ] {
+        let m = env_message(&[(var, value)]);
+        assert!(
+            m.contains(&format!("environment variable {var}:"))
+                && (m.contains(key) || var == "TOKENGATE_PROXY__MAX_HEADER_BYTES"),
+            "{var}={value}: {m}"
+        );
+        assert!(!m.contains("config file"), "{var}={value}: {m}");
+    }
+    // A value from the file is still blamed on the file's key.
+    let m = load(
+        "[auth]\ncache_ttl = \"soon\"\n",
+        &[("TOKENGATE_NODE_ID", "A6X2OX")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(!m.contains("environment"), "{m}");
+}
+
+#[test]
+fn errors_never_show_a_secret_from_the_environment() {
+    for (var, value, secret) in [
+        ("TOKENGATE_ADMIN__TOKEN", "987654321", "987654321"),
+        ("TOKENGATE_ADMIN__TOKEN", "true", "true"),
+        (
+            "TOKENGATE_DATABASE__URL",
+            "mysql://root:4242424242@db/x",
+            "4242424242",
+        ),
+    ] {
+        let m = env_message(&[(var, value)]);
+        assert!(m.contains(var), "{m}");
+        assert!(!m.contains(secret), "{var}={value}: {m}");
+    }
+    let m = load(
+        "[upstream]\nidentity = \"credential\"\n",
+        &[("TOKENGATE_UPSTREAM__CREDENTIAL_KEY", "4242424242")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        m.contains("TOKENGATE_UPSTREAM__CREDENTIAL_KEY") && !m.contains("4242424242"),
+        "{m}"
+    );
+}

@@ -319,6 +319,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         admin,
         audit,
         log,
+        ignored_env: Vec::new(),
     })
 }
 

@@ -19,7 +19,7 @@ use tokengate::ratelimit::RateQuota;
 use tokengate::store::TokenStore;
 use tokengate::token::{NewToken, Scope, TokenId};
 
-pub(crate) use super::binary::{NODE_ID, rss_kib, run_binary, test_offset};
+pub(crate) use super::binary::{NODE_ID, rss_kib, run_binary, run_binary_with_env, test_offset};
 use super::binary::{PATIENCE, start, write_config};
 use super::log::LogLine;
 use super::upstream::Upstream;
@@ -37,6 +37,7 @@ pub(crate) struct Options {
     backend: Backend,
     overrides: Vec<(String, toml::Value)>,
     upstream_url: Option<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Options {
@@ -45,12 +46,19 @@ impl Options {
             backend,
             overrides: Vec::new(),
             upstream_url: None,
+            env: Vec::new(),
         }
     }
 
     /// Sets `section.key` (or a top-level `key`) in the config file.
     pub(crate) fn set(mut self, key: &str, value: impl Into<toml::Value>) -> Self {
         self.overrides.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Sets an environment variable of the gateway's process.
+    pub(crate) fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -136,6 +144,7 @@ pub(crate) async fn spawn_app(options: Options) -> TestApp {
     let child = start(
         dir.path(),
         &["serve", "--config", &config.display().to_string()],
+        &options.env,
     );
     let store = tokengate::store::connect(&database_url, 2)
         .await

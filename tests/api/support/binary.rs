@@ -71,8 +71,9 @@ pub(crate) fn write_config(
 }
 
 /// Starts the binary in `dir` with `args`, stdout and stderr captured in files there, in
-/// [`TEST_TZ`], and without any `TOKENGATE_*` variable of the test's own environment.
-pub(crate) fn start(dir: &Path, args: &[&str]) -> Child {
+/// [`TEST_TZ`], without any `TOKENGATE_*` variable of the test's own environment but with the
+/// variables of `env`.
+pub(crate) fn start(dir: &Path, args: &[&str], env: &[(String, String)]) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tokengate"));
     command
         .args(args)
@@ -84,6 +85,7 @@ pub(crate) fn start(dir: &Path, args: &[&str]) -> Child {
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TOKENGATE_")) {
         command.env_remove(name);
     }
+    command.envs(env.iter().map(|(name, value)| (name, value)));
     command.spawn().expect("starting the tokengate binary")
 }
 
@@ -98,13 +100,26 @@ pub(crate) struct Finished {
 /// Runs the binary with a config file holding `config_text` and `args` (such as
 /// `check-config`), waiting for it to exit.
 pub(crate) fn run_binary(config_text: &str, args: &[&str]) -> Finished {
+    run_binary_with_env(config_text, args, &[])
+}
+
+/// As [`run_binary`], with the variables of `env` set.
+pub(crate) fn run_binary_with_env(
+    config_text: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Finished {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect();
     let dir = tempfile::tempdir().expect("creating a temp dir");
     let config = dir.path().join("config.toml");
     std::fs::write(&config, config_text).expect("writing the config");
     let mut all: Vec<&str> = args.to_vec();
     let config = config.display().to_string();
     all.extend(["--config", &config]);
-    let mut child = start(dir.path(), &all);
+    let mut child = start(dir.path(), &all, &env);
     let deadline = std::time::Instant::now() + PATIENCE;
     let status = loop {
         if let Some(status) = child.try_wait().expect("waiting for the binary") {
