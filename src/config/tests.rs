@@ -288,3 +288,34 @@ fn errors_never_show_a_secret_from_the_environment() {
         "{m}"
     );
 }
+
+const DURATION_KEYS: [(&str, &str); 6] = [
+    ("proxy", "header_read_timeout"),
+    ("proxy", "shutdown_grace"),
+    ("upstream", "connect_timeout"),
+    ("upstream", "response_timeout"),
+    ("upstream", "pool_idle_timeout"),
+    ("auth", "cache_ttl"),
+];
+
+#[test]
+fn every_duration_is_at_most_a_day() {
+    for (section, key) in DURATION_KEYS {
+        for value in ["1d", "24h", "86400s", "86400000ms"] {
+            load(&format!("[{section}]\n{key} = \"{value}\"\n"), &[])
+                .unwrap_or_else(|e| panic!("{section}.{key} = {value}: {e}"));
+        }
+        for value in ["86401s", "25h", "2d", "400000d", "110000000000000d"] {
+            let m = message(&format!("[{section}]\n{key} = \"{value}\"\n"));
+            assert!(
+                m.contains(&format!("{section}.{key}"))
+                    && m.contains(value)
+                    && m.contains("at most 1d"),
+                "{m}"
+            );
+            let var = format!("TOKENGATE_{section}__{key}").to_ascii_uppercase();
+            let m = env_message(&[(&var, value)]);
+            assert!(m.contains(&var) && m.contains("at most 1d"), "{m}");
+        }
+    }
+}

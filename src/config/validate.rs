@@ -38,20 +38,30 @@ fn socket(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
+/// The longest any duration key may be (every one is a timeout, a grace period or a cache
+/// lifetime): longer is a typo, and would overflow the clocks and caches it is added to.
+const MAX_DURATION: Duration = Duration::from_secs(86_400);
+
+/// A duration from zero to [`MAX_DURATION`].
 fn duration(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    parse_duration(value).ok_or_else(|| {
+    let d = parse_duration(value).ok_or_else(|| {
         bad(
             key,
             value,
-            "expected a duration such as 500ms, 60s, 5m, 1h or 90d",
+            "expected a duration such as 500ms, 60s, 5m, 1h or 1d",
         )
-    })
+    })?;
+    if d > MAX_DURATION {
+        return Err(bad(key, value, "must be at most 1d (24h)"));
+    }
+    Ok(d)
 }
 
+/// A duration from 1ms to [`MAX_DURATION`].
 fn positive_duration(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
     let d = duration(key, value)?;
     if d.is_zero() {
-        return Err(bad(key, value, "must be greater than zero"));
+        return Err(bad(key, value, "must be from 1ms to 1d (24h)"));
     }
     Ok(d)
 }

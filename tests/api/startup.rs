@@ -1,6 +1,6 @@
 //! What `check-config` and `serve` make of a config at start, as an operator meets it:
-//! `TOKENGATE_*` variables that Kubernetes sets or that look like numbers, and how a config
-//! error reads (exit 2, the key or variable named, each cause once, no secret).
+//! `TOKENGATE_*` variables that Kubernetes sets or that look like numbers, duration maxima, and
+//! how a config error reads (exit 2, the key or variable named, each cause once, no secret).
 
 use crate::support::app::{Backend, Options, run_binary_with_env, spawn_app};
 
@@ -133,6 +133,46 @@ fn errors_from_the_environment_name_the_variable_and_never_a_secret() {
     }
 }
 
+#[test]
+fn durations_beyond_a_day_exit_2_naming_the_key() {
+    let keys = [
+        ("proxy", "header_read_timeout"),
+        ("proxy", "shutdown_grace"),
+        ("upstream", "connect_timeout"),
+        ("upstream", "response_timeout"),
+        ("upstream", "pool_idle_timeout"),
+        ("auth", "cache_ttl"),
+    ];
+    for (section, key) in keys {
+        let accepted = run_binary_with_env(
+            &format!("[{section}]\n{key} = \"1d\"\n"),
+            &["check-config"],
+            &[],
+        );
+        assert_eq!(accepted.status.code(), Some(0), "{key}: {accepted:?}");
+        let var = format!("TOKENGATE_{section}__{key}").to_ascii_uppercase();
+        for value in ["25h", "400000d", "110000000000000d"] {
+            let file = format!("[{section}]\n{key} = \"{value}\"\n");
+            for command in ["check-config", "serve"] {
+                let runs = [
+                    run_binary_with_env(&file, &[command], &[]),
+                    run_binary_with_env("", &[command], &[(&var, value)]),
+                ];
+                for run in runs {
+                    let case = format!("{command} with {key} = {value}: {run:?}");
+                    assert_eq!(run.status.code(), Some(2), "{case}");
+                    assert!(
+                        run.stderr.contains(&format!("{section}.{key}"))
+                            && run.stderr.contains("at most 1d"),
+                        "{case}"
+                    );
+                    assert!(!run.stderr.contains("panicked"), "{case}");
+                    assert_eq!(run.stdout, "", "{case}");
+                }
+            }
+        }
+    }
+}
 
 #[test]
 fn an_unopenable_log_file_exits_2_naming_the_key_and_its_cause_once() {
@@ -144,4 +184,3 @@ fn an_unopenable_log_file_exits_2_naming_the_key_and_its_cause_once() {
     assert!(run.stderr.contains("log.file"), "{run:?}");
     assert_eq!(run.stderr.matches("(os error").count(), 1, "{run:?}");
 }
-
