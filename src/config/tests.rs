@@ -319,3 +319,13 @@ fn every_duration_is_at_most_a_day() {
         }
     }
 }
+
+#[test]
+fn a_rate_limit_period_too_long_states_the_bounds() {
+    let m = message("[rate_limit]\ndefault = \"5/400d\"\n");
+    assert!(
+        m.contains("rate_limit.default") && m.contains("from 1s to 366d"),
+        "{m}"
+    );
+    assert!(!m.contains("at least 1s"), "{m}");
+}

@@ -25,7 +25,10 @@ pub enum QuotaError {
     Shape,
     #[error("the request count must be a whole number from 1 to 4294967295")]
     Requests,
-    #[error("the period must be a whole number followed by s, m, h or d, at least 1s")]
+    #[error(
+        "the period must be a whole number followed by s, m, h or d, from 1s to {}d",
+        MAX_PERIOD_SECONDS / 86_400
+    )]
     Period,
 }
 
@@ -165,6 +168,15 @@ mod tests {
             Err(QuotaError::Period)
         );
         assert_eq!("5/400d".parse::<RateQuota>(), Err(QuotaError::Period));
+    }
+
+    #[test]
+    fn a_refused_period_states_both_bounds() {
+        for s in ["5/400d", "5/0s"] {
+            let m = s.parse::<RateQuota>().unwrap_err().to_string();
+            assert!(m.contains("from 1s to 366d"), "{s}: {m}");
+        }
+        assert!("5/366d".parse::<RateQuota>().is_ok());
     }
 
     #[test]

@@ -184,3 +184,17 @@ fn an_unopenable_log_file_exits_2_naming_the_key_and_its_cause_once() {
     assert!(run.stderr.contains("log.file"), "{run:?}");
     assert_eq!(run.stderr.matches("(os error").count(), 1, "{run:?}");
 }
+
+#[test]
+fn a_rate_limit_period_beyond_its_maximum_states_the_bounds() {
+    let run = run_binary_with_env(
+        "[rate_limit]\ndefault = \"5/400d\"\n",
+        &["check-config"],
+        &[],
+    );
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains("rate_limit.default") && run.stderr.contains("from 1s to 366d"),
+        "{run:?}"
+    );
+}
