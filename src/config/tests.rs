@@ -329,3 +329,21 @@ fn a_rate_limit_period_too_long_states_the_bounds() {
     );
     assert!(!m.contains("at least 1s"), "{m}");
 }
+
+#[test]
+fn node_ids_are_six_or_seven_upper_case_base36_characters() {
+    for id in ["A6X2OX", "16JTB8N", "MKNCWM", "123456", "XXXXXXX"] {
+        let config =
+            load(&format!("node_id = \"{id}\"\n"), &[]).unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(config.node_id, id);
+    }
+    for id in [
+        "a6x2ox", "A6x2OX", "A6X2O", "A6X2OXAB", "", "A6X-2OX", "ÄBCDEF",
+    ] {
+        let m = message(&format!("node_id = \"{id}\"\n"));
+        assert!(
+            m.contains("node_id") && m.contains("upper-case") && m.contains("6 or 7"),
+            "{id}: {m}"
+        );
+    }
+}

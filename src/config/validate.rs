@@ -98,14 +98,23 @@ fn secret(value: Option<String>) -> Option<SecretString> {
 
 pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let node_id = match raw.node_id {
+        // As DESIGN.md has it, and as the default is: 6-7 upper-case base-36 characters, so a
+        // request id's lower-case `x` separators stay unambiguous.
         Some(id)
-            if !id.is_empty()
-                && id.len() <= 16
-                && id.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            if (6..=7).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) =>
         {
             id
         }
-        Some(id) => return Err(bad("node_id", id, "expected 1 to 16 letters and digits")),
+        Some(id) => {
+            return Err(bad(
+                "node_id",
+                id,
+                "expected 6 or 7 upper-case letters and digits (base 36), such as A6X2OX",
+            ));
+        }
         None => default_node_id(&host_name()),
     };
 
