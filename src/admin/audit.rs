@@ -20,7 +20,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::AdminState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::AdminQuery;
-use crate::audit::{AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent};
+use super::model::cursor_time;
+use crate::audit::{AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent, stored_text};
 
 /// Page size when none is given.
 const DEFAULT_LIMIT: u32 = 100;
@@ -144,7 +145,7 @@ pub(super) async fn list(
 ) -> Result<Response, ApiError> {
     let (mut query, format) = params.check()?;
     if format != Format::Json {
-        return Ok(export::stream(state.store, query, format));
+        return export::stream(state.store, query, format).await;
     }
     let limit = query.limit;
     // One more than asked tells whether another page follows.
@@ -210,10 +211,12 @@ impl AuditParams {
             Some("csv") => Format::Csv,
             Some(_) => return Err(invalid("format: must be json, ndjson or csv".into())),
         };
+        // Filters on text the writer stored with U+0000 replaced, replaced the same way.
+        let stored = |v: Option<String>| given(v).map(|s| stored_text(&s).into_owned());
         let query = AuditQuery {
-            user: given(self.user),
+            user: stored(self.user),
             kind,
-            token_id: given(self.token_id),
+            token_id: stored(self.token_id),
             since,
             until,
             limit,
@@ -248,9 +251,7 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok();
     let text = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok());
     let (ms, id) = text.and_then(|t| t.split_once('|')).unwrap_or_default();
-    ms.parse()
-        .ok()
-        .and_then(DateTime::from_timestamp_millis)
+    cursor_time(ms)
         .zip(id.parse::<i64>().ok().filter(|id| *id > 0))
         .ok_or_else(|| {
             ApiError::bad_request(

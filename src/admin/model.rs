@@ -223,6 +223,18 @@ impl ListParams {
     }
 }
 
+/// The times a cursor may name, in milliseconds: from 1970 to the end of the year 9999. chrono
+/// takes times some 260,000 years either side, which PostgreSQL refuses as out of range.
+const CURSOR_MILLIS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999;
+
+/// The time part of a cursor (`{ms}`), when it is a time a page of ours can end at.
+pub(crate) fn cursor_time(ms: &str) -> Option<DateTime<Utc>> {
+    ms.parse()
+        .ok()
+        .filter(|ms| CURSOR_MILLIS.contains(ms))
+        .and_then(DateTime::from_timestamp_millis)
+}
+
 /// The opaque cursor after a record: base64url of `{created_at in ms}|{id}`.
 pub(crate) fn encode_cursor(created_at: DateTime<Utc>, id: &TokenId) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}|{id}", created_at.timestamp_millis()))
@@ -232,16 +244,12 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, TokenId), ApiError> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok();
     let text = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok());
     let (ms, id) = text.and_then(|t| t.split_once('|')).unwrap_or_default();
-    ms.parse()
-        .ok()
-        .and_then(DateTime::from_timestamp_millis)
-        .zip(TokenId::parse(id))
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                "cursor: not a cursor this API returned; pass next_cursor from the previous page",
-            )
-        })
+    cursor_time(ms).zip(TokenId::parse(id)).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_cursor",
+            "cursor: not a cursor this API returned; pass next_cursor from the previous page",
+        )
+    })
 }
 
 #[cfg(test)]
@@ -253,13 +261,23 @@ mod tests {
     fn cursors_round_trip_and_refuse_forgeries() {
         let id = TokenId::parse("abcdefghijkl").unwrap();
         let at = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
-        assert_eq!(decode_cursor(&encode_cursor(at, &id)).unwrap(), (at, id));
+        assert_eq!(
+            decode_cursor(&encode_cursor(at, &id)).unwrap(),
+            (at, id.clone())
+        );
+        for edge in ["0", "253402300799999"] {
+            let cursor = URL_SAFE_NO_PAD.encode(format!("{edge}|{id}"));
+            assert!(decode_cursor(&cursor).is_ok(), "{edge}");
+        }
         for bad in [
             "",
             "x",
             "!!!",
             &URL_SAFE_NO_PAD.encode("1|short"),
             &URL_SAFE_NO_PAD.encode("x|abcdefghijkl"),
+            &URL_SAFE_NO_PAD.encode("-8000000000000000|abcdefghijkl"),
+            &URL_SAFE_NO_PAD.encode("-1|abcdefghijkl"),
+            &URL_SAFE_NO_PAD.encode("253402300800000|abcdefghijkl"),
         ] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }

@@ -153,6 +153,17 @@ pub struct AuditQuery {
     pub after: Option<(DateTime<Utc>, i64)>,
 }
 
+/// `text` as the store holds it: U+0000, which PostgreSQL's text and jsonb cannot hold, is
+/// stored as U+FFFD on both backends (the store's `storable`). A filter on stored text (the
+/// user or token id of an audit query) is mapped the same way, so it finds what was written.
+pub fn stored_text(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 /// `text` as static text, allocated once per distinct value for the life of the process: for
 /// the few texts (the node id) that every event of a process carries.
 pub fn intern(text: &str) -> &'static str {

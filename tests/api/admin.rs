@@ -4,6 +4,8 @@
 //! once, in another process on the same PostgreSQL within a second), the expiry policy, the
 //! OpenAPI document, and random bodies never answered with a 5xx.
 
+mod cursors;
+
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod coverage;
+mod filters;
 mod query;
 mod retention;
 mod spill;

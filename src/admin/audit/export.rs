@@ -1,6 +1,8 @@
 //! The NDJSON and CSV exports: every matching event, read from the store a page at a time and
 //! written to the response as each page arrives, so an export of millions of events never sits
-//! in memory. A store failure mid-way ends the body early (the status is already sent).
+//! in memory. The first page is read before the answer starts, so a store that fails at once
+//! gets the admin API's error answer; a failure after that ends the body early (the status is
+//! already sent).
 
 use std::sync::Arc;
 
@@ -11,8 +13,9 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
 use super::{AuditEventView, Format};
+use crate::admin::error::ApiError;
 use crate::audit::{AuditQuery, StoredAuditEvent};
-use crate::store::TokenStore;
+use crate::store::{StoreError, TokenStore};
 
 /// Events read from the store per page.
 const PAGE: u32 = 1_000;
@@ -21,31 +24,37 @@ const PAGE: u32 = 1_000;
 const CSV_HEADER: &str = "id,time,type,outcome,user,token_id,client_ip,method,path,request_id,node_id,actor,attributes\r\n";
 
 /// Streams every event `query` matches, from its cursor on, as `format` (not `Json`).
-pub(super) fn stream(
+pub(super) async fn stream(
     store: Arc<dyn TokenStore>,
     mut query: AuditQuery,
     format: Format,
-) -> Response {
+) -> Result<Response, ApiError> {
     query.limit = PAGE;
-    let head = (format == Format::Csv).then(|| Ok(Bytes::from_static(CSV_HEADER.as_bytes())));
-    let pages = stream::unfold(Some(query), move |next| {
+    let first = store.query_audit(&query).await?;
+    let rest = next_query(query, &first);
+    let head = (format == Format::Csv).then(|| Bytes::from_static(CSV_HEADER.as_bytes()));
+    let first = stream::iter(
+        head.into_iter()
+            .chain((!first.is_empty()).then(|| render(first, format)))
+            .map(Ok::<_, StoreError>),
+    );
+    let pages = stream::unfold(rest, move |next| {
         let store = Arc::clone(&store);
         async move {
-            let mut query = next?;
-            let page = match store.query_audit(&query).await {
-                Ok(page) => page,
+            let query = next?;
+            match store.query_audit(&query).await {
+                Ok(page) => {
+                    let next = next_query(query, &page);
+                    (!page.is_empty()).then(|| (Ok(render(page, format)), next))
+                }
                 Err(e) => {
                     tracing::warn!(target: "tokengate::admin", error = %e, "audit export cut short: the store failed");
-                    return Some((Err(e), None));
+                    Some((Err(e), None))
                 }
-            };
-            let last = page.last().map(|e| (e.event.time, e.id))?;
-            let more = page.len() == query.limit as usize;
-            query.after = Some(last);
-            Some((Ok(render(page, format)), more.then_some(query)))
+            }
         }
     });
-    let body = Body::from_stream(stream::iter(head).chain(pages));
+    let body = Body::from_stream(first.chain(pages));
     let content_type = match format {
         Format::Csv => "text/csv; charset=utf-8",
         _ => "application/x-ndjson",
@@ -57,7 +66,14 @@ pub(super) fn stream(
             HeaderValue::from_static("attachment; filename=\"tokengate-audit.csv\""),
         );
     }
-    response
+    Ok(response)
+}
+
+/// The query of the page after `page`, or none when `page` was the last (a short page).
+fn next_query(mut query: AuditQuery, page: &[StoredAuditEvent]) -> Option<AuditQuery> {
+    let last = page.last().filter(|_| page.len() == query.limit as usize)?;
+    query.after = Some((last.event.time, last.id));
+    Some(query)
 }
 
 fn render(page: Vec<StoredAuditEvent>, format: Format) -> Bytes {

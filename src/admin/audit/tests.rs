@@ -77,7 +77,16 @@ fn cursors_round_trip_and_refuse_forgeries() {
         &URL_SAFE_NO_PAD.encode("1|x"),
         &URL_SAFE_NO_PAD.encode("x|1"),
         &URL_SAFE_NO_PAD.encode("1|-5"),
+        &URL_SAFE_NO_PAD.encode("-8000000000000000|5"),
+        &URL_SAFE_NO_PAD.encode("8000000000000000|5"),
     ] {
         assert!(decode_cursor(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn nul_in_a_filter_is_read_as_the_writer_stores_it() {
+    let (q, _) = params("user=a%00b&token_id=%00").unwrap();
+    assert_eq!(q.user.as_deref(), Some("a\u{FFFD}b"));
+    assert_eq!(q.token_id.as_deref(), Some("\u{FFFD}"));
 }
