@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::error::Category;
 
 use super::error::ApiError;
@@ -44,8 +44,21 @@ where
     }
 }
 
-/// Parses a whole JSON document into `T`, naming the path of a value that does not fit.
+/// Parses a whole JSON document into `T`, naming the path of a value that does not fit. The
+/// document must be an object: serde's derived struct deserializer would also take an array of
+/// the fields in order.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first.is_some_and(|b| *b != b'{') {
+        // Valid JSON of another kind is a body of the wrong shape; anything else is malformed.
+        serde_json::from_slice::<IgnoredAny>(bytes).map_err(|e| json_error(".", &e))?;
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "the body must be a JSON object",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -171,6 +184,21 @@ mod tests {
         assert!(refusal("{}").contains("missing field `user`"));
         assert!(refusal(r#"{"user": "a"} x"#).contains("malformed_json"));
         assert!(refusal(r#"{"user": "#).contains("malformed_json"));
+    }
+
+    #[test]
+    fn the_body_must_be_an_object() {
+        for body in [r#"["a", null]"#, "[]", r#"  "a""#, "5", "null", "true"] {
+            let message = refusal(body);
+            assert!(
+                message.contains("invalid_field") && message.contains("must be a JSON object"),
+                "{body}: {message}"
+            );
+        }
+        for body in ["", "  ", "[", "x", "nul"] {
+            assert!(refusal(body).contains("malformed_json"), "{body}");
+        }
+        assert!(parse_json::<Body>(br#" {"user": "a"}"#).is_ok());
     }
 
     #[test]

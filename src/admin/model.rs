@@ -5,6 +5,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
+use std::fmt;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use utoipa::{IntoParams, ToSchema};
 
@@ -42,8 +46,10 @@ pub(crate) struct CreateTokenRequest {
 }
 
 /// A quota: `requests` per `period_seconds`.
+// `remote = "Self"` makes the derived code the inherent `RateLimitBody::deserialize`, which the
+// `Deserialize` impl below calls only for a JSON object.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub(crate) struct RateLimitBody {
     /// At least 1.
     #[schema(minimum = 1, example = 5)]
@@ -51,6 +57,26 @@ pub(crate) struct RateLimitBody {
     /// From 1 to 31622400 (366 days).
     #[schema(minimum = 1, example = 300)]
     period_seconds: u64,
+}
+
+/// serde's derived struct deserializer also takes an array of the fields in order
+/// (`[5, 300]`); a quota is an object, as the body around it must be.
+impl<'de> Deserialize<'de> for RateLimitBody {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = RateLimitBody;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object with requests and period_seconds")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RateLimitBody, A::Error> {
+                RateLimitBody::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Object)
+    }
 }
 
 impl RateLimitBody {
@@ -314,5 +340,38 @@ mod tests {
         let c: CreateTokenRequest =
             parse_json(br#"{"user": "u", "description": "d", "rate_limit": {"requests": 0, "period_seconds": 60}}"#).unwrap();
         assert_eq!(c.into_spec().unwrap_err().field, "rate_limit.requests");
+    }
+
+    #[test]
+    fn a_rate_limit_is_an_object() {
+        let c: CreateTokenRequest = parse_json(
+            br#"{"user": "u", "description": "d", "rate_limit": {"requests": 5, "period_seconds": 60}}"#,
+        )
+        .unwrap();
+        assert!(c.into_spec().unwrap().rate_limit.is_some());
+        for body in [
+            r#"{"user": "u", "description": "d", "rate_limit": [5, 60]}"#,
+            r#"{"user": "u", "description": "d", "rate_limit": 5}"#,
+        ] {
+            let e = parse_json::<CreateTokenRequest>(body.as_bytes()).unwrap_err();
+            let shown = format!("{e:?}");
+            assert!(
+                shown.contains("invalid_field") && shown.contains("rate_limit: invalid type"),
+                "{shown}"
+            );
+        }
+        let e = parse_json::<PatchTokenRequest>(br#"{"rate_limit": [5, 60]}"#).unwrap_err();
+        assert!(format!("{e:?}").contains("rate_limit: invalid type"));
+        // Paths inside the object are still named.
+        let e = parse_json::<CreateTokenRequest>(
+            br#"{"user": "u", "description": "d", "rate_limit": {"requests": "5", "period_seconds": 60}}"#,
+        )
+        .unwrap_err();
+        assert!(format!("{e:?}").contains("rate_limit.requests"));
+        let e = parse_json::<CreateTokenRequest>(
+            br#"{"user": "u", "description": "d", "rate_limit": {"requests": 5, "burst": 1}}"#,
+        )
+        .unwrap_err();
+        assert!(format!("{e:?}").contains("burst"));
     }
 }

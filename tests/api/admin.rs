@@ -4,6 +4,7 @@
 //! once, in another process on the same PostgreSQL within a second), the expiry policy, the
 //! OpenAPI document, and random bodies never answered with a 5xx.
 
+mod bodies;
 mod cursors;
 
 use std::time::{Duration, Instant};
@@ -500,7 +501,7 @@ async fn bad_create_bodies_are_refused_and_change_nothing() {
         (r#"{"user": "a", "description": "#.into(), 400, "malformed_json", "JSON"),
         (r#"{"user": "a", "description": "d"} trailing"#.into(), 400, "malformed_json", "JSON"),
         (String::new(), 400, "malformed_json", "JSON"),
-        ("[]".into(), 400, "invalid_field", "expected"),
+        ("[]".into(), 400, "invalid_field", "must be a JSON object"),
         (r#"{"user": "a", "description": "d", "colour": "red"}"#.into(), 400, "invalid_field", "colour"),
         (r#"{"user": 5, "description": "d"}"#.into(), 400, "invalid_field", "user"),
         (r#"{"description": "d"}"#.into(), 400, "invalid_field", "user"),
