@@ -59,16 +59,18 @@ pub fn router(state: AdminState) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin_token,
-        ))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            origin::identify,
         ));
     health::routes()
         .merge(openapi::routes())
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Around every route and both fallbacks, so each `/admin/` answer has its request id:
+        // the OpenAPI document, a 404 and a 405 as well as the authenticated calls.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            origin::identify,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_admin_requests,

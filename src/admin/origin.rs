@@ -1,4 +1,4 @@
-//! Each admin API call's request id, answered as `X-AREQUESTID`, and the [`Origin`] that the
+//! Each `/admin/` call's request id, answered as `X-AREQUESTID`, and the [`Origin`] that the
 //! audit events of its changes record: the connecting address, the method, the path and the
 //! id. The address is the peer's own: `X-Forwarded-For` is not read on the admin listener,
 //! where a caller sharing a trusted proxy's address could otherwise name any address it liked.
@@ -14,12 +14,16 @@ use crate::audit::method_name;
 use crate::lifecycle::Origin;
 use crate::proxy::{REQUEST_ID_HEADER, request_id_header};
 
-/// Gives the call a request id and its handlers an [`Origin`].
+/// Gives an `/admin/` call a request id and its handlers an [`Origin`]; `/healthz`, `/readyz`
+/// and `/metrics` take no id from the node's sequence.
 pub(super) async fn identify(
     State(state): State<AdminState>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    if !request.uri().path().starts_with("/admin/") {
+        return next.run(request).await;
+    }
     // Ids from the proxy's sequence, so an admin call's id is unique among the node's requests;
     // the call is not a proxied request, so it does not stay counted as in flight.
     let (request_id, in_flight) = state.requests.next();

@@ -6,6 +6,7 @@
 
 mod bodies;
 mod cursors;
+mod request_ids;
 
 use std::time::{Duration, Instant};
 
