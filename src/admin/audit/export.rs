@@ -91,38 +91,45 @@ fn render(page: Vec<StoredAuditEvent>, format: Format) -> Bytes {
 }
 
 fn csv_row(out: &mut Vec<u8>, e: &AuditEventView) {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let fields = [
-        e.id.to_string(),
-        e.time.clone(),
-        e.kind.as_str().to_owned(),
-        e.outcome.as_str().to_owned(),
-        opt(&e.user),
-        opt(&e.token_id),
-        opt(&e.client_ip),
-        opt(&e.method),
-        opt(&e.path),
-        opt(&e.request_id),
-        e.node_id.clone(),
-        opt(&e.actor),
-        e.attributes.to_string(),
+    fn opt(v: &Option<String>) -> &str {
+        v.as_deref().unwrap_or_default()
+    }
+    let id = e.id.to_string();
+    let attributes = e.attributes.to_string();
+    // Each value, and whether a client chose it: only such text can be a planted formula. The
+    // gateway's own values are written as they are (a request id starts with `@`).
+    let fields: [(&str, bool); 13] = [
+        (&id, false),
+        (&e.time, false),
+        (e.kind.as_str(), false),
+        (e.outcome.as_str(), false),
+        (opt(&e.user), true),
+        (opt(&e.token_id), false),
+        (opt(&e.client_ip), false),
+        (opt(&e.method), true),
+        (opt(&e.path), true),
+        (opt(&e.request_id), false),
+        (&e.node_id, false),
+        (opt(&e.actor), false),
+        (&attributes, true),
     ];
-    for (i, field) in fields.iter().enumerate() {
+    for (i, (field, client_text)) in fields.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        csv_field(out, field);
+        csv_field(out, field, client_text);
     }
     out.extend_from_slice(b"\r\n");
 }
 
-/// One RFC 4180 field. Text a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
-/// `@`, tab or CR: user names and paths are client-controlled) is quoted behind a `'`.
-fn csv_field(out: &mut Vec<u8>, value: &str) {
-    let formula = matches!(
-        value.as_bytes().first(),
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
-    );
+/// One RFC 4180 field. Client text that a spreadsheet would run as a formula (starting with `=`,
+/// `+`, `-`, `@`, tab or CR) is quoted behind a `'`.
+fn csv_field(out: &mut Vec<u8>, value: &str, client_text: bool) {
+    let formula = client_text
+        && matches!(
+            value.as_bytes().first(),
+            Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+        );
     if !formula && !value.contains([',', '"', '\n', '\r']) {
         out.extend_from_slice(value.as_bytes());
         return;
@@ -141,7 +148,13 @@ mod tests {
 
     fn field(value: &str) -> String {
         let mut out = Vec::new();
-        csv_field(&mut out, value);
+        csv_field(&mut out, value, true);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn server_field(value: &str) -> String {
+        let mut out = Vec::new();
+        csv_field(&mut out, value, false);
         String::from_utf8(out).unwrap()
     }
 
@@ -155,5 +168,9 @@ mod tests {
         assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(field("@SUM(A1)"), "\"'@SUM(A1)\"");
         assert_eq!(field("/rest/api/1.0/users"), "/rest/api/1.0/users");
+        // The gateway's own values are never rewritten, only quoted where they must be.
+        assert_eq!(server_field("@A6X2OXx532x2669x0"), "@A6X2OXx532x2669x0");
+        assert_eq!(server_field("-1"), "-1");
+        assert_eq!(server_field("a,b"), "\"a,b\"");
     }
 }

@@ -287,7 +287,10 @@ async fn exports(app: &TestApp, events: &[AuditEvent]) {
         assert_eq!(row[1], at(e.time));
         assert_eq!(row[2], e.kind.as_str());
         assert_eq!(row[8], *e.path.as_ref().unwrap());
-        // A value a spreadsheet would run as a formula is defused.
+        // The gateway's own values are exported as they are, a request id's `@` included.
+        assert_eq!(row[9], *e.request_id.as_ref().unwrap());
+        assert_eq!(row[10], "A6X2OX");
+        // A client's value a spreadsheet would run as a formula is defused.
         let user = e.user.as_deref().unwrap_or_default().to_owned();
         let shown = if user.starts_with('=') {
             format!("'{user}")
