@@ -153,6 +153,117 @@ fn check_config_output_redacts_secrets() {
 }
 
 #[test]
+fn every_password_in_a_url_is_redacted() {
+    for (url, shown) in [
+        (
+            "postgres://tg:hunter2@db/tokengate",
+            "postgres://tg:[redacted]@db/tokengate",
+        ),
+        (
+            "postgres://tg@host/db?password=hunter2",
+            "postgres://tg@host/db?password=[redacted]",
+        ),
+        (
+            "postgres://tg:hunter2@db/x?sslmode=require&password=hunter2&application_name=tg",
+            "postgres://tg:[redacted]@db/x?sslmode=require&password=[redacted]&application_name=tg",
+        ),
+        // Names as sqlx reads them: percent-decoded; any parameter naming a password.
+        (
+            "postgres://db/x?pass%77ord=hunter2",
+            "postgres://db/x?pass%77ord=[redacted]",
+        ),
+        (
+            "postgres://db/x?PASSWORD=hunter2&sslpassword=hunter2",
+            "postgres://db/x?PASSWORD=[redacted]&sslpassword=[redacted]",
+        ),
+        (
+            "postgres://db/x?password=hunter2#frag",
+            "postgres://db/x?password=[redacted]",
+        ),
+        ("postgres://:hunter2@db/x", "postgres://:[redacted]@db/x"),
+        // Unescaped characters in a password.
+        (
+            "postgres://tg:hun@ter2@db/x",
+            "postgres://tg:[redacted]@db/x",
+        ),
+        (
+            "postgres://tg:hun/ter2@db/x",
+            "postgres://tg:[redacted]@db/x",
+        ),
+        (
+            "postgres://tg:hun?ter2@db/x",
+            "postgres://tg:[redacted]@db/x",
+        ),
+        (
+            "postgres://db:5432/x?password=hun@ter2",
+            "postgres://db:5432/x?password=[redacted]",
+        ),
+        (
+            "postgres://[::1]/x?password=hun@ter2",
+            "postgres://[::1]/x?password=[redacted]",
+        ),
+        (
+            "http://svc:hunter2@bitbucket:7990",
+            "http://svc:[redacted]@bitbucket:7990",
+        ),
+        // Nothing secret: shown as it is.
+        ("postgres://tg@db:5432/x", "postgres://tg@db:5432/x"),
+        (
+            "postgres://db/x?sslmode=require&passfile",
+            "postgres://db/x?sslmode=require&passfile",
+        ),
+        ("sqlite://data/tokengate.db", "sqlite://data/tokengate.db"),
+        ("sqlite:data/t@x.db?mode=rwc", "sqlite:data/t@x.db?mode=rwc"),
+        ("", ""),
+    ] {
+        assert_eq!(validate::redact_url_password(url), shown, "{url}");
+    }
+}
+
+#[test]
+fn check_config_output_redacts_a_password_parameter() {
+    let raw = load_raw(
+        None,
+        vec![(
+            "TOKENGATE_DATABASE__URL".to_owned(),
+            "postgres://tg@host/db?password=hunter2".to_owned(),
+        )],
+    )
+    .unwrap();
+    let shown = raw.redacted_toml();
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("postgres://tg@host/db?password=[redacted]"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn upstream_url_refuses_a_user_and_password() {
+    for url in [
+        "http://svc:s3cretpw@bitbucket:7990",
+        "http://svc@bitbucket:7990",
+        "http://:s3cretpw@bitbucket",
+    ] {
+        let m = message(&format!("[upstream]\nurl = \"{url}\"\n"));
+        assert!(
+            m.contains("upstream.url") && m.contains("must not hold a user name or password"),
+            "{m}"
+        );
+        assert!(!m.contains("s3cretpw"), "{m}");
+    }
+    // Whatever else is wrong with such a URL, its password is not shown.
+    for url in [
+        "https://svc:s3cretpw@bitbucket",
+        "http://svc:s3cret/pw@bitbucket",
+    ] {
+        let m = message(&format!("[upstream]\nurl = \"{url}\"\n"));
+        assert!(m.contains("upstream.url") && !m.contains("s3cret"), "{m}");
+    }
+    assert!(load("[upstream]\nurl = \"http://bitbucket:7990\"\n", &[]).is_ok());
+}
+
+#[test]
 fn node_ids_are_stable_base36() {
     assert_eq!(
         validate::default_node_id("bitbucket-1"),

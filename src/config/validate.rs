@@ -139,24 +139,36 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     };
 
     let u = raw.upstream;
+    // What an error shows: a URL refused for its user info may hold a password.
+    let shown_url = redact_url_password(&u.url);
     let url: http::Uri = u.url.parse().map_err(|_| {
         bad(
             "upstream.url",
-            &u.url,
+            &shown_url,
             "expected a URL such as http://127.0.0.1:7990",
         )
     })?;
     if url.scheme_str() != Some("http") || url.authority().is_none() {
         return Err(bad(
             "upstream.url",
-            &u.url,
+            &shown_url,
             "expected an http:// URL with a host",
+        ));
+    }
+    // Never sent to Bitbucket (who the request is for is upstream.identity's job), while the
+    // URL itself is logged at start and written into audit-file lines.
+    if url.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(bad(
+            "upstream.url",
+            &shown_url,
+            "must not hold a user name or password: tokengate does not use them to reach \
+             Bitbucket; upstream.identity sets who a request is for",
         ));
     }
     if url.path() != "/" && !url.path().is_empty() {
         return Err(bad(
             "upstream.url",
-            &u.url,
+            &shown_url,
             "must not have a path: Bitbucket's context path is part of the request path",
         ));
     }
@@ -366,16 +378,101 @@ pub(crate) fn default_node_id(host: &str) -> String {
     String::from_utf8(out).expect("ASCII")
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:[redacted]@host/db`.
+/// What a secret in a URL is shown as.
+const REDACTED: &str = "[redacted]";
+
+/// `url` as it may be shown, its secrets replaced by `[redacted]`: the password of its user info
+/// (`postgres://tg:secret@host/db`) and the value of every query parameter whose name holds
+/// `password` (`?password=…`, `sslpassword=…`), names read percent-decoded as sqlx reads them.
+/// A password with an unescaped `/`, `?` or `#` (a URL that does not parse) is hidden up to the
+/// last `@`; a query value is hidden up to the next `&`, a `#` included.
 pub(crate) fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let mut shown = String::with_capacity(url.len() + REDACTED.len());
+    let tail = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            shown.push_str(scheme);
+            shown.push_str("://");
+            let (userinfo, tail) = split_userinfo(rest);
+            if let Some(userinfo) = userinfo {
+                match userinfo.split_once(':') {
+                    Some((user, _)) => {
+                        shown.push_str(user);
+                        shown.push(':');
+                        shown.push_str(REDACTED);
+                    }
+                    None => shown.push_str(userinfo),
+                }
+            }
+            tail
+        }
+        None => url,
     };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
+    let Some((head, query)) = tail.split_once('?') else {
+        shown.push_str(tail);
+        return shown;
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
-        None => url.to_owned(),
+    shown.push_str(head);
+    shown.push('?');
+    for (i, param) in query.split('&').enumerate() {
+        if i > 0 {
+            shown.push('&');
+        }
+        match param.split_once('=') {
+            Some((name, _)) if percent_decoded(name).to_lowercase().contains("password") => {
+                shown.push_str(name);
+                shown.push('=');
+                shown.push_str(REDACTED);
+            }
+            _ => shown.push_str(param),
+        }
     }
+    shown
+}
+
+/// The user info of what follows `scheme://`, and the rest from its `@` on (or all of it).
+/// The user info ends at the authority's last `@`; when the authority holds none but a
+/// "port" that is not a number, a password's unescaped `/`, `?` or `#` ended it early, and
+/// the user info ends at the last `@` of all.
+fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let broken_port = || {
+        authority.rsplit_once(':').is_some_and(|(_, port)| {
+            !port.contains(']') && !port.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    let at = authority
+        .rfind('@')
+        .or_else(|| broken_port().then(|| rest.rfind('@')).flatten());
+    match at {
+        Some(at) => (Some(&rest[..at]), &rest[at..]),
+        None => (None, rest),
+    }
+}
+
+/// `text` with `%XX` escapes and `+` decoded, as a query parameter's name is read.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .filter(|hex| bytes[i] == b'%' && hex.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match (bytes[i], escaped) {
+            (_, Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, None) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 mod auth;
 mod cli;
+mod config;
 mod proxy;
 mod startup;
 mod store;
