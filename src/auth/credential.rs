@@ -65,9 +65,7 @@ impl<'a> Credential<'a> {
             return Self::foreign_unless_hiding_a_token(value.as_bytes(), None, None);
         }
         let value = value.trim();
-        let (scheme, rest) = value
-            .split_once([' ', '\t'])
-            .unwrap_or((value, ""));
+        let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
         let rest = rest.trim_start();
         if scheme.eq_ignore_ascii_case("bearer") {
             if PresentedToken::is_tokengate_format(rest) {
