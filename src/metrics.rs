@@ -44,6 +44,9 @@ pub struct Metrics {
     pub audit_spilled: Counter,
     /// Audit events stored.
     pub audit_written: Counter,
+    /// Audit events of the spill file that the store kept refusing, set aside in a
+    /// `.failed-<time>` file beside it.
+    pub audit_set_aside: Counter,
     /// Log lines dropped because the log writer could not keep up.
     pub log_lines_dropped: Counter,
     log_lines_seen: AtomicU64,
@@ -126,6 +129,12 @@ impl Metrics {
             "Audit events stored",
             audit_written.clone(),
         );
+        let audit_set_aside = Counter::default();
+        registry.register(
+            "audit_events_set_aside",
+            "Audit events the store refused at replay, set aside beside the spill file",
+            audit_set_aside.clone(),
+        );
         let log_lines_dropped = Counter::default();
         registry.register(
             "log_lines_dropped",
@@ -145,6 +154,7 @@ impl Metrics {
             audit_dropped,
             audit_spilled,
             audit_written,
+            audit_set_aside,
             log_lines_dropped,
             log_lines_seen: AtomicU64::new(0),
         }

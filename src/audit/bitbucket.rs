@@ -20,7 +20,8 @@ pub(super) struct AuditFile {
 }
 
 impl AuditFile {
-    /// Opens `path` for appending, creating it and its directory.
+    /// Opens `path` for appending, creating it and its directory. A new file is readable by
+    /// its owner only (it holds the audit trail); an existing one keeps its mode.
     pub(super) async fn open(path: &Path) -> io::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).await?;
@@ -28,6 +29,7 @@ impl AuditFile {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)
             .await?;
         Ok(Self {

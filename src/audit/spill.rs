@@ -10,20 +10,33 @@
 //! whole or not at all). The `.replaying` file is removed before its offset file, and a fresh
 //! pass deletes a stale offset before renaming, so an offset never applies to another file.
 //! Nothing is lost or stored twice, barring a second, identical event in the same millisecond.
-//! The file belongs to one process: gateways on one host need a `spill_file` each.
+//! The lookup compares what the store holds: times to the millisecond, U+0000 in text as
+//! U+FFFD ([`stored_text`]). A step may be cancelled at any await (a shutdown deadline): the
+//! pass is then closed, and the next one resumes from the offset and looks its first batch up.
+//! A batch the store keeps refusing can be set aside into `<spill>.failed-<time>`
+//! ([`Spill::set_aside`]), so the batches behind it are replayed.
+//! The file belongs to one process: gateways on one host need a `spill_file` each. The files
+//! are created readable by their owner only: they hold the audit trail.
 
+use std::borrow::Cow;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use compact_str::CompactString;
+use serde_json::Value;
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+use tokio::time::timeout;
 
-use super::{AuditEvent, AuditQuery};
+use super::{AuditEvent, AuditQuery, stored_text};
 use crate::store::{StoreError, TokenStore};
 
 /// Most events replayed in one insert.
 const REPLAY_BATCH: usize = 500;
+/// The mode of every file created here: the audit trail is for its owner's eyes only.
+const OWNER_ONLY: u32 = 0o600;
 
 /// The spill file and its replay state.
 pub(super) struct Spill {
@@ -55,11 +68,23 @@ pub(super) struct Replayed {
     pub(super) unreadable: u64,
 }
 
+/// A batch taken out of the replay by [`Spill::set_aside`].
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct SetAside {
+    /// The file that now holds its lines.
+    pub(super) file: PathBuf,
+    /// The events in it.
+    pub(super) events: u64,
+}
+
 /// Why a replay step stopped.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum ReplayError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A store call did not answer within the step's limit.
+    #[error("the store did not answer within {0:?}")]
+    TimedOut(Duration),
     #[error("audit spill file: {0}")]
     Io(#[from] io::Error),
 }
@@ -101,6 +126,7 @@ impl Spill {
             .create(true)
             .read(true)
             .append(true)
+            .mode(OWNER_ONLY)
             .open(&self.path)
             .await?;
         if !ends_with_newline(&mut file).await? {
@@ -113,29 +139,23 @@ impl Spill {
         Ok(())
     }
 
-    /// Replays the next batch into `store`. Returns `None` when nothing is left (both files are
-    /// gone). After an error the pass is closed; the next call starts a new one.
+    /// Replays the next batch into `store`, each store call given at most `limit`. Returns
+    /// `None` when nothing is left (both files are gone). After an error, or when the step is
+    /// cancelled, the pass is closed; the next call starts a new one.
     pub(super) async fn replay_next(
         &mut self,
         store: &dyn TokenStore,
+        limit: Duration,
     ) -> Result<Option<Replayed>, ReplayError> {
-        let result = self.step(store).await;
-        if result.is_err() {
-            self.pass = None;
-        }
-        result
-    }
-
-    async fn step(&mut self, store: &dyn TokenStore) -> Result<Option<Replayed>, ReplayError> {
         if self.pass.is_none() && !self.open_pass().await? {
             self.pending = false;
             return Ok(None);
         }
-        let pass = self.pass.as_mut().expect("opened above");
+        // Taken out while the step runs: put back only once it has completed.
+        let mut pass = self.pass.take().expect("opened above");
         let (events, consumed, unreadable) = read_batch(&mut pass.reader).await?;
         if consumed == 0 {
             // The whole file is stored: remove it first, then its offset (see the module doc).
-            self.pass = None;
             remove_if_present(&self.replaying).await?;
             remove_if_present(&self.offset).await?;
             return Ok(Some(Replayed::default()));
@@ -144,18 +164,55 @@ impl Spill {
             unreadable,
             ..Replayed::default()
         };
-        let verify = std::mem::replace(&mut pass.verify, false);
         if let Some(last) = events.last() {
-            if verify && is_stored(store, last).await? {
+            if pass.verify && within(limit, is_stored(store, last)).await? {
                 done.skipped = events.len() as u64;
             } else {
-                store.insert_audit(&events).await?;
+                within(limit, store.insert_audit(&events)).await?;
                 done.stored = events.len() as u64;
             }
         }
+        pass.verify = false;
         pass.done += consumed;
         write_atomically(&self.offset, pass.done.to_string().as_bytes()).await?;
+        self.pass = Some(pass);
         Ok(Some(done))
+    }
+
+    /// Moves the batch that the next replay step would store into `<spill>.failed-<now>`
+    /// (a new file, readable by its owner only), so the replay goes on after it. `None` when
+    /// no batch is left. Should the process die before the offset passes the batch, the next
+    /// run replays the batch again (and may set it aside once more).
+    pub(super) async fn set_aside(&mut self, now: DateTime<Utc>) -> io::Result<Option<SetAside>> {
+        if self.pass.is_none() && !self.open_pass().await? {
+            self.pending = false;
+            return Ok(None);
+        }
+        let mut pass = self.pass.take().expect("opened above");
+        let start = pass.done;
+        let (events, consumed, _) = read_batch(&mut pass.reader).await?;
+        if consumed == 0 {
+            return Ok(None);
+        }
+        let mut lines = vec![0; usize::try_from(consumed).expect("a batch fits in memory")];
+        let mut file = File::open(&self.replaying).await?;
+        file.seek(io::SeekFrom::Start(start)).await?;
+        file.read_exact(&mut lines).await?;
+        let stamp = now.format("%Y%m%dT%H%M%S%.3fZ");
+        let (path, mut out) =
+            create_new(&with_suffix(&self.path, &format!(".failed-{stamp}"))).await?;
+        out.write_all(&lines).await?;
+        out.sync_data().await?;
+        sync_dir(&path).await;
+        pass.done += consumed;
+        write_atomically(&self.offset, pass.done.to_string().as_bytes()).await?;
+        // The next batch follows one that was not stored: there is nothing to look up.
+        pass.verify = false;
+        self.pass = Some(pass);
+        Ok(Some(SetAside {
+            file: path,
+            events: events.len() as u64,
+        }))
     }
 
     /// Opens a pass over `.replaying`, renaming the spill file to it first when there is none.
@@ -221,17 +278,25 @@ async fn read_batch(reader: &mut BufReader<File>) -> io::Result<(Vec<AuditEvent>
     Ok((events, consumed, unreadable))
 }
 
-/// Whether `event` (as the store keeps it, to the millisecond) is in the store.
+/// Runs a store call for at most `limit`.
+async fn within<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, ReplayError> {
+    match timeout(limit, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(ReplayError::TimedOut(limit)),
+    }
+}
+
+/// Whether `event` is in the store: looked up, and compared, as the store keeps it.
 async fn is_stored(store: &dyn TokenStore, event: &AuditEvent) -> Result<bool, StoreError> {
-    let at = floor_ms(event.time);
-    let expected = AuditEvent {
-        time: at,
-        ..event.clone()
-    };
+    let expected = stored_form(event);
+    let at = expected.time;
     let mut query = AuditQuery {
-        user: event.user.as_deref().map(str::to_owned),
-        kind: Some(event.kind),
-        token_id: event.token_id.as_deref().map(str::to_owned),
+        user: expected.user.as_deref().map(str::to_owned),
+        kind: Some(expected.kind),
+        token_id: expected.token_id.as_deref().map(str::to_owned),
         since: Some(at),
         until: Some(at + TimeDelta::milliseconds(1)),
         limit: 1_000,
@@ -248,6 +313,48 @@ async fn is_stored(store: &dyn TokenStore, event: &AuditEvent) -> Result<bool, S
             }
             _ => return Ok(false),
         }
+    }
+}
+
+/// `event` as the store keeps it and reads it back: its time to the millisecond, U+0000 in
+/// every text (attributes too) replaced as the store replaces it ([`stored_text`]).
+fn stored_form(event: &AuditEvent) -> AuditEvent {
+    fn compact(text: Option<&CompactString>) -> Option<CompactString> {
+        text.map(|t| stored_text(t).as_ref().into())
+    }
+    fn fixed(text: Cow<'static, str>) -> Cow<'static, str> {
+        match stored_text(&text) {
+            Cow::Owned(replaced) => Cow::Owned(replaced),
+            Cow::Borrowed(_) => text,
+        }
+    }
+    AuditEvent {
+        time: floor_ms(event.time),
+        kind: event.kind,
+        outcome: event.outcome,
+        user: compact(event.user.as_ref()),
+        token_id: compact(event.token_id.as_ref()),
+        client_ip: event.client_ip,
+        method: event.method.clone().map(fixed),
+        path: compact(event.path.as_ref()),
+        request_id: compact(event.request_id.as_ref()),
+        node_id: fixed(event.node_id.clone()),
+        actor: event.actor.as_deref().map(|a| stored_text(a).into_owned()),
+        attributes: stored_json(&event.attributes.to_value()).into(),
+    }
+}
+
+/// `value` with [`stored_text`] applied to every string and key.
+fn stored_json(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(stored_text(s).into_owned()),
+        Value::Array(items) => Value::Array(items.iter().map(stored_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (stored_text(k).into_owned(), stored_json(v)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -268,10 +375,38 @@ async fn ends_with_newline(file: &mut File) -> io::Result<bool> {
 
 async fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let aside = with_suffix(path, ".tmp");
-    let mut file = File::create(&aside).await?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(OWNER_ONLY)
+        .open(&aside)
+        .await?;
     file.write_all(contents).await?;
     file.sync_data().await?;
     fs::rename(&aside, path).await
+}
+
+/// Creates `path`, or `path-2`, `path-3`… when it exists, readable by its owner only.
+async fn create_new(path: &Path) -> io::Result<(PathBuf, File)> {
+    let mut candidate = path.to_owned();
+    let mut n = 1;
+    loop {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(OWNER_ONLY)
+            .open(&candidate)
+            .await
+        {
+            Ok(file) => return Ok((candidate, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                n += 1;
+                candidate = with_suffix(path, &format!("-{n}"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn remove_if_present(path: &Path) -> io::Result<()> {

@@ -1,9 +1,10 @@
 //! For the audit unit tests: an SQLite store in a temp dir that can be switched to fail like
-//! an unreachable database, and a sample event.
+//! an unreachable database, to hang like a locked table, or to refuse one user's events like
+//! a database that cannot hold a value; and a sample event.
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -21,6 +22,13 @@ use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
 pub(super) struct Flaky {
     inner: SqliteStore,
     pub(super) down: AtomicBool,
+    /// Audit calls never answer; `ping` does.
+    hung: AtomicBool,
+    /// Audit calls that write or look up this user fail; everything else works.
+    refused_user: Mutex<Option<String>>,
+    /// Audit calls hung so far, and refused so far.
+    hangs: AtomicUsize,
+    refusals: AtomicUsize,
     _dir: TempDir,
 }
 
@@ -33,12 +41,57 @@ impl Flaky {
         Arc::new(Self {
             inner,
             down: AtomicBool::new(false),
+            hung: AtomicBool::new(false),
+            refused_user: Mutex::new(None),
+            hangs: AtomicUsize::new(0),
+            refusals: AtomicUsize::new(0),
             _dir: dir,
         })
     }
 
     pub(super) fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// While set, audit calls never answer (as behind a table lock); `ping` still does.
+    pub(super) fn set_hung(&self, hung: bool) {
+        self.hung.store(hung, Ordering::SeqCst);
+    }
+
+    /// Audit calls that write or look up `user` fail, as a database refuses a value it cannot
+    /// hold; `ping` and every other call work.
+    pub(super) fn refuse_user(&self, user: Option<&str>) {
+        *self.refused_user.lock().expect("not poisoned") = user.map(str::to_owned);
+    }
+
+    /// Audit calls that have hung so far.
+    pub(super) fn hangs(&self) -> usize {
+        self.hangs.load(Ordering::SeqCst)
+    }
+
+    /// Audit calls refused so far.
+    pub(super) fn refusals(&self) -> usize {
+        self.refusals.load(Ordering::SeqCst)
+    }
+
+    /// What an audit call about `users` meets: an outage, a hang, or a refusal.
+    async fn audit_call<'a>(
+        &self,
+        mut users: impl Iterator<Item = Option<&'a str>>,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        if self.hung.load(Ordering::SeqCst) {
+            self.hangs.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+        let refused = self.refused_user.lock().expect("not poisoned").clone();
+        if refused.is_some() && users.any(|u| u == refused.as_deref()) {
+            self.refusals.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Unavailable(sqlx::Error::Protocol(
+                "a value the database cannot hold".into(),
+            )));
+        }
+        Ok(())
     }
 
     fn check(&self) -> Result<(), StoreError> {
@@ -133,11 +186,13 @@ impl TokenStore for Flaky {
         self.inner.get_credential(user).await
     }
     async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        self.check()?;
+        self.audit_call(events.iter().map(|e| e.user.as_deref()))
+            .await?;
         self.inner.insert_audit(events).await
     }
     async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>, StoreError> {
-        self.check()?;
+        self.audit_call(std::iter::once(query.user.as_deref()))
+            .await?;
         self.inner.query_audit(query).await
     }
     async fn purge_audit(

@@ -1,15 +1,21 @@
 //! The background writer: drains the bounded queue into the store in batches. When an insert
 //! fails the batch goes to the spill file instead, and later batches follow it there until a
-//! `ping` succeeds; then the spill file is replayed. Every event also goes to the optional
-//! Bitbucket-shaped audit file. Retention runs beside it.
+//! `ping` succeeds; then the spill file is replayed. A replay that fails while the store
+//! answers its ping does not stop live inserts: the batch is retried at each probe and, after
+//! [`REPLAY_ATTEMPTS`] failures, set aside in a file of its own. Every store call is bounded
+//! in time, and at shutdown by one deadline, after which what is left is spilled. Every event
+//! also goes to the optional Bitbucket-shaped audit file. Retention runs beside it.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 
 use super::bitbucket::AuditFile;
 use super::spill::{ReplayError, Spill};
@@ -27,19 +33,51 @@ const BATCH: usize = 4096;
 /// about a millisecond), which a longer wait made long enough to upset the scheduling of the
 /// cores they share.
 const LINGER: Duration = Duration::from_millis(20);
-/// Time between store probes while events wait in the spill file or a batch is held.
-const PROBE_EVERY: Duration = Duration::from_secs(3);
-/// An insert not answered in this time counts as failed and its batch is spilled, so a stalled
-/// store cannot fill the queue. (Should the abandoned insert still commit, that batch would be
-/// stored twice: preferred to losing it.)
-const INSERT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long shutdown may take to write out what is queued.
-const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
+/// Failed replays of one batch of the spill file, each while the store answered its ping,
+/// before that batch is set aside (see [`Spill::set_aside`]).
+const REPLAY_ATTEMPTS: u32 = 3;
+
+/// The writer's time limits.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    /// A store call (an insert, a replay step's lookup and insert, a ping) not answered in
+    /// this time counts as failed: an insert's batch is spilled, so a stalled store cannot
+    /// fill the queue. (Should the abandoned insert still commit, that batch would be stored
+    /// twice: preferred to losing it.)
+    store_call: Duration,
+    /// Time between store probes while events wait in the spill file or a batch is held.
+    probe_every: Duration,
+    /// From [`AuditWriter::shutdown`], how long the store may take what is queued; what it
+    /// has not taken by then is spilled.
+    shutdown_store: Duration,
+    /// Then how long spilling may take; after that the writer is stopped and what it still
+    /// held is counted as lost.
+    shutdown_spill: Duration,
+}
+
+impl Timing {
+    const DEFAULT: Self = Self {
+        store_call: Duration::from_secs(10),
+        probe_every: Duration::from_secs(3),
+        shutdown_store: Duration::from_secs(10),
+        shutdown_spill: Duration::from_secs(5),
+    };
+}
 
 /// The running writer and retention job; [`AuditWriter::shutdown`] writes out what is queued.
 pub struct AuditWriter {
+    /// Stops the retention job.
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Stops the writer: the deadline for its store calls.
+    deadline: watch::Sender<Option<Instant>>,
+    writer: JoinHandle<()>,
+    retention: JoinHandle<()>,
+    /// The writer's queue, to count what is left in it should the writer have to be stopped.
+    queue: mpsc::Sender<AuditEvent>,
+    /// Events the writer took from the queue and has not yet stored, spilled or counted.
+    in_hand: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+    timing: Timing,
 }
 
 /// Starts the writer (which first replays a spill file left by an earlier run) and the
@@ -51,8 +89,20 @@ pub fn start(
     system: String,
     metrics: Arc<Metrics>,
 ) -> (AuditSink, AuditWriter) {
+    start_timed(store, config, system, metrics, Timing::DEFAULT)
+}
+
+fn start_timed(
+    store: Arc<dyn TokenStore>,
+    config: &AuditConfig,
+    system: String,
+    metrics: Arc<Metrics>,
+    timing: Timing,
+) -> (AuditSink, AuditWriter) {
     let (stop, stop_rx) = watch::channel(false);
+    let (deadline, deadline_rx) = watch::channel(None);
     let (tx, rx) = mpsc::channel(config.queue_capacity);
+    let in_hand = Arc::new(AtomicU64::new(0));
     let writer = Writer {
         store: Arc::clone(&store),
         metrics: Arc::clone(&metrics),
@@ -63,31 +113,57 @@ pub fn start(
         system,
         store_up: true,
         replay_paused: false,
+        replay_failures: 0,
         held: None,
+        deadline: deadline_rx,
+        in_hand: Arc::clone(&in_hand),
+        timing,
     };
-    let tasks = vec![
-        tokio::spawn(writer.run(rx, stop_rx.clone())),
-        retention::spawn(store, config.clone(), stop_rx),
-    ];
-    let tx = (config.coverage != Coverage::Off).then_some(tx);
+    let writer = tokio::spawn(writer.run(rx));
+    let retention = retention::spawn(store, config.clone(), stop_rx);
+    let sink_tx = (config.coverage != Coverage::Off).then(|| tx.clone());
     (
-        AuditSink::new(config.coverage, tx, metrics),
-        AuditWriter { stop, tasks },
+        AuditSink::new(config.coverage, sink_tx, Arc::clone(&metrics)),
+        AuditWriter {
+            stop,
+            deadline,
+            writer,
+            retention,
+            queue: tx,
+            in_hand,
+            metrics,
+            timing,
+        },
     )
 }
 
 impl AuditWriter {
-    /// Stops taking events and writes out what is queued: to the store, or to the spill file
-    /// when the store does not answer within the bound. Sinks may still exist; what they send
-    /// from now on is counted as dropped.
+    /// Stops taking events and writes out what is queued: to the store while it answers within
+    /// the bound, then to the spill file. Only if the spill file takes no writes either is
+    /// anything lost, and that is counted in `audit_dropped`. Sinks may still exist; what they
+    /// send from now on is counted as dropped.
     pub async fn shutdown(self) {
+        let deadline = Instant::now() + self.timing.shutdown_store;
+        let hard = deadline + self.timing.shutdown_spill;
+        let _ = self.deadline.send(Some(deadline));
         let _ = self.stop.send(true);
-        let deadline = Instant::now() + SHUTDOWN_BOUND + Duration::from_secs(5);
-        for mut task in self.tasks {
-            if timeout_at(deadline, &mut task).await.is_err() {
-                task.abort();
-                tracing::warn!(target: "tokengate::audit", "the audit writer did not finish in time");
-            }
+        let mut writer = self.writer;
+        if timeout_at(hard, &mut writer).await.is_err() {
+            // Counted before the task goes, and its queue and batches with it.
+            let queued = self.queue.max_capacity() - self.queue.capacity();
+            writer.abort();
+            let _ = writer.await;
+            let lost = queued as u64 + self.in_hand.load(Ordering::SeqCst);
+            self.metrics.audit_dropped.inc_by(lost);
+            tracing::error!(
+                target: "tokengate::audit", lost,
+                "the audit writer did not finish in time (the spill file took no writes): events it had not stored or spilled are lost"
+            );
+        }
+        let mut retention = self.retention;
+        if timeout_at(hard, &mut retention).await.is_err() {
+            retention.abort();
+            tracing::warn!(target: "tokengate::audit", "the audit retention job did not finish in time");
         }
     }
 }
@@ -104,31 +180,43 @@ struct Writer {
     system: String,
     /// False from a failed insert until a probe succeeds: batches go straight to the spill file.
     store_up: bool,
-    /// Reading the spill file failed: wait for the next probe before replaying again.
+    /// A replay step failed (reading the spill file, or a batch the store refused while it
+    /// answered): wait for the next probe before replaying again.
     replay_paused: bool,
+    /// Failed replays of the batch at the head of the spill file since one last succeeded,
+    /// counted only while the store answered its ping.
+    replay_failures: u32,
     /// A batch that neither the store nor the spill file took. The queue waits behind it (and
     /// events are dropped once it is full).
     held: Option<Vec<AuditEvent>>,
+    /// Set at shutdown: the deadline of every store call.
+    deadline: watch::Receiver<Option<Instant>>,
+    /// Events taken from the queue and not yet stored, spilled or counted as dropped.
+    in_hand: Arc<AtomicU64>,
+    timing: Timing,
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<AuditEvent>, mut stop: watch::Receiver<bool>) {
-        let mut probe = tokio::time::interval(PROBE_EVERY);
+    async fn run(mut self, mut rx: mpsc::Receiver<AuditEvent>) {
+        let mut probe = tokio::time::interval(self.timing.probe_every);
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stop = self.deadline.clone();
         let mut open = true;
         let mut batch = Vec::with_capacity(BATCH);
-        loop {
+        let deadline = loop {
             let waiting = self.held.is_some()
                 || (self.spill.pending() && (!self.store_up || self.replay_paused));
             tokio::select! {
                 biased;
-                () = stopped(&mut stop) => break,
+                deadline = stop_requested(&mut stop) => break deadline,
                 n = rx.recv_many(&mut batch, BATCH), if open && self.held.is_none() => {
                     if n == 0 {
                         open = false;
                         continue;
                     }
-                    linger(&mut rx, &mut batch).await;
+                    self.taken(n);
+                    let more = linger(&mut rx, &mut batch).await;
+                    self.taken(more);
                     self.record(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).await;
                     // One replay step per batch, so a busy queue does not starve the replay.
                     if self.replay_due() {
@@ -138,13 +226,23 @@ impl Writer {
                 _ = probe.tick(), if waiting => self.probe().await,
                 () = std::future::ready(()), if self.replay_due() => self.replay_step().await,
             }
-        }
-        rx.close();
-        self.finish(rx, Instant::now() + SHUTDOWN_BOUND).await;
+        };
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + self.timing.shutdown_store);
+        self.finish(rx, deadline).await;
     }
 
     fn replay_due(&self) -> bool {
         self.held.is_none() && self.store_up && !self.replay_paused && self.spill.pending()
+    }
+
+    /// `n` events were taken from the queue.
+    fn taken(&self, n: usize) {
+        self.in_hand.fetch_add(n as u64, Ordering::SeqCst);
+    }
+
+    /// `n` taken events were stored, spilled or counted as dropped.
+    fn settled(&self, n: usize) {
+        self.in_hand.fetch_sub(n as u64, Ordering::SeqCst);
     }
 
     async fn record(&mut self, batch: Vec<AuditEvent>) {
@@ -155,25 +253,27 @@ impl Writer {
     /// Inserts `batch`, or spills it, or holds it.
     async fn persist(&mut self, batch: Vec<AuditEvent>) {
         if self.store_up {
-            match timeout(INSERT_TIMEOUT, self.store.insert_audit(&batch)).await {
-                Ok(Ok(())) => {
+            let insert = timeout(self.timing.store_call, self.store.insert_audit(&batch));
+            let why = match before_deadline(&self.deadline, insert).await {
+                Some(Ok(Ok(()))) => {
                     self.metrics.audit_written.inc_by(batch.len() as u64);
+                    self.settled(batch.len());
                     return;
                 }
-                Ok(Err(e)) => tracing::warn!(
-                    target: "tokengate::audit", error = %e, events = batch.len(), spill_file = %self.spill.path().display(),
-                    "audit insert failed; spilling events until the store answers again"
-                ),
-                Err(_) => tracing::warn!(
-                    target: "tokengate::audit", events = batch.len(), spill_file = %self.spill.path().display(),
-                    "audit insert timed out; spilling events until the store answers again"
-                ),
-            }
+                Some(Ok(Err(e))) => e.to_string(),
+                Some(Err(_)) => "timed out".to_owned(),
+                None => "cut off by the shutdown deadline".to_owned(),
+            };
+            tracing::warn!(
+                target: "tokengate::audit", error = why, events = batch.len(), spill_file = %self.spill.path().display(),
+                "audit insert failed; spilling events until the store answers again"
+            );
             self.store_up = false;
         }
         match self.spill.append(&batch).await {
             Ok(()) => {
                 self.metrics.audit_spilled.inc_by(batch.len() as u64);
+                self.settled(batch.len());
             }
             Err(e) => {
                 tracing::warn!(
@@ -185,8 +285,17 @@ impl Writer {
         }
     }
 
+    /// Whether the store answers a ping in time.
+    async fn store_answers(&self) -> bool {
+        let ping = timeout(self.timing.store_call, self.store.ping());
+        matches!(
+            before_deadline(&self.deadline, ping).await,
+            Some(Ok(Ok(())))
+        )
+    }
+
     async fn probe(&mut self) {
-        let up = self.store.ping().await.is_ok();
+        let up = self.store_answers().await;
         if up && !self.store_up {
             tracing::info!(target: "tokengate::audit", "audit store reachable again");
         }
@@ -198,8 +307,14 @@ impl Writer {
     }
 
     async fn replay_step(&mut self) {
-        match self.spill.replay_next(&*self.store).await {
+        let step = self.spill.replay_next(&*self.store, self.timing.store_call);
+        // Cut off at shutdown, the batch stays in the spill file for the next run.
+        let Some(result) = before_deadline(&self.deadline, step).await else {
+            return;
+        };
+        let e = match result {
             Ok(Some(step)) => {
+                self.replay_failures = 0;
                 self.metrics.audit_written.inc_by(step.stored);
                 if step.unreadable > 0 {
                     self.metrics.audit_dropped.inc_by(step.unreadable);
@@ -208,16 +323,58 @@ impl Writer {
                         "unreadable lines in the audit spill file skipped (a write cut short)"
                     );
                 }
+                return;
             }
             Ok(None) => {
-                tracing::info!(target: "tokengate::audit", "audit spill file replayed into the store")
-            }
-            Err(ReplayError::Store(e)) => {
-                tracing::warn!(target: "tokengate::audit", error = %e, "replaying the audit spill file failed; retrying when the store answers");
-                self.store_up = false;
+                tracing::info!(target: "tokengate::audit", "audit spill file replayed into the store");
+                return;
             }
             Err(e @ ReplayError::Io(_)) => {
                 tracing::warn!(target: "tokengate::audit", error = %e, "replaying the audit spill file failed; retrying later");
+                self.replay_paused = true;
+                return;
+            }
+            Err(e @ ReplayError::TimedOut(_)) => e,
+            Err(ReplayError::Store(e)) if self.store_answers().await => {
+                self.refused(&e.to_string()).await;
+                return;
+            }
+            Err(e @ ReplayError::Store(_)) => e,
+        };
+        tracing::warn!(
+            target: "tokengate::audit", error = %e, spill_file = %self.spill.path().display(),
+            "replaying the audit spill file failed; spilling events until the store answers again"
+        );
+        self.store_up = false;
+    }
+
+    /// A replay step failed while the store answers: the batch is retried at the next probe,
+    /// and set aside once it has failed [`REPLAY_ATTEMPTS`] times.
+    async fn refused(&mut self, error: &str) {
+        self.replay_failures += 1;
+        if self.replay_failures < REPLAY_ATTEMPTS {
+            tracing::warn!(
+                target: "tokengate::audit", error, attempt = self.replay_failures, spill_file = %self.spill.path().display(),
+                "the store refused a batch of the audit spill file; retrying it at the next probe"
+            );
+            self.replay_paused = true;
+            return;
+        }
+        match self.spill.set_aside(Utc::now()).await {
+            Ok(Some(aside)) => {
+                self.replay_failures = 0;
+                self.metrics.audit_set_aside.inc_by(aside.events);
+                tracing::error!(
+                    target: "tokengate::audit", error, events = aside.events, file = %aside.file.display(),
+                    "the store refused a batch of the audit spill file {REPLAY_ATTEMPTS} times; it is set aside in this file and the replay goes on"
+                );
+            }
+            Ok(None) => self.replay_failures = 0,
+            Err(e) => {
+                tracing::warn!(
+                    target: "tokengate::audit", error = %e, spill_file = %self.spill.path().display(),
+                    "cannot set aside a batch the store refused; retrying later"
+                );
                 self.replay_paused = true;
             }
         }
@@ -247,24 +404,28 @@ impl Writer {
         }
     }
 
-    /// At shutdown: everything queued goes to the store while it answers within `deadline`,
+    /// At shutdown: everything queued goes to the store while it answers before `deadline`,
     /// else to the spill file; only what neither takes is lost (and counted).
     async fn finish(mut self, mut rx: mpsc::Receiver<AuditEvent>, deadline: Instant) {
+        rx.close();
         let mut batches: Vec<Vec<AuditEvent>> = self.held.take().into_iter().collect();
         loop {
             let mut batch = Vec::with_capacity(BATCH);
-            if rx.recv_many(&mut batch, BATCH).await == 0 {
+            let n = rx.recv_many(&mut batch, BATCH).await;
+            if n == 0 {
                 break;
             }
+            self.taken(n);
             self.append_to_file(&batch).await;
             batches.push(batch);
         }
         for batch in batches {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if self.store_up && !left.is_zero() {
-                match timeout(left.min(INSERT_TIMEOUT), self.store.insert_audit(&batch)).await {
+            if self.store_up && Instant::now() < deadline {
+                let limit = deadline.min(Instant::now() + self.timing.store_call);
+                match timeout_at(limit, self.store.insert_audit(&batch)).await {
                     Ok(Ok(())) => {
                         self.metrics.audit_written.inc_by(batch.len() as u64);
+                        self.settled(batch.len());
                         continue;
                     }
                     Ok(Err(e)) => {
@@ -282,13 +443,39 @@ impl Writer {
                 }
                 Err(e) => {
                     self.metrics.audit_dropped.inc_by(batch.len() as u64);
-                    tracing::warn!(
+                    tracing::error!(
                         target: "tokengate::audit", error = %e, dropped = batch.len(), spill_file = %self.spill.path().display(),
                         "audit events lost at shutdown: the store and the spill file are both unavailable"
                     );
                 }
             }
+            self.settled(batch.len());
         }
+    }
+}
+
+/// Completes once a shutdown deadline is set, with it; with `None` when the [`AuditWriter`]
+/// is gone without setting one.
+async fn stop_requested(stop: &mut watch::Receiver<Option<Instant>>) -> Option<Instant> {
+    stop.wait_for(Option::is_some).await.ok().and_then(|d| *d)
+}
+
+/// Runs `work` unless the shutdown deadline passes first (then `None`, and `work` is dropped).
+async fn before_deadline<T>(
+    stop: &watch::Receiver<Option<Instant>>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    let mut stop = stop.clone();
+    let passed = async {
+        match stop_requested(&mut stop).await {
+            Some(deadline) => sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        out = work => Some(out),
+        () = passed => None,
     }
 }
 
@@ -298,16 +485,18 @@ pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 /// Unless `batch` is already full, waits [`LINGER`] without polling the queue, then adds what
-/// arrived meanwhile, up to [`BATCH`] events.
-async fn linger(rx: &mut mpsc::Receiver<AuditEvent>, batch: &mut Vec<AuditEvent>) {
-    if batch.len() >= BATCH {
-        return;
+/// arrived meanwhile, up to [`BATCH`] events. Returns how many it added.
+async fn linger(rx: &mut mpsc::Receiver<AuditEvent>, batch: &mut Vec<AuditEvent>) -> usize {
+    let before = batch.len();
+    if before >= BATCH {
+        return 0;
     }
     tokio::time::sleep(LINGER).await;
     while batch.len() < BATCH {
         let Ok(event) = rx.try_recv() else { break };
         batch.push(event);
     }
+    batch.len() - before
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::TokenQuery;
 use super::rows::{AUDIT_COLUMNS, TOKEN_COLUMNS, ceil_ms, encode_ips, encode_rate, floor_ms};
-use crate::audit::{Attributes, AuditEvent, AuditQuery};
+use crate::audit::{Attributes, AuditEvent, AuditQuery, stored_text};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenState};
 
 /// What differs between the backends' SQL.
@@ -163,14 +163,17 @@ where
         "SELECT {AUDIT_COLUMNS}, {} AS attributes FROM audit_events WHERE 1 = 1",
         DB::JSON_SELECT
     ));
+    // Compared as stored (U+0000 as U+FFFD): PostgreSQL refuses U+0000 in a bound text.
     if let Some(user) = &q.user {
-        qb.push(" AND user_name = ").push_bind(user.clone());
+        qb.push(" AND user_name = ")
+            .push_bind(stored_text(user).into_owned());
     }
     if let Some(kind) = q.kind {
         qb.push(" AND kind = ").push_bind(kind.as_str().to_owned());
     }
     if let Some(token_id) = &q.token_id {
-        qb.push(" AND token_id = ").push_bind(token_id.clone());
+        qb.push(" AND token_id = ")
+            .push_bind(stored_text(token_id).into_owned());
     }
     if let Some(since) = q.since {
         qb.push(" AND time >= ").push_bind(DB::time(ceil_ms(since)));

@@ -6,6 +6,7 @@ mod cluster;
 mod coverage;
 mod filters;
 mod query;
+mod replay;
 mod retention;
 mod spill;
 

@@ -143,3 +143,23 @@ async fn the_file_gets_one_line_per_event_appended() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_new_file_is_readable_by_its_owner_only_and_an_existing_one_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit/tokengate-audit.log");
+    let event = crate::audit::test_store::event(1);
+    append_to_audit_file(&path, std::slice::from_ref(&event), "sys")
+        .await
+        .unwrap();
+    assert_eq!(mode(&path), 0o600);
+
+    // Opened up for a SIEM agent by its operator: left so.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    append_to_audit_file(&path, &[event], "sys").await.unwrap();
+    assert_eq!(mode(&path), 0o640);
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+}

@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::audit::AuditKind;
@@ -203,4 +203,246 @@ async fn every_recorded_event_also_goes_to_the_audit_file() {
             .iter()
             .all(|l| l["system"] == "http://bitbucket:7990/" && l["version"] == "1.0")
     );
+}
+
+/// The events in the spill file and its `.replaying` file, in the order they are replayed.
+fn spilled_events(spill_file: &Path) -> Vec<AuditEvent> {
+    let replaying = PathBuf::from(format!("{}.replaying", spill_file.display()));
+    [replaying, spill_file.to_owned()]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|text| {
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The files batches were set aside in, by name.
+fn set_aside_files(spill_file: &Path) -> Vec<PathBuf> {
+    let prefix = format!(
+        "{}.failed-",
+        spill_file.file_name().unwrap().to_string_lossy()
+    );
+    let mut files: Vec<_> = std::fs::read_dir(spill_file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn a_batch_the_store_refuses_while_it_answers_is_set_aside_and_live_events_still_go_in() {
+    let store = Flaky::new().await;
+    store.refuse_user(Some("poison"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), Coverage::Full);
+    // Left by an earlier run: a first replay batch (500 events) holding one event the store
+    // refuses, then 100 more.
+    let mut earlier: Vec<_> = (0..600).map(event).collect();
+    earlier[250].user = Some("poison".into());
+    Spill::new(config.spill_file.clone())
+        .append(&earlier)
+        .await
+        .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let timing = Timing {
+        probe_every: Duration::from_millis(100),
+        ..Timing::DEFAULT
+    };
+    let (sink, writer) = start_timed(
+        store.clone(),
+        &config,
+        "sys".into(),
+        Arc::clone(&metrics),
+        timing,
+    );
+    eventually("the store to refuse the batch", async || {
+        store.refusals() >= 1
+    })
+    .await;
+    // The store answers: events recorded meanwhile go in, not to the spill file.
+    let live: Vec<_> = (1_000..1_010).map(event).collect();
+    for e in &live {
+        sink.record(e.clone());
+    }
+    eventually(
+        "the live events and the rest of the spill to be stored",
+        async || metrics.audit_written.get() == 110,
+    )
+    .await;
+    eventually("the spill file to go", async || {
+        spilled_events(&config.spill_file).is_empty()
+    })
+    .await;
+    writer.shutdown().await;
+
+    assert_eq!(store.refusals(), REPLAY_ATTEMPTS as usize);
+    assert_eq!(metrics.audit_spilled.get(), 0);
+    assert_eq!(metrics.audit_set_aside.get(), 500);
+    assert_eq!(metrics.audit_dropped.get(), 0);
+    let aside = set_aside_files(&config.spill_file);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(spilled_events(&aside[0]), earlier[..500]);
+    let mut stored = earlier[500..].to_vec();
+    stored.extend(live);
+    assert_eq!(store.all().await, floored(stored));
+}
+
+#[tokio::test]
+async fn a_replay_the_store_does_not_answer_holds_up_neither_the_queue_nor_shutdown() {
+    let store = Flaky::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = AuditConfig {
+        queue_capacity: 100,
+        ..config(dir.path(), Coverage::Full)
+    };
+    let earlier: Vec<_> = (0..50).map(event).collect();
+    Spill::new(config.spill_file.clone())
+        .append(&earlier)
+        .await
+        .unwrap();
+    // As behind a lock on the audit table: every audit call waits, a ping answers.
+    store.set_hung(true);
+    let metrics = Arc::new(Metrics::new());
+    let timing = Timing {
+        store_call: Duration::from_millis(300),
+        ..Timing::DEFAULT
+    };
+    let (sink, writer) = start_timed(
+        store.clone(),
+        &config,
+        "sys".into(),
+        Arc::clone(&metrics),
+        timing,
+    );
+    eventually("the replay to wait on the store", async || {
+        store.hangs() == 1
+    })
+    .await;
+    let recorded: Vec<_> = (1_000..1_300).map(event).collect();
+    for e in &recorded {
+        sink.record(e.clone());
+    }
+    assert_eq!(metrics.audit_dropped.get(), 200);
+    // The replay gives up in time: the queue drains into the spill file.
+    eventually("the queued events to be spilled", async || {
+        metrics.audit_spilled.get() == 100
+    })
+    .await;
+    writer.shutdown().await;
+    assert_eq!(metrics.audit_written.get(), 0);
+    assert_eq!(metrics.audit_dropped.get(), 200);
+    let mut waiting = earlier;
+    waiting.extend_from_slice(&recorded[..100]);
+    assert_eq!(spilled_events(&config.spill_file), waiting);
+
+    // Once the store answers, the next run replays it all.
+    store.set_hung(false);
+    let metrics = Arc::new(Metrics::new());
+    let (_sink, writer) = start(store.clone(), &config, "sys".into(), Arc::clone(&metrics));
+    eventually("the spill to be replayed", async || {
+        metrics.audit_written.get() == 150
+    })
+    .await;
+    writer.shutdown().await;
+    assert_eq!(store.all().await, floored(waiting));
+}
+
+#[tokio::test]
+async fn shutdown_cuts_off_a_store_call_at_its_deadline_and_spills_what_is_left() {
+    let store = Flaky::new().await;
+    store.set_hung(true);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), Coverage::Full);
+    let metrics = Arc::new(Metrics::new());
+    // A store call alone would wait an hour; the shutdown deadline is what ends it.
+    let timing = Timing {
+        store_call: Duration::from_secs(3_600),
+        shutdown_store: Duration::from_millis(200),
+        shutdown_spill: Duration::from_secs(30),
+        ..Timing::DEFAULT
+    };
+    let (sink, writer) = start_timed(
+        store.clone(),
+        &config,
+        "sys".into(),
+        Arc::clone(&metrics),
+        timing,
+    );
+    let events: Vec<_> = (0..150).map(event).collect();
+    for e in &events[..100] {
+        sink.record(e.clone());
+    }
+    eventually("the insert to wait on the store", async || {
+        store.hangs() == 1
+    })
+    .await;
+    for e in &events[100..] {
+        sink.record(e.clone());
+    }
+    let started = Instant::now();
+    writer.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(metrics.audit_spilled.get(), 150);
+    assert_eq!(metrics.audit_written.get() + metrics.audit_dropped.get(), 0);
+    assert_eq!(spilled_events(&config.spill_file), events);
+}
+
+#[tokio::test]
+async fn what_a_writer_stopped_at_the_deadline_still_held_is_counted_as_lost() {
+    let store = Flaky::new().await;
+    store.set_down(true);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), Coverage::Full);
+    let metrics = Arc::new(Metrics::new());
+    let timing = Timing {
+        shutdown_store: Duration::from_millis(100),
+        shutdown_spill: Duration::from_millis(200),
+        ..Timing::DEFAULT
+    };
+    let (sink, writer) = start_timed(
+        store.clone(),
+        &config,
+        "sys".into(),
+        Arc::clone(&metrics),
+        timing,
+    );
+    // A spill "file" that takes no more than a pipe's buffer: the writer waits on it.
+    std::fs::create_dir_all(config.spill_file.parent().unwrap()).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&config.spill_file)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for i in 0..300 {
+        sink.record(event(i));
+    }
+    eventually("the writer to take the batch", async || {
+        writer.in_hand.load(Ordering::SeqCst) == 300
+    })
+    .await;
+    for i in 300..350 {
+        sink.record(event(i));
+    }
+    writer.shutdown().await;
+    assert_eq!(metrics.audit_dropped.get(), 350);
+    assert_eq!(metrics.audit_written.get() + metrics.audit_spilled.get(), 0);
+
+    // Let the stuck write finish, so the runtime can shut down.
+    let fifo = config.spill_file.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut pipe = std::fs::File::open(fifo).unwrap();
+        std::io::copy(&mut pipe, &mut std::io::sink()).unwrap();
+    })
+    .await
+    .unwrap();
 }

@@ -11,7 +11,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::segment::{self, Encoded, ID_STRIDE, MAX_EVENTS};
-use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
+use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent, stored_text};
 use crate::store::StoreError;
 use crate::store::rows::{AUDIT_COLUMNS, audit_from_row, ceil_ms, floor_ms};
 
@@ -121,16 +121,19 @@ pub(super) async fn query(
     let since = q.since.map(|t| millis(ceil_ms(t)));
     let until = q.until.map(|t| millis(ceil_ms(t)));
     let after = q.after.map(|(t, id)| (millis(floor_ms(t)), id));
+    // Compared as stored (U+0000 as U+FFFD), as the row backend compares them.
+    let user = q.user.as_deref().map(stored_text);
+    let token_id = q.token_id.as_deref().map(stored_text);
     let keep = |e: &StoredAuditEvent| {
         let at = order_key(e);
         since.is_none_or(|s| at.0 >= s)
             && until.is_none_or(|u| at.0 < u)
             && after.is_none_or(|a| at < a)
             && q.kind.is_none_or(|k| e.event.kind == k)
-            && q.user
+            && user
                 .as_deref()
                 .is_none_or(|u| e.event.user.as_deref() == Some(u))
-            && q.token_id
+            && token_id
                 .as_deref()
                 .is_none_or(|t| e.event.token_id.as_deref() == Some(t))
     };
@@ -155,8 +158,8 @@ pub(super) async fn query(
                 .push(" != 0");
         }
         for key in [
-            q.user.as_deref().map(segment::user_key),
-            q.token_id.as_deref().map(segment::token_key),
+            user.as_deref().map(segment::user_key),
+            token_id.as_deref().map(segment::token_key),
         ]
         .into_iter()
         .flatten()
