@@ -2,7 +2,9 @@
 //!
 //! Token changes are announced with `pg_notify('tokengate_tokens', id)` in the transaction that
 //! makes them, and credential changes with `credential:{user}` on the same channel, so every
-//! replica's [`TokenStore::watch`] hears of them once they commit.
+//! replica's [`TokenStore::watch`] hears of them once they commit ([`listen`]).
+
+mod listen;
 
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, Row};
 use tokio::sync::{mpsc, watch};
 
@@ -27,9 +29,6 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 const CHANNEL: &str = "tokengate_tokens";
 /// How long a query waits for a connection before the store counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Bounds of the wait between attempts to re-establish a lost `LISTEN` connection.
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A [`TokenStore`] on PostgreSQL.
 pub struct PgStore {
@@ -54,18 +53,6 @@ impl PgStore {
             options,
             alive: watch::channel(()).0,
         })
-    }
-
-    async fn listen(&self) -> Result<(PgPool, PgListener), sqlx::Error> {
-        // One connection of its own, held for as long as the watcher runs.
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_lazy_with(self.options.clone());
-        let listener = subscribe(&pool).await?;
-        Ok((pool, listener))
     }
 }
 
@@ -118,14 +105,6 @@ async fn locked_token(
     .fetch_optional(conn)
     .await?;
     row.as_ref().map(token_from_row).transpose()
-}
-
-/// The change a notification's payload announces, if it is well formed.
-fn change_of(payload: &str) -> Option<Change> {
-    match payload.strip_prefix(CREDENTIAL_PREFIX) {
-        Some(user) => Some(Change::Credential(user.to_owned())),
-        None => TokenId::parse(payload).map(Change::Token),
-    }
 }
 
 #[async_trait]
@@ -341,76 +320,15 @@ impl TokenStore for PgStore {
 
     async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError> {
         // Subscribed before returning: a change committed after `watch()` is never missed.
-        let (pool, listener) = self.listen().await?;
+        let listener = listen::subscribe(&self.options).await?;
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(forward(pool, listener, tx, self.alive.subscribe()));
+        tokio::spawn(listen::forward(
+            self.pool.clone(),
+            self.options.clone(),
+            listener,
+            tx,
+            self.alive.subscribe(),
+        ));
         Ok(rx)
-    }
-}
-
-async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
-}
-
-/// Relays notifications until the receiver or the store is dropped. A lost connection is
-/// reported as [`Change::All`], then re-established with backoff (and reported again, for
-/// what happened while it was down).
-async fn forward(
-    pool: PgPool,
-    listener: PgListener,
-    tx: mpsc::Sender<Change>,
-    mut alive: watch::Receiver<()>,
-) {
-    let mut listener = Some(listener);
-    let mut backoff = MIN_BACKOFF;
-    loop {
-        let change = match listener.as_mut() {
-            Some(l) => tokio::select! {
-                () = tx.closed() => return,
-                _ = alive.changed() => return,
-                received = l.try_recv() => match received {
-                    Ok(Some(n)) => match change_of(n.payload()) {
-                        Some(change) => change,
-                        None => {
-                            tracing::warn!(payload = n.payload(), "ignoring a malformed token change notification");
-                            continue;
-                        }
-                    },
-                    // Lost and already re-subscribed (eager reconnect).
-                    Ok(None) => Change::All,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "lost the token change subscription");
-                        listener = None;
-                        Change::All
-                    }
-                },
-            },
-            None => tokio::select! {
-                () = tx.closed() => return,
-                _ = alive.changed() => return,
-                subscribed = subscribe(&pool) => match subscribed {
-                    Ok(l) => {
-                        tracing::info!("token change subscription re-established");
-                        listener = Some(l);
-                        backoff = MIN_BACKOFF;
-                        Change::All
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "re-subscribing to token changes failed");
-                        tokio::select! {
-                            () = tx.closed() => return,
-                            () = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                        continue;
-                    }
-                },
-            },
-        };
-        if tx.send(change).await.is_err() {
-            return;
-        }
     }
 }

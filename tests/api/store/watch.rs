@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use sqlx::postgres::PgListener;
 use tokengate::store::{self, Change, StoreError, TokenWrite};
 use tokengate::token::{TokenId, TokenPatch};
 use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
 
 use super::{at, both_backends, new_token};
+use crate::support::forwarder::Forwarder;
 
 both_backends!(url:
     watch_hears_changes_made_by_another_instance,
@@ -19,6 +21,10 @@ both_backends!(url:
 
 /// The design's promise: every replica hears of a change within a second.
 const WITHIN: Duration = Duration::from_secs(1);
+
+/// A heartbeat goes out every 3 s and must be back within 2 s: a silent connection is noticed
+/// within 5 s. Three times that, for a loaded machine.
+const A_FEW_HEARTBEATS: Duration = Duration::from_secs(15);
 
 async fn next_change(rx: &mut Receiver<Change>) -> Change {
     timeout(WITHIN, rx.recv())
@@ -185,4 +191,64 @@ async fn postgres_watch_reports_a_lost_connection_and_recovers() {
         }
     }
     panic!("notifications did not resume after the connection was lost");
+}
+
+/// A `LISTEN` connection that goes silent without closing (a NAT or firewall that forgot it,
+/// so no error ever arrives) is noticed by the watcher's heartbeat and reported as
+/// `Change::All` within a few heartbeats; the watcher then subscribes again and hears changes.
+/// Heartbeats themselves are never reported.
+#[tokio::test]
+async fn postgres_watch_notices_a_connection_that_went_silent() {
+    let url = crate::support::fresh_postgres_url().await;
+    let network = Forwarder::start(&url).await;
+    let gateway = store::connect(&network.url(&url), 2).await.unwrap();
+    let cli = store::connect(&url, 2).await.unwrap();
+    let mut changes = gateway.watch().await.unwrap();
+
+    // Two heartbeats go by (seen on their channel), and the first change reported is the
+    // token's: neither heartbeat was taken for a change.
+    let mut observer = PgListener::connect(&url).await.unwrap();
+    observer.listen("tokengate_heartbeat").await.unwrap();
+    for _ in 0..2 {
+        timeout(A_FEW_HEARTBEATS, observer.recv())
+            .await
+            .expect("no heartbeat on its channel")
+            .unwrap();
+    }
+    let t = new_token("u", at("2024-01-01T00:00:00Z"));
+    cli.insert_token(&t).await.unwrap();
+    assert_eq!(next_change(&mut changes).await, Change::Token(t.id.clone()));
+
+    // The path goes silent; a revocation made now cannot be heard, so everything cached must
+    // be forgotten instead.
+    network.stall();
+    let revoked = cli.revoke_token(&t.id, Utc::now()).await.unwrap();
+    assert!(matches!(revoked, TokenWrite::Written { .. }));
+    let noticed = timeout(A_FEW_HEARTBEATS, changes.recv())
+        .await
+        .expect("the silent connection was not noticed within a few heartbeats");
+    assert_eq!(noticed, Some(Change::All));
+
+    // Subscribed again over a new connection: changes are heard again.
+    let heard = timeout(A_FEW_HEARTBEATS, async {
+        loop {
+            let t = new_token("u", at("2024-01-01T00:00:00Z"));
+            cli.insert_token(&t).await.unwrap();
+            let heard = timeout(WITHIN, async {
+                loop {
+                    match changes.recv().await.expect("the watch stream ended") {
+                        Change::All | Change::Credential(_) => {}
+                        Change::Token(id) => break id,
+                    }
+                }
+            })
+            .await;
+            if let Ok(id) = heard {
+                break (id, t.id);
+            }
+        }
+    })
+    .await
+    .expect("changes were not heard again after the connection went silent");
+    assert_eq!(heard.0, heard.1);
 }

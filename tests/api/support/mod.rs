@@ -3,6 +3,7 @@
 pub(crate) mod app;
 mod binary;
 mod db;
+pub(crate) mod forwarder;
 pub(crate) mod log;
 pub(crate) mod raw;
 pub(crate) mod upstream;
