@@ -1,6 +1,9 @@
 //! Wiring: builds the store, verifier, limiter, audit writer and both listeners from a
 //! [`Config`], runs them with their background tasks, and shuts them down in order.
 
+mod admin_server;
+mod background;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +13,7 @@ use anyhow::Context as _;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::admin::{self, AdminState};
 use crate::audit::{self, AuditWriter};
@@ -21,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::proxy::{Gateway, Limits, Parts, RequestIds, Workers};
 use crate::ratelimit::{GovernorLimiter, Limiter};
 use crate::store::{self, StoreRuntime, TokenStore};
-use crate::usage::{UsageTracker, WRITE_INTERVAL};
+use crate::usage::UsageTracker;
 
 /// A gateway ready to run: store migrated, listeners bound.
 pub struct App {
@@ -156,8 +160,9 @@ impl App {
     }
 
     /// Starts the proxy workers (`proxy.worker_threads`, one per core by default) and runs
-    /// until `shutdown` completes; then stops accepting, drains in-flight requests (bounded by
-    /// `proxy.shutdown_grace`), and flushes last-used times and the audit queue.
+    /// until `shutdown` completes; then stops accepting, drains in-flight requests on both
+    /// listeners (within `proxy.shutdown_grace` of `shutdown`, after which what is left is cut
+    /// off), and flushes last-used times and the audit queue.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -179,7 +184,7 @@ impl App {
         tracing::info!(target: "tokengate::app", "forwarding to {}", config.upstream.url);
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        let background = spawn_background(
+        let background = background::spawn(
             Arc::clone(&store),
             Arc::clone(&verifier),
             admin.credentials.clone(),
@@ -190,16 +195,16 @@ impl App {
         )
         .await;
 
-        let admin_app = admin::router(admin);
+        // Whoever made `log_drops` may keep the log writer alive in it (as `tokengate serve`
+        // does): held until the end, so the lines written after the admin server ends are kept.
+        let log_writer = Arc::clone(&admin.log_drops);
         let mut admin_stop = stop_rx.clone();
-        let admin_task = tokio::spawn(async move {
-            axum::serve(
-                admin_listener,
-                admin_app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { stopped(&mut admin_stop).await })
-            .await
-        });
+        let mut admin_task = tokio::spawn(admin_server::serve(
+            admin_listener,
+            admin::router(admin),
+            config.proxy.header_read_timeout,
+            async move { stopped(&mut admin_stop).await },
+        ));
 
         let limits = Limits {
             header_read_timeout: config.proxy.header_read_timeout,
@@ -221,102 +226,36 @@ impl App {
         .context("starting the proxy workers")?;
         drop(parts);
         shutdown.await;
+        let grace = config.proxy.shutdown_grace;
+        let drained_by = Instant::now() + grace;
         let _ = proxy_stop_tx.send(true);
         workers.closed().await;
         tracing::info!(target: "tokengate::proxy", "stopped accepting; draining in-flight requests");
         workers.stopped().await;
         let _ = stop_tx.send(true);
-        let _ = admin_task.await;
-        for task in background {
-            let _ = task.await;
+        // Whatever holds the admin listener or a background task past the grace period, the
+        // last-used times and the audit queue below are still written.
+        if tokio::time::timeout_at(drained_by, &mut admin_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(target: "tokengate::admin", ?grace, "admin connections still open after the grace period; closing them");
+            admin_task.abort();
+        }
+        for mut task in background {
+            if tokio::time::timeout_at(drained_by, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
         }
         usage.flush(&store, Duration::ZERO).await;
         audit.shutdown().await;
         tracing::info!(target: "tokengate::app", "stopped");
+        drop(log_writer);
         Ok(())
     }
-}
-
-/// Change notifications (to the token and credential caches), periodic limiter and cache
-/// upkeep, last-used writes, and the active token gauge. Every task ends when `stop` turns
-/// true.
-async fn spawn_background(
-    store: Arc<dyn TokenStore>,
-    verifier: Arc<Verifier>,
-    credentials: Option<Arc<CredentialVault>>,
-    limiter: Arc<dyn Limiter>,
-    usage: Arc<UsageTracker>,
-    metrics: Arc<Metrics>,
-    stop: watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
-    match store.watch().await {
-        Ok(mut changes) => {
-            let verifier = Arc::clone(&verifier);
-            let mut stop = stop.clone();
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        change = changes.recv() => match change {
-                            Some(change) => {
-                                verifier.forget(&change);
-                                if let Some(vault) = &credentials {
-                                    vault.apply(&change).await;
-                                }
-                            }
-                            None => break,
-                        },
-                        () = stopped(&mut stop) => break,
-                    }
-                }
-            }));
-        }
-        Err(e) => {
-            tracing::warn!(target: "tokengate::app", error = %e, "cannot watch token changes; cached tokens expire after auth.cache_ttl")
-        }
-    }
-    tasks.push(every(Duration::from_secs(10), stop.clone(), move || {
-        let (store, usage, verifier, limiter, metrics) = (
-            Arc::clone(&store),
-            Arc::clone(&usage),
-            Arc::clone(&verifier),
-            Arc::clone(&limiter),
-            Arc::clone(&metrics),
-        );
-        async move {
-            usage.flush(&store, WRITE_INTERVAL).await;
-            limiter.retain_recent();
-            verifier.housekeeping();
-            if let Ok(n) = store.count_active_tokens(chrono::Utc::now()).await {
-                metrics
-                    .tokens_active
-                    .set(i64::try_from(n).unwrap_or(i64::MAX));
-            }
-        }
-    }));
-    tasks
-}
-
-/// Runs `work` every `period` until `stop` turns true.
-fn every<F, Fut>(
-    period: Duration,
-    mut stop: watch::Receiver<bool>,
-    work: F,
-) -> tokio::task::JoinHandle<()>
-where
-    F: Fn() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => work().await,
-                () = stopped(&mut stop) => break,
-            }
-        }
-    })
 }
 
 /// Completes once `stop` turns true (or its sender is gone).

@@ -3,9 +3,11 @@
 mod admin;
 mod audit;
 mod auth;
+mod changes;
 mod cli;
 mod config;
 mod proxy;
+mod shutdown;
 mod startup;
 mod store;
 mod support;

@@ -64,6 +64,16 @@ impl Forwarder {
         parsed.to_string()
     }
 
+    /// Lets only `n` more connections through; later ones are closed at once.
+    pub(crate) fn admit(&self, n: usize) {
+        self.rules.lock().expect("rules").admit = Some(n);
+    }
+
+    /// Lets every new connection through again.
+    pub(crate) fn admit_all(&self) {
+        self.rules.lock().expect("rules").admit = None;
+    }
+
     /// Stops forwarding on every connection open now, in both directions, without closing
     /// any: what either side sends is dropped. New connections are forwarded as before.
     pub(crate) fn stall(&self) {

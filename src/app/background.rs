@@ -1,0 +1,133 @@
+//! The gateway's background tasks: change notifications relayed to the caches (subscribed
+//! again, with backoff, whenever there is no subscription) and the periodic upkeep.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::stopped;
+use crate::auth::Verifier;
+use crate::credential::CredentialVault;
+use crate::metrics::Metrics;
+use crate::ratelimit::Limiter;
+use crate::store::{Change, StoreError, TokenStore};
+use crate::usage::{UsageTracker, WRITE_INTERVAL};
+
+/// Change notifications (to the token and credential caches), periodic limiter and cache
+/// upkeep, last-used writes, and the active token gauge. Every task ends when `stop` turns
+/// true.
+pub(super) async fn spawn(
+    store: Arc<dyn TokenStore>,
+    verifier: Arc<Verifier>,
+    credentials: Option<Arc<CredentialVault>>,
+    limiter: Arc<dyn Limiter>,
+    usage: Arc<UsageTracker>,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    // The first attempt before the workers start, so that nothing is cached unwatched.
+    let watching = store.watch().await;
+    let mut tasks = vec![tokio::spawn(relay_changes(
+        Arc::clone(&store),
+        watching,
+        Arc::clone(&verifier),
+        credentials,
+        stop.clone(),
+    ))];
+    tasks.push(every(Duration::from_secs(10), stop.clone(), move || {
+        let (store, usage, verifier, limiter, metrics) = (
+            Arc::clone(&store),
+            Arc::clone(&usage),
+            Arc::clone(&verifier),
+            Arc::clone(&limiter),
+            Arc::clone(&metrics),
+        );
+        async move {
+            usage.flush(&store, WRITE_INTERVAL).await;
+            limiter.retain_recent();
+            verifier.housekeeping();
+            if let Ok(n) = store.count_active_tokens(chrono::Utc::now()).await {
+                metrics
+                    .tokens_active
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+    }));
+    tasks
+}
+
+/// Bounds of the wait between attempts to watch token changes.
+const WATCH_RETRY_MIN: Duration = Duration::from_secs(1);
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Relays token and credential changes to the caches until `stop` turns true. Without a
+/// subscription (`watch()` failed, or its stream ended) it tries again with backoff, and once
+/// subscribed forgets everything cached, since changes made in between went unheard.
+async fn relay_changes(
+    store: Arc<dyn TokenStore>,
+    mut watching: Result<mpsc::Receiver<Change>, StoreError>,
+    verifier: Arc<Verifier>,
+    credentials: Option<Arc<CredentialVault>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let apply = async |change: &Change| {
+        verifier.forget(change);
+        if let Some(vault) = &credentials {
+            vault.apply(change).await;
+        }
+    };
+    let mut retry = WATCH_RETRY_MIN;
+    loop {
+        let failure = match watching {
+            Ok(mut changes) => loop {
+                tokio::select! {
+                    change = changes.recv() => match change {
+                        Some(change) => apply(&change).await,
+                        None => break "the change stream ended".to_owned(),
+                    },
+                    () = stopped(&mut stop) => return,
+                }
+            },
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(target: "tokengate::app", error = %failure, retry_in = ?retry, "cannot watch token changes; until this succeeds, a token changed or revoked elsewhere stays cached here for up to auth.cache_ttl");
+        tokio::select! {
+            () = tokio::time::sleep(retry) => {}
+            () = stopped(&mut stop) => return,
+        }
+        retry = (retry * 2).min(WATCH_RETRY_MAX);
+        watching = tokio::select! {
+            watching = store.watch() => watching,
+            () = stopped(&mut stop) => return,
+        };
+        if watching.is_ok() {
+            apply(&Change::All).await;
+            tracing::info!(target: "tokengate::app", "watching token changes again; cached tokens were forgotten");
+            retry = WATCH_RETRY_MIN;
+        }
+    }
+}
+
+/// Runs `work` every `period` until `stop` turns true.
+fn every<F, Fut>(
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+    work: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => work().await,
+                () = stopped(&mut stop) => break,
+            }
+        }
+    })
+}

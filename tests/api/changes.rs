@@ -1,0 +1,127 @@
+//! Changes made elsewhere reach a running gateway even when it could not watch for them at
+//! first: the watch is retried, and once it works nothing cached in the meantime is trusted.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret as _;
+use tokengate::store::{self, TokenStore, TokenWrite};
+use tokengate::token::{NewToken, Scope, TokenId};
+
+use crate::support::app::{Backend, Options, TestApp, spawn_app};
+use crate::support::forwarder::Forwarder;
+use crate::support::fresh_postgres_url;
+
+/// The gateway's database is reachable for its first connection only (migrations, then its
+/// one pooled connection): the `LISTEN` connection it opens next is turned away, so `watch()`
+/// fails at start-up. A token cached then and revoked while nothing is watched is refused as
+/// soon as the retried watch works, long before `auth.cache_ttl`; later changes are heard
+/// within a second.
+#[tokio::test]
+async fn a_watch_that_failed_at_start_up_is_retried_and_then_trusts_nothing_cached() {
+    let url = fresh_postgres_url().await;
+    let store = store::connect(&url, 2).await.expect("the test's own store");
+    let network = Forwarder::start(&url).await;
+    network.admit(1);
+    let app = spawn_app(
+        Options::new(Backend::Postgres)
+            .set("database.url", network.url(&url))
+            .set("database.max_connections", 1_i64),
+    )
+    .await;
+    let failed = app
+        .wait_for_line("the failed watch", |l| {
+            l.message.contains("cannot watch token changes")
+        })
+        .await;
+    assert_eq!(failed.level, "WARN", "{failed:?}");
+    assert!(
+        failed.message.contains("auth.cache_ttl"),
+        "the warning tells what it means: {failed:?}"
+    );
+
+    // Cached, then revoked unheard: still accepted while nothing is watched.
+    let (id, token) = insert_token(&app, &*store, "alice").await;
+    assert_eq!(status(&app, &token).await, 200);
+    revoke(&*store, &id).await;
+    assert_eq!(status(&app, &token).await, 200);
+
+    network.admit_all();
+    let again = app
+        .wait_for_line("the watch established", |l| {
+            l.message.contains("watching token changes again")
+        })
+        .await;
+    assert_eq!(again.level, "INFO", "{again:?}");
+    assert_eq!(status(&app, &token).await, 401);
+
+    // And from now on, a revocation reaches the gateway within a second.
+    let (id, token) = insert_token(&app, &*store, "bob").await;
+    assert_eq!(status(&app, &token).await, 200);
+    revoke(&*store, &id).await;
+    let revoked = Instant::now();
+    loop {
+        let sent = revoked.elapsed();
+        let status = status(&app, &token).await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            sent < Duration::from_secs(1),
+            "a request sent {sent:?} after revoking was still accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.finish().await;
+}
+
+/// Stores a token for `user` on `store` (the gateway's database, not the one [`spawn_app`]
+/// made), and has `app` check that its secret is never written.
+async fn insert_token(app: &TestApp, store: &dyn TokenStore, user: &str) -> (TokenId, String) {
+    let (id, secret) = tokengate::token::generate();
+    let secret = secret.expose_secret().to_owned();
+    let hash = {
+        let secret = secret.clone();
+        tokio::task::spawn_blocking(move || tokengate::token::hash_secret(&secret))
+            .await
+            .expect("hashing")
+    };
+    store
+        .insert_token(&NewToken {
+            id: id.clone(),
+            user: user.to_owned(),
+            description: "CI token".to_owned(),
+            scope: Scope::ReadOnly,
+            created_at: DateTime::from_timestamp(Utc::now().timestamp() - 3600, 0)
+                .expect("a valid time"),
+            expires_at: None,
+            allowed_ips: Vec::new(),
+            rate_limit: None,
+            secret_hash: hash,
+        })
+        .await
+        .expect("inserting a token");
+    app.track_secret(&secret);
+    (id, secret)
+}
+
+async fn revoke(store: &dyn TokenStore, id: &TokenId) {
+    let revoking = store.revoke_token(id, Utc::now()).await;
+    assert!(
+        matches!(revoking, Ok(TokenWrite::Written { .. })),
+        "{revoking:?}"
+    );
+}
+
+/// The status of a `GET` on a protected path with this token.
+async fn status(app: &TestApp, token: &str) -> u16 {
+    app.client
+        .get(format!("{}/rest/api/1.0/projects", app.proxy_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sending a request to the gateway")
+        .status()
+        .as_u16()
+}
