@@ -5,6 +5,7 @@
 mod audit;
 mod connect;
 mod segments;
+mod sqlite_files;
 mod state;
 mod tokens;
 mod watch;
