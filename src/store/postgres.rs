@@ -323,7 +323,6 @@ impl TokenStore for PgStore {
         let listener = listen::subscribe(&self.options).await?;
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(listen::forward(
-            self.pool.clone(),
             self.options.clone(),
             listener,
             tx,

@@ -22,7 +22,7 @@ both_backends!(url:
 /// The design's promise: every replica hears of a change within a second.
 const WITHIN: Duration = Duration::from_secs(1);
 
-/// A heartbeat goes out every 3 s and must be back within 2 s: a silent connection is noticed
+/// A heartbeat goes out every 3 s and must be answered within 2 s: a silent connection is noticed
 /// within 5 s. Three times that, for a loaded machine.
 const A_FEW_HEARTBEATS: Duration = Duration::from_secs(15);
 
