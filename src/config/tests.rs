@@ -206,6 +206,9 @@ fn every_password_in_a_url_is_redacted() {
             "http://svc:hunter2@bitbucket:7990",
             "http://svc:[redacted]@bitbucket:7990",
         ),
+        // A password that makes the rest read as a port and a fragment: all hidden.
+        ("postgres://app:2024#Secret@db/x", "postgres://[redacted]"),
+        ("postgres://app:#Secret@db/x", "postgres://[redacted]"),
         // Nothing secret: shown as it is.
         ("postgres://tg@db:5432/x", "postgres://tg@db:5432/x"),
         (

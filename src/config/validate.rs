@@ -403,13 +403,30 @@ pub(crate) fn redact_url_password(url: &str) -> String {
                     None => shown.push_str(userinfo),
                 }
             }
+            if userinfo.is_none() && tail.contains('@') {
+                // No user info found, yet an `@` further on: `app:2024#Secret@db` reads as a
+                // port and a fragment, but may be a password with an unescaped `#`. Shown
+                // only if every `@` is inside a value hidden anyway.
+                let mut rest = String::new();
+                push_redacted_query(&mut rest, tail);
+                if rest.contains('@') {
+                    shown.push_str(REDACTED);
+                    return shown;
+                }
+            }
             tail
         }
         None => url,
     };
+    push_redacted_query(&mut shown, tail);
+    shown
+}
+
+/// Pushes `tail` (what follows the user info) with every password parameter's value hidden.
+fn push_redacted_query(shown: &mut String, tail: &str) {
     let Some((head, query)) = tail.split_once('?') else {
         shown.push_str(tail);
-        return shown;
+        return;
     };
     shown.push_str(head);
     shown.push('?');
@@ -426,7 +443,6 @@ pub(crate) fn redact_url_password(url: &str) -> String {
             _ => shown.push_str(param),
         }
     }
-    shown
 }
 
 /// The user info of what follows `scheme://`, and the rest from its `@` on (or all of it).
