@@ -289,7 +289,6 @@ async fn row_6_git_over_http_follows_the_scope(backend: Backend) {
                 &says::scope_denied("alice", method, path),
             )
             .await;
-            continue;
         } else {
             reply.assert_forwarded_as("alice");
             assert_eq!(reply.seen.as_ref().unwrap().target, target);
