@@ -461,3 +461,29 @@ fn node_ids_are_six_or_seven_upper_case_base36_characters() {
         );
     }
 }
+
+#[test]
+fn protected_paths_are_written_as_bitbucket_routes_them() {
+    for (path, hint) in [
+        ("//rest/", "/rest/"),
+        ("/rest/./api/", "/rest/api/"),
+        ("/%72est/", "/rest/"),
+        ("/rest;x/", "/rest/"),
+        ("/../rest/", "above the root"),
+    ] {
+        let m = message(&format!("[auth]\nprotected_paths = [\"{path}\"]\n"));
+        assert!(
+            m.contains("auth.protected_paths") && m.contains(path) && m.contains(hint),
+            "{m}"
+        );
+    }
+    let config = load(
+        "[auth]\nprotected_paths = [\"/rest/api/\", \"/plugins/servlet\"]\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        config.auth.protected_paths,
+        ["/rest/api/", "/plugins/servlet"]
+    );
+}

@@ -254,6 +254,25 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 "every path must start with /",
             ));
         }
+        // Requests are matched on their routing path, so a prefix written otherwise (`//`, a
+        // dot segment, `;`, `%XX`) could never match and would protect nothing.
+        match crate::auth::routing_path(path) {
+            Ok(routed) if routed == path.as_str() => {}
+            Ok(routed) => {
+                return Err(bad(
+                    "auth.protected_paths",
+                    path,
+                    format!("every path must be written as Bitbucket routes it, here {routed}"),
+                ));
+            }
+            Err(e) => {
+                return Err(bad(
+                    "auth.protected_paths",
+                    path,
+                    format!("every path must be one Bitbucket can route ({e})"),
+                ));
+            }
+        }
     }
     let auth = AuthConfig {
         protected_paths: a.protected_paths,
