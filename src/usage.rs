@@ -74,21 +74,50 @@ impl UsageTracker {
         due
     }
 
-    /// Writes what is due; on a store error the uses are kept for the next round.
+    /// Writes what is due; on a store error, or when the write is cut off (its task aborted at
+    /// shutdown), the uses are kept for the next round.
     pub async fn flush(&self, store: &Arc<dyn TokenStore>, interval: Duration) {
-        let due = self.due(Instant::now(), interval);
-        if due.is_empty() {
+        let due = Unwritten {
+            tracker: self,
+            uses: self.due(Instant::now(), interval),
+        };
+        if due.uses.is_empty() {
             return;
         }
-        if let Err(e) = store.record_last_used(&due).await {
-            tracing::warn!(target: "tokengate::usage", error = %e, "recording last use failed");
-            for use_ in due {
-                if let Some(mut p) = self.pending.get_mut(&use_.id.key()) {
-                    p.dirty = true;
-                    p.written = None;
-                }
+        match store.record_last_used(&due.uses).await {
+            Ok(()) => due.written(),
+            Err(e) => {
+                tracing::warn!(target: "tokengate::usage", error = %e, "recording last use failed");
             }
         }
+    }
+
+    /// Marks uses as not yet written, so the next flush takes them again.
+    fn unwritten(&self, uses: &[LastUse]) {
+        for use_ in uses {
+            if let Some(mut p) = self.pending.get_mut(&use_.id.key()) {
+                p.dirty = true;
+                p.written = None;
+            }
+        }
+    }
+}
+
+/// Uses taken for a write: put back as not written when dropped before [`Unwritten::written`].
+struct Unwritten<'a> {
+    tracker: &'a UsageTracker,
+    uses: Vec<LastUse>,
+}
+
+impl Unwritten<'_> {
+    fn written(mut self) {
+        self.uses.clear();
+    }
+}
+
+impl Drop for Unwritten<'_> {
+    fn drop(&mut self) {
+        self.tracker.unwritten(&self.uses);
     }
 }
 
@@ -121,5 +150,33 @@ mod tests {
         let due = tracker.due(now + Duration::from_secs(61), WRITE_INTERVAL);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].at, t0 + chrono::Duration::seconds(2));
+    }
+
+    /// A flush cut off mid-write (its task aborted at shutdown) leaves its uses to the final
+    /// flush, which writes whatever is dirty at once.
+    #[test]
+    fn uses_of_a_cut_off_write_are_written_by_the_next_flush() {
+        let tracker = UsageTracker::default();
+        let id = TokenId::parse("abcdefghijkl").unwrap();
+        let at = Utc::now();
+        tracker.record(&id, at, "10.0.0.1".parse().unwrap());
+        let now = Instant::now();
+        let taken = Unwritten {
+            tracker: &tracker,
+            uses: tracker.due(now, WRITE_INTERVAL),
+        };
+        assert_eq!(taken.uses.len(), 1);
+        drop(taken);
+        let due = tracker.due(now, Duration::ZERO);
+        assert_eq!(due.len(), 1, "the use is due again");
+        assert_eq!(due[0].at, at);
+
+        tracker.record(&id, at, "10.0.0.1".parse().unwrap());
+        let taken = Unwritten {
+            tracker: &tracker,
+            uses: tracker.due(now, Duration::ZERO),
+        };
+        taken.written();
+        assert!(tracker.due(now, Duration::ZERO).is_empty(), "written once");
     }
 }
