@@ -97,9 +97,11 @@ pub fn session_id(headers: &HeaderMap) -> Option<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
     /// `X-Forwarded-For` entries then the peer, comma separated; entries that are not IP
-    /// addresses are written `unknown`. A lone IPv4 peer is held inline.
+    /// addresses are written `unknown`, and beyond the last 16 entries, `...` stands for the
+    /// rest. A lone IPv4 peer is held inline.
     pub addresses: CompactString,
-    /// The right-most address not in `trusted_proxies`.
+    /// The right-most address not in `trusted_proxies`, or [`UNKNOWN_CLIENT`] when a
+    /// trusted proxy forwarded an entry that is not an address.
     pub client_ip: IpAddr,
     /// The peer's address (IPv4-mapped addresses folded to IPv4).
     pub peer_ip: IpAddr,
@@ -112,7 +114,7 @@ pub struct Remote {
 const MAX_LOGGED_ENTRIES: usize = 16;
 
 /// The client address when a trusted proxy forwarded one that cannot be read: in no
-/// allow-list short of `0.0.0.0/0`.
+/// allow-list of real networks.
 pub(super) const UNKNOWN_CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 /// One `X-Forwarded-For` entry: an address, or an address with a port as some proxies write

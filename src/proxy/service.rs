@@ -110,6 +110,12 @@ async fn decide_and_act(
         Ok(routed) => routed,
         // `OPTIONS *` and the like: under no protected prefix.
         Err(Unroutable::NotAbsolute) => Cow::Borrowed(path),
+        // Tomcat routes such a path with U+FFFD for the bytes (a UI page named in Latin-1,
+        // say). Without a credential nothing is decided (row 1 forwards it untouched); with
+        // one, it must be routable to be decided.
+        Err(Unroutable::NotUtf8) if !request.headers().contains_key(AUTHORIZATION) => {
+            Cow::Borrowed(path)
+        }
         Err(e) => {
             gateway.metrics.count_request("unroutable");
             return respond::error(

@@ -453,10 +453,26 @@ async fn paths_are_decided_as_bitbucket_routes_them(backend: Backend) {
         assert_eq!(seen.target, target, "forwarded as sent");
         assert_eq!(seen.header("x-forwarded-user").as_deref(), Some("alice"));
     }
-    for target in ["/../rest/api/1.0/projects", "/rest/a%2Fb", "/rest/%zz"] {
+    for target in [
+        "/../rest/api/1.0/projects",
+        "/rest/a%2Fb",
+        "/rest/%zz",
+        "/projects/%E9t%E9",
+    ] {
         let (status, id) = send(target, &password).await;
         assert_eq!(status, 400, "{target}");
         assert!(app.upstream.request_with_id(&id).is_none(), "{target}");
     }
+    // Without a credential nothing is decided: a Latin-1 page name goes to Bitbucket as sent.
+    let request = "GET /projects/%E9t%E9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (status, _) = raw_exchange(app.proxy_addr(), request.as_bytes()).await;
+    assert_eq!(status, 200);
+    assert!(
+        app.upstream
+            .wait_for_requests(1)
+            .await
+            .iter()
+            .any(|seen| seen.target == "/projects/%E9t%E9")
+    );
     app.finish().await;
 }
