@@ -102,16 +102,22 @@ fn unknown_keys_and_wrong_types_are_errors() {
     assert!(m.contains("no_such_key"), "{m}");
 }
 
+/// The error of a config that takes upstream credentials with `key` as
+/// `TOKENGATE_UPSTREAM__CREDENTIAL_KEY`.
+fn credential_key_message(key: &str) -> String {
+    load(
+        "[upstream]\nidentity = \"credential\"\n",
+        &[("TOKENGATE_UPSTREAM__CREDENTIAL_KEY", key)],
+    )
+    .unwrap_err()
+    .to_string()
+}
+
 #[test]
 fn credential_identity_needs_a_valid_key() {
     let m = message("[upstream]\nidentity = \"credential\"\n");
     assert!(m.contains("upstream.credential_key"), "{m}");
-    let m = load(
-        "[upstream]\nidentity = \"credential\"\n",
-        &[("TOKENGATE_UPSTREAM__CREDENTIAL_KEY", "c2hvcnQ=")],
-    )
-    .unwrap_err()
-    .to_string();
+    let m = credential_key_message("c2hvcnQ=");
     assert!(
         m.contains("upstream.credential_key") && !m.contains("c2hvcnQ="),
         "{m}"
@@ -391,12 +397,7 @@ fn errors_never_show_a_secret_from_the_environment() {
         assert!(m.contains(var), "{m}");
         assert!(!m.contains(secret), "{var}={value}: {m}");
     }
-    let m = load(
-        "[upstream]\nidentity = \"credential\"\n",
-        &[("TOKENGATE_UPSTREAM__CREDENTIAL_KEY", "4242424242")],
-    )
-    .unwrap_err()
-    .to_string();
+    let m = credential_key_message("4242424242");
     assert!(
         m.contains("TOKENGATE_UPSTREAM__CREDENTIAL_KEY") && !m.contains("4242424242"),
         "{m}"

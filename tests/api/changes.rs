@@ -3,12 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use secrecy::ExposeSecret as _;
+use chrono::Utc;
 use tokengate::store::{self, TokenStore, TokenWrite};
-use tokengate::token::{NewToken, Scope, TokenId};
+use tokengate::token::{Scope, TokenId};
 
-use crate::support::app::{Backend, Options, TestApp, spawn_app};
+use crate::support::app::{Backend, Options, TestApp, TokenOpts, spawn_app};
 use crate::support::forwarder::Forwarder;
 use crate::support::fresh_postgres_url;
 
@@ -41,7 +40,9 @@ async fn a_watch_that_failed_at_start_up_is_retried_and_then_trusts_nothing_cach
     );
 
     // Cached, then revoked unheard: still accepted while nothing is watched.
-    let (id, token) = insert_token(&app, &*store, "alice").await;
+    let (id, token) = app
+        .create_token_in(&*store, "alice", Scope::ReadOnly, TokenOpts::default())
+        .await;
     assert_eq!(status(&app, &token).await, 200);
     revoke(&*store, &id).await;
     assert_eq!(status(&app, &token).await, 200);
@@ -56,7 +57,9 @@ async fn a_watch_that_failed_at_start_up_is_retried_and_then_trusts_nothing_cach
     assert_eq!(status(&app, &token).await, 401);
 
     // And from now on, a revocation reaches the gateway within a second.
-    let (id, token) = insert_token(&app, &*store, "bob").await;
+    let (id, token) = app
+        .create_token_in(&*store, "bob", Scope::ReadOnly, TokenOpts::default())
+        .await;
     assert_eq!(status(&app, &token).await, 200);
     revoke(&*store, &id).await;
     let revoked = Instant::now();
@@ -74,36 +77,6 @@ async fn a_watch_that_failed_at_start_up_is_retried_and_then_trusts_nothing_cach
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     app.finish().await;
-}
-
-/// Stores a token for `user` on `store` (the gateway's database, not the one [`spawn_app`]
-/// made), and has `app` check that its secret is never written.
-async fn insert_token(app: &TestApp, store: &dyn TokenStore, user: &str) -> (TokenId, String) {
-    let (id, secret) = tokengate::token::generate();
-    let secret = secret.expose_secret().to_owned();
-    let hash = {
-        let secret = secret.clone();
-        tokio::task::spawn_blocking(move || tokengate::token::hash_secret(&secret))
-            .await
-            .expect("hashing")
-    };
-    store
-        .insert_token(&NewToken {
-            id: id.clone(),
-            user: user.to_owned(),
-            description: "CI token".to_owned(),
-            scope: Scope::ReadOnly,
-            created_at: DateTime::from_timestamp(Utc::now().timestamp() - 3600, 0)
-                .expect("a valid time"),
-            expires_at: None,
-            allowed_ips: Vec::new(),
-            rate_limit: None,
-            secret_hash: hash,
-        })
-        .await
-        .expect("inserting a token");
-    app.track_secret(&secret);
-    (id, secret)
 }
 
 async fn revoke(store: &dyn TokenStore, id: &TokenId) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::postgres::PgListener;
-use tokengate::store::{self, Change, StoreError, TokenWrite};
+use tokengate::store::{self, Change, StoreError, TokenStore, TokenWrite};
 use tokengate::token::{TokenId, TokenPatch};
 use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
@@ -31,6 +31,27 @@ async fn next_change(rx: &mut Receiver<Change>) -> Change {
         .await
         .expect("no change announced within a second")
         .expect("the watch stream ended")
+}
+
+/// Inserts a token through `cli` and waits up to a second for the next token change, passing
+/// over `All` and credential changes: the id heard and the id inserted, or `None` when no token
+/// change was heard in time.
+async fn insert_and_listen(
+    cli: &dyn TokenStore,
+    changes: &mut Receiver<Change>,
+) -> Option<(TokenId, TokenId)> {
+    let t = new_token("u", at("2024-01-01T00:00:00Z"));
+    cli.insert_token(&t).await.unwrap();
+    let heard = timeout(WITHIN, async {
+        loop {
+            match changes.recv().await.expect("the watch stream ended") {
+                Change::All | Change::Credential(_) => {}
+                Change::Token(id) => break id,
+            }
+        }
+    })
+    .await;
+    heard.ok().map(|id| (id, t.id))
 }
 
 async fn watch_hears_changes_made_by_another_instance(url: String) {
@@ -174,19 +195,8 @@ async fn postgres_watch_reports_a_lost_connection_and_recovers() {
     // A change made before the watcher re-subscribed is covered by a further `All`; keep
     // making changes until one is heard.
     for _ in 0..10 {
-        let t = new_token("u", at("2024-01-01T00:00:00Z"));
-        cli.insert_token(&t).await.unwrap();
-        let heard = timeout(WITHIN, async {
-            loop {
-                match changes.recv().await.expect("the watch stream ended") {
-                    Change::All | Change::Credential(_) => {}
-                    Change::Token(id) => break id,
-                }
-            }
-        })
-        .await;
-        if let Ok(id) = heard {
-            assert_eq!(id, t.id);
+        if let Some((id, inserted)) = insert_and_listen(&*cli, &mut changes).await {
+            assert_eq!(id, inserted);
             return;
         }
     }
@@ -232,19 +242,8 @@ async fn postgres_watch_notices_a_connection_that_went_silent() {
     // Subscribed again over a new connection: changes are heard again.
     let heard = timeout(A_FEW_HEARTBEATS, async {
         loop {
-            let t = new_token("u", at("2024-01-01T00:00:00Z"));
-            cli.insert_token(&t).await.unwrap();
-            let heard = timeout(WITHIN, async {
-                loop {
-                    match changes.recv().await.expect("the watch stream ended") {
-                        Change::All | Change::Credential(_) => {}
-                        Change::Token(id) => break id,
-                    }
-                }
-            })
-            .await;
-            if let Ok(id) = heard {
-                break (id, t.id);
+            if let Some(heard) = insert_and_listen(&*cli, &mut changes).await {
+                break heard;
             }
         }
     })

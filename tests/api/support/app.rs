@@ -350,6 +350,18 @@ impl TestApp {
         scope: Scope,
         opts: TokenOpts,
     ) -> (TokenId, String) {
+        self.create_token_in(&*self.store, user, scope, opts).await
+    }
+
+    /// [`TestApp::create_token`] on another `store`: for a gateway pointed at a database other
+    /// than the one [`spawn_app`] made.
+    pub(crate) async fn create_token_in(
+        &self,
+        store: &dyn TokenStore,
+        user: &str,
+        scope: Scope,
+        opts: TokenOpts,
+    ) -> (TokenId, String) {
         let (id, secret) = tokengate::token::generate();
         let secret = secret.expose_secret().to_owned();
         let hash = {
@@ -369,10 +381,7 @@ impl TestApp {
             rate_limit: opts.rate_limit,
             secret_hash: hash,
         };
-        self.store
-            .insert_token(&token)
-            .await
-            .expect("inserting a token");
+        store.insert_token(&token).await.expect("inserting a token");
         self.track_secret(&secret);
         (id, secret)
     }
