@@ -19,7 +19,7 @@ pub use bitbucket::append_to_audit_file;
 pub use coverage::Coverage;
 pub use event::{
     AuditEvent, AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent, intern, method_name,
-    stored_text,
+    stored_json, stored_text,
 };
 pub use retention::purge;
 pub use sink::AuditSink;

@@ -153,14 +153,45 @@ pub struct AuditQuery {
     pub after: Option<(DateTime<Utc>, i64)>,
 }
 
-/// `text` as the store holds it: U+0000, which PostgreSQL's text and jsonb cannot hold, is
-/// stored as U+FFFD on both backends (the store's `storable`). A filter on stored text (the
-/// user or token id of an audit query) is mapped the same way, so it finds what was written.
+/// `text` as the store holds it. PostgreSQL's text and jsonb cannot hold U+0000, and a client
+/// can put one in a name it presents (a Basic user name); a batch holding it would fail whole,
+/// and again at every replay of the spill file. It is stored as U+FFFD on both backends, and a
+/// filter on stored text (an audit query's user or token id) is mapped the same way.
 pub fn stored_text(text: &str) -> Cow<'_, str> {
     if text.contains('\0') {
         Cow::Owned(text.replace('\0', "\u{FFFD}"))
     } else {
         Cow::Borrowed(text)
+    }
+}
+
+/// `value` with [`stored_text`] applied to every string and key; copied only when it holds a
+/// U+0000.
+pub fn stored_json(value: &serde_json::Value) -> Cow<'_, serde_json::Value> {
+    use serde_json::Value;
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    fn replaced(v: &Value) -> Value {
+        let text = |s: &str| stored_text(s).into_owned();
+        match v {
+            Value::String(s) => Value::String(text(s)),
+            Value::Array(items) => Value::Array(items.iter().map(replaced).collect()),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (text(k), replaced(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    if has_nul(value) {
+        Cow::Owned(replaced(value))
+    } else {
+        Cow::Borrowed(value)
     }
 }
 

@@ -25,12 +25,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use compact_str::CompactString;
-use serde_json::Value;
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use tokio::time::timeout;
 
-use super::{AuditEvent, AuditQuery, stored_text};
+use super::{AuditEvent, AuditQuery, stored_json, stored_text};
 use crate::store::{StoreError, TokenStore};
 
 /// Most events replayed in one insert.
@@ -340,21 +339,9 @@ fn stored_form(event: &AuditEvent) -> AuditEvent {
         request_id: compact(event.request_id.as_ref()),
         node_id: fixed(event.node_id.clone()),
         actor: event.actor.as_deref().map(|a| stored_text(a).into_owned()),
-        attributes: stored_json(&event.attributes.to_value()).into(),
-    }
-}
-
-/// `value` with [`stored_text`] applied to every string and key.
-fn stored_json(value: &Value) -> Value {
-    match value {
-        Value::String(s) => Value::String(stored_text(s).into_owned()),
-        Value::Array(items) => Value::Array(items.iter().map(stored_json).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (stored_text(k).into_owned(), stored_json(v)))
-                .collect(),
-        ),
-        other => other.clone(),
+        attributes: stored_json(&event.attributes.to_value())
+            .into_owned()
+            .into(),
     }
 }
 

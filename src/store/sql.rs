@@ -12,7 +12,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::TokenQuery;
 use super::rows::{AUDIT_COLUMNS, TOKEN_COLUMNS, ceil_ms, encode_ips, encode_rate, floor_ms};
-use crate::audit::{Attributes, AuditEvent, AuditQuery, stored_text};
+use crate::audit::{Attributes, AuditEvent, AuditQuery, stored_json, stored_text};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenState};
 
 /// What differs between the backends' SQL.
@@ -308,63 +308,22 @@ pub(super) fn audit_rows(events: &[AuditEvent]) -> String {
     serde_json::to_string(&rows).expect("strings, numbers and JSON values serialize")
 }
 
-/// What replaces U+0000 in stored audit text.
-const NUL_STORED_AS: &str = "\u{FFFD}";
-
-/// `text` as it can be stored. PostgreSQL's text and jsonb cannot hold U+0000, and a client can
-/// put one in a name it presents (a Basic user name); a batch holding it would fail whole, and
-/// again at every replay of the spill file. It is stored as U+FFFD on both backends instead.
+/// `text` as it can be stored ([`stored_text`]).
 pub(super) fn storable(text: Option<&str>) -> Option<Cow<'_, str>> {
-    text.map(|t| {
-        if t.contains('\0') {
-            Cow::Owned(t.replace('\0', NUL_STORED_AS))
-        } else {
-            Cow::Borrowed(t)
-        }
-    })
+    text.map(stored_text)
 }
 
 /// `attributes` as a JSON value that can be stored, U+0000 replaced as [`storable`] does in
 /// every string and key; a copy only where one is made anyway (a fixed pair, a replacement).
 pub(super) fn storable_attributes(attributes: &Attributes) -> Cow<'_, serde_json::Value> {
     match attributes.to_value() {
-        Cow::Borrowed(value) => storable_json(value),
+        Cow::Borrowed(value) => stored_json(value),
         Cow::Owned(value) => {
-            let replaced = match storable_json(&value) {
+            let replaced = match stored_json(&value) {
                 Cow::Owned(replaced) => Some(replaced),
                 Cow::Borrowed(_) => None,
             };
             Cow::Owned(replaced.unwrap_or(value))
         }
-    }
-}
-
-/// `value` with U+0000 replaced as [`storable`] does, in every string and key; copied only
-/// when it holds one.
-fn storable_json(value: &serde_json::Value) -> Cow<'_, serde_json::Value> {
-    use serde_json::Value;
-    fn has_nul(v: &Value) -> bool {
-        match v {
-            Value::String(s) => s.contains('\0'),
-            Value::Array(items) => items.iter().any(has_nul),
-            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-            _ => false,
-        }
-    }
-    fn replaced(v: &Value) -> Value {
-        let text = |s: &str| s.replace('\0', NUL_STORED_AS);
-        match v {
-            Value::String(s) => Value::String(text(s)),
-            Value::Array(items) => Value::Array(items.iter().map(replaced).collect()),
-            Value::Object(map) => {
-                Value::Object(map.iter().map(|(k, v)| (text(k), replaced(v))).collect())
-            }
-            other => other.clone(),
-        }
-    }
-    if has_nul(value) {
-        Cow::Owned(replaced(value))
-    } else {
-        Cow::Borrowed(value)
     }
 }
