@@ -10,8 +10,14 @@ mod replay;
 mod retention;
 mod spill;
 
+use std::sync::Arc;
+
 use reqwest::Method;
 use serde_json::Value;
+use tokengate::audit::{self, AuditEvent, AuditQuery, AuditSink, AuditWriter};
+use tokengate::config::AuditConfig;
+use tokengate::metrics::Metrics;
+use tokengate::store::TokenStore;
 
 use crate::support::app::TestApp;
 use crate::support::eventually;
@@ -52,6 +58,38 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
     let (status, text, _) = admin(app, Method::GET, path, None).await;
     assert_eq!(status, 200, "GET {path}: {text}");
     serde_json::from_str(&text).expect("a JSON answer")
+}
+
+/// Starts an audit writer of `config` into `store`, with metrics of its own.
+fn start_writer(
+    store: &Arc<dyn TokenStore>,
+    config: &AuditConfig,
+) -> (AuditSink, AuditWriter, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let (sink, writer) = audit::start(
+        Arc::clone(store),
+        config,
+        "sys".into(),
+        Arc::clone(&metrics),
+    );
+    (sink, writer, metrics)
+}
+
+/// Every event in `store`, oldest first, read page by page.
+async fn stored_events(store: &dyn TokenStore) -> Vec<AuditEvent> {
+    let mut out = Vec::new();
+    let mut query = AuditQuery {
+        limit: 1_000,
+        ..AuditQuery::default()
+    };
+    loop {
+        let page = store.query_audit(&query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        query.after = Some((last.event.time, last.id));
+        out.extend(page.into_iter().map(|e| e.event));
+    }
+    out.reverse();
+    out
 }
 
 /// Asserts that `text` holds none of `secrets`, whole or by their secret part.

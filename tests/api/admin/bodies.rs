@@ -47,30 +47,22 @@ async fn a_body_that_is_not_an_object_is_refused_and_changes_nothing() {
         refuses_all(&app, method, path, &cases).await;
     }
     // A quota is an object too.
-    refuses_all(
-        &app,
-        Method::POST,
-        tokens,
-        &[(
+    for (method, path, body) in [
+        (
+            Method::POST,
+            tokens,
             r#"{"user": "bob", "description": "d", "rate_limit": [5, 60]}"#,
-            400,
-            "invalid_field",
-            "rate_limit",
-        )],
-    )
-    .await;
-    refuses_all(
-        &app,
-        Method::PATCH,
-        &token,
-        &[(
-            r#"{"rate_limit": [5, 60]}"#,
-            400,
-            "invalid_field",
-            "rate_limit",
-        )],
-    )
-    .await;
+        ),
+        (Method::PATCH, &token, r#"{"rate_limit": [5, 60]}"#),
+    ] {
+        refuses_all(
+            &app,
+            method,
+            path,
+            &[(body, 400, "invalid_field", "rate_limit")],
+        )
+        .await;
+    }
     // Malformed text is still malformed, whatever it starts with.
     refuses_all(
         &app,

@@ -6,18 +6,15 @@
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
-use tokengate::audit::{self, AuditEvent, AuditKind, AuditOutcome, AuditQuery, Coverage};
+use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, Coverage};
 use tokengate::config::AuditConfig;
-use tokengate::metrics::Metrics;
-use tokengate::store::TokenStore;
 
-use super::eventually;
+use super::{eventually, start_writer, stored_events};
 use crate::store::both_backends;
 use crate::support::{execute_raw, fresh_postgres_url};
 
@@ -98,21 +95,14 @@ fn events_in(files: &[PathBuf]) -> Vec<AuditEvent> {
         .collect()
 }
 
-/// Every stored event, oldest first.
-async fn stored(store: &dyn TokenStore) -> Vec<AuditEvent> {
-    let mut out = Vec::new();
-    let mut query = AuditQuery {
-        limit: 1_000,
-        ..AuditQuery::default()
-    };
-    loop {
-        let page = store.query_audit(&query).await.unwrap();
-        let Some(last) = page.last() else { break };
-        query.after = Some((last.event.time, last.id));
-        out.extend(page.into_iter().map(|e| e.event));
-    }
-    out.reverse();
-    out
+/// Waits, as `what`, until the folder of `spill_file` holds no file: the spill is replayed.
+async fn replayed(what: &str, spill_file: &Path) {
+    eventually(what, async || {
+        files_in(spill_file.parent().unwrap())
+            .is_empty()
+            .then_some(())
+    })
+    .await;
 }
 
 fn request_ids(events: &[AuditEvent]) -> Vec<String> {
@@ -162,23 +152,12 @@ async fn nul_text_in_a_spill_file_left_by_a_crash_is_stored_once(url: String) {
     leave_spill_file(&spill_file, &events);
     store.insert_audit(&events).await.unwrap();
 
-    let metrics = Arc::new(Metrics::new());
-    let (sink, writer) = audit::start(
-        Arc::clone(&store),
-        &config(&spill_file, 1_000),
-        "sys".into(),
-        Arc::clone(&metrics),
-    );
-    eventually("the spill file to be replayed", async || {
-        files_in(spill_file.parent().unwrap())
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    let (sink, writer, metrics) = start_writer(&store, &config(&spill_file, 1_000));
+    replayed("the spill file to be replayed", &spill_file).await;
     // The writer stores live events: the store was never taken for down.
     sink.record(event(100, "a\0b"));
     eventually("a new event to be stored", async || {
-        let stored = stored(&*store).await;
+        let stored = stored_events(&*store).await;
         stored
             .iter()
             .any(|e| e.request_id.as_deref() == Some("@REPLAYx1x100x0"))
@@ -187,7 +166,7 @@ async fn nul_text_in_a_spill_file_left_by_a_crash_is_stored_once(url: String) {
     .await;
     writer.shutdown().await;
 
-    let stored = stored(&*store).await;
+    let stored = stored_events(&*store).await;
     let ids = request_ids(&stored);
     assert_eq!(ids.len(), 101, "every event once");
     assert_eq!(
@@ -223,13 +202,7 @@ async fn a_batch_the_store_refuses_is_set_aside_and_the_rest_is_stored(url: Stri
     let store = tokengate::store::connect(&url, 4).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let spill_file = dir.path().join("data/audit-spill.ndjson");
-    let metrics = Arc::new(Metrics::new());
-    let (sink, writer) = audit::start(
-        Arc::clone(&store),
-        &config(&spill_file, 1_000),
-        "sys".into(),
-        Arc::clone(&metrics),
-    );
+    let (sink, writer, metrics) = start_writer(&store, &config(&spill_file, 1_000));
     let poison = event(0, "poison");
     sink.record(poison.clone());
     let aside = eventually("the refused event to be set aside", async || {
@@ -257,7 +230,10 @@ async fn a_batch_the_store_refuses_is_set_aside_and_the_rest_is_stored(url: Stri
     assert_eq!(metrics.audit_set_aside.get(), 1);
     assert_eq!(metrics.audit_spilled.get(), 1);
     assert_eq!(metrics.audit_dropped.get(), 0);
-    assert_eq!(request_ids(&stored(&*store).await), request_ids(&later));
+    assert_eq!(
+        request_ids(&stored_events(&*store).await),
+        request_ids(&later)
+    );
 }
 
 /// Another session holds `LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE` while the writer
@@ -282,14 +258,8 @@ async fn a_locked_audit_table_holds_up_neither_the_queue_nor_shutdown() {
         .unwrap();
     let mut observer = PgConnection::connect(&url).await.unwrap();
 
-    let metrics = Arc::new(Metrics::new());
     let config = config(&spill_file, 100);
-    let (sink, writer) = audit::start(
-        Arc::clone(&store),
-        &config,
-        "sys".into(),
-        Arc::clone(&metrics),
-    );
+    let (sink, writer, metrics) = start_writer(&store, &config);
     eventually("the replay to wait for the lock", async || {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
@@ -328,21 +298,10 @@ async fn a_locked_audit_table_holds_up_neither_the_queue_nor_shutdown() {
     assert_eq!(in_files, expected);
 
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let (_sink, writer) = audit::start(
-        Arc::clone(&store),
-        &config,
-        "sys".into(),
-        Arc::clone(&metrics),
-    );
-    eventually("the spill to be replayed", async || {
-        files_in(spill_file.parent().unwrap())
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    let (_sink, writer, _metrics) = start_writer(&store, &config);
+    replayed("the spill to be replayed", &spill_file).await;
     writer.shutdown().await;
-    let mut ids = request_ids(&stored(&*store).await);
+    let mut ids = request_ids(&stored_events(&*store).await);
     ids.sort();
     assert_eq!(ids, expected, "every waiting event once");
 }

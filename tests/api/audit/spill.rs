@@ -3,19 +3,15 @@
 //! The test runs its own cluster, since stopping the suite's would break other tests.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use chrono::Utc;
 use serde_json::json;
-use tokengate::audit::{
-    self, AuditEvent, AuditKind, AuditOutcome, AuditQuery, AuditSink, Coverage,
-};
+use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome, AuditSink, Coverage};
 use tokengate::config::AuditConfig;
-use tokengate::metrics::Metrics;
 use tokengate::store::TokenStore;
 
 use super::cluster::Cluster;
-use super::eventually;
+use super::{eventually, start_writer, stored_events};
 
 fn event(i: usize) -> AuditEvent {
     AuditEvent {
@@ -42,17 +38,11 @@ fn record(sink: &AuditSink, range: std::ops::Range<usize>) {
 
 /// Every stored request id, with repeats.
 async fn stored_ids(store: &dyn TokenStore) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut query = AuditQuery {
-        limit: 1_000,
-        ..AuditQuery::default()
-    };
-    loop {
-        let page = store.query_audit(&query).await.unwrap();
-        let Some(last) = page.last() else { return out };
-        query.after = Some((last.event.time, last.id));
-        out.extend(page.into_iter().map(|e| e.event.request_id.unwrap().into()));
-    }
+    stored_events(store)
+        .await
+        .into_iter()
+        .map(|e| e.request_id.unwrap().into())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,13 +60,7 @@ async fn a_postgres_outage_spills_and_every_event_arrives_exactly_once() {
         queue_capacity: 65_536,
         spill_file: spill_file.clone(),
     };
-    let metrics = Arc::new(Metrics::new());
-    let (sink, writer) = audit::start(
-        Arc::clone(&store),
-        &config,
-        "sys".into(),
-        Arc::clone(&metrics),
-    );
+    let (sink, writer, metrics) = start_writer(&store, &config);
 
     // The database runs: events are stored.
     record(&sink, 0..100);
