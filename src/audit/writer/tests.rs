@@ -1,4 +1,7 @@
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
 
 use super::*;
 use crate::audit::AuditKind;
@@ -34,6 +37,57 @@ fn floored(events: impl IntoIterator<Item = AuditEvent>) -> Vec<AuditEvent> {
         .collect()
 }
 
+/// A fresh store, and the config of a writer at full coverage whose spill file is in the
+/// temporary directory.
+async fn full_coverage() -> (Arc<Flaky>, TempDir, AuditConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), Coverage::Full);
+    (Flaky::new().await, dir, config)
+}
+
+/// The sample events in `range`.
+fn events(range: Range<usize>) -> Vec<AuditEvent> {
+    range.map(event).collect()
+}
+
+/// Starts a writer on `store` with `config`, default timing and fresh metrics.
+fn started(store: &Arc<Flaky>, config: &AuditConfig) -> (AuditSink, AuditWriter, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let (sink, writer) = start(store.clone(), config, "sys".into(), Arc::clone(&metrics));
+    (sink, writer, metrics)
+}
+
+/// Starts a writer on `store` with `config`, `timing` and fresh metrics.
+fn started_timed(
+    store: &Arc<Flaky>,
+    config: &AuditConfig,
+    timing: Timing,
+) -> (AuditSink, AuditWriter, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let (sink, writer) = start_timed(
+        store.clone(),
+        config,
+        "sys".into(),
+        Arc::clone(&metrics),
+        timing,
+    );
+    (sink, writer, metrics)
+}
+
+fn record_all(sink: &AuditSink, events: &[AuditEvent]) {
+    for e in events {
+        sink.record(e.clone());
+    }
+}
+
+/// Leaves `events` in the spill file, as an earlier run that could not store them does.
+async fn leave_in_spill(config: &AuditConfig, events: &[AuditEvent]) {
+    Spill::new(config.spill_file.clone())
+        .append(events)
+        .await
+        .unwrap();
+}
+
 /// Polls `check` until it holds, failing after a generous bound.
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -53,17 +107,9 @@ async fn each_coverage_level_stores_exactly_its_events() {
     ] {
         let store = Flaky::new().await;
         let dir = tempfile::tempdir().unwrap();
-        let metrics = Arc::new(Metrics::new());
-        let (sink, writer) = start(
-            store.clone(),
-            &config(dir.path(), coverage),
-            "sys".into(),
-            Arc::clone(&metrics),
-        );
+        let (sink, writer, metrics) = started(&store, &config(dir.path(), coverage));
         let events = one_of_each_kind();
-        for e in &events {
-            sink.record(e.clone());
-        }
+        record_all(&sink, &events);
         writer.shutdown().await;
         let expected: Vec<_> = events
             .into_iter()
@@ -77,16 +123,11 @@ async fn each_coverage_level_stores_exactly_its_events() {
 
 #[tokio::test]
 async fn a_store_outage_spills_and_the_spill_is_replayed_once_it_answers() {
-    let store = Flaky::new().await;
+    let (store, _dir, config) = full_coverage().await;
     store.set_down(true);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), Coverage::Full);
-    let metrics = Arc::new(Metrics::new());
-    let (sink, writer) = start(store.clone(), &config, "sys".into(), Arc::clone(&metrics));
-    let events: Vec<_> = (0..1_200).map(event).collect();
-    for e in &events {
-        sink.record(e.clone());
-    }
+    let (sink, writer, metrics) = started(&store, &config);
+    let events = events(0..1_200);
+    record_all(&sink, &events);
     eventually("the events to be spilled", async || {
         metrics.audit_spilled.get() == 1_200
     })
@@ -111,23 +152,17 @@ async fn a_store_outage_spills_and_the_spill_is_replayed_once_it_answers() {
 
 #[tokio::test]
 async fn shutdown_spills_what_the_store_does_not_take_and_the_next_start_replays_it() {
-    let store = Flaky::new().await;
+    let (store, _dir, config) = full_coverage().await;
     store.set_down(true);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), Coverage::Full);
-    let metrics = Arc::new(Metrics::new());
-    let (sink, writer) = start(store.clone(), &config, "sys".into(), Arc::clone(&metrics));
-    let events: Vec<_> = (0..50).map(event).collect();
-    for e in &events {
-        sink.record(e.clone());
-    }
+    let (sink, writer, metrics) = started(&store, &config);
+    let events = events(0..50);
+    record_all(&sink, &events);
     writer.shutdown().await;
     assert_eq!(metrics.audit_spilled.get(), 50);
     assert!(config.spill_file.exists());
 
     store.set_down(false);
-    let metrics = Arc::new(Metrics::new());
-    let (_sink, writer) = start(store.clone(), &config, "sys".into(), Arc::clone(&metrics));
+    let (_sink, writer, metrics) = started(&store, &config);
     eventually("the earlier run's spill to be replayed", async || {
         metrics.audit_written.get() == 50
     })
@@ -139,17 +174,15 @@ async fn shutdown_spills_what_the_store_does_not_take_and_the_next_start_replays
 
 #[tokio::test]
 async fn with_the_store_down_and_the_spill_unwritable_a_full_queue_drops_and_counts() {
-    let store = Flaky::new().await;
+    let (store, dir, config) = full_coverage().await;
     store.set_down(true);
-    let dir = tempfile::tempdir().unwrap();
     // The spill file's directory is a file: nothing can be written there.
     std::fs::write(dir.path().join("spill"), "").unwrap();
     let config = AuditConfig {
         queue_capacity: 16,
-        ..config(dir.path(), Coverage::Full)
+        ..config
     };
-    let metrics = Arc::new(Metrics::new());
-    let (sink, writer) = start(store.clone(), &config, "sys".into(), Arc::clone(&metrics));
+    let (sink, writer, metrics) = started(&store, &config);
     // The writer has not run yet (a current-thread runtime): 16 fit in the queue.
     for i in 0..100 {
         sink.record(event(i));
@@ -241,39 +274,25 @@ fn set_aside_files(spill_file: &Path) -> Vec<PathBuf> {
 
 #[tokio::test]
 async fn a_batch_the_store_refuses_while_it_answers_is_set_aside_and_live_events_still_go_in() {
-    let store = Flaky::new().await;
+    let (store, _dir, config) = full_coverage().await;
     store.refuse_user(Some("poison"));
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), Coverage::Full);
     // Left by an earlier run: a first replay batch (500 events) holding one event the store
     // refuses, then 100 more.
-    let mut earlier: Vec<_> = (0..600).map(event).collect();
+    let mut earlier = events(0..600);
     earlier[250].user = Some("poison".into());
-    Spill::new(config.spill_file.clone())
-        .append(&earlier)
-        .await
-        .unwrap();
-    let metrics = Arc::new(Metrics::new());
+    leave_in_spill(&config, &earlier).await;
     let timing = Timing {
         probe_every: Duration::from_millis(100),
         ..Timing::DEFAULT
     };
-    let (sink, writer) = start_timed(
-        store.clone(),
-        &config,
-        "sys".into(),
-        Arc::clone(&metrics),
-        timing,
-    );
+    let (sink, writer, metrics) = started_timed(&store, &config, timing);
     eventually("the store to refuse the batch", async || {
         store.refusals() >= 1
     })
     .await;
     // The store answers: events recorded meanwhile go in, not to the spill file.
-    let live: Vec<_> = (1_000..1_010).map(event).collect();
-    for e in &live {
-        sink.record(e.clone());
-    }
+    let live = events(1_000..1_010);
+    record_all(&sink, &live);
     eventually(
         "the live events and the rest of the spill to be stored",
         async || metrics.audit_written.get() == 110,
@@ -299,39 +318,26 @@ async fn a_batch_the_store_refuses_while_it_answers_is_set_aside_and_live_events
 
 #[tokio::test]
 async fn a_replay_the_store_does_not_answer_holds_up_neither_the_queue_nor_shutdown() {
-    let store = Flaky::new().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (store, _dir, config) = full_coverage().await;
     let config = AuditConfig {
         queue_capacity: 100,
-        ..config(dir.path(), Coverage::Full)
+        ..config
     };
-    let earlier: Vec<_> = (0..50).map(event).collect();
-    Spill::new(config.spill_file.clone())
-        .append(&earlier)
-        .await
-        .unwrap();
+    let earlier = events(0..50);
+    leave_in_spill(&config, &earlier).await;
     // As behind a lock on the audit table: every audit call waits, a ping answers.
     store.set_hung(true);
-    let metrics = Arc::new(Metrics::new());
     let timing = Timing {
         store_call: Duration::from_millis(300),
         ..Timing::DEFAULT
     };
-    let (sink, writer) = start_timed(
-        store.clone(),
-        &config,
-        "sys".into(),
-        Arc::clone(&metrics),
-        timing,
-    );
+    let (sink, writer, metrics) = started_timed(&store, &config, timing);
     eventually("the replay to wait on the store", async || {
         store.hangs() == 1
     })
     .await;
-    let recorded: Vec<_> = (1_000..1_300).map(event).collect();
-    for e in &recorded {
-        sink.record(e.clone());
-    }
+    let recorded = events(1_000..1_300);
+    record_all(&sink, &recorded);
     assert_eq!(metrics.audit_dropped.get(), 200);
     // The replay gives up in time: the queue drains into the spill file.
     eventually("the queued events to be spilled", async || {
@@ -347,8 +353,7 @@ async fn a_replay_the_store_does_not_answer_holds_up_neither_the_queue_nor_shutd
 
     // Once the store answers, the next run replays it all.
     store.set_hung(false);
-    let metrics = Arc::new(Metrics::new());
-    let (_sink, writer) = start(store.clone(), &config, "sys".into(), Arc::clone(&metrics));
+    let (_sink, writer, metrics) = started(&store, &config);
     eventually("the spill to be replayed", async || {
         metrics.audit_written.get() == 150
     })
@@ -359,11 +364,8 @@ async fn a_replay_the_store_does_not_answer_holds_up_neither_the_queue_nor_shutd
 
 #[tokio::test]
 async fn shutdown_cuts_off_a_store_call_at_its_deadline_and_spills_what_is_left() {
-    let store = Flaky::new().await;
+    let (store, _dir, config) = full_coverage().await;
     store.set_hung(true);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), Coverage::Full);
-    let metrics = Arc::new(Metrics::new());
     // A store call alone would wait an hour; the shutdown deadline is what ends it.
     let timing = Timing {
         store_call: Duration::from_secs(3_600),
@@ -371,24 +373,14 @@ async fn shutdown_cuts_off_a_store_call_at_its_deadline_and_spills_what_is_left(
         shutdown_spill: Duration::from_secs(30),
         ..Timing::DEFAULT
     };
-    let (sink, writer) = start_timed(
-        store.clone(),
-        &config,
-        "sys".into(),
-        Arc::clone(&metrics),
-        timing,
-    );
-    let events: Vec<_> = (0..150).map(event).collect();
-    for e in &events[..100] {
-        sink.record(e.clone());
-    }
+    let (sink, writer, metrics) = started_timed(&store, &config, timing);
+    let events = events(0..150);
+    record_all(&sink, &events[..100]);
     eventually("the insert to wait on the store", async || {
         store.hangs() == 1
     })
     .await;
-    for e in &events[100..] {
-        sink.record(e.clone());
-    }
+    record_all(&sink, &events[100..]);
     let started = Instant::now();
     writer.shutdown().await;
     assert!(started.elapsed() < Duration::from_secs(30));
@@ -399,23 +391,14 @@ async fn shutdown_cuts_off_a_store_call_at_its_deadline_and_spills_what_is_left(
 
 #[tokio::test]
 async fn what_a_writer_stopped_at_the_deadline_still_held_is_counted_as_lost() {
-    let store = Flaky::new().await;
+    let (store, _dir, config) = full_coverage().await;
     store.set_down(true);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), Coverage::Full);
-    let metrics = Arc::new(Metrics::new());
     let timing = Timing {
         shutdown_store: Duration::from_millis(100),
         shutdown_spill: Duration::from_millis(200),
         ..Timing::DEFAULT
     };
-    let (sink, writer) = start_timed(
-        store.clone(),
-        &config,
-        "sys".into(),
-        Arc::clone(&metrics),
-        timing,
-    );
+    let (sink, writer, metrics) = started_timed(&store, &config, timing);
     // A spill "file" that takes no more than a pipe's buffer: the writer waits on it.
     std::fs::create_dir_all(config.spill_file.parent().unwrap()).unwrap();
     let made = std::process::Command::new("mkfifo")
