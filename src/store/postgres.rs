@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, Postgres, Row};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use tokio::sync::{mpsc, watch};
 
 use super::rows::{self, ReadRow, audit_from_row, corrupt, token_from_row};
@@ -90,21 +90,40 @@ async fn announce(conn: &mut PgConnection, payload: &str) -> Result<(), StoreErr
     Ok(())
 }
 
-/// One token read with its row locked until the transaction ends, so a concurrent write to
-/// it waits and then sees this transaction's result.
-async fn locked_token(
-    conn: &mut PgConnection,
-    id: &TokenId,
-) -> Result<Option<TokenRecord>, StoreError> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        rows::token_columns!(),
-        " FROM tokens WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(id.as_str())
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(token_from_row).transpose()
+impl PgStore {
+    /// Runs `update` (an `UPDATE tokens … RETURNING` the record; `None` writes nothing) on the
+    /// token `id` if it is known and not revoked, announcing the change. The row stays locked
+    /// from the read to the commit, so a concurrent write waits and then sees this one.
+    async fn write_unrevoked(
+        &self,
+        id: &TokenId,
+        update: Option<QueryBuilder<Postgres>>,
+    ) -> Result<TokenWrite, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            rows::token_columns!(),
+            " FROM tokens WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let before = match row.as_ref().map(token_from_row).transpose()? {
+            Some(record) if record.revoked_at.is_none() => record,
+            Some(revoked) => return Ok(TokenWrite::Revoked(revoked)),
+            None => return Ok(TokenWrite::Unknown),
+        };
+        let Some(mut update) = update else {
+            return Ok(TokenWrite::Written {
+                after: before.clone(),
+                before,
+            });
+        };
+        let after = token_from_row(&update.build().fetch_one(&mut *tx).await?)?;
+        announce(&mut tx, id.as_str()).await?;
+        tx.commit().await?;
+        Ok(TokenWrite::Written { before, after })
+    }
 }
 
 #[async_trait]
@@ -162,23 +181,7 @@ impl TokenStore for PgStore {
         id: &TokenId,
         patch: &TokenPatch,
     ) -> Result<TokenWrite, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let before = match locked_token(&mut tx, id).await? {
-            Some(record) if record.revoked_at.is_none() => record,
-            Some(revoked) => return Ok(TokenWrite::Revoked(revoked)),
-            None => return Ok(TokenWrite::Unknown),
-        };
-        let Some(mut update) = sql::update_token::<Postgres>(id, patch) else {
-            return Ok(TokenWrite::Written {
-                after: before.clone(),
-                before,
-            });
-        };
-        let row = update.build().fetch_one(&mut *tx).await?;
-        let after = token_from_row(&row)?;
-        announce(&mut tx, id.as_str()).await?;
-        tx.commit().await?;
-        Ok(TokenWrite::Written { before, after })
+        self.write_unrevoked(id, sql::update_token(id, patch)).await
     }
 
     async fn revoke_token(
@@ -186,24 +189,8 @@ impl TokenStore for PgStore {
         id: &TokenId,
         at: DateTime<Utc>,
     ) -> Result<TokenWrite, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let before = match locked_token(&mut tx, id).await? {
-            Some(record) if record.revoked_at.is_none() => record,
-            Some(revoked) => return Ok(TokenWrite::Revoked(revoked)),
-            None => return Ok(TokenWrite::Unknown),
-        };
-        let row = sqlx::query(concat!(
-            "UPDATE tokens SET revoked_at = $2 WHERE id = $1 RETURNING ",
-            rows::token_columns!()
-        ))
-        .bind(id.as_str())
-        .bind(rows::floor_ms(at))
-        .fetch_one(&mut *tx)
-        .await?;
-        let after = token_from_row(&row)?;
-        announce(&mut tx, id.as_str()).await?;
-        tx.commit().await?;
-        Ok(TokenWrite::Written { before, after })
+        self.write_unrevoked(id, Some(sql::revoke_token(id, at)))
+            .await
     }
 
     async fn record_last_used(&self, uses: &[LastUse]) -> Result<(), StoreError> {

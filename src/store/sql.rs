@@ -59,6 +59,19 @@ where
     qb
 }
 
+/// `UPDATE tokens SET revoked_at … RETURNING` the revoked record.
+pub(super) fn revoke_token<DB>(id: &TokenId, at: DateTime<Utc>) -> QueryBuilder<DB>
+where
+    DB: Dialect,
+    for<'a> String: Encode<'a, DB> + Type<DB>,
+{
+    let mut qb = QueryBuilder::new("UPDATE tokens SET revoked_at = ");
+    qb.push_bind(DB::time(floor_ms(at)));
+    qb.push(" WHERE id = ").push_bind(id.as_str().to_owned());
+    qb.push(format!(" RETURNING {TOKEN_COLUMNS}"));
+    qb
+}
+
 /// `UPDATE tokens SET … RETURNING` the changed record; `None` for an empty patch.
 pub(super) fn update_token<DB>(id: &TokenId, patch: &TokenPatch) -> Option<QueryBuilder<DB>>
 where

@@ -18,7 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
@@ -141,20 +141,40 @@ async fn announce(conn: &mut SqliteConnection, id: &TokenId) -> Result<(), Store
     Ok(())
 }
 
-/// One token read inside a write transaction (which holds the database's write lock).
-async fn locked_token(
-    conn: &mut SqliteConnection,
-    id: &TokenId,
-) -> Result<Option<TokenRecord>, StoreError> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        rows::token_columns!(),
-        " FROM tokens WHERE id = ?"
-    ))
-    .bind(id.as_str())
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(token_from_row).transpose()
+impl SqliteStore {
+    /// Runs `update` (an `UPDATE tokens … RETURNING` the record; `None` writes nothing) on the
+    /// token `id` if it is known and not revoked, announcing the change. IMMEDIATE takes the
+    /// write lock before the read, so the record read is the one the update changes.
+    async fn write_unrevoked(
+        &self,
+        id: &TokenId,
+        update: Option<QueryBuilder<Sqlite>>,
+    ) -> Result<TokenWrite, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            rows::token_columns!(),
+            " FROM tokens WHERE id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let before = match row.as_ref().map(token_from_row).transpose()? {
+            Some(record) if record.revoked_at.is_none() => record,
+            Some(revoked) => return Ok(TokenWrite::Revoked(revoked)),
+            None => return Ok(TokenWrite::Unknown),
+        };
+        let Some(mut update) = update else {
+            return Ok(TokenWrite::Written {
+                after: before.clone(),
+                before,
+            });
+        };
+        let after = token_from_row(&update.build().fetch_one(&mut *tx).await?)?;
+        announce(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(TokenWrite::Written { before, after })
+    }
 }
 
 #[async_trait]
@@ -216,25 +236,7 @@ impl TokenStore for SqliteStore {
         id: &TokenId,
         patch: &TokenPatch,
     ) -> Result<TokenWrite, StoreError> {
-        // IMMEDIATE takes the write lock before the read, so the record read is the one the
-        // update changes.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let before = match locked_token(&mut tx, id).await? {
-            Some(record) if record.revoked_at.is_none() => record,
-            Some(revoked) => return Ok(TokenWrite::Revoked(revoked)),
-            None => return Ok(TokenWrite::Unknown),
-        };
-        let Some(mut update) = sql::update_token::<Sqlite>(id, patch) else {
-            return Ok(TokenWrite::Written {
-                after: before.clone(),
-                before,
-            });
-        };
-        let row = update.build().fetch_one(&mut *tx).await?;
-        let after = token_from_row(&row)?;
-        announce(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(TokenWrite::Written { before, after })
+        self.write_unrevoked(id, sql::update_token(id, patch)).await
     }
 
     async fn revoke_token(
@@ -242,24 +244,8 @@ impl TokenStore for SqliteStore {
         id: &TokenId,
         at: DateTime<Utc>,
     ) -> Result<TokenWrite, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let before = match locked_token(&mut tx, id).await? {
-            Some(record) if record.revoked_at.is_none() => record,
-            Some(revoked) => return Ok(TokenWrite::Revoked(revoked)),
-            None => return Ok(TokenWrite::Unknown),
-        };
-        let row = sqlx::query(concat!(
-            "UPDATE tokens SET revoked_at = ? WHERE id = ? RETURNING ",
-            rows::token_columns!()
-        ))
-        .bind(millis(at))
-        .bind(id.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        let after = token_from_row(&row)?;
-        announce(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(TokenWrite::Written { before, after })
+        self.write_unrevoked(id, Some(sql::revoke_token(id, at)))
+            .await
     }
 
     async fn record_last_used(&self, uses: &[LastUse]) -> Result<(), StoreError> {
