@@ -21,8 +21,9 @@ use tokengate::auth::{
     Credential, Policy, Presented, RequestFacts, Scheme, Verification, Verifier, VerifierSettings,
     decide,
 };
-use tokengate::proxy::{RequestIds, remote, session_id};
+use tokengate::proxy::{remote, session_id};
 use tokengate::ratelimit::{RateDecision, RateQuota, RateStatus};
+use tokengate::request_id::RequestIds;
 use tokengate::store::{SqliteStore, TokenStore};
 use tokengate::telemetry::{
     AUTH_TARGET, LogSettings, RequestContext, SystemClock, build_filter, build_subscriber,

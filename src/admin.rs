@@ -24,11 +24,11 @@ use secrecy::SecretString;
 
 use crate::audit::AuditSink;
 use crate::auth::Verifier;
-use crate::credential::CredentialVault;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{Metrics, StatusLabel};
-use crate::proxy::RequestIds;
+use crate::request_id::RequestIds;
 use crate::store::TokenStore;
+use crate::vault::CredentialVault;
 
 /// State shared by admin handlers.
 #[derive(Clone)]

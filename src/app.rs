@@ -12,20 +12,21 @@ use std::time::Duration;
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::admin::{self, AdminState};
 use crate::audit::{self, AuditWriter};
 use crate::auth::{Verifier, VerifierSettings};
 use crate::config::{Config, Identity};
-use crate::credential::{CredentialKey, CredentialVault};
 use crate::lifecycle::{Actor, AuditTo, Lifecycle, LifecycleSettings};
 use crate::metrics::Metrics;
-use crate::proxy::{Gateway, Limits, Parts, RequestIds, Workers};
+use crate::proxy::{Gateway, GatewayParts, Limits, Workers};
 use crate::ratelimit::{GovernorLimiter, Limiter};
+use crate::request_id::RequestIds;
+use crate::shutdown;
 use crate::store::{self, StoreRuntime, TokenStore};
 use crate::usage::UsageTracker;
+use crate::vault::{CredentialKey, CredentialVault};
 
 /// A gateway ready to run: store migrated, listeners bound.
 pub struct App {
@@ -33,7 +34,7 @@ pub struct App {
     proxy_listener: std::net::TcpListener,
     admin_listener: TcpListener,
     /// What every proxy worker's [`Gateway`] shares.
-    parts: Parts,
+    parts: GatewayParts,
     admin: AdminState,
     store: Arc<dyn TokenStore>,
     audit: AuditWriter,
@@ -99,7 +100,7 @@ impl App {
         };
         let usage = Arc::new(UsageTracker::default());
         let requests = Arc::new(RequestIds::new(config.node_id.clone()));
-        let parts = Parts {
+        let parts = GatewayParts {
             ids: Arc::clone(&requests),
             verifier: Arc::clone(&verifier),
             limiter: Arc::clone(&limiter),
@@ -183,7 +184,7 @@ impl App {
         tracing::info!(target: "tokengate::app", "admin listening on {}", admin_listener.local_addr()?);
         tracing::info!(target: "tokengate::app", "forwarding to {}", config.upstream.url);
 
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let (stop_background, shutdown_background) = shutdown::signal();
         let background = background::spawn(
             Arc::clone(&store),
             Arc::clone(&verifier),
@@ -191,19 +192,19 @@ impl App {
             limiter,
             Arc::clone(&usage),
             Arc::clone(&admin.metrics),
-            stop_rx.clone(),
+            shutdown_background.clone(),
         )
         .await;
 
         // Whoever made `log_drops` may keep the log writer alive in it (as `tokengate serve`
         // does): held until the end, so the lines written after the admin server ends are kept.
         let log_writer = Arc::clone(&admin.log_drops);
-        let mut admin_stop = stop_rx.clone();
+        let mut admin_stop = shutdown_background;
         let mut admin_task = tokio::spawn(admin_server::serve(
             admin_listener,
             admin::router(admin),
             config.proxy.header_read_timeout,
-            async move { stopped(&mut admin_stop).await },
+            async move { admin_stop.stopped().await },
         ));
 
         let limits = Limits {
@@ -215,24 +216,24 @@ impl App {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
-        let (proxy_stop_tx, proxy_stop) = watch::channel(false);
+        let (stop_proxy, proxy_shutdown) = shutdown::signal();
         let mut workers = Workers::start(
             proxy_listener,
             threads,
             || Gateway::new(&config, parts.clone()),
             limits,
-            &proxy_stop,
+            &proxy_shutdown,
         )
         .context("starting the proxy workers")?;
         drop(parts);
         shutdown.await;
         let grace = config.proxy.shutdown_grace;
         let drained_by = Instant::now() + grace;
-        let _ = proxy_stop_tx.send(true);
+        stop_proxy.stop();
         workers.closed().await;
         tracing::info!(target: "tokengate::proxy", "stopped accepting; draining in-flight requests");
         workers.stopped().await;
-        let _ = stop_tx.send(true);
+        stop_background.stop();
         // Whatever holds the admin listener or a background task past the grace period, the
         // last-used times and the audit queue below are still written.
         if tokio::time::timeout_at(drained_by, &mut admin_task)
@@ -256,9 +257,4 @@ impl App {
         drop(log_writer);
         Ok(())
     }
-}
-
-/// Completes once `stop` turns true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }

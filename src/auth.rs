@@ -9,7 +9,7 @@ mod verifier;
 
 pub use credential::{Credential, Scheme};
 pub use decision::{
-    Decision, Invalid, NoValidToken, Policy, Presented, RequestFacts, Verification, canonical,
+    Decision, NoValidToken, Policy, Presented, RequestFacts, Unverified, Verification, canonical,
     decide, ip_allowed, is_write, parse_cidr,
 };
 pub use route::{Unroutable, query_values, routing_path};

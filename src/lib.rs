@@ -10,11 +10,13 @@
 //!   the wording of its log lines.
 //! - [`ratelimit`]: per-token quotas enforced with governor.
 //! - [`proxy`]: the listener, request context, and streaming forwarding to Bitbucket.
+//! - [`request_id`]: the request ids both listeners issue and answer as `X-AREQUESTID`.
 //! - [`telemetry`]: the Bitbucket-format log lines and the non-blocking log writer.
 //! - [`audit`]: audit events, their batching writer and retention.
 //! - [`admin`]: the admin REST API, health, readiness and metrics.
 //! - [`lifecycle`]: creating, changing and revoking tokens, shared by the admin API and the CLI.
-//! - [`credential`]: users' Bitbucket credentials, sealed at rest.
+//! - [`vault`]: users' Bitbucket credentials for the upstream, sealed at rest.
+//! - [`shutdown`]: the stop signal of listeners and background tasks.
 //! - [`usage`]: coalesced last-used tracking; [`metrics`]: the Prometheus registry.
 
 pub mod admin;
@@ -23,12 +25,14 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod credential;
 pub mod lifecycle;
 pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
+pub mod request_id;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod token;
 pub mod usage;
+pub mod vault;

@@ -30,11 +30,11 @@ use crate::audit::{
 };
 use crate::auth::Verifier;
 use crate::config::Config;
-use crate::credential::{CredentialError, CredentialKey, CredentialVault};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateQuota;
 use crate::store::{Change, StoreError, TokenStore, TokenWrite};
 use crate::token::{self, NewToken, Scope, TokenId, TokenPatch, TokenRecord};
+use crate::vault::{CredentialError, CredentialKey, CredentialVault};
 
 /// Who makes the changes, as recorded in audit events' `actor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

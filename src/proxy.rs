@@ -9,7 +9,7 @@ mod server;
 mod service;
 mod workers;
 
-pub use context::{REQUEST_ID_HEADER, Remote, RequestIds, remote, request_id_header, session_id};
-pub use gateway::{Gateway, Parts};
+pub use context::{Remote, remote, session_id};
+pub use gateway::{Gateway, GatewayParts};
 pub use server::{Limits, serve};
 pub use workers::{Workers, bind};

@@ -12,7 +12,7 @@ use axum::response::Response;
 use super::AdminState;
 use crate::audit::method_name;
 use crate::lifecycle::Origin;
-use crate::proxy::{REQUEST_ID_HEADER, request_id_header};
+use crate::request_id::{REQUEST_ID_HEADER, request_id_header};
 
 /// Gives an `/admin/` call a request id and its handlers an [`Origin`]; `/healthz`, `/readyz`
 /// and `/metrics` take no id from the node's sequence.

@@ -1,19 +1,18 @@
 //! The gateway's background tasks: change notifications relayed to the caches (subscribed
 //! again, with backoff, whenever there is no subscription) and the periodic upkeep.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use super::stopped;
 use crate::auth::Verifier;
-use crate::credential::CredentialVault;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
+use crate::shutdown::Shutdown;
 use crate::store::{Change, StoreError, TokenStore};
 use crate::usage::{UsageTracker, WRITE_INTERVAL};
+use crate::vault::CredentialVault;
 
 /// Change notifications (to the token and credential caches), periodic limiter and cache
 /// upkeep, last-used writes, and the active token gauge. Every task ends when `stop` turns
@@ -25,7 +24,7 @@ pub(super) async fn spawn(
     limiter: Arc<dyn Limiter>,
     usage: Arc<UsageTracker>,
     metrics: Arc<Metrics>,
-    stop: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     // The first attempt before the workers start, so that nothing is cached unwatched.
     let watching = store.watch().await;
@@ -34,9 +33,9 @@ pub(super) async fn spawn(
         watching,
         Arc::clone(&verifier),
         credentials,
-        stop.clone(),
+        shutdown.clone(),
     ))];
-    tasks.push(every(Duration::from_secs(10), stop.clone(), move || {
+    tasks.push(shutdown.every(Duration::from_secs(10), move || {
         let (store, usage, verifier, limiter, metrics) = (
             Arc::clone(&store),
             Arc::clone(&usage),
@@ -62,7 +61,7 @@ pub(super) async fn spawn(
 const WATCH_RETRY_MIN: Duration = Duration::from_secs(1);
 const WATCH_RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Relays token and credential changes to the caches until `stop` turns true. Without a
+/// Relays token and credential changes to the caches until shut down. Without a
 /// subscription (`watch()` failed, or its stream ended) it tries again with backoff, and once
 /// subscribed forgets everything cached, since changes made in between went unheard.
 async fn relay_changes(
@@ -70,7 +69,7 @@ async fn relay_changes(
     mut watching: Result<mpsc::Receiver<Change>, StoreError>,
     verifier: Arc<Verifier>,
     credentials: Option<Arc<CredentialVault>>,
-    mut stop: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     let apply = async |change: &Change| {
         verifier.forget(change);
@@ -87,7 +86,7 @@ async fn relay_changes(
                         Some(change) => apply(&change).await,
                         None => break "the change stream ended".to_owned(),
                     },
-                    () = stopped(&mut stop) => return,
+                    () = shutdown.stopped() => return,
                 }
             },
             Err(e) => e.to_string(),
@@ -95,12 +94,12 @@ async fn relay_changes(
         tracing::warn!(target: "tokengate::app", error = %failure, retry_in = ?retry, "cannot watch token changes; until this succeeds, a token changed or revoked elsewhere stays cached here for up to auth.cache_ttl");
         tokio::select! {
             () = tokio::time::sleep(retry) => {}
-            () = stopped(&mut stop) => return,
+            () = shutdown.stopped() => return,
         }
         retry = (retry * 2).min(WATCH_RETRY_MAX);
         watching = tokio::select! {
             watching = store.watch() => watching,
-            () = stopped(&mut stop) => return,
+            () = shutdown.stopped() => return,
         };
         if watching.is_ok() {
             apply(&Change::All).await;
@@ -108,26 +107,4 @@ async fn relay_changes(
             retry = WATCH_RETRY_MIN;
         }
     }
-}
-
-/// Runs `work` every `period` until `stop` turns true.
-fn every<F, Fut>(
-    period: Duration,
-    mut stop: watch::Receiver<bool>,
-    work: F,
-) -> tokio::task::JoinHandle<()>
-where
-    F: Fn() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => work().await,
-                () = stopped(&mut stop) => break,
-            }
-        }
-    })
 }

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::writer::stopped;
 use crate::config::AuditConfig;
+use crate::shutdown::Shutdown;
 use crate::store::{StoreError, TokenStore};
 
 /// Time between purges.
@@ -44,23 +43,21 @@ pub async fn purge(
 pub(super) fn spawn(
     store: Arc<dyn TokenStore>,
     config: AuditConfig,
-    mut stop: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(PURGE_EVERY);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                () = stopped(&mut stop) => return,
-            }
+    let config = Arc::new(config);
+    let cut_off = shutdown.clone();
+    // A purge in progress is cut off by the stop: what it has not deleted waits for next time.
+    shutdown.every(PURGE_EVERY, move || {
+        let (store, config, mut cut_off) =(Arc::clone(&store), Arc::clone(&config), cut_off.clone());
+        async move {
             tokio::select! {
                 result = purge(&*store, &config, Utc::now()) => match result {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(target: "tokengate::audit", purged = n, "audit events past retention deleted"),
                     Err(e) => tracing::warn!(target: "tokengate::audit", error = %e, "purging old audit events failed; retrying later"),
                 },
-                () = stopped(&mut stop) => return,
+                () = cut_off.stopped() => {}
             }
         }
     })

@@ -21,6 +21,7 @@ use super::spill::Spill;
 use super::{AuditEvent, AuditSink, Coverage, retention};
 use crate::config::AuditConfig;
 use crate::metrics::Metrics;
+use crate::shutdown;
 use crate::store::TokenStore;
 
 /// Most events in one batch, which the store writes at once (SQLite: one segment).
@@ -66,7 +67,7 @@ impl Timing {
 /// The running writer and retention job; [`AuditWriter::shutdown`] writes out what is queued.
 pub struct AuditWriter {
     /// Stops the retention job.
-    stop: watch::Sender<bool>,
+    stop: shutdown::Trigger,
     /// Stops the writer: the deadline for its store calls.
     deadline: watch::Sender<Option<Instant>>,
     writer: JoinHandle<()>,
@@ -98,7 +99,7 @@ fn start_timed(
     metrics: Arc<Metrics>,
     timing: Timing,
 ) -> (AuditSink, AuditWriter) {
-    let (stop, stop_rx) = watch::channel(false);
+    let (stop, stop_rx) = shutdown::signal();
     let (deadline, deadline_rx) = watch::channel(None);
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let in_hand = Arc::new(AtomicU64::new(0));
@@ -145,7 +146,7 @@ impl AuditWriter {
         let deadline = Instant::now() + self.timing.shutdown_store;
         let hard = deadline + self.timing.shutdown_spill;
         let _ = self.deadline.send(Some(deadline));
-        let _ = self.stop.send(true);
+        self.stop.stop();
         let mut writer = self.writer;
         if timeout_at(hard, &mut writer).await.is_err() {
             // Counted before the task goes, and its queue and batches with it.
@@ -381,11 +382,6 @@ async fn before_deadline<T>(
         out = work => Some(out),
         () = passed => None,
     }
-}
-
-/// Completes once `stop` turns true (or its sender is gone).
-pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Unless `batch` is already full, waits [`LINGER`] without polling the queue, then adds what

@@ -38,7 +38,7 @@ pub struct Policy<'a> {
 
 /// Why a tokengate-format credential did not verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Invalid {
+pub enum Unverified {
     /// Wrong shape or checksum: refused before any store access.
     Malformed,
     /// No token has this id.
@@ -54,7 +54,7 @@ pub enum Verification {
     Verified(Arc<TokenRecord>),
     /// Not a valid token; `owner` is the owner where the id is known.
     Invalid {
-        reason: Invalid,
+        reason: Unverified,
         owner: Option<String>,
     },
     /// The store could not be asked.
@@ -87,7 +87,7 @@ pub enum Presented {
 pub enum NoValidToken {
     /// Row 3: a foreign credential with fallback off.
     Foreign,
-    Invalid(Invalid),
+    Invalid(Unverified),
     Expired,
     Revoked,
     /// Basic auth whose user name is not the token's owner.

@@ -20,7 +20,7 @@ use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use super::{Invalid, Verification};
+use super::{Unverified, Verification};
 use crate::ratelimit::RateQuota;
 use crate::store::{Change, ChangeCount, StoreError, StoreRuntime, TokenStore};
 use crate::token::{PresentedToken, TokenId, TokenRecord, verify_secret};
@@ -174,14 +174,14 @@ impl Verifier {
             }
         }
         let (Ok(presented), Some(digest)) = (parsed, digest) else {
-            return self.failed(client_ip, Invalid::Malformed, None);
+            return self.failed(client_ip, Unverified::Malformed, None);
         };
         if let Some(owner) = self.wrong_secrets.get(&digest) {
-            return self.failed(client_ip, Invalid::WrongSecret, Some(owner.to_string()));
+            return self.failed(client_ip, Unverified::WrongSecret, Some(owner.to_string()));
         }
         let id_key = presented.id().key();
         if self.unknown_ids.contains_key(&id_key) {
-            return self.failed(client_ip, Invalid::UnknownId, None);
+            return self.failed(client_ip, Unverified::UnknownId, None);
         }
         let mark = self.changes.mark();
         let result = self
@@ -194,9 +194,9 @@ impl Verifier {
         match result {
             Ok(record) => Verification::Verified(record),
             Err(miss) => match &*miss {
-                Miss::Unknown => self.failed(client_ip, Invalid::UnknownId, None),
+                Miss::Unknown => self.failed(client_ip, Unverified::UnknownId, None),
                 Miss::WrongSecret(owner) => {
-                    self.failed(client_ip, Invalid::WrongSecret, Some(owner.to_string()))
+                    self.failed(client_ip, Unverified::WrongSecret, Some(owner.to_string()))
                 }
                 Miss::Unavailable => Verification::StoreUnavailable,
             },
@@ -261,7 +261,7 @@ impl Verifier {
 
     /// Counts a failure against the client IP, throttling it as soon as its budget is spent:
     /// with `5/1m`, the sixth unverified token from that address is refused before any lookup.
-    fn failed(&self, ip: IpAddr, reason: Invalid, owner: Option<String>) -> Verification {
+    fn failed(&self, ip: IpAddr, reason: Unverified, owner: Option<String>) -> Verification {
         let ip = failure_key(ip);
         match self.failures.check_key(&ip) {
             Ok(left) if left.remaining_burst_capacity() == 0 => {

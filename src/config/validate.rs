@@ -208,7 +208,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 ));
             }
             Some(key) => {
-                crate::credential::CredentialKey::from_secret(key)
+                crate::vault::CredentialKey::from_secret(key)
                     .map_err(|e| bad("upstream.credential_key", "[redacted]", e))?;
             }
         }

@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::context::RequestIds;
 use super::forward::Upstream;
 use crate::audit::AuditSink;
 use crate::auth::Verifier;
 use crate::config::{Config, Identity};
-use crate::credential::CredentialVault;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Limiter, RateQuota};
+use crate::request_id::RequestIds;
 use crate::usage::UsageTracker;
+use crate::vault::CredentialVault;
 
 /// What the requests of one proxy worker need.
 pub struct Gateway {
@@ -43,7 +43,7 @@ pub struct Gateway {
 
 /// The shared parts [`Gateway::new`] takes besides the config.
 #[derive(Clone)]
-pub struct Parts {
+pub struct GatewayParts {
     /// Request ids and the in-flight count, for the whole process.
     pub ids: Arc<RequestIds>,
     pub verifier: Arc<Verifier>,
@@ -55,7 +55,7 @@ pub struct Parts {
 }
 
 impl Gateway {
-    pub fn new(config: &Config, parts: Parts) -> Self {
+    pub fn new(config: &Config, parts: GatewayParts) -> Self {
         Self {
             node_id: crate::audit::intern(&config.node_id),
             protected_paths: config.auth.protected_paths.clone(),

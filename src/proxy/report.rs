@@ -11,12 +11,12 @@ use serde_json::json;
 use super::Gateway;
 use crate::audit::{Attributes, AuditEvent, AuditKind, AuditOutcome, method_name};
 use crate::auth::messages::{ANONYMOUS, AuthMessage};
-use crate::auth::{Decision, Invalid, NoValidToken};
+use crate::auth::{Decision, NoValidToken, Unverified};
 use crate::telemetry::{AUTH_TARGET, RATE_LIMIT_TARGET};
 use crate::token::TokenRecord;
 
-/// The request facts a report needs.
-pub(super) struct Facts<'a> {
+/// The request reported a report needs.
+pub(super) struct Reported<'a> {
     pub method: &'a Method,
     pub path: &'a str,
     pub client_ip: IpAddr,
@@ -43,9 +43,9 @@ pub(super) fn outcome(decision: &Decision) -> &'static str {
 fn reason_name(reason: NoValidToken) -> &'static str {
     match reason {
         NoValidToken::Foreign => "not_a_token",
-        NoValidToken::Invalid(Invalid::Malformed) => "malformed",
-        NoValidToken::Invalid(Invalid::UnknownId) => "unknown_id",
-        NoValidToken::Invalid(Invalid::WrongSecret) => "wrong_secret",
+        NoValidToken::Invalid(Unverified::Malformed) => "malformed",
+        NoValidToken::Invalid(Unverified::UnknownId) => "unknown_id",
+        NoValidToken::Invalid(Unverified::WrongSecret) => "wrong_secret",
         NoValidToken::Expired => "expired",
         NoValidToken::Revoked => "revoked",
         NoValidToken::NotOwner => "user_not_owner",
@@ -53,9 +53,9 @@ fn reason_name(reason: NoValidToken) -> &'static str {
 }
 
 /// Writes the decision's log line and audit event.
-pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) {
+pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported<'_>) {
     let fallback = gateway.basic_auth_fallback;
-    let path = facts.path;
+    let path = reported.path;
     let event = match decision {
         Decision::PassThrough | Decision::StoreUnavailable => return,
         Decision::Fallback { user } => {
@@ -87,11 +87,11 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
             }
         }
         Decision::IpNotAllowed { token, .. } => {
-            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::IpNotAllowed { user: &token.user, ip: facts.client_ip, fallback, path });
+            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::IpNotAllowed { user: &token.user, ip: reported.client_ip, fallback, path });
             Event::of(token, AuditKind::IpDenied, Attributes::empty())
         }
         Decision::ScopeDenied { token } => {
-            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::ScopeDenied { user: &token.user, method: facts.method.as_str(), path });
+            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::ScopeDenied { user: &token.user, method: reported.method.as_str(), path });
             Event::of(
                 token,
                 AuditKind::ScopeDenied,
@@ -129,14 +129,14 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, facts: &Facts<'_>) 
             Event::anonymous(Attributes::Pair("reason", "outside_protected_paths"))
         }
         Decision::TooManyFailures { .. } => {
-            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TooManyFailures { ip: facts.client_ip, path });
+            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TooManyFailures { ip: reported.client_ip, path });
             Event::anonymous(Attributes::Pair("reason", "too_many_failures"))
         }
     };
-    audit(gateway, facts, event);
+    audit(gateway, reported, event);
 }
 
-/// What an authentication audit event says beyond the request facts, borrowed from the
+/// What an authentication audit event says beyond the request reported, borrowed from the
 /// decision: the user and token are copied only when coverage records the event (the
 /// attributes are fixed texts, but for the limit of a rate-limited request).
 struct Event<'a> {
@@ -178,20 +178,20 @@ fn outcome_of(kind: AuditKind) -> AuditOutcome {
     }
 }
 
-fn audit(gateway: &Gateway, facts: &Facts<'_>, event: Event<'_>) {
+fn audit(gateway: &Gateway, reported: &Reported<'_>, event: Event<'_>) {
     if !gateway.audit.wants(event.kind) {
         return;
     }
     gateway.audit.record(AuditEvent {
-        time: facts.now,
+        time: reported.now,
         kind: event.kind,
         outcome: outcome_of(event.kind),
         user: event.user.map(Into::into),
         token_id: event.token.map(|t| t.id.as_str().into()),
-        client_ip: Some(facts.client_ip),
-        method: Some(method_name(facts.method)),
-        path: Some(facts.path.into()),
-        request_id: Some(facts.request_id.into()),
+        client_ip: Some(reported.client_ip),
+        method: Some(method_name(reported.method)),
+        path: Some(reported.path.into()),
+        request_id: Some(reported.request_id.into()),
         node_id: Cow::Borrowed(gateway.node_id),
         actor: None,
         attributes: event.attributes,
@@ -199,16 +199,20 @@ fn audit(gateway: &Gateway, facts: &Facts<'_>, event: Event<'_>) {
 }
 
 /// A token that verified, whose user has no stored Bitbucket credential to be forwarded with.
-pub(super) fn report_no_credential(gateway: &Gateway, token: &TokenRecord, facts: &Facts<'_>) {
+pub(super) fn report_no_credential(
+    gateway: &Gateway,
+    token: &TokenRecord,
+    reported: &Reported<'_>,
+) {
     tracing::info!(
         target: AUTH_TARGET,
         "{}",
-        AuthMessage::NoUpstreamCredential { user: &token.user, path: facts.path }
+        AuthMessage::NoUpstreamCredential { user: &token.user, path: reported.path }
     );
     let event = Event::of(
         token,
         AuditKind::AuthFailed,
         Attributes::Pair("reason", "no_upstream_credential"),
     );
-    audit(gateway, facts, event);
+    audit(gateway, reported, event);
 }

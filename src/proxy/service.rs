@@ -14,16 +14,17 @@ use hyper::body::Incoming;
 use secrecy::ExposeSecret;
 
 use super::Gateway;
-use super::context::{REQUEST_ID_HEADER, Remote, remote, request_id_header, session_id};
+use super::context::{Remote, remote, session_id};
 use super::forward::{UpstreamError, set_forwarded, strip_hop_by_hop};
-use super::report::{Facts, outcome, report, report_no_credential};
+use super::report::{Reported, outcome, report, report_no_credential};
 use super::respond::{self, ProxyBody, add_rate_headers};
 use crate::auth::{
-    Credential, Decision, Invalid, Policy, Presented, RequestFacts, Unroutable, Verification,
+    Credential, Decision, Policy, Presented, RequestFacts, Unroutable, Unverified, Verification,
     decide, routing_path,
 };
 use crate::config::Identity;
 use crate::ratelimit::{RateStatus, Wording};
+use crate::request_id::{REQUEST_ID_HEADER, request_id_header};
 use crate::telemetry::{CLIPPED, MAX_FIELD_BYTES, RequestContext, clip, in_request};
 use crate::token::TokenRecord;
 
@@ -138,7 +139,7 @@ async fn decide_and_act(
             } else {
                 // Refused below whatever it is; no need to look it up.
                 Verification::Invalid {
-                    reason: Invalid::Malformed,
+                    reason: Unverified::Malformed,
                     owner: None,
                 }
             };
@@ -149,7 +150,7 @@ async fn decide_and_act(
             }
         }
     };
-    let facts = RequestFacts {
+    let request_facts = RequestFacts {
         method: request.method(),
         path: &routed,
         query: request.uri().query(),
@@ -162,12 +163,12 @@ async fn decide_and_act(
         allowed_ips: &gateway.allowed_ips,
         default_quota: gateway.default_quota,
     };
-    let decision = decide(&facts, presented, &policy, |token, quota| {
+    let decision = decide(&request_facts, presented, &policy, |token, quota| {
         gateway.limiter.check(&token.id.key(), quota)
     });
     // A standard method is copied without an allocation; the request moves on to the upstream.
     let method = request.method().clone();
-    let facts = Facts {
+    let reported = Reported {
         method: &method,
         path,
         client_ip,
@@ -177,14 +178,14 @@ async fn decide_and_act(
     // Whom to forward an allowed request as, settled before the decision is reported, so a
     // user without a stored credential is logged as refused, never as authenticated.
     let identity = match &decision {
-        Decision::Allow { token, .. } => match identity_value(gateway, token, &facts).await {
+        Decision::Allow { token, .. } => match identity_value(gateway, token, &reported).await {
             Ok(value) => Some(value),
             Err(response) => return response,
         },
         _ => None,
     };
     gateway.metrics.count_request(outcome(&decision));
-    report(gateway, &decision, &facts);
+    report(gateway, &decision, &reported);
 
     // Hop-by-hop headers go first: a client naming the identity header (or `Authorization`)
     // in `Connection` must not make the forward strip what the gateway sets below.
@@ -268,7 +269,7 @@ async fn decide_and_act(
 async fn identity_value(
     gateway: &Gateway,
     token: &TokenRecord,
-    facts: &Facts<'_>,
+    reported: &Reported<'_>,
 ) -> Result<(HeaderName, HeaderValue), Response<ProxyBody>> {
     match gateway.identity {
         Identity::Header => match HeaderValue::from_str(&token.user) {
@@ -297,7 +298,7 @@ async fn identity_value(
                 }
                 Ok(None) => {
                     gateway.metrics.count_request("no_upstream_credential");
-                    report_no_credential(gateway, token, facts);
+                    report_no_credential(gateway, token, reported);
                     Err(respond::unauthorized(
                         None,
                         "No Bitbucket credential is stored for this token's user; an administrator must set one.",

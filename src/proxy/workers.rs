@@ -14,9 +14,10 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use super::{Gateway, Limits, serve};
+use crate::shutdown::Shutdown;
 
 /// Pending connections each worker's socket queues before the kernel refuses more.
 const BACKLOG: i32 = 1024;
@@ -78,7 +79,7 @@ impl Workers {
         count: usize,
         mut gateway: impl FnMut() -> Gateway,
         limits: Limits,
-        stop: &watch::Receiver<bool>,
+        shutdown: &Shutdown,
     ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let port = addr.port();
@@ -103,13 +104,11 @@ impl Workers {
                 TcpListener::from_std(own)?
             };
             let gateway = Arc::new(gateway());
-            let mut stop = stop.clone();
+            let mut stop = shutdown.clone();
             let (done, waiter) = oneshot::channel();
             let (on_closed, closed_waiter) = oneshot::channel();
             std::thread::Builder::new().name(name).spawn(move || {
-                let shutdown = async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                };
+                let shutdown = async move { stop.stopped().await };
                 runtime.block_on(async move {
                     let anchor = tokio::spawn(anchor_timers());
                     serve(listener, gateway, limits, shutdown, on_closed).await;

@@ -1011,7 +1011,7 @@ async fn credentials_are_stored_sealed_and_never_echoed() {
             .any(|w| w == credential.as_bytes()),
         "stored in the clear"
     );
-    let key = tokengate::credential::CredentialKey::from_secret(&key.into()).unwrap();
+    let key = tokengate::vault::CredentialKey::from_secret(&key.into()).unwrap();
     assert_eq!(
         secrecy::ExposeSecret::expose_secret(&key.open("alice", &sealed).unwrap()),
         credential

@@ -13,9 +13,9 @@ use secrecy::ExposeSecret as _;
 use serde_json::Value;
 use tempfile::TempDir;
 use tokengate::audit::{AuditKind, AuditQuery};
-use tokengate::credential::CredentialKey;
 use tokengate::store::{TokenQuery, TokenStore};
 use tokengate::token::TokenRecord;
+use tokengate::vault::CredentialKey;
 
 /// A config and an SQLite file for one test.
 struct Setup {

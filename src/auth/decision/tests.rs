@@ -228,7 +228,7 @@ fn verified(token: &Arc<TokenRecord>) -> Verification {
     Verification::Verified(Arc::clone(token))
 }
 
-fn invalid(reason: Invalid, owner: Option<&str>) -> Verification {
+fn invalid(reason: Unverified, owner: Option<&str>) -> Verification {
     Verification::Invalid {
         reason,
         owner: owner.map(Into::into),
@@ -435,13 +435,17 @@ fn row3_foreign_credential_with_fallback_off_is_401_no_valid_token() {
 // Row 4: a tokengate credential that does not verify
 // ---------------------------------------------------------------------------------------------
 
-const REASONS: [Invalid; 3] = [Invalid::Malformed, Invalid::UnknownId, Invalid::WrongSecret];
+const REASONS: [Unverified; 3] = [
+    Unverified::Malformed,
+    Unverified::UnknownId,
+    Unverified::WrongSecret,
+];
 
 /// The owner a verifier reports: known only when the id is.
-fn owner_for(reason: Invalid) -> Option<&'static str> {
+fn owner_for(reason: Unverified) -> Option<&'static str> {
     match reason {
-        Invalid::WrongSecret => Some("alice"),
-        Invalid::Malformed | Invalid::UnknownId => None,
+        Unverified::WrongSecret => Some("alice"),
+        Unverified::Malformed | Unverified::UnknownId => None,
     }
 }
 
@@ -499,14 +503,14 @@ fn row4_invalid_basic_without_user_name_reports_owner_where_known() {
 fn row4_invalid_token_is_never_a_fallback_even_with_fallback_on() {
     let d = refused(
         &get(),
-        bearer(invalid(Invalid::WrongSecret, Some("alice"))),
+        bearer(invalid(Unverified::WrongSecret, Some("alice"))),
         &fallback(true),
     );
     assert!(
         matches!(
             d,
             Decision::NoValidToken {
-                reason: NoValidToken::Invalid(Invalid::WrongSecret),
+                reason: NoValidToken::Invalid(Unverified::WrongSecret),
                 ..
             }
         ),
@@ -1105,7 +1109,7 @@ fn rate_check_is_not_called_for_any_refused_or_passed_request() {
         (
             "row 4 invalid",
             get(),
-            bearer(invalid(Invalid::UnknownId, None)),
+            bearer(invalid(Unverified::UnknownId, None)),
             fallback(false),
         ),
         (
@@ -1314,9 +1318,12 @@ fn unprotected_with_tokengate_token_is_refused_whatever_its_validity() {
             basic(Some("mallory"), verified(&active)),
             bearer(verified(&revoked)),
             bearer(verified(&expired)),
-            bearer(invalid(Invalid::Malformed, None)),
-            bearer(invalid(Invalid::UnknownId, None)),
-            basic(Some("alice"), invalid(Invalid::WrongSecret, Some("alice"))),
+            bearer(invalid(Unverified::Malformed, None)),
+            bearer(invalid(Unverified::UnknownId, None)),
+            basic(
+                Some("alice"),
+                invalid(Unverified::WrongSecret, Some("alice")),
+            ),
             bearer(Verification::StoreUnavailable),
             bearer(Verification::Throttled(Duration::from_secs(5))),
         ];

@@ -9,8 +9,8 @@ use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
 use serde_json::json;
 use tokengate::audit::AuditKind;
-use tokengate::credential::CredentialKey;
 use tokengate::token::Scope;
+use tokengate::vault::CredentialKey;
 
 use super::{AUTH_LOGGER, REST, assert_audited, assert_line, bearer, both_backends, get};
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};

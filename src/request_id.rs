@@ -1,0 +1,85 @@
+//! Request ids `@{NODE}x{MINUTE_OF_DAY}x{COUNTER}x{IN_FLIGHT}`, as Bitbucket writes them, and
+//! the count of requests in flight. Both listeners issue them and answer them as `X-AREQUESTID`.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use chrono::Timelike;
+use compact_str::{CompactString, format_compact};
+use http::HeaderValue;
+use http::header::HeaderName;
+
+/// The header that carries a request's id: to Bitbucket, and back to the client (from the
+/// proxy and the admin API alike).
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-arequestid");
+
+/// A request id from [`RequestIds::next`] as the value of [`REQUEST_ID_HEADER`].
+pub fn request_id_header(id: &str) -> HeaderValue {
+    // Node ids are validated as letters and digits, so a request id is always a header value.
+    HeaderValue::from_str(id).expect("request ids are ASCII")
+}
+
+/// Issues request ids `@{NODE}x{MINUTE_OF_DAY}x{COUNTER}x{IN_FLIGHT}` and tracks requests in
+/// flight.
+#[derive(Debug)]
+pub struct RequestIds {
+    node: String,
+    /// Requests seen by this process.
+    counter: AtomicU64,
+    /// Requests being handled now.
+    in_flight: AtomicUsize,
+}
+
+/// Marks one request in flight until dropped.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl RequestIds {
+    pub fn new(node: impl Into<String>) -> Self {
+        Self {
+            node: node.into(),
+            counter: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    /// A new request id for a request arriving now (local time), and its in-flight mark. A
+    /// typical id (up to 24 bytes) is held inline, so issuing or copying one allocates nothing.
+    pub fn next(&self) -> (CompactString, InFlight<'_>) {
+        let now = crate::telemetry::local_now();
+        let minute = now.hour() * 60 + now.minute();
+        let count = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let others = self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let id = format_compact!("@{}x{minute}x{count}x{others}", self.node);
+        (id, InFlight(&self.in_flight))
+    }
+
+    /// Requests being handled now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_count_and_track_in_flight() {
+        let ids = RequestIds::new("A6X2OX");
+        let (first, mark) = ids.next();
+        let (second, _mark2) = ids.next();
+        assert!(
+            first.starts_with("@A6X2OXx") && first.ends_with("x1x0"),
+            "{first}"
+        );
+        assert!(second.ends_with("x2x1"), "{second}");
+        drop(mark);
+        assert_eq!(ids.in_flight(), 1);
+    }
+}
