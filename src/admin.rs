@@ -4,10 +4,10 @@
 mod audit;
 mod auth;
 mod credentials;
-mod error;
-mod extract;
+pub(crate) mod error;
+pub(crate) mod extract;
 mod health;
-mod model;
+pub(crate) mod model;
 mod openapi;
 mod origin;
 mod tokens;

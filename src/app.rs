@@ -23,6 +23,8 @@ use crate::metrics::Metrics;
 use crate::proxy::{Gateway, GatewayParts, Limits, Workers};
 use crate::ratelimit::{GovernorLimiter, Limiter};
 use crate::request_id::RequestIds;
+use crate::selfservice::{Directory, Edge, Rights, SelfService, SelfServiceParts};
+use crate::bitbucket::Bitbucket;
 use crate::shutdown;
 use crate::store::{self, StoreRuntime, TokenStore};
 use crate::usage::UsageTracker;
@@ -100,7 +102,20 @@ impl App {
         };
         let usage = Arc::new(UsageTracker::default());
         let requests = Arc::new(RequestIds::new(config.node_id.clone()));
-        let parts = GatewayParts {
+        let directory = Arc::new(Directory::new(
+            Rights {
+                use_tokens: config.self_service.use_tokens.clone(),
+                create_own: config.self_service.create_own.clone(),
+                manage_all: config.self_service.manage_all.clone(),
+            },
+            Bitbucket::new(
+                &config.upstream,
+                config.self_service.bitbucket_credential.as_ref(),
+            ),
+            config.self_service.group_cache_ttl,
+            tokio::runtime::Handle::current(),
+        ));
+        let mut parts = GatewayParts {
             ids: Arc::clone(&requests),
             verifier: Arc::clone(&verifier),
             limiter: Arc::clone(&limiter),
@@ -108,19 +123,40 @@ impl App {
             metrics: Arc::clone(&metrics),
             credentials: credentials.clone(),
             usage: Arc::clone(&usage),
+            directory: Arc::clone(&directory),
+            self_service: None,
         };
         let admin_listener = TcpListener::bind(config.admin.listen)
             .await
             .with_context(|| format!("binding admin.listen {}", config.admin.listen))?;
-        let lifecycle = Lifecycle::new(
-            Arc::clone(&store),
-            LifecycleSettings::from_config(&config).context("upstream.credential_key")?,
-            Actor::AdminApi,
-            AuditTo::Sink(audit_sink.clone()),
-        )
-        .with_verifier(Arc::clone(&verifier))
-        .with_vault(credentials.clone())
-        .with_metrics(Arc::clone(&metrics));
+        let lifecycle = |actor| -> anyhow::Result<Lifecycle> {
+            Ok(Lifecycle::new(
+                Arc::clone(&store),
+                LifecycleSettings::from_config(&config).context("upstream.credential_key")?,
+                actor,
+                AuditTo::Sink(audit_sink.clone()),
+            )
+            .with_verifier(Arc::clone(&verifier))
+            .with_vault(credentials.clone())
+            .with_metrics(Arc::clone(&metrics)))
+        };
+        if config.self_service.enabled {
+            let service = SelfService::new(
+                &config,
+                SelfServiceParts {
+                    directory,
+                    verifier: Arc::clone(&verifier),
+                    lifecycle: Arc::new(lifecycle(Actor::SelfService)?),
+                    store: Arc::clone(&store),
+                    vault: credentials.clone(),
+                },
+            );
+            parts.self_service = Some(Edge::new(
+                Arc::new(service),
+                tokio::runtime::Handle::current(),
+            ));
+        }
+        let lifecycle = lifecycle(Actor::AdminApi)?;
         let admin = AdminState {
             store: Arc::clone(&store),
             metrics,

@@ -5,6 +5,7 @@ mod duration;
 mod env;
 mod raw;
 mod schema;
+mod self_service;
 mod validate;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use secrecy::SecretString;
 
 pub use duration::parse_duration;
 pub use raw::RawConfig;
+pub use self_service::SelfServiceConfig;
 
 use crate::audit::Coverage;
 use crate::ratelimit::RateQuota;
@@ -70,6 +72,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub audit: AuditConfig,
     pub log: LogSettings,
+    pub self_service: SelfServiceConfig,
     /// `TOKENGATE_…` variables that name no key or section (such as the service links
     /// Kubernetes adds for a Service named `tokengate`): ignored, and warned about at start.
     pub ignored_env: Vec<String>,
@@ -239,6 +242,7 @@ impl RawConfig {
         };
         redact(&mut shown.admin.token);
         redact(&mut shown.upstream.credential_key);
+        redact(&mut shown.self_service.bitbucket_credential);
         shown.database.url = validate::redact_url_password(&shown.database.url);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }

@@ -14,6 +14,9 @@
 //! - [`telemetry`]: the Bitbucket-format log lines and the non-blocking log writer.
 //! - [`audit`]: audit events, their batching writer and retention.
 //! - [`admin`]: the admin REST API, health, readiness and metrics.
+//! - [`selfservice`]: people's own tokens over a REST API and web pages on the proxy listener,
+//!   signed in by Bitbucket; [`bitbucket`] asks Bitbucket's REST API who, which groups, and
+//!   makes users' access tokens.
 //! - [`lifecycle`]: creating, changing and revoking tokens, shared by the admin API and the CLI.
 //! - [`vault`]: users' Bitbucket credentials for the upstream, sealed at rest.
 //! - [`shutdown`]: the stop signal of listeners and background tasks.
@@ -23,6 +26,7 @@ pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bitbucket;
 pub mod cli;
 pub mod config;
 pub mod lifecycle;
@@ -30,6 +34,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
 pub mod request_id;
+pub mod selfservice;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -41,6 +41,9 @@ use crate::vault::{CredentialError, CredentialKey, CredentialVault};
 pub enum Actor {
     AdminApi,
     Cli,
+    /// People through the self-service API and pages: each change names the acting user
+    /// ([`Origin::acting`]).
+    SelfService,
 }
 
 impl Actor {
@@ -48,8 +51,42 @@ impl Actor {
         match self {
             Self::AdminApi => "admin-api",
             Self::Cli => "cli",
+            Self::SelfService => "self-service",
         }
     }
+}
+
+/// How a person signed in to self-service, recorded as the attribute `via`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// A tokengate token.
+    Token,
+    /// A Bitbucket password.
+    Password,
+    /// A Bitbucket personal or HTTP access token.
+    BitbucketToken,
+    /// Bitbucket's session cookie.
+    Session,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Password => "password",
+            Self::BitbucketToken => "bitbucket_token",
+            Self::Session => "session",
+        }
+    }
+}
+
+/// The person who made a self-service change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acting {
+    /// Their Bitbucket user name, the event's `actor`.
+    pub user: String,
+    pub via: Via,
 }
 
 /// The admin API request a change arrived in, recorded on its audit event. The CLI's
@@ -64,6 +101,8 @@ pub struct Origin {
     pub path: Option<String>,
     /// The request id, also answered as `X-AREQUESTID`.
     pub request_id: Option<String>,
+    /// Who made the change through self-service; `None` for the admin API and the CLI.
+    pub acting: Option<Acting>,
 }
 
 /// Where lifecycle audit events go.
@@ -373,6 +412,32 @@ impl Lifecycle {
         origin: &Origin,
         now: DateTime<Utc>,
     ) -> Result<(), LifecycleError> {
+        self.store_credential(user, credential, None, origin, now)
+            .await
+    }
+
+    /// Stores a Bitbucket access token that was made for the user at their sign-in
+    /// (`bitbucket_token_id` is Bitbucket's id of it), replacing what was stored.
+    pub async fn provision_credential(
+        &self,
+        user: &str,
+        credential: &SecretString,
+        bitbucket_token_id: &str,
+        origin: &Origin,
+        now: DateTime<Utc>,
+    ) -> Result<(), LifecycleError> {
+        self.store_credential(user, credential, Some(bitbucket_token_id), origin, now)
+            .await
+    }
+
+    async fn store_credential(
+        &self,
+        user: &str,
+        credential: &SecretString,
+        provisioned_as: Option<&str>,
+        origin: &Origin,
+        now: DateTime<Utc>,
+    ) -> Result<(), LifecycleError> {
         validate_user(user)?;
         let text = credential.expose_secret();
         if text.trim() != text || text.is_empty() {
@@ -400,11 +465,17 @@ impl Lifecycle {
                 "must be non-empty printable text without line breaks",
             )
         })?;
-        self.store.put_credential(user, &sealed).await?;
+        self.store
+            .put_credential(user, &sealed, provisioned_as.is_some())
+            .await?;
         if let Some(vault) = &self.vault {
             vault.forget(user).await;
         }
-        self.record(AuditKind::CredentialSet, user, None, json!({}), origin, now)
+        let attributes = match provisioned_as {
+            Some(id) => json!({ "provisioned": true, "bitbucket_token_id": id }),
+            None => json!({}),
+        };
+        self.record(AuditKind::CredentialSet, user, None, attributes, origin, now)
             .await;
         Ok(())
     }
@@ -435,8 +506,11 @@ impl Lifecycle {
             path: origin.path.as_deref().map(Into::into),
             request_id: origin.request_id.as_deref().map(Into::into),
             node_id: self.settings.node_id.clone().into(),
-            actor: Some(self.actor.as_str().to_owned()),
-            attributes: attributes.into(),
+            actor: Some(match &origin.acting {
+                Some(acting) => acting.user.clone(),
+                None => self.actor.as_str().to_owned(),
+            }),
+            attributes: with_via(attributes, origin.acting.as_ref()).into(),
         };
         match &self.audit {
             AuditTo::Sink(sink) => sink.record(event),
@@ -497,4 +571,12 @@ fn changes(old: &TokenRecord, new: &TokenRecord, patch: &TokenPatch) -> Value {
         put("rate_limit", q(old.rate_limit), q(new.rate_limit));
     }
     Value::Object(out)
+}
+
+/// Adds `via` (how the acting person signed in) to an event's attributes.
+fn with_via(mut attributes: Value, acting: Option<&Acting>) -> Value {
+    if let (Some(acting), Value::Object(map)) = (acting, &mut attributes) {
+        map.insert("via".into(), Value::from(acting.via.as_str()));
+    }
+    attributes
 }

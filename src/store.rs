@@ -67,6 +67,19 @@ pub enum Change {
     All,
 }
 
+/// A user's stored upstream credential, still sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCredential {
+    /// The credential, sealed with the configured key.
+    pub sealed: Vec<u8>,
+    /// Made through Bitbucket's access-token API at the user's sign-in, not set by hand.
+    pub provisioned: bool,
+    /// When it was stored.
+    pub updated_at: DateTime<Utc>,
+    /// When Bitbucket refused it; it is not sent again until it is replaced.
+    pub refused_at: Option<DateTime<Utc>>,
+}
+
 /// What a write to one token found. The check and the write are one transaction, with the
 /// token's row locked, so two concurrent writers see each other's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,11 +139,21 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Tokens neither revoked nor expired at `now`.
     async fn count_active_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    /// Stores (or replaces) a user's sealed upstream credential.
-    async fn put_credential(&self, user: &str, sealed: &[u8]) -> Result<(), StoreError>;
+    /// Stores (or replaces) a user's sealed upstream credential, clearing any refusal, and
+    /// announces the change.
+    async fn put_credential(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        provisioned: bool,
+    ) -> Result<(), StoreError>;
 
     /// A user's sealed upstream credential.
-    async fn get_credential(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError>;
+
+    /// Marks a user's credential refused by Bitbucket at `at` (unless it is already marked)
+    /// and announces the change; false when no credential is stored.
+    async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
 
     /// Inserts audit events in one batch.
     async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;

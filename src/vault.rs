@@ -122,13 +122,34 @@ mod tests {
     }
 }
 
+/// What the vault holds for a user.
+#[derive(Clone)]
+pub enum Upstream {
+    /// Nothing is stored.
+    Missing,
+    /// Bitbucket refused the stored credential; it is not sent again until replaced.
+    Refused,
+    /// The credential, opened.
+    Usable(std::sync::Arc<SecretString>),
+}
+
+impl Upstream {
+    /// The credential, when there is one Bitbucket has not refused.
+    pub fn usable(&self) -> Option<&SecretString> {
+        match self {
+            Self::Usable(secret) => Some(secret),
+            Self::Missing | Self::Refused => None,
+        }
+    }
+}
+
 /// Opens users' stored credentials for forwarding, with a short cache in front of the store.
 pub struct CredentialVault {
     store: std::sync::Arc<dyn crate::store::TokenStore>,
     /// Where store lookups run; `None` runs them on the caller's runtime.
     store_runtime: Option<crate::store::StoreRuntime>,
     key: CredentialKey,
-    cache: moka::future::Cache<String, Option<std::sync::Arc<SecretString>>>,
+    cache: moka::future::Cache<String, Upstream>,
     /// Credential changes heard, so a lookup that one overtook is not kept.
     changes: ChangeCount,
 }
@@ -168,11 +189,8 @@ impl CredentialVault {
         self
     }
 
-    /// The user's credential, or `None` when none is stored.
-    pub async fn get(
-        &self,
-        user: &str,
-    ) -> Result<Option<std::sync::Arc<SecretString>>, std::sync::Arc<VaultError>> {
+    /// What is stored for the user.
+    pub async fn get(&self, user: &str) -> Result<Upstream, std::sync::Arc<VaultError>> {
         let mark = self.changes.mark();
         let credential = self
             .cache
@@ -187,8 +205,11 @@ impl CredentialVault {
                     None => self.store.get_credential(user).await?,
                 };
                 match sealed {
-                    Some(sealed) => Ok(Some(std::sync::Arc::new(self.key.open(user, &sealed)?))),
-                    None => Ok(None),
+                    Some(stored) if stored.refused_at.is_some() => Ok(Upstream::Refused),
+                    Some(stored) => Ok(Upstream::Usable(std::sync::Arc::new(
+                        self.key.open(user, &stored.sealed)?,
+                    ))),
+                    None => Ok(Upstream::Missing),
                 }
             })
             .await;
@@ -196,6 +217,24 @@ impl CredentialVault {
             self.cache.invalidate(user).await;
         }
         credential
+    }
+
+    /// Marks the user's credential refused by Bitbucket, here and (through the store's change
+    /// announcement) on every replica.
+    pub async fn refuse(&self, user: &str) -> Result<(), crate::store::StoreError> {
+        let (store, owner, at) = (std::sync::Arc::clone(&self.store), user.to_owned(), chrono::Utc::now());
+        match &self.store_runtime {
+            Some(runtime) => {
+                runtime
+                    .run(async move { store.refuse_credential(&owner, at).await })
+                    .await?;
+            }
+            None => {
+                store.refuse_credential(&owner, at).await?;
+            }
+        }
+        self.forget(user).await;
+        Ok(())
     }
 
     /// Forgets a cached credential (after it was replaced).

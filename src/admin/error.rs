@@ -62,7 +62,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    #[cfg(test)]
+    /// What went wrong, for people.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     pub(crate) fn status(&self) -> StatusCode {
         self.status
     }

@@ -80,7 +80,7 @@ impl<'de> Deserialize<'de> for RateLimitBody {
 }
 
 impl RateLimitBody {
-    fn quota(self) -> Result<RateQuota, Invalid> {
+    pub(crate) fn quota(self) -> Result<RateQuota, Invalid> {
         lifecycle::rate_limit(self.requests, self.period_seconds)
     }
 }

@@ -39,6 +39,7 @@ pub(super) async fn identify(
         method: Some(method_name(request.method())),
         path: Some(request.uri().path().to_owned()),
         request_id: Some(request_id.into()),
+        acting: None,
     };
     request.extensions_mut().insert(origin);
     let mut response = next.run(request).await;

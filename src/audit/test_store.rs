@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 
 use super::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent};
 use crate::store::{
-    Backend, Change, LastUse, SqliteStore, StoreError, TokenQuery, TokenStore, TokenWrite,
+    Backend, Change, LastUse, SqliteStore, StoreError, StoredCredential, TokenQuery, TokenStore,
+    TokenWrite,
 };
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
 
@@ -179,11 +180,19 @@ impl TokenStore for Flaky {
     async fn count_active_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.inner.count_active_tokens(now).await
     }
-    async fn put_credential(&self, user: &str, sealed: &[u8]) -> Result<(), StoreError> {
-        self.inner.put_credential(user, sealed).await
+    async fn put_credential(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        provisioned: bool,
+    ) -> Result<(), StoreError> {
+        self.inner.put_credential(user, sealed, provisioned).await
     }
-    async fn get_credential(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError> {
         self.inner.get_credential(user).await
+    }
+    async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.refuse_credential(user, at).await
     }
     async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         self.audit_call(events.iter().map(|e| e.user.as_deref()))

@@ -57,6 +57,9 @@ pub enum Verification {
         reason: Unverified,
         owner: Option<String>,
     },
+    /// The secret matches, but the owner's tokens may no longer be used
+    /// (`self_service.use_tokens`): refused as a revoked token is.
+    Withdrawn(Arc<TokenRecord>),
     /// The store could not be asked.
     StoreUnavailable,
     /// This client IP failed verification too often; try again after the given time.
@@ -92,6 +95,8 @@ pub enum NoValidToken {
     Revoked,
     /// Basic auth whose user name is not the token's owner.
     NotOwner,
+    /// The owner's tokens may not be used (`self_service.use_tokens`).
+    NotPermitted,
 }
 
 /// The outcome, one variant per row of the table (plus the cases around it).
@@ -174,6 +179,9 @@ pub fn decide(
         Verification::Verified(token) => token,
         Verification::Invalid { reason, owner } => {
             return invalid(NoValidToken::Invalid(reason), owner);
+        }
+        Verification::Withdrawn(token) => {
+            return invalid(NoValidToken::NotPermitted, Some(token.user.clone()));
         }
         Verification::StoreUnavailable => return Decision::StoreUnavailable,
         Verification::Throttled(retry_after) => return Decision::TooManyFailures { retry_after },

@@ -58,6 +58,8 @@ pub enum AuthMessage<'a> {
     TokenOutsideProtectedPaths { path: &'a str },
     /// `upstream.identity = "credential"` and the token's user has no stored credential.
     NoUpstreamCredential { user: &'a str, path: &'a str },
+    /// Bitbucket refused the user's stored credential; it waits to be replaced.
+    UpstreamCredentialRefused { user: &'a str, path: &'a str },
 }
 
 fn clause(fallback: bool) -> &'static str {
@@ -202,6 +204,12 @@ impl fmt::Display for AuthMessage<'_> {
             Self::NoUpstreamCredential { user, path } => write!(
                 f,
                 "Token verification for user {} failed: no Bitbucket credential is stored for this user, so the request cannot be forwarded. REST endpoint: {}",
+                Escaped(user),
+                Escaped(path),
+            ),
+            Self::UpstreamCredentialRefused { user, path } => write!(
+                f,
+                "Token verification for user {} failed: Bitbucket refused the stored credential of this user, so the request cannot be forwarded until it is replaced. REST endpoint: {}",
                 Escaped(user),
                 Escaped(path),
             ),

@@ -10,7 +10,12 @@ use super::schema::{self, Kind};
 const PREFIX: &str = "TOKENGATE_";
 
 /// Keys whose values are secret: an error about them never shows the value.
-const SECRET_KEYS: [&str; 3] = ["admin.token", "upstream.credential_key", "database.url"];
+const SECRET_KEYS: [&str; 4] = [
+    "admin.token",
+    "upstream.credential_key",
+    "database.url",
+    "self_service.bitbucket_credential",
+];
 
 /// What the environment changed, to name the variable in errors and warnings.
 #[derive(Debug, Default)]

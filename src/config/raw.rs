@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     pub audit: RawAudit,
     pub log: RawLog,
+    pub self_service: RawSelfService,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -193,6 +194,44 @@ impl Default for RawLog {
             auth_logger: "d.r.a.p.auth.ApiTokenAuthSharedBase".into(),
             rate_limit_logger: "d.r.a.p.auth.ApiTokenRateLimiter".into(),
             loggers: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSelfService {
+    pub enabled: bool,
+    pub path: String,
+    pub whoami_path: String,
+    pub use_tokens: Vec<String>,
+    pub create_own: Vec<String>,
+    pub manage_all: Vec<String>,
+    pub force_read_only: bool,
+    pub group_cache_ttl: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    pub provision_credentials: bool,
+    pub credential_lifetime_days: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitbucket_credential: Option<String>,
+}
+
+impl Default for RawSelfService {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: "/tokengate/".into(),
+            whoami_path: "/rest/api/latest/application-properties".into(),
+            use_tokens: vec!["*".into()],
+            create_own: vec!["*".into()],
+            manage_all: Vec::new(),
+            force_read_only: false,
+            group_cache_ttl: "5m".into(),
+            public_url: None,
+            provision_credentials: false,
+            credential_lifetime_days: 365,
+            bitbucket_credential: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::auth::parse_cidr;
 use crate::ratelimit::RateQuota;
 use crate::telemetry::{LogFormat, LogSettings};
 
-fn bad(
+pub(super) fn bad(
     key: &'static str,
     value: impl std::fmt::Display,
     reason: impl std::fmt::Display,
@@ -43,7 +43,7 @@ fn socket(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
 const MAX_DURATION: Duration = Duration::from_secs(86_400);
 
 /// A duration from zero to [`MAX_DURATION`].
-fn duration(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
+pub(super) fn duration(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
     let d = parse_duration(value).ok_or_else(|| {
         bad(
             key,
@@ -85,14 +85,14 @@ fn cidrs(key: &'static str, values: &[String]) -> Result<Vec<IpNet>, ConfigError
         .collect()
 }
 
-fn count(key: &'static str, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+pub(super) fn count(key: &'static str, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
     if value < min || value > max {
         return Err(bad(key, value, format!("must be from {min} to {max}")));
     }
     Ok(value)
 }
 
-fn secret(value: Option<String>) -> Option<SecretString> {
+pub(super) fn secret(value: Option<String>) -> Option<SecretString> {
     value.filter(|v| !v.is_empty()).map(SecretString::from)
 }
 
@@ -358,6 +358,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         rate_limit_logger: l.rate_limit_logger,
     };
     crate::telemetry::build_filter(&log).map_err(|e| ConfigError::Log(e.to_string()))?;
+    let self_service = super::self_service::validate(raw.self_service, &upstream)?;
 
     Ok(Config {
         node_id,
@@ -369,6 +370,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         admin,
         audit,
         log,
+        self_service,
         ignored_env: Vec::new(),
     })
 }

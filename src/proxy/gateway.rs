@@ -11,6 +11,7 @@ use crate::auth::Verifier;
 use crate::config::{Config, Identity};
 use crate::metrics::Metrics;
 use crate::ratelimit::{Limiter, RateQuota};
+use crate::selfservice::{Directory, Edge};
 use crate::request_id::RequestIds;
 use crate::usage::UsageTracker;
 use crate::vault::CredentialVault;
@@ -39,6 +40,10 @@ pub struct Gateway {
     /// Present when `upstream.identity = "credential"`.
     pub credentials: Option<Arc<CredentialVault>>,
     pub usage: Arc<UsageTracker>,
+    /// Whose tokens may be used (`self_service.use_tokens`).
+    pub directory: Arc<Directory>,
+    /// Self-service API and pages, when enabled.
+    pub self_service: Option<Edge>,
 }
 
 /// The shared parts [`Gateway::new`] takes besides the config.
@@ -52,6 +57,8 @@ pub struct GatewayParts {
     pub metrics: Arc<Metrics>,
     pub credentials: Option<Arc<CredentialVault>>,
     pub usage: Arc<UsageTracker>,
+    pub directory: Arc<Directory>,
+    pub self_service: Option<Edge>,
 }
 
 impl Gateway {
@@ -74,6 +81,8 @@ impl Gateway {
             metrics: parts.metrics,
             credentials: parts.credentials,
             usage: parts.usage,
+            directory: parts.directory,
+            self_service: parts.self_service,
         }
     }
 

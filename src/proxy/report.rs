@@ -49,6 +49,7 @@ fn reason_name(reason: NoValidToken) -> &'static str {
         NoValidToken::Expired => "expired",
         NoValidToken::Revoked => "revoked",
         NoValidToken::NotOwner => "user_not_owner",
+        NoValidToken::NotPermitted => "owner_may_not_use_tokens",
     }
 }
 
@@ -198,21 +199,33 @@ fn audit(gateway: &Gateway, reported: &Reported<'_>, event: Event<'_>) {
     });
 }
 
-/// A token that verified, whose user has no stored Bitbucket credential to be forwarded with.
+/// Why a verified token's request cannot be forwarded with its user's credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NoCredential {
+    /// None is stored.
+    Missing,
+    /// Bitbucket refused the stored one.
+    Refused,
+}
+
+/// A token that verified, whose user has no usable Bitbucket credential to be forwarded with.
 pub(super) fn report_no_credential(
     gateway: &Gateway,
     token: &TokenRecord,
     reported: &Reported<'_>,
+    why: NoCredential,
 ) {
-    tracing::info!(
-        target: AUTH_TARGET,
-        "{}",
-        AuthMessage::NoUpstreamCredential { user: &token.user, path: reported.path }
-    );
-    let event = Event::of(
-        token,
-        AuditKind::AuthFailed,
-        Attributes::Pair("reason", "no_upstream_credential"),
-    );
+    let (message, reason) = match why {
+        NoCredential::Missing => (
+            AuthMessage::NoUpstreamCredential { user: &token.user, path: reported.path },
+            "no_upstream_credential",
+        ),
+        NoCredential::Refused => (
+            AuthMessage::UpstreamCredentialRefused { user: &token.user, path: reported.path },
+            "upstream_credential_refused",
+        ),
+    };
+    tracing::info!(target: AUTH_TARGET, "{message}");
+    let event = Event::of(token, AuditKind::AuthFailed, Attributes::Pair("reason", reason));
     audit(gateway, reported, event);
 }

@@ -16,17 +16,19 @@ use secrecy::ExposeSecret;
 use super::Gateway;
 use super::context::{Remote, remote, session_id};
 use super::forward::{UpstreamError, set_forwarded, strip_hop_by_hop};
-use super::report::{Reported, outcome, report, report_no_credential};
+use super::report::{NoCredential, Reported, outcome, report, report_no_credential};
 use super::respond::{self, ProxyBody, add_rate_headers};
 use crate::auth::{
     Credential, Decision, Policy, Presented, RequestFacts, Unroutable, Unverified, Verification,
     decide, routing_path,
 };
 use crate::config::Identity;
+use crate::selfservice::{Edge, RequestMeta};
 use crate::ratelimit::{RateStatus, Wording};
 use crate::request_id::{REQUEST_ID_HEADER, request_id_header};
 use crate::telemetry::{CLIPPED, MAX_FIELD_BYTES, RequestContext, clip, in_request};
 use crate::token::TokenRecord;
+use crate::vault::Upstream;
 
 /// Handles one request; never fails (errors become responses).
 pub(super) async fn handle(
@@ -125,6 +127,12 @@ async fn decide_and_act(
             );
         }
     };
+    if let Some(edge) = &gateway.self_service
+        && edge.serves(&routed)
+    {
+        let routed = routed.into_owned();
+        return self_service(edge, request, &routed, remote, request_id).await;
+    }
     let protected = gateway.is_protected(&routed);
     let presented = match Credential::from_headers(request.headers()) {
         Credential::Missing => Presented::Nothing,
@@ -135,7 +143,7 @@ async fn decide_and_act(
             token,
         } => {
             let verification = if protected {
-                gateway.verifier.verify(&token, client_ip).await
+                may_use(gateway, gateway.verifier.verify(&token, client_ip).await).await
             } else {
                 // Refused below whatever it is; no need to look it up.
                 Verification::Invalid {
@@ -203,6 +211,17 @@ async fn decide_and_act(
             let (name, value) = identity.expect("settled above for an allowed request");
             headers.insert(name, value);
             let mut response = forward(gateway, request, remote, ids.header).await;
+            if gateway.identity == Identity::Credential
+                && response.status() == StatusCode::UNAUTHORIZED
+                && let Some(vault) = &gateway.credentials
+            {
+                // Bitbucket refused the user's stored credential (expired, revoked, or its user
+                // lost access): not sent again until it is replaced.
+                tracing::warn!(target: "tokengate::proxy", user = %crate::telemetry::Escaped(&token.user), "Bitbucket refused the stored credential; marked refused until it is replaced");
+                if let Err(e) = vault.refuse(&token.user).await {
+                    tracing::warn!(target: "tokengate::proxy", error = %e, "marking the stored credential refused failed");
+                }
+            }
             add_rate_headers(&mut response, &status);
             response
         }
@@ -264,6 +283,53 @@ async fn decide_and_act(
     }
 }
 
+/// A verified token whose owner may no longer use tokens is withdrawn. Free unless
+/// `self_service.use_tokens` names groups or users.
+async fn may_use(gateway: &Gateway, verification: Verification) -> Verification {
+    let Verification::Verified(token) = verification else {
+        return verification;
+    };
+    match gateway.directory.may_use_tokens(&token.user).await {
+        Ok(true) => Verification::Verified(token),
+        Ok(false) => Verification::Withdrawn(token),
+        Err(e) => {
+            tracing::warn!(target: "tokengate::proxy", error = %e, "Bitbucket could not be asked whether the token's user may use tokens");
+            Verification::StoreUnavailable
+        }
+    }
+}
+
+/// A request for tokengate's own API or pages: answered here, never forwarded. It is decided
+/// on the path as routed.
+async fn self_service(
+    edge: &Edge,
+    mut request: Request<Incoming>,
+    routed: &str,
+    remote: &Remote,
+    request_id: &str,
+) -> Response<ProxyBody> {
+    if routed != request.uri().path() {
+        let target = match request.uri().query() {
+            Some(query) => format!("{routed}?{query}"),
+            None => routed.to_owned(),
+        };
+        match target.parse::<http::Uri>() {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(_) => {
+                return respond::error(StatusCode::BAD_REQUEST, "The request path cannot be routed.");
+            }
+        }
+    }
+    let meta = RequestMeta {
+        client_ip: remote.client_ip,
+        request_id: request_id.to_owned(),
+        secure: false,
+    };
+    edge.handle(request, meta)
+        .await
+        .map(|body| body.map_err(|never| match never {}).boxed())
+}
+
 /// The header that tells Bitbucket who the token's user is: the identity header, or the user's
 /// own credential as `Authorization`. An error is the finished refusal.
 async fn identity_value(
@@ -285,7 +351,7 @@ async fn identity_value(
                 .as_ref()
                 .expect("credential identity has a vault");
             match vault.get(&token.user).await {
-                Ok(Some(credential)) => {
+                Ok(Upstream::Usable(credential)) => {
                     let value = format!("Bearer {}", credential.expose_secret());
                     let Ok(mut value) = HeaderValue::from_str(&value) else {
                         return Err(respond::error(
@@ -296,12 +362,20 @@ async fn identity_value(
                     value.set_sensitive(true);
                     Ok((AUTHORIZATION, value))
                 }
-                Ok(None) => {
+                Ok(Upstream::Missing) => {
                     gateway.metrics.count_request("no_upstream_credential");
-                    report_no_credential(gateway, token, reported);
+                    report_no_credential(gateway, token, reported, NoCredential::Missing);
                     Err(respond::unauthorized(
                         None,
-                        "No Bitbucket credential is stored for this token's user; an administrator must set one.",
+                        "No Bitbucket credential is stored for this token's user; signing in to tokengate once with Bitbucket provisions one where that is enabled, otherwise an administrator must set one.",
+                    ))
+                }
+                Ok(Upstream::Refused) => {
+                    gateway.metrics.count_request("upstream_credential_refused");
+                    report_no_credential(gateway, token, reported, NoCredential::Refused);
+                    Err(respond::unauthorized(
+                        None,
+                        "Bitbucket refused the stored credential of this token's user; it is replaced at the user's next sign-in to tokengate with Bitbucket, or by an administrator.",
                     ))
                 }
                 Err(e) => {

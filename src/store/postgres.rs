@@ -19,7 +19,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::rows::{self, ReadRow, audit_from_row, corrupt, token_from_row};
 use super::sql::{self, Dialect};
-use super::{Backend, Change, LastUse, StoreError, TokenQuery, TokenStore, TokenWrite};
+use super::{
+    Backend, Change, LastUse, StoreError, StoredCredential, TokenQuery, TokenStore, TokenWrite,
+};
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
 
@@ -224,16 +226,23 @@ impl TokenStore for PgStore {
         Ok(u64::try_from(n).unwrap_or_default())
     }
 
-    async fn put_credential(&self, user: &str, sealed: &[u8]) -> Result<(), StoreError> {
+    async fn put_credential(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        provisioned: bool,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO credentials (user_name, sealed, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (user_name) DO UPDATE \
-             SET sealed = EXCLUDED.sealed, updated_at = EXCLUDED.updated_at",
+            "INSERT INTO credentials (user_name, sealed, updated_at, provisioned, refused_at) \
+             VALUES ($1, $2, $3, $4, NULL) ON CONFLICT (user_name) DO UPDATE \
+             SET sealed = EXCLUDED.sealed, updated_at = EXCLUDED.updated_at, \
+             provisioned = EXCLUDED.provisioned, refused_at = NULL",
         )
         .bind(user)
         .bind(sealed)
         .bind(rows::floor_ms(Utc::now()))
+        .bind(provisioned)
         .execute(&mut *tx)
         .await?;
         // Other replicas drop their cached copy (user names are at most 255 characters, well
@@ -243,13 +252,41 @@ impl TokenStore for PgStore {
         Ok(())
     }
 
-    async fn get_credential(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT sealed FROM credentials WHERE user_name = $1")
-                .bind(user)
-                .fetch_optional(&self.pool)
-                .await?,
+    async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError> {
+        let row = sqlx::query(
+            "SELECT sealed, provisioned, updated_at, refused_at FROM credentials \
+             WHERE user_name = $1",
         )
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(StoredCredential {
+                sealed: row.try_get("sealed")?,
+                provisioned: row.try_get("provisioned")?,
+                updated_at: row.try_get("updated_at")?,
+                refused_at: row.try_get("refused_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let marked = sqlx::query(
+            "UPDATE credentials SET refused_at = COALESCE(refused_at, $2) WHERE user_name = $1",
+        )
+        .bind(user)
+        .bind(rows::floor_ms(at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if marked {
+            announce(&mut tx, &format!("{CREDENTIAL_PREFIX}{user}")).await?;
+        }
+        tx.commit().await?;
+        Ok(marked)
     }
 
     async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {

@@ -24,7 +24,9 @@ use tokio::time::MissedTickBehavior;
 
 use super::rows::{self, ReadRow, corrupt, from_millis, token_from_row};
 use super::sql::{self, Dialect};
-use super::{Backend, Change, LastUse, StoreError, TokenQuery, TokenStore, TokenWrite};
+use super::{
+    Backend, Change, LastUse, StoreError, StoredCredential, TokenQuery, TokenStore, TokenWrite,
+};
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
 
@@ -276,17 +278,24 @@ impl TokenStore for SqliteStore {
         Ok(u64::try_from(n).unwrap_or_default())
     }
 
-    async fn put_credential(&self, user: &str, sealed: &[u8]) -> Result<(), StoreError> {
+    async fn put_credential(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        provisioned: bool,
+    ) -> Result<(), StoreError> {
         let now = millis(Utc::now());
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO credentials (user_name, sealed, updated_at) VALUES (?, ?, ?) \
-             ON CONFLICT (user_name) DO UPDATE \
-             SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+            "INSERT INTO credentials (user_name, sealed, updated_at, provisioned, refused_at) \
+             VALUES (?, ?, ?, ?, NULL) ON CONFLICT (user_name) DO UPDATE \
+             SET sealed = excluded.sealed, updated_at = excluded.updated_at, \
+             provisioned = excluded.provisioned, refused_at = NULL",
         )
         .bind(user)
         .bind(sealed)
         .bind(now)
+        .bind(provisioned)
         .execute(&mut *tx)
         .await?;
         // A credential change is a row naming the user and no token.
@@ -299,13 +308,49 @@ impl TokenStore for SqliteStore {
         Ok(())
     }
 
-    async fn get_credential(&self, user: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT sealed FROM credentials WHERE user_name = ?")
-                .bind(user)
-                .fetch_optional(&self.pool)
-                .await?,
+    async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError> {
+        let row = sqlx::query(
+            "SELECT sealed, provisioned, updated_at, refused_at FROM credentials \
+             WHERE user_name = ?",
         )
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(StoredCredential {
+                sealed: row.try_get("sealed")?,
+                provisioned: row.try_get("provisioned")?,
+                updated_at: from_millis("updated_at", row.try_get("updated_at")?)?,
+                refused_at: row
+                    .try_get::<Option<i64>, _>("refused_at")?
+                    .map(|ms| from_millis("refused_at", ms))
+                    .transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let now = millis(at);
+        let mut tx = self.pool.begin().await?;
+        let marked = sqlx::query(
+            "UPDATE credentials SET refused_at = COALESCE(refused_at, ?) WHERE user_name = ?",
+        )
+        .bind(now)
+        .bind(user)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if marked {
+            sqlx::query("INSERT INTO token_changes (token_id, user_name, at) VALUES ('', ?, ?)")
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(marked)
     }
 
     async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {

@@ -1004,7 +1004,8 @@ async fn credentials_are_stored_sealed_and_never_echoed() {
         .get_credential("alice")
         .await
         .unwrap()
-        .expect("a stored credential");
+        .expect("a stored credential")
+        .sealed;
     assert!(
         !sealed
             .windows(credential.len())
@@ -1079,7 +1080,11 @@ async fn credentials_are_stored_sealed_and_never_echoed() {
             .refused(status, code, field);
     }
     assert_eq!(
-        app.store().get_credential("alice").await.unwrap(),
+        app.store()
+            .get_credential("alice")
+            .await
+            .unwrap()
+            .map(|c| c.sealed),
         Some(sealed)
     );
     app.finish().await;

@@ -470,7 +470,8 @@ async fn credential_set_reads_one_line_from_stdin() {
         .get_credential("alice")
         .await
         .unwrap()
-        .expect("stored");
+        .expect("stored")
+        .sealed;
     let key = CredentialKey::from_secret(&key.into()).unwrap();
     assert_eq!(
         key.open("alice", &sealed).unwrap().expose_secret(),

@@ -33,7 +33,7 @@ async fn a_credential_user_is_forwarded_with_their_bitbucket_credential(backend:
     };
     let credential = "BBDC-NDI0MjQyNDI0MjQyOnN0b3JlZC1jcmVkZW50aWFs";
     app.store()
-        .put_credential("alice", &seal(credential))
+        .put_credential("alice", &seal(credential), false)
         .await
         .unwrap();
 
@@ -54,7 +54,7 @@ async fn a_credential_user_is_forwarded_with_their_bitbucket_credential(backend:
     // second or so, when the change notification arrives.
     let replaced = "BBDC-MTMxMzEzMTMxMzEzOnJlcGxhY2VkLWNyZWRlbnRpYWw";
     app.store()
-        .put_credential("alice", &seal(replaced))
+        .put_credential("alice", &seal(replaced), false)
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);

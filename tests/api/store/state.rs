@@ -19,6 +19,7 @@ both_backends!(store:
     last_use_never_goes_backwards,
     count_active_tokens,
     credentials_put_replace_get,
+    a_refused_credential_stays_refused_until_replaced,
 );
 
 async fn list_state_filter_judges_expiry_at_now(store: Arc<dyn TokenStore>) {
@@ -279,16 +280,38 @@ async fn count_active_tokens(store: Arc<dyn TokenStore>) {
 }
 
 async fn credentials_put_replace_get(store: Arc<dyn TokenStore>) {
-    assert_eq!(store.get_credential("alice").await.unwrap(), None);
+    let sealed_of = async |user: &str| store.get_credential(user).await.unwrap().map(|c| c.sealed);
+    assert_eq!(sealed_of("alice").await, None);
     let sealed = vec![0_u8, 1, 2, 255, 0, 10, 13];
-    store.put_credential("alice", &sealed).await.unwrap();
-    assert_eq!(store.get_credential("alice").await.unwrap(), Some(sealed));
-    store.put_credential("alice", b"replaced").await.unwrap();
-    assert_eq!(
-        store.get_credential("alice").await.unwrap(),
-        Some(b"replaced".to_vec())
+    store.put_credential("alice", &sealed, false).await.unwrap();
+    assert_eq!(sealed_of("alice").await, Some(sealed));
+    store.put_credential("alice", b"replaced", true).await.unwrap();
+    let stored = store.get_credential("alice").await.unwrap().unwrap();
+    assert_eq!(stored.sealed, b"replaced".to_vec());
+    assert!(stored.provisioned, "replaced by a provisioned one");
+    assert_eq!(stored.refused_at, None);
+    store.put_credential("bob", b"", false).await.unwrap();
+    assert_eq!(sealed_of("bob").await, Some(Vec::new()));
+    assert_eq!(sealed_of("ALICE").await, None);
+}
+
+async fn a_refused_credential_stays_refused_until_replaced(store: Arc<dyn TokenStore>) {
+    let at = Utc::now();
+    assert!(
+        !store.refuse_credential("alice", at).await.unwrap(),
+        "nothing stored, nothing marked"
     );
-    store.put_credential("bob", b"").await.unwrap();
-    assert_eq!(store.get_credential("bob").await.unwrap(), Some(Vec::new()));
-    assert_eq!(store.get_credential("ALICE").await.unwrap(), None);
+    store.put_credential("alice", b"sealed", true).await.unwrap();
+    assert!(store.refuse_credential("alice", at).await.unwrap());
+    let later = at + TimeDelta::seconds(5);
+    store.refuse_credential("alice", later).await.unwrap();
+    let refused = store.get_credential("alice").await.unwrap().unwrap();
+    assert_eq!(
+        refused.refused_at.map(|t| t.timestamp_millis()),
+        Some(at.timestamp_millis()),
+        "the first refusal is kept"
+    );
+    store.put_credential("alice", b"new", true).await.unwrap();
+    let replaced = store.get_credential("alice").await.unwrap().unwrap();
+    assert_eq!(replaced.refused_at, None, "a replacement clears the refusal");
 }

@@ -91,12 +91,12 @@ async fn watch_hears_changes_made_by_another_instance(url: String) {
     );
 
     // A stored credential, set or replaced, is announced by its user.
-    cli.put_credential("alice", b"sealed").await.unwrap();
+    cli.put_credential("alice", b"sealed", false).await.unwrap();
     assert_eq!(
         next_change(&mut changes).await,
         Change::Credential("alice".into())
     );
-    cli.put_credential("alice", b"sealed again").await.unwrap();
+    cli.put_credential("alice", b"sealed again", false).await.unwrap();
     assert_eq!(
         next_change(&mut changes).await,
         Change::Credential("alice".into())

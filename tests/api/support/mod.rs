@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: fresh databases on both backends.
 
 pub(crate) mod app;
+pub(crate) mod bitbucket;
 mod binary;
 mod db;
 pub(crate) mod forwarder;

@@ -5,6 +5,8 @@
 //! - `…/download/N` streams N bytes of generated data in 64 KiB chunks;
 //! - `…/slow` waits until [`Upstream::release_slow`];
 //! - `…/hop-headers` answers with hop-by-hop headers the gateway must drop;
+//! - Bitbucket's REST API for sign-in, groups and access tokens, and requests carrying a
+//!   credential, as [`super::bitbucket`] answers them;
 //! - anything else: 200 `{"ok":true}`.
 
 use std::convert::Infallible;
@@ -21,6 +23,8 @@ use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use super::bitbucket::Directory;
 
 /// Size of each generated download chunk.
 const CHUNK: usize = 64 * 1024;
@@ -75,7 +79,11 @@ struct Log {
 struct Shared {
     log: Mutex<Log>,
     released: watch::Receiver<bool>,
+    bitbucket: Directory,
 }
+
+/// The first bytes of a request body kept for Bitbucket's REST calls.
+const KEPT_BODY: usize = 64 * 1024;
 
 /// The running stand-in; it stops when dropped (with the test's runtime).
 pub(crate) struct Upstream {
@@ -96,6 +104,7 @@ impl Upstream {
         let shared = Arc::new(Shared {
             log: Mutex::default(),
             released,
+            bitbucket: Directory::default(),
         });
         let app = Router::new()
             .fallback(handle)
@@ -148,6 +157,11 @@ impl Upstream {
         .await
     }
 
+    /// Bitbucket's users, credentials and groups.
+    pub(crate) fn bitbucket(&self) -> &Directory {
+        &self.shared.bitbucket
+    }
+
     /// Lets every waiting and future `/slow` request answer.
     pub(crate) fn release_slow(&self) {
         let _ = self.release.send(true);
@@ -189,11 +203,14 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let (parts, body) = request.into_parts();
     let mut hasher = Sha256::new();
     let mut body_len = 0u64;
+    let mut kept = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.expect("reading the request body");
         body_len += chunk.len() as u64;
         hasher.update(&chunk);
+        let room = KEPT_BODY.saturating_sub(kept.len()).min(chunk.len());
+        kept.extend_from_slice(&chunk[..room]);
     }
     let target = parts
         .uri
@@ -203,12 +220,21 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     shared.log.lock().expect("upstream log").seen.push(Seen {
         method: parts.method.to_string(),
         target: target.clone(),
-        headers: parts.headers,
+        headers: parts.headers.clone(),
         body_len,
         body_sha256: hex(&hasher.finalize()),
     });
 
     let path = parts.uri.path();
+    if let Some(answer) = shared.bitbucket.answer(
+        &parts.method,
+        path,
+        parts.uri.query().unwrap_or_default(),
+        &parts.headers,
+        &kept,
+    ) {
+        return answer;
+    }
     if let Some((_, n)) = path.rsplit_once("/download/") {
         let len: u64 = n.parse().expect("/download/N takes a byte count");
         return download(shared, len);
