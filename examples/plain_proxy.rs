@@ -1,7 +1,7 @@
 //! The floor under tokengate's proxy path: the same HTTP stack (hyper's HTTP/1 server, one
 //! single-threaded runtime per worker on its own `SO_REUSEPORT` socket, the pooled hyper-util
 //! client) forwarding every request untouched, with no authentication, logging or audit.
-//! `bench/run.sh --floor` runs it beside nginx, to tell what the stack costs from what
+//! `bench/run.sh` runs it beside nginx, to tell what the stack costs from what
 //! tokengate adds.
 //!
 //! ```sh

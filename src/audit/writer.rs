@@ -30,7 +30,7 @@ const BATCH: usize = 4096;
 /// watch the queue meanwhile, so the requests that add events wake no thread: a busy gateway
 /// costs the writer 50 wake-ups a second, not one per event. Short enough that the work
 /// gathered meanwhile is a brief burst beside the proxy workers (at 65,000 events a second,
-/// about a millisecond), which a longer wait made long enough to upset the scheduling of the
+/// about a millisecond); a longer wait makes it long enough to upset the scheduling of the
 /// cores they share.
 const LINGER: Duration = Duration::from_millis(20);
 /// Failed replays of one batch of the spill file, each while the store answered its ping,

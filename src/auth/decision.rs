@@ -1,4 +1,4 @@
-//! The decision table of DESIGN.md section 1 as one pure function: plain inputs in, a
+//! The decision table as one pure function: plain inputs in, a
 //! [`Decision`] out. No I/O, no clock reads, no logging; the proxy gathers the inputs and acts.
 
 use std::net::IpAddr;

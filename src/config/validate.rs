@@ -98,7 +98,7 @@ pub(super) fn secret(value: Option<String>) -> Option<SecretString> {
 
 pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let node_id = match raw.node_id {
-        // As DESIGN.md has it, and as the default is: 6-7 upper-case base-36 characters, so a
+        // As documented, and as the default is: 6-7 upper-case base-36 characters, so a
         // request id's lower-case `x` separators stay unambiguous.
         Some(id)
             if (6..=7).contains(&id.len())

@@ -1,5 +1,5 @@
-//! Golden tests: the seed's values through a real subscriber give DESIGN.md's lines byte for
-//! byte, and hostile text stays on its line. The harness here is shared with `settings` (logger
+//! Golden tests: the sample values of Bitbucket's own log lines through a real subscriber give
+//! those lines byte for byte, and hostile text stays on its line. The harness here is shared with `settings` (logger
 //! names, level filtering, settings errors) and `output` (JSON and the file writer).
 
 mod context;
@@ -74,16 +74,16 @@ impl Request<'_> {
     }
 }
 
-const SEED_ADDRESSES: &str = "79.209.73.23,100.120.0.11";
-const SEED_GET: &str = "GET /rest/ssh/1.0/keys HTTP/1.1";
-const SEED_PATH: &str = "/rest/ssh/1.0/keys";
+const SAMPLE_ADDRESSES: &str = "79.209.73.23,100.120.0.11";
+const SAMPLE_GET: &str = "GET /rest/ssh/1.0/keys HTTP/1.1";
+const SAMPLE_PATH: &str = "/rest/ssh/1.0/keys";
 
-fn seed_request(id: &str) -> Request<'_> {
+fn sample_request(id: &str) -> Request<'_> {
     Request {
         id,
         session: None,
-        addresses: SEED_ADDRESSES,
-        line: SEED_GET,
+        addresses: SAMPLE_ADDRESSES,
+        line: SAMPLE_GET,
     }
 }
 
@@ -160,7 +160,7 @@ fn auth_line(
     )
 }
 
-fn seed_ip() -> IpAddr {
+fn sample_ip() -> IpAddr {
     "79.209.73.23".parse().unwrap()
 }
 
@@ -172,14 +172,14 @@ fn success_line_matches_the_seed() {
         scope: Scope::ReadOnly,
         user: "automation-user",
         created_at,
-        path: SEED_PATH,
+        path: SAMPLE_PATH,
     };
     let at = local((2021, 1, 7), 8, 52, 38, 540);
     assert_eq!(
         auth_line(
             at,
             "http-nio-8080-exec-2",
-            &seed_request("@A6X2OXx532x2669x0"),
+            &sample_request("@A6X2OXx532x2669x0"),
             message
         ),
         "2021-01-07 08:52:38,540 INFO [http-nio-8080-exec-2] @A6X2OXx532x2669x0 79.209.73.23,100.120.0.11 \"GET /rest/ssh/1.0/keys HTTP/1.1\" d.r.a.p.auth.ApiTokenAuthSharedBase Found a matching token \"API Token from 2021-01-06\" with Read Only scope and authenticated user automation-user. Token was created on Jan 6, 2021 2:14:46 PM. REST endpoint: /rest/ssh/1.0/keys\n"
@@ -189,12 +189,12 @@ fn success_line_matches_the_seed() {
 #[test]
 fn no_valid_token_lines_match_the_seed() {
     let at = local((2021, 1, 7), 9, 16, 33, 541);
-    let request = seed_request("@16JTB8Nx556x10x0");
+    let request = sample_request("@16JTB8Nx556x10x0");
     let line = |fallback| {
         let message = AuthMessage::NoValidToken {
             user: "automation-user",
             fallback,
-            path: SEED_PATH,
+            path: SAMPLE_PATH,
         };
         auth_line(at, "http-nio-8080-exec-10", &request, message)
     };
@@ -211,13 +211,13 @@ fn no_valid_token_lines_match_the_seed() {
 #[test]
 fn ip_not_allowed_lines_match_the_seed() {
     let at = local((2021, 1, 7), 9, 22, 4, 950);
-    let request = seed_request("@16JTB8Nx562x42x0");
+    let request = sample_request("@16JTB8Nx562x42x0");
     let line = |fallback| {
         let message = AuthMessage::IpNotAllowed {
             user: "automation-user",
-            ip: seed_ip(),
+            ip: sample_ip(),
             fallback,
-            path: SEED_PATH,
+            path: SAMPLE_PATH,
         };
         auth_line(at, "http-nio-8080-exec-1", &request, message)
     };
@@ -236,13 +236,13 @@ fn fallback_line_matches_the_seed() {
     let at = local((2021, 1, 7), 11, 2, 37, 820);
     let message = AuthMessage::Fallback {
         user: "automation-user",
-        path: SEED_PATH,
+        path: SAMPLE_PATH,
     };
     assert_eq!(
         auth_line(
             at,
             "http-nio-8080-exec-2",
-            &seed_request("@16JTB8Nx662x69x0"),
+            &sample_request("@16JTB8Nx662x69x0"),
             message
         ),
         "2021-01-07 11:02:37,820 INFO [http-nio-8080-exec-2] @16JTB8Nx662x69x0 79.209.73.23,100.120.0.11 \"GET /rest/ssh/1.0/keys HTTP/1.1\" d.r.a.p.auth.ApiTokenAuthSharedBase User automation-user tried to authenticate with an invalid token or regular password. Passing the request further to the default authenticator. REST endpoint: /rest/ssh/1.0/keys\n"
@@ -254,12 +254,12 @@ fn scope_denied_line_matches_the_seed() {
     let at = local((2021, 1, 7), 12, 6, 2, 366);
     let request = Request {
         line: "POST /rest/ssh/1.0/keys HTTP/1.1",
-        ..seed_request("@16JTB8Nx726x114x0")
+        ..sample_request("@16JTB8Nx726x114x0")
     };
     let message = AuthMessage::ScopeDenied {
         user: "automation-user",
         method: "POST",
-        path: SEED_PATH,
+        path: SAMPLE_PATH,
     };
     assert_eq!(
         auth_line(at, "http-nio-8080-exec-9", &request, message),
@@ -273,7 +273,7 @@ fn rate_limited_line(settings: &LogSettings) -> String {
         id: "@MKNCWMx822x1697x0",
         session: Some("kpe4a4"),
         addresses: "79.209.73.23,100.100.0.45",
-        line: SEED_GET,
+        line: SAMPLE_GET,
     };
     let message = AuthMessage::RateLimited {
         user: "admin",
@@ -290,13 +290,13 @@ fn rate_limited_line(settings: &LogSettings) -> String {
     )
 }
 
-const SEED_RATE_LIMITED: &str = "2022-02-08 13:42:51,024 INFO [http-nio-8080-exec-8] @MKNCWMx822x1697x0 kpe4a4 79.209.73.23,100.100.0.45 \"GET /rest/ssh/1.0/keys HTTP/1.1\" d.r.a.p.auth.ApiTokenRateLimiter User admin has been rate limited. The API token allows executing 5 requests within 5 minutes.\n";
+const SAMPLE_RATE_LIMITED: &str = "2022-02-08 13:42:51,024 INFO [http-nio-8080-exec-8] @MKNCWMx822x1697x0 kpe4a4 79.209.73.23,100.100.0.45 \"GET /rest/ssh/1.0/keys HTTP/1.1\" d.r.a.p.auth.ApiTokenRateLimiter User admin has been rate limited. The API token allows executing 5 requests within 5 minutes.\n";
 
 #[test]
 fn rate_limited_line_matches_the_seed() {
     assert_eq!(
         rate_limited_line(&LogSettings::default()),
-        SEED_RATE_LIMITED
+        SAMPLE_RATE_LIMITED
     );
 }
 

@@ -1,4 +1,4 @@
-//! The admin REST API (issue 5), through the real binary: every endpoint's happy path, every
+//! The admin REST API, through the real binary: every endpoint's happy path, every
 //! kind of bad input (status, error code, a message naming the field, and the store left
 //! unchanged), the admin token, pagination, revocation reaching the proxy (in this process at
 //! once, in another process on the same PostgreSQL within a second), the expiry policy, the

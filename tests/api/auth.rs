@@ -1,4 +1,4 @@
-//! Authentication (issue 3) through the real gateway, on both store backends: every row of the
+//! Authentication through the real gateway, on both store backends: every row of the
 //! decision table with its status, what Bitbucket saw, and the exact text of its log line after
 //! the fixed prefix. Every case ends with [`TestApp::finish`], which also proves that no secret
 //! the case made reached the log files or the upstream.

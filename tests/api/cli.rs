@@ -1,4 +1,4 @@
-//! The `token` and `credential` commands (issue 5), through the real binary on an SQLite file:
+//! The `token` and `credential` commands, through the real binary on an SQLite file:
 //! the lifecycle with human and JSON output, audit events with actor `cli`, bad arguments
 //! (exit 2, store unchanged), the expiry policy, credentials from stdin, and `--help`.
 

@@ -1,4 +1,4 @@
-//! The integration tests, one binary (see STYLE.md): each module is one area of the product.
+//! The integration tests, one binary: each module is one area of the product.
 
 mod admin;
 mod audit;

@@ -1,4 +1,4 @@
-//! The foundation (issue 2), through the real binary: streaming both ways in bounded memory,
+//! The proxy, through the real binary: streaming both ways in bounded memory,
 //! what reaches Bitbucket and what does not, request ids, error shapes and statuses, config
 //! errors, and graceful shutdown.
 

@@ -1,4 +1,4 @@
-//! The decision table of DESIGN.md section 1, row by row. Each test builds a request, what it
+//! The decision table, row by row. Each test builds a request, what it
 //! presented and the policy, then checks the one [`Decision`] that row calls for. Every refused
 //! request is decided with a rate check that panics, so a refusal can never consume quota.
 

@@ -17,7 +17,7 @@ fn every_line_inside_a_request_future_carries_its_fields_and_no_line_outside_doe
     let at = local((2021, 1, 7), 8, 52, 38, 540);
     let request = Request {
         session: Some("kpe4a4"),
-        ..seed_request("@A6X2OXx532x2669x0")
+        ..sample_request("@A6X2OXx532x2669x0")
     };
     let out = capture(&settings, at, Some("worker-1"), None, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -60,7 +60,7 @@ fn json_lines_inside_a_request_future_carry_its_fields() {
         ..LogSettings::default()
     };
     let at = local((2021, 1, 7), 8, 52, 38, 540);
-    let request = seed_request("@A6X2OXx532x2669x0");
+    let request = sample_request("@A6X2OXx532x2669x0");
     let out = capture(&settings, at, Some("worker-1"), None, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -69,8 +69,8 @@ fn json_lines_inside_a_request_future_carry_its_fields() {
     });
     let line: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(line["request_id"], "@A6X2OXx532x2669x0");
-    assert_eq!(line["addresses"], SEED_ADDRESSES);
-    assert_eq!(line["request_line"], SEED_GET);
+    assert_eq!(line["addresses"], SAMPLE_ADDRESSES);
+    assert_eq!(line["request_line"], SAMPLE_GET);
     assert_eq!(line["message"], "forwarding failed");
     assert!(line.get("session_id").is_none(), "{line}");
 }

@@ -21,7 +21,7 @@ fn json_lines_carry_the_same_fields() {
     assert_eq!(line["request_id"], "@MKNCWMx822x1697x0");
     assert_eq!(line["session_id"], "kpe4a4");
     assert_eq!(line["addresses"], "79.209.73.23,100.100.0.45");
-    assert_eq!(line["request_line"], SEED_GET);
+    assert_eq!(line["request_line"], SAMPLE_GET);
     assert_eq!(line["logger"], DEFAULT_RATE_LIMIT_LOGGER);
     assert_eq!(
         line["message"],

@@ -100,9 +100,9 @@ fn per_logger_levels_filter_by_display_name_or_target() {
 #[test]
 fn a_quiet_default_still_gives_enabled_lines_their_request_fields() {
     let settings = with_loggers("warn", &[(RATE_LIMIT_TARGET, "info")]);
-    assert_eq!(rate_limited_line(&settings), SEED_RATE_LIMITED);
+    assert_eq!(rate_limited_line(&settings), SAMPLE_RATE_LIMITED);
     let off = with_loggers("off", &[("d.r.a.p.auth.ApiTokenRateLimiter", "info")]);
-    assert_eq!(rate_limited_line(&off), SEED_RATE_LIMITED);
+    assert_eq!(rate_limited_line(&off), SAMPLE_RATE_LIMITED);
 }
 
 #[test]

@@ -346,7 +346,7 @@ async fn row_7_a_token_over_its_rate_limit_gets_429(backend: Backend) {
 
 async fn row_8_a_valid_token_is_forwarded_as_its_user(backend: Backend) {
     let app = spawn_app(Options::new(backend)).await;
-    // 08:44:46 UTC is 2:14:46 PM in the gateway's zone (UTC+05:30): the seed's line.
+    // 08:44:46 UTC is 2:14:46 PM in the gateway's zone (UTC+05:30), as in Bitbucket's sample line.
     let created = DateTime::parse_from_rfc3339("2021-01-06T08:44:46Z")
         .unwrap()
         .to_utc();

@@ -19,7 +19,7 @@ both_backends!(url:
     unreadable_values_are_corrupt_naming_the_column,
 );
 
-/// The design's promise: every replica hears of a change within a second.
+/// The README's promise: every replica hears of a change within a second.
 const WITHIN: Duration = Duration::from_secs(1);
 
 /// A heartbeat goes out every 3 s and must be answered within 2 s: a silent connection is noticed
