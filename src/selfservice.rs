@@ -10,6 +10,7 @@ mod api;
 mod compat;
 mod directory;
 mod narrow;
+mod openapi;
 mod ops;
 mod provision;
 mod rights;
@@ -29,7 +30,8 @@ use tower::ServiceExt as _;
 
 pub use directory::Directory;
 pub use narrow::{Asked, Bounds, Settled, Signing};
-pub use ops::{CreateInput, Me};
+pub use openapi::SelfServiceDoc;
+pub use ops::{CreateInput, Limits, Me};
 pub use rights::{Granted, Rights, Rule, Rules};
 pub use signin::{Caller, RequestMeta, SignInError};
 
@@ -127,6 +129,7 @@ impl Edge {
         let pages = service.config.path.clone();
         let router = api::routes()
             .merge(compat::routes())
+            .merge(openapi::routes())
             .fallback(api::not_found)
             .with_state(service);
         Self {
