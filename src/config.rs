@@ -4,6 +4,8 @@
 mod duration;
 mod env;
 mod raw;
+#[cfg(test)]
+mod reference;
 mod schema;
 mod self_service;
 mod validate;

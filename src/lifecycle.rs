@@ -475,8 +475,15 @@ impl Lifecycle {
             Some(id) => json!({ "provisioned": true, "bitbucket_token_id": id }),
             None => json!({}),
         };
-        self.record(AuditKind::CredentialSet, user, None, attributes, origin, now)
-            .await;
+        self.record(
+            AuditKind::CredentialSet,
+            user,
+            None,
+            attributes,
+            origin,
+            now,
+        )
+        .await;
         Ok(())
     }
 

@@ -222,7 +222,11 @@ impl CredentialVault {
     /// Marks the user's credential refused by Bitbucket, here and (through the store's change
     /// announcement) on every replica.
     pub async fn refuse(&self, user: &str) -> Result<(), crate::store::StoreError> {
-        let (store, owner, at) = (std::sync::Arc::clone(&self.store), user.to_owned(), chrono::Utc::now());
+        let (store, owner, at) = (
+            std::sync::Arc::clone(&self.store),
+            user.to_owned(),
+            chrono::Utc::now(),
+        );
         match &self.store_runtime {
             Some(runtime) => {
                 runtime

@@ -54,9 +54,7 @@ impl SelfServiceConfig {
 fn rules(key: &'static str, entries: &[String]) -> Result<Rules, ConfigError> {
     entries
         .iter()
-        .map(|entry| {
-            Rule::parse(entry).map_err(|reason| bad(key, entry, reason))
-        })
+        .map(|entry| Rule::parse(entry).map_err(|reason| bad(key, entry, reason)))
         .collect::<Result<Vec<_>, _>>()
         .map(Rules::new)
 }
@@ -79,19 +77,34 @@ fn web_path(key: &'static str, value: &str) -> Result<String, ConfigError> {
 }
 
 fn origin(key: &'static str, value: &str) -> Result<String, ConfigError> {
-    let uri: http::Uri = value
-        .parse()
-        .map_err(|_| bad(key, value, "expected an origin such as https://bitbucket.example.com"))?;
+    let uri: http::Uri = value.parse().map_err(|_| {
+        bad(
+            key,
+            value,
+            "expected an origin such as https://bitbucket.example.com",
+        )
+    })?;
     let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(bad(key, value, "expected an origin such as https://bitbucket.example.com"));
+        return Err(bad(
+            key,
+            value,
+            "expected an origin such as https://bitbucket.example.com",
+        ));
     };
     if !matches!(scheme, "http" | "https") || authority.as_str().contains('@') {
-        return Err(bad(key, value, "expected http:// or https:// and a host, without user info"));
+        return Err(bad(
+            key,
+            value,
+            "expected http:// or https:// and a host, without user info",
+        ));
     }
     if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
         return Err(bad(key, value, "an origin has no path or query"));
     }
-    Ok(format!("{scheme}://{}", authority.as_str().to_ascii_lowercase()))
+    Ok(format!(
+        "{scheme}://{}",
+        authority.as_str().to_ascii_lowercase()
+    ))
 }
 
 pub(super) fn validate(

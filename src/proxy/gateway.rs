@@ -11,8 +11,8 @@ use crate::auth::Verifier;
 use crate::config::{Config, Identity};
 use crate::metrics::Metrics;
 use crate::ratelimit::{Limiter, RateQuota};
-use crate::selfservice::{Directory, Edge};
 use crate::request_id::RequestIds;
+use crate::selfservice::{Directory, Edge};
 use crate::usage::UsageTracker;
 use crate::vault::CredentialVault;
 

@@ -217,15 +217,25 @@ pub(super) fn report_no_credential(
 ) {
     let (message, reason) = match why {
         NoCredential::Missing => (
-            AuthMessage::NoUpstreamCredential { user: &token.user, path: reported.path },
+            AuthMessage::NoUpstreamCredential {
+                user: &token.user,
+                path: reported.path,
+            },
             "no_upstream_credential",
         ),
         NoCredential::Refused => (
-            AuthMessage::UpstreamCredentialRefused { user: &token.user, path: reported.path },
+            AuthMessage::UpstreamCredentialRefused {
+                user: &token.user,
+                path: reported.path,
+            },
             "upstream_credential_refused",
         ),
     };
     tracing::info!(target: AUTH_TARGET, "{message}");
-    let event = Event::of(token, AuditKind::AuthFailed, Attributes::Pair("reason", reason));
+    let event = Event::of(
+        token,
+        AuditKind::AuthFailed,
+        Attributes::Pair("reason", reason),
+    );
     audit(gateway, reported, event);
 }

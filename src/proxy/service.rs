@@ -23,9 +23,9 @@ use crate::auth::{
     decide, routing_path,
 };
 use crate::config::Identity;
-use crate::selfservice::{Edge, RequestMeta};
 use crate::ratelimit::{RateStatus, Wording};
 use crate::request_id::{REQUEST_ID_HEADER, request_id_header};
+use crate::selfservice::{Edge, RequestMeta};
 use crate::telemetry::{CLIPPED, MAX_FIELD_BYTES, RequestContext, clip, in_request};
 use crate::token::TokenRecord;
 use crate::vault::Upstream;
@@ -316,7 +316,10 @@ async fn self_service(
         match target.parse::<http::Uri>() {
             Ok(uri) => *request.uri_mut() = uri,
             Err(_) => {
-                return respond::error(StatusCode::BAD_REQUEST, "The request path cannot be routed.");
+                return respond::error(
+                    StatusCode::BAD_REQUEST,
+                    "The request path cannot be routed.",
+                );
             }
         }
     }

@@ -65,7 +65,11 @@ impl SelfCreateRequest {
             user: self.user,
             description: self.description,
             asked: Asked {
-                scope: self.scope.as_deref().map(lifecycle::parse_scope).transpose()?,
+                scope: self
+                    .scope
+                    .as_deref()
+                    .map(lifecycle::parse_scope)
+                    .transpose()?,
                 expires_at: self
                     .expires_at
                     .as_deref()
@@ -117,7 +121,13 @@ pub(crate) async fn list(
 ) -> Result<Json<TokenPage>, ApiError> {
     let filter = params.check()?;
     let mut records = service
-        .list(&caller, filter.user, filter.state, filter.limit + 1, filter.after)
+        .list(
+            &caller,
+            filter.user,
+            filter.state,
+            filter.limit + 1,
+            filter.after,
+        )
         .await?;
     let more = records.len() > filter.limit as usize;
     records.truncate(filter.limit as usize);

@@ -26,7 +26,10 @@ const FILTER_CAP: usize = 100_000;
 pub(super) fn routes() -> Router<Arc<SelfService>> {
     Router::new()
         .route(&format!("{BASE}/user/token"), get(list).post(create))
-        .route(&format!("{BASE}/user/token/{{id}}"), patch(rename).delete(revoke))
+        .route(
+            &format!("{BASE}/user/token/{{id}}"),
+            patch(rename).delete(revoke),
+        )
         .route(&format!("{BASE}/user/tokensByFilter"), get(by_filter))
 }
 
@@ -120,7 +123,11 @@ async fn create(
         None => None,
         Some(1) => Some(Scope::ReadOnly),
         Some(2) => Some(Scope::ReadWrite),
-        Some(n) => return Err(bad(format!("tokenScope must be 1 (read-only) or 2 (read/write), not {n}"))),
+        Some(n) => {
+            return Err(bad(format!(
+                "tokenScope must be 1 (read-only) or 2 (read/write), not {n}"
+            )));
+        }
     };
     let expires_at = match (&body.token_expiration_date_time, body.token_validity_time_in_months) {
         (Some(at), _) => Some(
@@ -383,7 +390,10 @@ mod tests {
 
     #[test]
     fn filters_parse_and_refuse() {
-        let f = Filter::parse(Some("userFilter=Alice&userFilter=bob&descriptionFilter=CI+job&tokenScope=1&page=2&limit=10")).unwrap();
+        let f = Filter::parse(Some(
+            "userFilter=Alice&userFilter=bob&descriptionFilter=CI+job&tokenScope=1&page=2&limit=10",
+        ))
+        .unwrap();
         assert_eq!(f.users, ["alice", "bob"]);
         assert_eq!(f.description.as_deref(), Some("ci job"));
         assert_eq!((f.scope, f.page, f.limit), (Some(1), 2, 10));

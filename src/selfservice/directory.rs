@@ -42,7 +42,10 @@ impl Directory {
         }
         match self.rights.use_tokens.allows_by_name(user) {
             Some(settled) => Ok(settled),
-            None => Ok(self.rights.use_tokens.allows(user, &*self.groups_of(user).await?)),
+            None => Ok(self
+                .rights
+                .use_tokens
+                .allows(user, &*self.groups_of(user).await?)),
         }
     }
 

@@ -166,11 +166,19 @@ mod tests {
             max_lifetime_days: Some(90),
             ..open()
         };
-        let settled = bounds.settle(Asked::default(), Scope::ReadWrite, now()).unwrap();
+        let settled = bounds
+            .settle(Asked::default(), Scope::ReadWrite, now())
+            .unwrap();
         assert_eq!(settled.scope, Scope::ReadWrite);
-        assert_eq!(settled.expires_at, Some(now() + Duration::days(90)), "the maximum");
+        assert_eq!(
+            settled.expires_at,
+            Some(now() + Duration::days(90)),
+            "the maximum"
+        );
         assert!(settled.allowed_ips.is_empty());
-        let no_max = open().settle(Asked::default(), Scope::ReadOnly, now()).unwrap();
+        let no_max = open()
+            .settle(Asked::default(), Scope::ReadOnly, now())
+            .unwrap();
         assert_eq!((no_max.scope, no_max.expires_at), (Scope::ReadOnly, None));
     }
 
@@ -186,7 +194,9 @@ mod tests {
         };
         let refused = bounds.settle(asked, Scope::ReadWrite, now()).unwrap_err();
         assert_eq!(refused.field, "scope");
-        let settled = bounds.settle(Asked::default(), Scope::ReadWrite, now()).unwrap();
+        let settled = bounds
+            .settle(Asked::default(), Scope::ReadWrite, now())
+            .unwrap();
         assert_eq!(settled.scope, Scope::ReadOnly);
     }
 
@@ -203,7 +213,9 @@ mod tests {
             }),
             ..open()
         };
-        let inherited = bounds.settle(Asked::default(), Scope::ReadWrite, now()).unwrap();
+        let inherited = bounds
+            .settle(Asked::default(), Scope::ReadWrite, now())
+            .unwrap();
         assert_eq!(
             inherited,
             Settled {

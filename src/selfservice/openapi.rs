@@ -93,7 +93,13 @@ mod tests {
             assert!(one[method].is_object(), "{method}");
         }
         let schemas = doc["components"]["schemas"].as_object().unwrap();
-        for schema in ["Me", "SelfCreateRequest", "TokenView", "CreatedToken", "ErrorBody"] {
+        for schema in [
+            "Me",
+            "SelfCreateRequest",
+            "TokenView",
+            "CreatedToken",
+            "ErrorBody",
+        ] {
             assert!(schemas.contains_key(schema), "{schema} is described");
         }
     }

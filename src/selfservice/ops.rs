@@ -83,7 +83,9 @@ impl SelfService {
                 max_scope: bounds.max_scope(),
                 max_lifetime_days: self.max_lifetime_days,
                 latest_expiry: bounds.latest_expiry(Utc::now()),
-                allowed_ips: bounds.signing.map_or_else(Vec::new, |s| s.allowed_ips.to_vec()),
+                allowed_ips: bounds
+                    .signing
+                    .map_or_else(Vec::new, |s| s.allowed_ips.to_vec()),
                 default_rate_limit: self.default_quota.to_string(),
             },
         }
@@ -100,9 +102,13 @@ impl SelfService {
         let user = input.user.unwrap_or_else(|| caller.user.clone());
         if !caller.may_create_for(&user) {
             return Err(if user.eq_ignore_ascii_case(&caller.user) {
-                forbidden("You may not create tokens: self_service.create_own does not include you.")
+                forbidden(
+                    "You may not create tokens: self_service.create_own does not include you.",
+                )
             } else {
-                forbidden("Creating tokens for other users needs the token manager right (self_service.manage_all).")
+                forbidden(
+                    "Creating tokens for other users needs the token manager right (self_service.manage_all).",
+                )
             });
         }
         let now = Utc::now();
@@ -151,7 +157,9 @@ impl SelfService {
         Self::check_write(caller)?;
         let record = self.token(caller, id).await?;
         if !caller.may_create_for(&record.user) {
-            return Err(forbidden("You may not change tokens: self_service.create_own does not include you."));
+            return Err(forbidden(
+                "You may not change tokens: self_service.create_own does not include you.",
+            ));
         }
         if let Some(signing) = self.bounds(caller, &record.user).signing {
             let asked = Asked {

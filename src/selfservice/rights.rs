@@ -173,11 +173,19 @@ mod tests {
     fn names_settle_what_they_can_and_groups_the_rest() {
         let list = rules(&["alice", "group:ops"]);
         assert_eq!(list.allows_by_name("ALICE"), Some(true));
-        assert_eq!(list.allows_by_name("bob"), None, "only bob's groups can tell");
+        assert_eq!(
+            list.allows_by_name("bob"),
+            None,
+            "only bob's groups can tell"
+        );
         assert!(list.allows("bob", &groups(&["Ops"])));
         assert!(!list.allows("bob", &groups(&["dev"])));
         assert_eq!(rules(&["alice"]).allows_by_name("bob"), Some(false));
-        assert_eq!(rules(&[]).allows_by_name("bob"), Some(false), "empty allows nobody");
+        assert_eq!(
+            rules(&[]).allows_by_name("bob"),
+            Some(false),
+            "empty allows nobody"
+        );
         assert!(rules(&["*"]).allows_anyone());
     }
 

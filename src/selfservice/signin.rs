@@ -88,7 +88,9 @@ impl SignInError {
     pub(crate) fn into_api_error(self) -> ApiError {
         match self {
             Self::NotSignedIn(message) => ApiError::unauthorized("not_signed_in", message),
-            Self::CrossSite(message) => ApiError::new(StatusCode::FORBIDDEN, "xsrf_check_failed", message),
+            Self::CrossSite(message) => {
+                ApiError::new(StatusCode::FORBIDDEN, "xsrf_check_failed", message)
+            }
             Self::Unavailable(message) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }
@@ -204,11 +206,14 @@ fn no_check(headers: &HeaderMap) -> bool {
 impl SelfService {
     /// Signs in the request's caller, checking a session write's origin.
     pub(crate) async fn sign_in(&self, parts: &Parts) -> Result<Caller, SignInError> {
-        let meta = parts
-            .extensions
-            .get::<RequestMeta>()
-            .cloned()
-            .ok_or(SignInError::Unavailable("The request was not routed through the proxy."))?;
+        let meta =
+            parts
+                .extensions
+                .get::<RequestMeta>()
+                .cloned()
+                .ok_or(SignInError::Unavailable(
+                    "The request was not routed through the proxy.",
+                ))?;
         let headers = &parts.headers;
         let (user, via, token, sign_in) = match Credential::from_headers(headers) {
             Credential::Token {
@@ -216,7 +221,9 @@ impl SelfService {
                 basic_user,
                 token,
             } => {
-                let record = self.token_sign_in(&token, scheme, basic_user.as_deref(), meta.client_ip).await?;
+                let record = self
+                    .token_sign_in(&token, scheme, basic_user.as_deref(), meta.client_ip)
+                    .await?;
                 (record.user.clone(), Via::Token, Some(record), None)
             }
             Credential::Foreign { .. } => {
@@ -309,7 +316,8 @@ impl SelfService {
         {
             return Err(invalid);
         }
-        if !ip_allowed(&record.allowed_ips, client_ip) || !ip_allowed(&self.allowed_ips, client_ip) {
+        if !ip_allowed(&record.allowed_ips, client_ip) || !ip_allowed(&self.allowed_ips, client_ip)
+        {
             return Err(SignInError::NotSignedIn(
                 "This API token is not allowed from this IP address.",
             ));
@@ -366,7 +374,10 @@ mod tests {
     fn only_bitbucket_session_cookies_are_kept() {
         let h = headers(&[
             ("cookie", "theme=dark; BITBUCKETSESSIONID=abc"),
-            ("cookie", "_atl_bitbucket_remember_login=r1; other=x; JSESSIONID="),
+            (
+                "cookie",
+                "_atl_bitbucket_remember_login=r1; other=x; JSESSIONID=",
+            ),
         ]);
         assert_eq!(
             session_cookies(&h).unwrap(),
@@ -395,14 +406,29 @@ mod tests {
     #[test]
     fn session_writes_must_come_from_this_site() {
         let from = |origin: &str, host: &str| headers(&[("origin", origin), ("host", host)]);
-        assert!(same_origin(&from("http://bb.example:8080", "bb.example:8080"), None, false));
-        assert!(!same_origin(&from("https://bb.example:8080", "bb.example:8080"), None, false));
-        assert!(!same_origin(&from("http://evil.example", "bb.example"), None, false));
+        assert!(same_origin(
+            &from("http://bb.example:8080", "bb.example:8080"),
+            None,
+            false
+        ));
+        assert!(!same_origin(
+            &from("https://bb.example:8080", "bb.example:8080"),
+            None,
+            false
+        ));
+        assert!(!same_origin(
+            &from("http://evil.example", "bb.example"),
+            None,
+            false
+        ));
         assert!(same_origin(
             &from("https://bb.example", "10.0.0.1:8080"),
             Some("https://bb.example"),
             false
         ));
-        assert!(!same_origin(&headers(&[("host", "bb.example")]), None, false), "a missing Origin");
+        assert!(
+            !same_origin(&headers(&[("host", "bb.example")]), None, false),
+            "a missing Origin"
+        );
     }
 }

@@ -285,7 +285,10 @@ async fn credentials_put_replace_get(store: Arc<dyn TokenStore>) {
     let sealed = vec![0_u8, 1, 2, 255, 0, 10, 13];
     store.put_credential("alice", &sealed, false).await.unwrap();
     assert_eq!(sealed_of("alice").await, Some(sealed));
-    store.put_credential("alice", b"replaced", true).await.unwrap();
+    store
+        .put_credential("alice", b"replaced", true)
+        .await
+        .unwrap();
     let stored = store.get_credential("alice").await.unwrap().unwrap();
     assert_eq!(stored.sealed, b"replaced".to_vec());
     assert!(stored.provisioned, "replaced by a provisioned one");
@@ -301,7 +304,10 @@ async fn a_refused_credential_stays_refused_until_replaced(store: Arc<dyn TokenS
         !store.refuse_credential("alice", at).await.unwrap(),
         "nothing stored, nothing marked"
     );
-    store.put_credential("alice", b"sealed", true).await.unwrap();
+    store
+        .put_credential("alice", b"sealed", true)
+        .await
+        .unwrap();
     assert!(store.refuse_credential("alice", at).await.unwrap());
     let later = at + TimeDelta::seconds(5);
     store.refuse_credential("alice", later).await.unwrap();
@@ -313,5 +319,8 @@ async fn a_refused_credential_stays_refused_until_replaced(store: Arc<dyn TokenS
     );
     store.put_credential("alice", b"new", true).await.unwrap();
     let replaced = store.get_credential("alice").await.unwrap().unwrap();
-    assert_eq!(replaced.refused_at, None, "a replacement clears the refusal");
+    assert_eq!(
+        replaced.refused_at, None,
+        "a replacement clears the refusal"
+    );
 }

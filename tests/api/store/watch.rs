@@ -96,7 +96,9 @@ async fn watch_hears_changes_made_by_another_instance(url: String) {
         next_change(&mut changes).await,
         Change::Credential("alice".into())
     );
-    cli.put_credential("alice", b"sealed again", false).await.unwrap();
+    cli.put_credential("alice", b"sealed again", false)
+        .await
+        .unwrap();
     assert_eq!(
         next_change(&mut changes).await,
         Change::Credential("alice".into())

@@ -79,8 +79,10 @@ impl Directory {
     /// Sets `user`'s groups.
     pub(crate) fn set_groups(&self, user: &str, groups: &[&str]) {
         self.with(|s| {
-            s.groups
-                .insert(user.into(), groups.iter().map(|g| (*g).to_owned()).collect())
+            s.groups.insert(
+                user.into(),
+                groups.iter().map(|g| (*g).to_owned()).collect(),
+            )
         });
     }
 
@@ -119,13 +121,21 @@ impl Directory {
             .get_all("cookie")
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';').map(|p| p.trim().to_owned()).collect::<Vec<_>>())
+            .flat_map(|v| {
+                v.split(';')
+                    .map(|p| p.trim().to_owned())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         self.with(|s| {
             if let Some(auth) = auth {
                 let (scheme, rest) = auth.split_once(' ').unwrap_or((&auth, ""));
                 if scheme.eq_ignore_ascii_case("bearer") {
-                    return s.tokens.get(rest.trim()).cloned().map_or(Who::Refused, Who::User);
+                    return s
+                        .tokens
+                        .get(rest.trim())
+                        .cloned()
+                        .map_or(Who::Refused, Who::User);
                 }
                 if scheme.eq_ignore_ascii_case("basic") {
                     let decoded = base64::engine::general_purpose::STANDARD
@@ -171,7 +181,11 @@ impl Directory {
             return self.forwarded(headers);
         }
         if rest_call && self.with(|s| s.down) {
-            return Some(json(StatusCode::SERVICE_UNAVAILABLE, None, r#"{"errors":[]}"#.into()));
+            return Some(json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                r#"{"errors":[]}"#.into(),
+            ));
         }
         let who = self.who(headers);
         if let Who::Refused = who {
@@ -212,7 +226,11 @@ impl Directory {
             .to_owned();
         self.with(|s| {
             if s.revoked.contains(&bearer) {
-                return Some(json(StatusCode::UNAUTHORIZED, None, r#"{"errors":[]}"#.into()));
+                return Some(json(
+                    StatusCode::UNAUTHORIZED,
+                    None,
+                    r#"{"errors":[]}"#.into(),
+                ));
             }
             s.tokens
                 .get(&bearer)
@@ -278,13 +296,25 @@ impl Directory {
             .get("x-atlassian-token")
             .is_some_and(|v| v == "no-check");
         if !xsrf {
-            return json(StatusCode::FORBIDDEN, Some(caller), r#"{"errors":[{"message":"XSRF check failed"}]}"#.into());
+            return json(
+                StatusCode::FORBIDDEN,
+                Some(caller),
+                r#"{"errors":[{"message":"XSRF check failed"}]}"#.into(),
+            );
         }
         if percent_decode(slug) != caller {
-            return json(StatusCode::FORBIDDEN, Some(caller), r#"{"errors":[]}"#.into());
+            return json(
+                StatusCode::FORBIDDEN,
+                Some(caller),
+                r#"{"errors":[]}"#.into(),
+            );
         }
         let Ok(body) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return json(StatusCode::BAD_REQUEST, Some(caller), r#"{"errors":[]}"#.into());
+            return json(
+                StatusCode::BAD_REQUEST,
+                Some(caller),
+                r#"{"errors":[]}"#.into(),
+            );
         };
         let made = self.with(|s| {
             let n = s.made.len() + 1;

@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests: fresh databases on both backends.
 
 pub(crate) mod app;
-pub(crate) mod bitbucket;
 mod binary;
+pub(crate) mod bitbucket;
 mod db;
 pub(crate) mod forwarder;
 pub(crate) mod log;
