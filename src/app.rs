@@ -18,11 +18,11 @@ use crate::admin::{self, AdminState};
 use crate::audit::{self, AuditWriter};
 use crate::auth::{Verifier, VerifierSettings};
 use crate::bitbucket::Bitbucket;
-use crate::config::{Config, Identity};
+use crate::config::{Config, Identity, LimitBackend};
 use crate::lifecycle::{Actor, AuditTo, Lifecycle, LifecycleSettings};
 use crate::metrics::Metrics;
 use crate::proxy::{Gateway, GatewayParts, Limits, Workers};
-use crate::ratelimit::{GovernorLimiter, Limiter};
+use crate::ratelimit::{RateLimits, RedisLimiter};
 use crate::request_id::RequestIds;
 use crate::selfservice::{Directory, Edge, Rights, SelfService, SelfServiceParts};
 use crate::shutdown;
@@ -40,7 +40,9 @@ pub struct App {
     admin: AdminState,
     store: Arc<dyn TokenStore>,
     audit: AuditWriter,
-    limiter: Arc<dyn Limiter>,
+    limits: Arc<RateLimits>,
+    /// The shared backend's probe connection, opened at start.
+    probe: Option<redis::aio::MultiplexedConnection>,
     verifier: Arc<Verifier>,
     usage: Arc<UsageTracker>,
 }
@@ -67,6 +69,7 @@ impl App {
     ) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
         let metrics = Arc::new(Metrics::new());
+        let (limits, probe) = rate_limits(&config, &metrics).await?;
         let verifier = Arc::new(
             Verifier::new(
                 Arc::clone(&store),
@@ -77,9 +80,9 @@ impl App {
                 },
                 metrics.hash_verifications.clone(),
             )
-            .with_store_runtime(StoreRuntime::current()),
+            .with_store_runtime(StoreRuntime::current())
+            .with_limits(Arc::clone(&limits)),
         );
-        let limiter: Arc<dyn Limiter> = Arc::new(GovernorLimiter::new());
         let (audit_sink, audit) = audit::start(
             Arc::clone(&store),
             &config.audit,
@@ -118,7 +121,7 @@ impl App {
         let mut parts = GatewayParts {
             ids: Arc::clone(&requests),
             verifier: Arc::clone(&verifier),
-            limiter: Arc::clone(&limiter),
+            limits: Arc::clone(&limits),
             audit: audit_sink.clone(),
             metrics: Arc::clone(&metrics),
             credentials: credentials.clone(),
@@ -176,7 +179,8 @@ impl App {
             admin,
             store,
             audit,
-            limiter,
+            limits,
+            probe,
             verifier,
             usage,
         })
@@ -212,7 +216,8 @@ impl App {
             admin,
             store,
             audit,
-            limiter,
+            limits,
+            probe,
             verifier,
             usage,
         } = self;
@@ -225,7 +230,7 @@ impl App {
             Arc::clone(&store),
             Arc::clone(&verifier),
             admin.credentials.clone(),
-            limiter,
+            (limits, probe),
             Arc::clone(&usage),
             Arc::clone(&admin.metrics),
             shutdown_background.clone(),
@@ -293,4 +298,34 @@ impl App {
         drop(log_writer);
         Ok(())
     }
+}
+
+/// The limits on the configured backend, and for Redis the connection of the first probe
+/// (made here, so the start-up log says whether Redis answers).
+async fn rate_limits(
+    config: &Config,
+    metrics: &Metrics,
+) -> anyhow::Result<(Arc<RateLimits>, Option<redis::aio::MultiplexedConnection>)> {
+    let LimitBackend::Redis(redis) = &config.rate_limit.backend else {
+        return Ok((Arc::new(RateLimits::local()), None));
+    };
+    // The client's message may quote the URL with its password: not shown.
+    let limiter =
+        RedisLimiter::new(&redis.url, &redis.key_prefix, redis.timeout).map_err(|_| {
+            anyhow::anyhow!(
+                "rate_limit.redis_url {}: the Redis client cannot use this URL",
+                redis.shown_url
+            )
+        })?;
+    let limits = RateLimits::shared(
+        limiter,
+        redis.shown_url.clone(),
+        metrics.rate_limit_backend_up.clone(),
+    );
+    let mut probe = None;
+    limits.probe(&mut probe).await;
+    if limits.backend_up() {
+        tracing::info!(target: "tokengate::app", "rate limits and failed attempts are counted in Redis at {} (keys {}*, timeout {:?})", redis.shown_url, redis.key_prefix, redis.timeout);
+    }
+    Ok((Arc::new(limits), probe))
 }

@@ -9,8 +9,8 @@ mod verifier;
 
 pub use credential::{Credential, Scheme};
 pub use decision::{
-    Decision, NoValidToken, Policy, Presented, RequestFacts, Unverified, Verification, canonical,
-    decide, ip_allowed, is_write, parse_cidr,
+    Decision, NoValidToken, Policy, Presented, Progress, RateCheck, RequestFacts, Unverified,
+    Verification, canonical, decide, decide_until_rate, ip_allowed, is_write, parse_cidr,
 };
 pub use route::{Unroutable, query_values, routing_path};
 pub use verifier::{Verifier, VerifierSettings};

@@ -133,6 +133,30 @@ pub struct AuthConfig {
 #[derive(Debug, Clone)]
 pub struct RateLimitConfig {
     pub default: RateQuota,
+    /// Where limits are counted.
+    pub backend: LimitBackend,
+}
+
+/// Where rate limits and failed attempts are counted.
+#[derive(Debug, Clone)]
+pub enum LimitBackend {
+    /// In each gateway process.
+    Local,
+    /// In Redis, shared by every replica.
+    Redis(RedisConfig),
+}
+
+/// `rate_limit.backend = "redis"`.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://` or `rediss://`; may carry a password, hence secret.
+    pub url: SecretString,
+    /// The URL as it may be shown, its password redacted.
+    pub shown_url: String,
+    /// Every key starts with it, so installations can share a Redis.
+    pub key_prefix: String,
+    /// A call that takes longer is given up and the gateway counts alone.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +270,9 @@ impl RawConfig {
         redact(&mut shown.upstream.credential_key);
         redact(&mut shown.self_service.bitbucket_credential);
         shown.database.url = validate::redact_url_password(&shown.database.url);
+        if let Some(url) = &mut shown.rate_limit.redis_url {
+            *url = validate::redact_url_password(url);
+        }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }

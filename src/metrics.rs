@@ -49,6 +49,9 @@ pub struct Metrics {
     pub audit_set_aside: Counter,
     /// Log lines dropped because the log writer could not keep up.
     pub log_lines_dropped: Counter,
+    /// 1 while the rate-limit backend answers (always, for the local one), 0 while each
+    /// replica counts for itself.
+    pub rate_limit_backend_up: Gauge,
     log_lines_seen: AtomicU64,
 }
 
@@ -141,6 +144,13 @@ impl Metrics {
             "Log lines dropped by the non-blocking writer",
             log_lines_dropped.clone(),
         );
+        let rate_limit_backend_up = Gauge::default();
+        rate_limit_backend_up.set(1);
+        registry.register(
+            "rate_limit_backend_up",
+            "1 while the configured rate-limit backend answers (always for local), 0 while this gateway counts limits alone",
+            rate_limit_backend_up.clone(),
+        );
         Self {
             registry,
             requests,
@@ -156,6 +166,7 @@ impl Metrics {
             audit_written,
             audit_set_aside,
             log_lines_dropped,
+            rate_limit_backend_up,
             log_lines_seen: AtomicU64::new(0),
         }
     }

@@ -1,10 +1,12 @@
-//! Per-token rate limiting: quotas, and the limiter that enforces them.
-//!
-//! Limits are counted per gateway process (per replica); the [`Limiter`] trait is the seam
-//! where a shared backend can come in.
+//! Rate limiting: quotas, and the limits that enforce them per token and per failing client
+//! address, counted in this process or, for several replicas, in Redis.
 
 mod limiter;
+mod limits;
 mod quota;
+mod shared;
 
-pub use limiter::{GovernorLimiter, Limiter, RateDecision, RateStatus, ceil_seconds};
+pub use limiter::{GovernorLimiter, RateDecision, RateStatus, ceil_seconds};
+pub use limits::{PROBE_INTERVAL, RateLimits};
 pub use quota::{QuotaError, RateQuota, Wording};
+pub use shared::{RedisLimiter, SharedError, SharedKey};

@@ -8,20 +8,20 @@ use tokio::sync::mpsc;
 
 use crate::auth::Verifier;
 use crate::metrics::Metrics;
-use crate::ratelimit::Limiter;
+use crate::ratelimit::{PROBE_INTERVAL, RateLimits};
 use crate::shutdown::Shutdown;
 use crate::store::{Change, StoreError, TokenStore};
 use crate::usage::{UsageTracker, WRITE_INTERVAL};
 use crate::vault::CredentialVault;
 
 /// Change notifications (to the token and credential caches), periodic limiter and cache
-/// upkeep, last-used writes, and the active token gauge. Every task ends when `stop` turns
-/// true.
+/// upkeep, last-used writes, the active token gauge, and the probe of a shared rate-limit
+/// backend (with the connection of the first one). Every task ends at shutdown.
 pub(super) async fn spawn(
     store: Arc<dyn TokenStore>,
     verifier: Arc<Verifier>,
     credentials: Option<Arc<CredentialVault>>,
-    limiter: Arc<dyn Limiter>,
+    (limits, probe): (Arc<RateLimits>, Option<redis::aio::MultiplexedConnection>),
     usage: Arc<UsageTracker>,
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
@@ -35,18 +35,23 @@ pub(super) async fn spawn(
         credentials,
         shutdown.clone(),
     ))];
+    if limits.backend() != "local" {
+        tasks.push(tokio::spawn(probe_backend(
+            Arc::clone(&limits),
+            probe,
+            shutdown.clone(),
+        )));
+    }
     tasks.push(shutdown.every(Duration::from_secs(10), move || {
-        let (store, usage, verifier, limiter, metrics) = (
+        let (store, usage, limits, metrics) = (
             Arc::clone(&store),
             Arc::clone(&usage),
-            Arc::clone(&verifier),
-            Arc::clone(&limiter),
+            Arc::clone(&limits),
             Arc::clone(&metrics),
         );
         async move {
             usage.flush(&store, WRITE_INTERVAL).await;
-            limiter.retain_recent();
-            verifier.housekeeping();
+            limits.retain_recent();
             if let Ok(n) = store.count_active_tokens(chrono::Utc::now()).await {
                 metrics
                     .tokens_active
@@ -105,6 +110,26 @@ async fn relay_changes(
             apply(&Change::All).await;
             tracing::info!(target: "tokengate::app", "watching token changes again; cached tokens were forgotten");
             retry = WATCH_RETRY_MIN;
+        }
+    }
+}
+
+/// Probes the shared rate-limit backend every [`PROBE_INTERVAL`] until shut down, so the
+/// gateway notices that Redis went away without a request waiting for it, and comes back to it
+/// once it answers.
+async fn probe_backend(
+    limits: Arc<RateLimits>,
+    mut connection: Option<redis::aio::MultiplexedConnection>,
+    mut shutdown: Shutdown,
+) {
+    let mut ticker = tokio::time::interval(PROBE_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is now, and start-up probed already.
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => limits.probe(&mut connection).await,
+            () = shutdown.stopped() => break,
         }
     }
 }

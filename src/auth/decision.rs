@@ -139,6 +139,43 @@ pub enum Decision {
     TooManyFailures { retry_after: Duration },
 }
 
+/// A token that passed rows 1 to 6: row 7 needs its quota checked.
+#[derive(Debug, Clone)]
+pub struct RateCheck {
+    pub token: Arc<TokenRecord>,
+    /// The token's quota, or the default.
+    pub quota: RateQuota,
+}
+
+impl RateCheck {
+    /// Rows 7 and 8, once the request was counted against [`RateCheck::quota`].
+    pub fn decide(self, outcome: RateDecision) -> Decision {
+        let Self { token, quota } = self;
+        match outcome {
+            RateDecision::Allowed(status) => Decision::Allow { token, status },
+            RateDecision::Limited {
+                status,
+                retry_after,
+            } => Decision::RateLimited {
+                token,
+                quota,
+                status,
+                retry_after,
+            },
+        }
+    }
+}
+
+/// How far [`decide_until_rate`] got.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// Decided by one of rows 1 to 6 (or the cases around them).
+    Decided(Decision),
+    /// Rows 1 to 6 passed; the caller counts the request (which may take a round trip to a
+    /// shared backend) and finishes with [`RateCheck::decide`].
+    NeedsRateCheck(RateCheck),
+}
+
 /// Decides a request. `rate_check` counts the request against the token's quota and is called
 /// only when every other check passed (row 7 comes after rows 1 to 6).
 pub fn decide(
@@ -147,27 +184,54 @@ pub fn decide(
     policy: &Policy<'_>,
     rate_check: impl FnOnce(&TokenRecord, RateQuota) -> RateDecision,
 ) -> Decision {
+    match decide_until_rate(request, presented, policy) {
+        Progress::Decided(decision) => decision,
+        Progress::NeedsRateCheck(check) => {
+            let outcome = rate_check(&check.token, check.quota);
+            check.decide(outcome)
+        }
+    }
+}
+
+/// [`decide`] up to row 7, for a caller whose rate-limit check is asynchronous.
+pub fn decide_until_rate(
+    request: &RequestFacts<'_>,
+    presented: Presented,
+    policy: &Policy<'_>,
+) -> Progress {
+    match rows_1_to_6(request, presented, policy) {
+        Ok(check) => Progress::NeedsRateCheck(check),
+        Err(decision) => Progress::Decided(decision),
+    }
+}
+
+/// Rows 1 to 6: the decision, or what row 7 needs.
+fn rows_1_to_6(
+    request: &RequestFacts<'_>,
+    presented: Presented,
+    policy: &Policy<'_>,
+) -> Result<RateCheck, Decision> {
     let (scheme, basic_user, verification) = match presented {
         Presented::Token {
             scheme,
             basic_user,
             verification,
         } => (scheme, basic_user, verification),
-        Presented::Nothing => return Decision::PassThrough,
-        Presented::Foreign { .. } if !request.protected => return Decision::PassThrough,
+        Presented::Nothing => return Err(Decision::PassThrough),
+        Presented::Foreign { .. } if !request.protected => return Err(Decision::PassThrough),
         Presented::Foreign { user, .. } if policy.basic_auth_fallback => {
-            return Decision::Fallback { user };
+            return Err(Decision::Fallback { user });
         }
         Presented::Foreign { user, scheme } => {
-            return Decision::NoValidToken {
+            return Err(Decision::NoValidToken {
                 user,
                 reason: NoValidToken::Foreign,
                 scheme,
-            };
+            });
         }
     };
     if !request.protected {
-        return Decision::TokenOutsideProtectedPaths;
+        return Err(Decision::TokenOutsideProtectedPaths);
     }
     let invalid = |reason, owner: Option<String>| Decision::NoValidToken {
         // With Basic the user is the name presented; with Bearer, the owner where known.
@@ -178,43 +242,41 @@ pub fn decide(
     let token = match verification {
         Verification::Verified(token) => token,
         Verification::Invalid { reason, owner } => {
-            return invalid(NoValidToken::Invalid(reason), owner);
+            return Err(invalid(NoValidToken::Invalid(reason), owner));
+        }
+        Verification::StoreUnavailable => return Err(Decision::StoreUnavailable),
+        Verification::Throttled(retry_after) => {
+            return Err(Decision::TooManyFailures { retry_after });
         }
         Verification::Withdrawn(token) => {
-            return invalid(NoValidToken::NotPermitted, Some(token.user.clone()));
+            return Err(invalid(
+                NoValidToken::NotPermitted,
+                Some(token.user.clone()),
+            ));
         }
-        Verification::StoreUnavailable => return Decision::StoreUnavailable,
-        Verification::Throttled(retry_after) => return Decision::TooManyFailures { retry_after },
     };
     match token.state(request.now) {
         TokenState::Active => {}
-        TokenState::Expired => return invalid(NoValidToken::Expired, Some(token.user.clone())),
-        TokenState::Revoked => return invalid(NoValidToken::Revoked, Some(token.user.clone())),
+        TokenState::Expired => {
+            return Err(invalid(NoValidToken::Expired, Some(token.user.clone())));
+        }
+        TokenState::Revoked => {
+            return Err(invalid(NoValidToken::Revoked, Some(token.user.clone())));
+        }
     }
     if basic_user.as_deref().is_some_and(|user| user != token.user) {
-        return invalid(NoValidToken::NotOwner, Some(token.user.clone()));
+        return Err(invalid(NoValidToken::NotOwner, Some(token.user.clone())));
     }
     if !ip_allowed(&token.allowed_ips, request.client_ip)
         || !ip_allowed(policy.allowed_ips, request.client_ip)
     {
-        return Decision::IpNotAllowed { token, scheme };
+        return Err(Decision::IpNotAllowed { token, scheme });
     }
     if token.scope == Scope::ReadOnly && is_write(request.method, request.path, request.query) {
-        return Decision::ScopeDenied { token };
+        return Err(Decision::ScopeDenied { token });
     }
     let quota = token.rate_limit.unwrap_or(policy.default_quota);
-    match rate_check(&token, quota) {
-        RateDecision::Allowed(status) => Decision::Allow { token, status },
-        RateDecision::Limited {
-            status,
-            retry_after,
-        } => Decision::RateLimited {
-            token,
-            quota,
-            status,
-            retry_after,
-        },
-    }
+    Ok(RateCheck { token, quota })
 }
 
 /// True when `ip` is in one of `nets`, or `nets` is empty. IPv4-mapped IPv6 addresses

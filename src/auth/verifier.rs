@@ -5,23 +5,20 @@
 //! is read again, but its secret is not hashed again while the stored hash is the one it
 //! matched. So an argon2 hash runs about once per token (concurrent first uses share one), never
 //! for an id the store does not know, and never for a bad checksum. Unknown ids and wrong
-//! secrets are remembered briefly; clients that keep failing are throttled per IP.
+//! secrets are remembered briefly; clients that keep failing are throttled per IP, counted where
+//! the token quotas are (with a shared backend, across every replica).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use governor::RateLimiter;
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
 use moka::future::Cache;
 use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use super::{Unverified, Verification};
-use crate::ratelimit::RateQuota;
+use crate::ratelimit::{RateDecision, RateLimits, RateQuota};
 use crate::store::{Change, ChangeCount, StoreError, StoreRuntime, TokenStore};
 use crate::token::{PresentedToken, TokenId, TokenRecord, verify_secret};
 
@@ -43,16 +40,11 @@ pub struct Verifier {
     matched_hashes: moka::sync::Cache<Digest32, Arc<str>>,
     /// Bounds concurrent argon2 verifications.
     hash_slots: Semaphore,
-    /// Failed verifications per client IP.
-    failures: RateLimiter<
-        IpAddr,
-        DefaultKeyedStateStore<IpAddr>,
-        DefaultClock,
-        StateInformationMiddleware,
-    >,
+    /// Where failed verifications per client IP are counted (with the token quotas).
+    limits: Arc<RateLimits>,
     /// The time one failure's worth of budget takes to refill.
     failure_interval: Duration,
-    /// Client IPs over their failure budget → until when.
+    /// Client IPs over their failure budget → until when, as this process learnt it.
     throttled: moka::sync::Cache<IpAddr, Instant>,
     /// `auth.failed_attempts_per_ip`.
     failure_quota: RateQuota,
@@ -121,8 +113,7 @@ impl Verifier {
                 .time_to_live(MATCHED_TTL)
                 .build(),
             hash_slots: Semaphore::new(settings.hash_concurrency.max(1)),
-            failures: RateLimiter::dashmap(quota.to_governor())
-                .with_middleware::<StateInformationMiddleware>(),
+            limits: Arc::new(RateLimits::local()),
             failure_interval: quota.replenish_interval(),
             failure_quota: quota,
             throttled: moka::sync::Cache::builder()
@@ -139,6 +130,14 @@ impl Verifier {
     #[must_use]
     pub fn with_store_runtime(mut self, runtime: StoreRuntime) -> Self {
         self.store_runtime = Some(runtime);
+        self
+    }
+
+    /// Counts failed verifications in `limits` (shared with the token quotas, and with other
+    /// replicas when its backend is).
+    #[must_use]
+    pub fn with_limits(mut self, limits: Arc<RateLimits>) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -167,21 +166,20 @@ impl Verifier {
         {
             return Verification::Verified(record);
         }
-        if let Some(until) = self.throttled.get(&failure_key(client_ip)) {
-            let now = Instant::now();
-            if until > now {
-                return Verification::Throttled(until - now);
-            }
+        if let Some(wait) = self.throttled_for(client_ip).await {
+            return Verification::Throttled(wait);
         }
         let (Ok(presented), Some(digest)) = (parsed, digest) else {
-            return self.failed(client_ip, Unverified::Malformed, None);
+            return self.failed(client_ip, Unverified::Malformed, None).await;
         };
         if let Some(owner) = self.wrong_secrets.get(&digest) {
-            return self.failed(client_ip, Unverified::WrongSecret, Some(owner.to_string()));
+            return self
+                .failed(client_ip, Unverified::WrongSecret, Some(owner.to_string()))
+                .await;
         }
         let id_key = presented.id().key();
         if self.unknown_ids.contains_key(&id_key) {
-            return self.failed(client_ip, Unverified::UnknownId, None);
+            return self.failed(client_ip, Unverified::UnknownId, None).await;
         }
         let mark = self.changes.mark();
         let result = self
@@ -194,9 +192,10 @@ impl Verifier {
         match result {
             Ok(record) => Verification::Verified(record),
             Err(miss) => match &*miss {
-                Miss::Unknown => self.failed(client_ip, Unverified::UnknownId, None),
+                Miss::Unknown => self.failed(client_ip, Unverified::UnknownId, None).await,
                 Miss::WrongSecret(owner) => {
                     self.failed(client_ip, Unverified::WrongSecret, Some(owner.to_string()))
+                        .await
                 }
                 Miss::Unavailable => Verification::StoreUnavailable,
             },
@@ -259,20 +258,34 @@ impl Verifier {
         }
     }
 
+    /// How long `client_ip` is still throttled: as this process last learnt it, or else as
+    /// every replica counted it (a shared backend's failures of this address elsewhere).
+    async fn throttled_for(&self, client_ip: IpAddr) -> Option<Duration> {
+        let key = failure_key(client_ip);
+        if let Some(until) = self.throttled.get(&key) {
+            let now = Instant::now();
+            if until > now {
+                return Some(until - now);
+            }
+        }
+        let wait = self.limits.failures_wait(key, self.failure_quota).await?;
+        self.throttled.insert(key, Instant::now() + wait);
+        Some(wait)
+    }
+
     /// Counts a failure against the client IP, throttling it as soon as its budget is spent:
     /// with `5/1m`, the sixth unverified token from that address is refused before any lookup.
-    fn failed(&self, ip: IpAddr, reason: Unverified, owner: Option<String>) -> Verification {
+    async fn failed(&self, ip: IpAddr, reason: Unverified, owner: Option<String>) -> Verification {
         let ip = failure_key(ip);
-        match self.failures.check_key(&ip) {
-            Ok(left) if left.remaining_burst_capacity() == 0 => {
+        match self.limits.count_failure(ip, self.failure_quota).await {
+            RateDecision::Allowed(left) if left.remaining == 0 => {
                 // The next failure fits again once one failure's worth has refilled.
                 self.throttled
                     .insert(ip, Instant::now() + self.failure_interval);
             }
-            Ok(_) => {}
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.failures.clock().now());
-                self.throttled.insert(ip, Instant::now() + wait);
+            RateDecision::Allowed(_) => {}
+            RateDecision::Limited { retry_after, .. } => {
+                self.throttled.insert(ip, Instant::now() + retry_after);
             }
         }
         Verification::Invalid { reason, owner }
@@ -299,12 +312,6 @@ impl Verifier {
                 self.wrong_secrets.invalidate_all();
             }
         }
-    }
-
-    /// Periodic upkeep: forgets failure counts of quiet addresses.
-    pub fn housekeeping(&self) {
-        self.failures.retain_recent();
-        self.failures.shrink_to_fit();
     }
 }
 

@@ -120,12 +120,21 @@ impl Default for RawAuth {
 #[serde(deny_unknown_fields, default)]
 pub struct RawRateLimit {
     pub default: String,
+    pub backend: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    pub redis_key_prefix: String,
+    pub redis_timeout: String,
 }
 
 impl Default for RawRateLimit {
     fn default() -> Self {
         Self {
             default: "1000/1h".into(),
+            backend: "local".into(),
+            redis_url: None,
+            redis_key_prefix: "tokengate:".into(),
+            redis_timeout: "50ms".into(),
         }
     }
 }

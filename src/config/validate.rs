@@ -8,9 +8,11 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
+use super::raw::RawRateLimit;
 use super::{
     AdminConfig, AuditConfig, AuthConfig, Config, ConfigError, DatabaseConfig, Identity,
-    ProxyConfig, RateLimitConfig, RawConfig, UpstreamConfig, parse_duration,
+    LimitBackend, ProxyConfig, RateLimitConfig, RawConfig, RedisConfig, UpstreamConfig,
+    parse_duration,
 };
 use crate::auth::parse_cidr;
 use crate::ratelimit::RateQuota;
@@ -293,9 +295,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         },
     };
 
-    let rate_limit = RateLimitConfig {
-        default: quota("rate_limit.default", &raw.rate_limit.default)?,
-    };
+    let rate_limit = rate_limit(raw.rate_limit)?;
 
     let admin = AdminConfig {
         listen: socket("admin.listen", &raw.admin.listen)?,
@@ -373,6 +373,84 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         self_service,
         ignored_env: Vec::new(),
     })
+}
+
+fn rate_limit(r: RawRateLimit) -> Result<RateLimitConfig, ConfigError> {
+    let default = quota("rate_limit.default", &r.default)?;
+    let url = r.redis_url.filter(|url| !url.is_empty());
+    let backend = match (r.backend.as_str(), url) {
+        ("local", None) => LimitBackend::Local,
+        ("local", Some(url)) => {
+            return Err(bad(
+                "rate_limit.redis_url",
+                redact_url_password(&url),
+                "is set while rate_limit.backend is \"local\"; set rate_limit.backend = \"redis\" to count limits there",
+            ));
+        }
+        ("redis", None) => {
+            return Err(bad(
+                "rate_limit.redis_url",
+                "",
+                "required when rate_limit.backend = \"redis\", such as redis://:password@redis.internal:6379/0",
+            ));
+        }
+        ("redis", Some(url)) => {
+            let shown_url = redact_url_password(&url);
+            redis_url(&url, &shown_url)?;
+            if r.redis_key_prefix.len() > 256 {
+                return Err(bad(
+                    "rate_limit.redis_key_prefix",
+                    &r.redis_key_prefix,
+                    "must be at most 256 bytes",
+                ));
+            }
+            LimitBackend::Redis(RedisConfig {
+                url: SecretString::from(url),
+                shown_url,
+                key_prefix: r.redis_key_prefix,
+                timeout: positive_duration("rate_limit.redis_timeout", &r.redis_timeout)?,
+            })
+        }
+        (other, _) => {
+            return Err(bad(
+                "rate_limit.backend",
+                other,
+                "expected \"local\" or \"redis\"",
+            ));
+        }
+    };
+    Ok(RateLimitConfig { default, backend })
+}
+
+/// Checks a `redis://` or `rediss://` URL as the client will read it, without connecting.
+fn redis_url(url: &str, shown_url: &str) -> Result<(), ConfigError> {
+    let refuse = |reason: &str| bad("rate_limit.redis_url", shown_url, reason);
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err(refuse(
+            "expected redis://[:password@]host[:port][/db] or rediss:// for TLS",
+        ));
+    }
+    match redis::Client::open(url) {
+        Ok(client) => match client.get_connection_info().addr() {
+            redis::ConnectionAddr::TcpTls { insecure: true, .. } => Err(refuse(
+                "the server's certificate is always checked; remove #insecure and add the \
+                 server's CA to the system's trusted certificates (or SSL_CERT_FILE)",
+            )),
+            redis::ConnectionAddr::Tcp(host, _) | redis::ConnectionAddr::TcpTls { host, .. }
+                if !host.is_empty() =>
+            {
+                Ok(())
+            }
+            _ => Err(refuse(
+                "expected a host, such as redis://redis.internal:6379/0",
+            )),
+        },
+        // The client's message may quote the URL, password and all: not shown.
+        Err(_) => Err(refuse(
+            "not a Redis URL: expected redis://[user][:password@]host[:port][/db], the database a \
+             number, special characters of the password percent-encoded",
+        )),
+    }
 }
 
 /// The host name, from the kernel where it can be read.

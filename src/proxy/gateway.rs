@@ -10,7 +10,7 @@ use crate::audit::AuditSink;
 use crate::auth::Verifier;
 use crate::config::{Config, Identity};
 use crate::metrics::Metrics;
-use crate::ratelimit::{Limiter, RateQuota};
+use crate::ratelimit::{RateLimits, RateQuota};
 use crate::request_id::RequestIds;
 use crate::selfservice::{Directory, Edge};
 use crate::usage::UsageTracker;
@@ -32,7 +32,8 @@ pub struct Gateway {
     pub identity_header: http::HeaderName,
     pub ids: Arc<RequestIds>,
     pub verifier: Arc<Verifier>,
-    pub limiter: Arc<dyn Limiter>,
+    /// Token quotas, on the configured backend.
+    pub limits: Arc<RateLimits>,
     /// This worker's keep-alive pool to Bitbucket.
     pub upstream: Upstream,
     pub audit: AuditSink,
@@ -52,7 +53,7 @@ pub struct GatewayParts {
     /// Request ids and the in-flight count, for the whole process.
     pub ids: Arc<RequestIds>,
     pub verifier: Arc<Verifier>,
-    pub limiter: Arc<dyn Limiter>,
+    pub limits: Arc<RateLimits>,
     pub audit: AuditSink,
     pub metrics: Arc<Metrics>,
     pub credentials: Option<Arc<CredentialVault>>,
@@ -75,7 +76,7 @@ impl Gateway {
             identity_header: config.upstream.identity_header.clone(),
             ids: parts.ids,
             verifier: parts.verifier,
-            limiter: parts.limiter,
+            limits: parts.limits,
             upstream: Upstream::new(&config.upstream),
             audit: parts.audit,
             metrics: parts.metrics,

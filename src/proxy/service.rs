@@ -19,8 +19,8 @@ use super::forward::{UpstreamError, set_forwarded, strip_hop_by_hop};
 use super::report::{NoCredential, Reported, outcome, report, report_no_credential};
 use super::respond::{self, ProxyBody, add_rate_headers};
 use crate::auth::{
-    Credential, Decision, Policy, Presented, RequestFacts, Unroutable, Unverified, Verification,
-    decide, routing_path,
+    Credential, Decision, Policy, Presented, Progress, RequestFacts, Unroutable, Unverified,
+    Verification, decide_until_rate, routing_path,
 };
 use crate::config::Identity;
 use crate::ratelimit::{RateStatus, Wording};
@@ -171,9 +171,16 @@ async fn decide_and_act(
         allowed_ips: &gateway.allowed_ips,
         default_quota: gateway.default_quota,
     };
-    let decision = decide(&request_facts, presented, &policy, |token, quota| {
-        gateway.limiter.check(&token.id.key(), quota)
-    });
+    let decision = match decide_until_rate(&request_facts, presented, &policy) {
+        Progress::Decided(decision) => decision,
+        Progress::NeedsRateCheck(check) => {
+            let outcome = gateway
+                .limits
+                .check_token(&check.token.id.key(), check.quota)
+                .await;
+            check.decide(outcome)
+        }
+    };
     // A standard method is copied without an allocation; the request moves on to the upstream.
     let method = request.method().clone();
     let reported = Reported {

@@ -1,7 +1,9 @@
-//! The per-token limiter, behind a small trait so a shared backend for several replicas can
-//! replace the in-process one without touching the decision code.
+//! The in-process limiter: governor's GCRA, keyed by whatever a quota is counted against (a
+//! token id, a client address). It is the whole limiter with `rate_limit.backend = "local"`,
+//! and the fallback of the shared one while Redis does not answer.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -41,50 +43,57 @@ impl RateDecision {
             Self::Allowed(status) | Self::Limited { status, .. } => status,
         }
     }
-}
 
-/// Counts requests per key against a quota given with each check.
-pub trait Limiter: Send + Sync + 'static {
-    /// Counts one request for `key` under `quota` (the quota may change between calls; a
-    /// changed quota takes effect on the next call).
-    fn check(&self, key: &[u8; 12], quota: RateQuota) -> RateDecision;
+    /// An allowed request with `remaining` requests left: the whole quota is back once the
+    /// used ones have refilled.
+    pub fn allowed(quota: RateQuota, remaining: u32) -> Self {
+        let limit = quota.requests.get();
+        let remaining = remaining.min(limit);
+        Self::Allowed(RateStatus {
+            limit,
+            remaining,
+            reset: quota.replenish_interval() * (limit - remaining),
+        })
+    }
 
-    /// Forgets keys whose quota has fully refilled, so idle tokens cost no memory.
-    fn retain_recent(&self);
-
-    /// How many keys are tracked now.
-    fn len(&self) -> usize;
-
-    /// True when no key is tracked.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// A refused request that fits again after `retry_after`; the whole quota is back the
+    /// rest of the quota's refill later.
+    pub fn limited(quota: RateQuota, retry_after: Duration) -> Self {
+        let limit = quota.requests.get();
+        Self::Limited {
+            status: RateStatus {
+                limit,
+                remaining: 0,
+                reset: retry_after + quota.replenish_interval() * (limit - 1),
+            },
+            retry_after,
+        }
     }
 }
 
-type Keyed<C> =
-    RateLimiter<[u8; 12], DefaultKeyedStateStore<[u8; 12]>, C, StateInformationMiddleware>;
+type Keyed<K, C> = RateLimiter<K, DefaultKeyedStateStore<K>, C, StateInformationMiddleware>;
 
 /// The in-process limiter: governor's GCRA, one keyed state store per distinct quota, so each
-/// token's quota is its burst, refilled evenly over the period.
-pub struct GovernorLimiter<C: Clock = DefaultClock> {
+/// key's quota is its burst, refilled evenly over the period.
+pub struct GovernorLimiter<K: Hash + Eq + Clone, C: Clock = DefaultClock> {
     clock: C,
-    by_quota: RwLock<HashMap<RateQuota, Arc<Keyed<C>>>>,
+    by_quota: RwLock<HashMap<RateQuota, Arc<Keyed<K, C>>>>,
 }
 
-impl GovernorLimiter<DefaultClock> {
+impl<K: Hash + Eq + Clone> GovernorLimiter<K, DefaultClock> {
     /// A limiter on the monotonic system clock.
     pub fn new() -> Self {
         Self::with_clock(DefaultClock::default())
     }
 }
 
-impl Default for GovernorLimiter<DefaultClock> {
+impl<K: Hash + Eq + Clone> Default for GovernorLimiter<K, DefaultClock> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<C: Clock + Clone + Send + Sync + 'static> GovernorLimiter<C> {
+impl<K: Hash + Eq + Clone, C: Clock + Clone> GovernorLimiter<K, C> {
     /// A limiter on the given clock (tests use governor's `FakeRelativeClock`).
     pub fn with_clock(clock: C) -> Self {
         Self {
@@ -93,7 +102,7 @@ impl<C: Clock + Clone + Send + Sync + 'static> GovernorLimiter<C> {
         }
     }
 
-    fn keyed(&self, quota: RateQuota) -> Arc<Keyed<C>> {
+    fn keyed(&self, quota: RateQuota) -> Arc<Keyed<K, C>> {
         if let Some(keyed) = self.by_quota.read().expect("limiter lock").get(&quota) {
             return Arc::clone(keyed);
         }
@@ -105,6 +114,43 @@ impl<C: Clock + Clone + Send + Sync + 'static> GovernorLimiter<C> {
             )
         }))
     }
+
+    /// Counts one request for `key` under `quota` (the quota may change between calls; a
+    /// changed quota starts from a full budget, as a new key does).
+    pub fn check(&self, key: &K, quota: RateQuota) -> RateDecision {
+        match self.keyed(quota).check_key(key) {
+            Ok(snapshot) => RateDecision::allowed(quota, snapshot.remaining_burst_capacity()),
+            Err(not_until) => {
+                RateDecision::limited(quota, not_until.wait_time_from(self.clock.now()))
+            }
+        }
+    }
+
+    /// Forgets keys whose quota has fully refilled, so idle keys cost no memory.
+    pub fn retain_recent(&self) {
+        let mut map = self.by_quota.write().expect("limiter lock");
+        map.retain(|_, keyed| {
+            keyed.retain_recent();
+            keyed.shrink_to_fit();
+            !keyed.is_empty()
+        });
+    }
+
+    /// Forgets every key: each starts again from a full budget.
+    pub fn clear(&self) {
+        self.by_quota.write().expect("limiter lock").clear();
+    }
+
+    /// How many keys are tracked now.
+    pub fn len(&self) -> usize {
+        let map = self.by_quota.read().expect("limiter lock");
+        map.values().map(|keyed| keyed.len()).sum()
+    }
+
+    /// True when no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl RateQuota {
@@ -114,48 +160,6 @@ impl RateQuota {
         Quota::with_period(self.replenish_interval().max(Duration::from_nanos(1)))
             .expect("a non-zero period")
             .allow_burst(self.requests)
-    }
-}
-
-impl<C: Clock + Clone + Send + Sync + 'static> Limiter for GovernorLimiter<C> {
-    fn check(&self, key: &[u8; 12], quota: RateQuota) -> RateDecision {
-        let limit = quota.requests.get();
-        let interval = quota.replenish_interval();
-        match self.keyed(quota).check_key(key) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                RateDecision::Allowed(RateStatus {
-                    limit,
-                    remaining,
-                    reset: interval * (limit - remaining),
-                })
-            }
-            Err(not_until) => {
-                let retry_after = not_until.wait_time_from(self.clock.now());
-                RateDecision::Limited {
-                    status: RateStatus {
-                        limit,
-                        remaining: 0,
-                        reset: retry_after + interval * (limit - 1),
-                    },
-                    retry_after,
-                }
-            }
-        }
-    }
-
-    fn retain_recent(&self) {
-        let mut map = self.by_quota.write().expect("limiter lock");
-        map.retain(|_, keyed| {
-            keyed.retain_recent();
-            keyed.shrink_to_fit();
-            !keyed.is_empty()
-        });
-    }
-
-    fn len(&self) -> usize {
-        let map = self.by_quota.read().expect("limiter lock");
-        map.values().map(|keyed| keyed.len()).sum()
     }
 }
 
