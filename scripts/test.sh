@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite against a real, throwaway PostgreSQL (and SQLite files).
+# Runs the whole test suite against a real, throwaway PostgreSQL (and SQLite files) and a
+# real, throwaway Redis.
 #
 #   scripts/test.sh                 # everything
 #   scripts/test.sh store           # extra arguments go to `cargo nextest run` (here a filter)
@@ -7,7 +8,9 @@
 # Works from any directory on a fresh Debian machine: installs the PostgreSQL server with apt
 # only when `initdb` cannot be found, creates a cluster in a temp dir as an unprivileged user
 # (`tokengate-test` when run as root), starts it on a free port on 127.0.0.1 with trust auth,
-# exports TG_TEST_PG_URL, runs the tests, then stops the cluster and removes the dir.
+# exports TG_TEST_PG_URL; installs Redis (Debian's redis-server) only when `redis-server` cannot
+# be found, starts one on another free port with nothing saved to disk, exports
+# TG_TEST_REDIS_URL; runs the tests, then stops both and removes the dir.
 # Exits with the tests' status.
 set -euo pipefail
 
@@ -47,6 +50,19 @@ for tool in initdb pg_ctl pg_isready; do
     [[ -x "$PG_BIN/$tool" ]] || { log "$PG_BIN/$tool is missing"; exit 1; }
 done
 
+# --- Redis binaries ------------------------------------------------------------------------
+
+PATH="$PATH:/usr/sbin:/sbin"
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    log "redis-server not found; installing Redis with apt-get"
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+    command -v redis-server >/dev/null 2>&1 \
+        || { log "redis-server still not found after installing redis-server"; exit 1; }
+fi
+
 # --- who runs the cluster ------------------------------------------------------------------
 
 # initdb and postgres refuse to run as root.
@@ -74,11 +90,16 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/tokengate-test.XXXXXX")
 DATA="$TMP/data"
 PG_LOG="$TMP/postgres.log"
 STARTED=0
+REDIS_PID=
 
 cleanup() {
     local status=$?
     if [[ $STARTED -eq 1 ]]; then
         as_pg "$PG_BIN/pg_ctl" stop -D "$DATA" -m immediate -w >/dev/null 2>&1 || true
+    fi
+    if [[ -n $REDIS_PID ]]; then
+        kill -TERM "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
     fi
     rm -rf "$TMP"
     exit "$status"
@@ -145,6 +166,37 @@ fi
 
 export TG_TEST_PG_URL="postgres://$DB_USER@127.0.0.1:$PORT/postgres"
 log "PostgreSQL $("$PG_BIN/pg_ctl" --version | awk '{print $3}') ready at $TG_TEST_PG_URL"
+
+# --- the throwaway Redis -------------------------------------------------------------------
+
+# Nothing is written to disk; each test keeps to keys of its own prefix.
+mkdir -p "$TMP/redis"
+for attempt in 1 2 3 4 5; do
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP/redis" --save '' \
+        --appendonly no --daemonize no --logfile "$TMP/redis/redis.log" &
+    REDIS_PID=$!
+    ready=0
+    for _ in $(seq 1 100); do
+        if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
+            ready=1
+            break
+        fi
+        kill -0 "$REDIS_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    [[ $ready -eq 1 ]] && break
+    log "starting Redis on port $REDIS_PORT failed (attempt $attempt)"
+    kill -TERM "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=
+done
+if [[ -z $REDIS_PID ]]; then
+    cat "$TMP/redis/redis.log" >&2 || true
+    exit 1
+fi
+export TG_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+log "Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2) ready at $TG_TEST_REDIS_URL"
 
 # --- the tests -----------------------------------------------------------------------------
 

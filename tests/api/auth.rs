@@ -46,11 +46,11 @@ macro_rules! both_backends {
 use both_backends;
 
 /// A REST path under the default protected paths.
-const REST: &str = "/rest/api/1.0/projects";
+pub(crate) const REST: &str = "/rest/api/1.0/projects";
 /// The decision lines' logger.
 const AUTH_LOGGER: &str = "d.r.a.p.auth.ApiTokenAuthSharedBase";
 /// The rate-limit lines' logger.
-const RATE_LOGGER: &str = "d.r.a.p.auth.ApiTokenRateLimiter";
+pub(crate) const RATE_LOGGER: &str = "d.r.a.p.auth.ApiTokenRateLimiter";
 
 const BEARER_INVALID: &str = r#"Bearer realm="tokengate", error="invalid_token""#;
 const BEARER_SCOPE: &str = r#"Bearer realm="tokengate", error="insufficient_scope""#;
@@ -58,25 +58,25 @@ const BASIC_REALM: &str = r#"Basic realm="tokengate""#;
 
 /// A gateway answer and what the upstream received for that request.
 #[derive(Debug)]
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: HeaderMap,
     /// `X-AREQUESTID`.
-    id: String,
+    pub(crate) id: String,
     body: String,
     /// The upstream's record of this request, if it was forwarded.
     seen: Option<Seen>,
 }
 
 impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .get(name)
             .map(|v| v.to_str().expect("ASCII header"))
     }
 
     /// Forwarded as `user`: 200, no `Authorization`, the identity header set once.
-    fn assert_forwarded_as(&self, user: &str) {
+    pub(crate) fn assert_forwarded_as(&self, user: &str) {
         assert_eq!(self.status, 200, "{self:?}");
         let seen = self.seen.as_ref().expect("forwarded");
         assert_eq!(
@@ -96,7 +96,7 @@ impl Reply {
     }
 
     /// Refused with `status` in Bitbucket's error shape; the upstream saw nothing.
-    fn assert_refused(&self, status: u16) {
+    pub(crate) fn assert_refused(&self, status: u16) {
         assert_eq!(self.status, status, "{self:?}");
         assert!(
             self.seen.is_none(),
@@ -116,7 +116,7 @@ impl Reply {
 }
 
 /// Sends `method target` with an optional `Authorization` value and extra headers.
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: &str,
     target: &str,
@@ -157,11 +157,11 @@ async fn call(
 }
 
 /// `GET` on [`REST`] with this `Authorization` value.
-async fn get(app: &TestApp, authorization: &str) -> Reply {
+pub(crate) async fn get(app: &TestApp, authorization: &str) -> Reply {
     call(app, "GET", REST, Some(authorization), &[]).await
 }
 
-fn bearer(token: &str) -> String {
+pub(crate) fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
@@ -171,7 +171,12 @@ pub(crate) fn basic(user: &str, password: &str) -> String {
 }
 
 /// Waits for the request's line and checks its logger and its message exactly.
-async fn assert_line(app: &TestApp, reply: &Reply, logger: &str, message: &str) -> LogLine {
+pub(crate) async fn assert_line(
+    app: &TestApp,
+    reply: &Reply,
+    logger: &str,
+    message: &str,
+) -> LogLine {
     let line = app.line_for(&reply.id).await;
     assert_eq!(line.level, "INFO");
     assert_eq!(line.logger, logger);
@@ -203,7 +208,7 @@ async fn assert_audited(app: &TestApp, reply: &Reply, kind: AuditKind, attribute
 }
 
 /// The decision line text of each row, as Bitbucket words it.
-mod says {
+pub(crate) mod says {
     use super::{DateTime, Utc, test_offset};
 
     /// `" and basic auth with password or personal access token is disabled"` when fallback is off.
@@ -261,7 +266,7 @@ mod says {
         )
     }
 
-    pub(super) fn rate_limited(user: &str, limit: &str) -> String {
+    pub(crate) fn rate_limited(user: &str, limit: &str) -> String {
         format!("User {user} has been rate limited. The API token allows executing {limit}.")
     }
 

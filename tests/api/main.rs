@@ -7,6 +7,7 @@ mod changes;
 mod cli;
 mod config;
 mod proxy;
+mod replicas;
 mod shutdown;
 mod startup;
 mod store;

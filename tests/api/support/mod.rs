@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests: fresh databases on both backends.
+//! Helpers shared by the integration tests: fresh databases on both backends, and Redis.
 
 pub(crate) mod app;
 mod binary;
@@ -7,6 +7,7 @@ mod db;
 pub(crate) mod forwarder;
 pub(crate) mod log;
 pub(crate) mod raw;
+pub(crate) mod redis;
 pub(crate) mod upstream;
 mod wait;
 
