@@ -7,6 +7,9 @@
 #                           well-formed unknown tokens
 #   bench/run.sh --audit    the same, then tokengate with audit coverage full against a
 #                           second tokengate with coverage off (target: full >= 0.95 x off)
+#   bench/run.sh --redis    the same, then tokengate with rate_limit.backend = "redis" against
+#                           the local limiter, and the accuracy (allowed / quota) of a quota
+#                           under a concurrent burst over two gateways, for both backends
 #
 # Environment (defaults in brackets):
 #   CARGO_TARGET_DIR   where cargo builds [target]
@@ -15,6 +18,7 @@
 #   BENCH_ROUNDS       rounds per server (alternating) [3]
 #   BENCH_CONNECTIONS  wrk connections of the valid client [32]
 #   BENCH_ATTACK_RATE  requests/s of the flood [2000]
+#   BENCH_QUOTA        the quota of the accuracy burst, per day [1000]
 #   BENCH_WORKERS      nginx worker_processes and tokengate proxy.worker_threads [2]
 #   BENCH_UPSTREAM_WORKERS  worker_processes of the stand-in upstream [1]
 #   BENCH_KEEP=1       keep the work directory (configs, logs, database)
@@ -26,8 +30,9 @@ case "${1:-}" in
   "") ;;
   --attack) mode=attack ;;
   --audit) mode=audit ;;
+  --redis) mode=redis ;;
   -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-  *) echo "usage: bench/run.sh [--attack | --audit]" >&2; exit 2 ;;
+  *) echo "usage: bench/run.sh [--attack | --audit | --redis]" >&2; exit 2 ;;
 esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +42,7 @@ warmup=${BENCH_WARMUP:-3}
 rounds=${BENCH_ROUNDS:-3}
 connections=${BENCH_CONNECTIONS:-32}
 attack_rate=${BENCH_ATTACK_RATE:-2000}
+burst_quota=${BENCH_QUOTA:-1000}
 workers=${BENCH_WORKERS:-2}
 upstream_workers=${BENCH_UPSTREAM_WORKERS:-1}
 # auth.cache_ttl, the product's default: a verified token's record is read again once per
@@ -56,6 +62,7 @@ missing=()
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v curl >/dev/null || missing+=(curl)
+if [[ $mode == redis ]]; then command -v redis-server >/dev/null || missing+=(redis-server); fi
 if ((${#missing[@]})); then
   sudo=()
   if [[ $(id -u) != 0 ]]; then
@@ -131,6 +138,7 @@ admin_port=$(free_port)
 off_port=$(free_port)
 plain_port=$(free_port)
 off_admin_port=$(free_port)
+redis_port=$(free_port)
 
 # --- nginx: the stand-in Bitbucket and the plain reverse proxy ----------------------------
 nginx_v=$(nginx -V 2>&1)
@@ -271,6 +279,7 @@ server_pids() { # name
   case $1 in
     nginx) master=$(cat "$work/nginx/nginx.pid"); echo "$master" $(pgrep -P "$master") ;;
     tokengate-off) echo "$off_pid" ;;
+    tokengate-redis) echo "$redis_gw_pid" "$redis_pid" ;;
     hyper) echo "$plain_pid" ;;
     *) echo "$gateway_pid" ;;
   esac
@@ -463,6 +472,105 @@ if [[ $mode == audit ]]; then
   printf '%-22s %12s\n' 'audit events written' "$(metric tokengate_audit_events_written_total)"
   echo
   verdict "$(yes_if "$audit_ratio >= 0.95")" "requests/s with coverage full $audit_ratio x coverage off >= 0.95"
+fi
+
+# --- rate limits in Redis ------------------------------------------------------------------
+if [[ $mode == redis ]]; then
+  mkdir -p "$work/redis"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$work/redis" --logfile "$work/redis/redis.log" &
+  redis_pid=$!
+  pids+=($redis_pid)
+  for _ in $(seq 100); do
+    [[ $(redis-cli -p "$redis_port" ping 2>/dev/null) == PONG ]] && break
+    sleep 0.1
+  done
+  [[ $(redis-cli -p "$redis_port" ping 2>/dev/null) == PONG ]] || die "redis-server did not start; see $work/redis"
+
+  # Another gateway on the same database: its own ports, log and spill file; "redis" counts
+  # its limits in the Redis above.
+  twin() { # name proxy_port admin_port backend
+    local out="$work/tokengate/tokengate-$1.toml"
+    sed -e "s/127.0.0.1:$gateway_port/127.0.0.1:$2/" -e "s/127.0.0.1:$admin_port/127.0.0.1:$3/" \
+        -e "s#tokengate.log#tokengate-$1.log#" -e "s#audit-spill.ndjson#audit-spill-$1.ndjson#" \
+        "$config" >"$out"
+    if [[ $4 == redis ]]; then
+      sed -i "s#^\[rate_limit\]#[rate_limit]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:$redis_port/0\"\nredis_key_prefix = \"bench:\"#" "$out"
+    fi
+    "$bin" --config "$out" serve >"$work/tokengate/stdout-$1.log" 2>&1 &
+    pids+=($!)
+    wait_http "http://127.0.0.1:$3/healthz" "tokengate ($1)"
+    echo "$!"
+  }
+  r1_port=$(free_port); r1_admin=$(free_port)
+  r2_port=$(free_port); r2_admin=$(free_port)
+  l2_port=$(free_port); l2_admin=$(free_port)
+  redis_gw_pid=$(twin redis1 "$r1_port" "$r1_admin" redis)
+  pids+=($redis_gw_pid)
+  twin redis2 "$r2_port" "$r2_admin" redis >/dev/null
+  twin local2 "$l2_port" "$l2_admin" local >/dev/null
+  up=$(curl -s "http://127.0.0.1:$r1_admin/metrics" | awk '$1 == "tokengate_rate_limit_backend_up" { print $2 }')
+  [[ $up == 1 ]] || die "the Redis gateway does not reach Redis (tokengate_rate_limit_backend_up $up)"
+
+  drive tokengate-redis "$r1_port" "$warmup" skip-server-count >/dev/null
+  : >"$work/local.rounds"
+  : >"$work/redis.rounds"
+  printf '\nredis: tokengate with rate_limit.backend = "redis" against "local", a check per request\n'
+  printf '\n%-6s %-10s %12s %10s %8s %12s\n' round backend 'req/s' 'p99 ms' non-2xx 'CPU us/req'
+  for r in $(seq "$rounds"); do
+    for backend in local redis; do
+      if [[ $backend == local ]]; then
+        line=$(drive tokengate "$gateway_port" "$duration")
+      else
+        line=$(drive tokengate-redis "$r1_port" "$duration" skip-server-count)
+      fi
+      echo "$line" >>"$work/$backend.rounds"
+      set -- $line
+      printf '%-6s %-10s %12s %10s %8s %12s\n' "$r" "$backend" "$1" "$2" "$3" "$4"
+    done
+  done
+  l_rps=$(column_of 1 <"$work/local.rounds" | median)
+  r_rps=$(column_of 1 <"$work/redis.rounds" | median)
+  l_p99=$(column_of 2 <"$work/local.rounds" | median)
+  r_p99=$(column_of 2 <"$work/redis.rounds" | median)
+  l_cpu=$(column_of 4 <"$work/local.rounds" | median)
+  r_cpu=$(column_of 4 <"$work/redis.rounds" | median)
+  r_bad=$(column_of 3 <"$work/redis.rounds" | awk '{ s += $1 } END { print s + 0 }')
+
+  # Accuracy: a fresh token with a daily quota, a concurrent burst from two wrk clients, one
+  # per gateway, and the requests the two gateways allowed between them.
+  allowed_on() { # admin_port
+    curl -s "http://127.0.0.1:$1/metrics" \
+      | awk '/^tokengate_requests_total\{/ && /outcome="allowed"/ { s += $2 } END { printf "%d\n", s }'
+  }
+  burst() { # port_a admin_a port_b admin_b: prints the requests allowed
+    local token before_a before_b
+    token=$("$bin" --config "$config" token create --user bench-burst --description "bench burst" \
+      --scope read-only --rate-limit "$burst_quota/1d" 2>>"$work/tokengate/create.err" \
+      | grep -o 'tgt_[0-9a-z]\{12\}_[0-9A-Za-z]\{38\}' | head -n1) || true
+    [[ -n $token ]] || die "token create failed: $(cat "$work/tokengate/create.err")"
+    before_a=$(allowed_on "$2"); before_b=$(allowed_on "$4")
+    BENCH_TOKEN=$token wrk -t1 -c16 -d3s --timeout 5s -s bench/wrk/valid.lua "http://127.0.0.1:$1" >/dev/null &
+    local wa=$!
+    BENCH_TOKEN=$token wrk -t1 -c16 -d3s --timeout 5s -s bench/wrk/valid.lua "http://127.0.0.1:$3" >/dev/null &
+    local wb=$!
+    wait "$wa" "$wb" || die "a wrk of the burst failed"
+    echo $(( $(allowed_on "$2") - before_a + $(allowed_on "$4") - before_b ))
+  }
+  r_allowed=$(burst "$r1_port" "$r1_admin" "$r2_port" "$r2_admin")
+  l_allowed=$(burst "$gateway_port" "$admin_port" "$l2_port" "$l2_admin")
+  r_accuracy=$(awk -v a="$r_allowed" -v q="$burst_quota" 'BEGIN { printf "%.3f", a / q }')
+  l_accuracy=$(awk -v a="$l_allowed" -v q="$burst_quota" 'BEGIN { printf "%.3f", a / q }')
+
+  printf '\n%-30s %12s %12s %10s\n' "median of $rounds" local redis ratio
+  printf '%-30s %12s %12s %10s\n' 'requests/s' "$l_rps" "$r_rps" "$(awk -v a="$r_rps" -v b="$l_rps" 'BEGIN { printf "%.3f", a / b }')"
+  printf '%-30s %12s %12s %10s\n' 'p99 latency (ms)' "$l_p99" "$r_p99" "$(awk -v a="$r_p99" -v b="$l_p99" 'BEGIN { printf "%.3f", a / b }')"
+  printf '%-30s %12s %12s   (redis: the gateway and redis-server)\n' 'CPU per request (us)' "$l_cpu" "$r_cpu"
+  printf '%-30s %12s %12s\n' "allowed of $burst_quota/1d, 2 gateways" "$l_allowed" "$r_allowed"
+  printf '%-30s %12s %12s   (allowed / quota under a burst of 2 x 16 connections)\n' 'accuracy' "$l_accuracy" "$r_accuracy"
+  echo
+  verdict "$(yes_if "$r_allowed == $burst_quota")" "Redis: exactly the quota allowed across two gateways ($r_allowed of $burst_quota)"
+  verdict "$(yes_if "$r_bad == 0")" "Redis: no non-2xx answers while measuring ($r_bad)"
 fi
 
 echo

@@ -2,6 +2,8 @@ use std::io::Write;
 
 use super::*;
 
+mod rate_limit;
+
 fn load(toml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(toml.as_bytes()).unwrap();
@@ -404,13 +406,14 @@ fn errors_never_show_a_secret_from_the_environment() {
     );
 }
 
-const DURATION_KEYS: [(&str, &str); 6] = [
+const DURATION_KEYS: [(&str, &str); 7] = [
     ("proxy", "header_read_timeout"),
     ("proxy", "shutdown_grace"),
     ("upstream", "connect_timeout"),
     ("upstream", "response_timeout"),
     ("upstream", "pool_idle_timeout"),
     ("auth", "cache_ttl"),
+    ("rate_limit", "redis_timeout"),
 ];
 
 #[test]

@@ -377,6 +377,15 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
 
 fn rate_limit(r: RawRateLimit) -> Result<RateLimitConfig, ConfigError> {
     let default = quota("rate_limit.default", &r.default)?;
+    // Checked whatever the backend, so a typo shows before the day Redis is turned on.
+    let timeout = positive_duration("rate_limit.redis_timeout", &r.redis_timeout)?;
+    if r.redis_key_prefix.len() > 256 {
+        return Err(bad(
+            "rate_limit.redis_key_prefix",
+            &r.redis_key_prefix,
+            "must be at most 256 bytes",
+        ));
+    }
     let url = r.redis_url.filter(|url| !url.is_empty());
     let backend = match (r.backend.as_str(), url) {
         ("local", None) => LimitBackend::Local,
@@ -397,18 +406,11 @@ fn rate_limit(r: RawRateLimit) -> Result<RateLimitConfig, ConfigError> {
         ("redis", Some(url)) => {
             let shown_url = redact_url_password(&url);
             redis_url(&url, &shown_url)?;
-            if r.redis_key_prefix.len() > 256 {
-                return Err(bad(
-                    "rate_limit.redis_key_prefix",
-                    &r.redis_key_prefix,
-                    "must be at most 256 bytes",
-                ));
-            }
             LimitBackend::Redis(RedisConfig {
                 url: SecretString::from(url),
                 shown_url,
                 key_prefix: r.redis_key_prefix,
-                timeout: positive_duration("rate_limit.redis_timeout", &r.redis_timeout)?,
+                timeout,
             })
         }
         (other, _) => {
