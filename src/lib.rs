@@ -8,7 +8,8 @@
 //! - [`store`]: the [`store::TokenStore`] trait with PostgreSQL and SQLite backends.
 //! - [`auth`]: credential parsing, verification with its cache, the pure decision table and
 //!   the wording of its log lines.
-//! - [`ratelimit`]: per-token quotas enforced with governor.
+//! - [`ratelimit`]: per-token quotas and the failure throttle, counted with governor in each
+//!   process or in Redis for several replicas.
 //! - [`proxy`]: the listener, request context, and streaming forwarding to Bitbucket.
 //! - [`request_id`]: the request ids both listeners issue and answer as `X-AREQUESTID`.
 //! - [`telemetry`]: the Bitbucket-format log lines and the non-blocking log writer.

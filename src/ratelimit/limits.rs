@@ -154,6 +154,9 @@ impl RateLimits {
         }
         match shared.redis.step(key, quota, count).await {
             Ok(decision) => Some(decision),
+            // This thread's connection is new (at start, after a return) and slow to open: this
+            // one check is counted here, and Redis is not given up on for it.
+            Err(SharedError::Opening) => None,
             Err(e) => {
                 self.went_away(shared, &e);
                 None

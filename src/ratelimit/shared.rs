@@ -8,7 +8,8 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -40,6 +41,9 @@ pub enum SharedKey<'a> {
 /// Why a shared check gave no answer.
 #[derive(Debug)]
 pub enum SharedError {
+    /// This thread's connection is still opening (TCP, TLS, `AUTH`) after the call timeout: not
+    /// a sign that Redis is away, only that this check cannot wait for it.
+    Opening,
     /// No answer within the call timeout.
     Timeout(Duration),
     /// Redis refused, or the connection failed.
@@ -51,6 +55,7 @@ pub enum SharedError {
 impl fmt::Display for SharedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Opening => write!(f, "the connection is still opening"),
             Self::Timeout(after) => write!(f, "no answer within {after:?}"),
             Self::Redis(e) => write!(f, "{e}"),
             Self::Reply(what) => write!(f, "unexpected answer: {what}"),
@@ -66,8 +71,8 @@ pub struct RedisLimiter {
     script: Script,
     prefix: String,
     timeout: Duration,
-    /// Each thread's connection, and the generation it was opened in.
-    connections: ThreadLocal<RefCell<Option<(u64, ConnectionManager)>>>,
+    /// Each thread's connection and the generation it was opened in.
+    connections: ThreadLocal<RefCell<Option<Connection>>>,
     /// Raised by [`RedisLimiter::renew_connections`]: a connection of an older generation is
     /// replaced at its thread's next check.
     generation: AtomicU64,
@@ -106,17 +111,20 @@ impl RedisLimiter {
         quota: RateQuota,
         count: bool,
     ) -> Result<RateDecision, SharedError> {
-        let mut connection = self.connection().map_err(SharedError::Redis)?;
+        let Connection {
+            mut manager, open, ..
+        } = self.connection().map_err(SharedError::Redis)?;
         let mut invocation = self.script.key(self.key(key, quota));
         invocation
             .arg(interval_micros(quota))
             .arg(quota.requests.get())
             .arg(u8::from(count));
-        let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
-        let reply = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| SharedError::Timeout(self.timeout))?
-            .map_err(SharedError::Redis)?;
+        let call = invocation.invoke_async::<Vec<i64>>(&mut manager);
+        let reply = match tokio::time::timeout(self.timeout, call).await {
+            Ok(reply) => reply.map_err(SharedError::Redis)?,
+            Err(_) if !open.load(Ordering::Acquire) => return Err(SharedError::Opening),
+            Err(_) => return Err(SharedError::Timeout(self.timeout)),
+        };
         decode(&reply, quota)
     }
 
@@ -166,11 +174,11 @@ impl RedisLimiter {
     }
 
     /// This thread's connection, opened lazily on this thread's runtime.
-    fn connection(&self) -> Result<ConnectionManager, RedisError> {
+    fn connection(&self) -> Result<Connection, RedisError> {
         let generation = self.generation.load(Ordering::Acquire);
         let mut slot = self.connections.get_or_default().borrow_mut();
-        if let Some((opened_in, connection)) = &*slot
-            && *opened_in == generation
+        if let Some(connection) = &*slot
+            && connection.generation == generation
         {
             return Ok(connection.clone());
         }
@@ -179,14 +187,21 @@ impl RedisLimiter {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(100))
             .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
+        let connection = Connection {
+            generation,
+            manager: ConnectionManager::new_lazy_with_config(self.client.clone(), config)?,
+            open: Arc::new(AtomicBool::new(false)),
+        };
         // Opening is driven by whoever waits for it; this task does, so an opening slower than
         // the call timeout still completes, for the checks that come after.
-        let mut opening = connection.clone();
+        let (mut opening, open) = (connection.manager.clone(), Arc::clone(&connection.open));
         tokio::spawn(async move {
-            let _: Result<(), RedisError> = redis::cmd("PING").query_async(&mut opening).await;
+            let pong: Result<(), RedisError> = redis::cmd("PING").query_async(&mut opening).await;
+            if pong.is_ok() {
+                open.store(true, Ordering::Release);
+            }
         });
-        *slot = Some((generation, connection.clone()));
+        *slot = Some(connection.clone());
         Ok(connection)
     }
 
@@ -207,6 +222,16 @@ impl RedisLimiter {
         out.extend_from_slice(format!(":{quota}").as_bytes());
         out
     }
+}
+
+/// One thread's connection.
+#[derive(Clone)]
+struct Connection {
+    /// The [`RedisLimiter::renew_connections`] generation it belongs to.
+    generation: u64,
+    manager: ConnectionManager,
+    /// True once it answered a first PING.
+    open: Arc<AtomicBool>,
 }
 
 /// Gives rustls a crypto provider for `rediss://` unless another part of the process chose one

@@ -19,7 +19,7 @@ use crate::support::redis::{keys, redis_url, unique_prefix};
 const ADMIN_TOKEN: &str = "admin-token-for-the-replica-tests";
 
 /// A gateway on Redis at `redis_url` with keys under `prefix`, and `extra` settings.
-fn on_redis(redis_url: &str, prefix: &str, extra: &[(&str, toml::Value)]) -> Options {
+pub(crate) fn on_redis(redis_url: &str, prefix: &str, extra: &[(&str, toml::Value)]) -> Options {
     let mut options = Options::new(Backend::Postgres)
         .set("rate_limit.backend", "redis")
         .set("rate_limit.redis_url", redis_url)

@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{spread, token_with, two_gateways};
+use super::{on_redis, spread, token_with, two_gateways};
 use crate::auth::{bearer, get};
 use crate::support::app::{Options, TestApp, spawn_app};
-use crate::support::redis::{RedisServer, unique_prefix};
+use crate::support::forwarder::Forwarder;
+use crate::support::redis::{RedisServer, redis_url, unique_prefix};
 
 const UP: &str = "tokengate_rate_limit_backend_up";
 const PASSWORD: &str = "redis-test-password-7f3a";
@@ -126,5 +127,35 @@ async fn a_gateway_starts_while_redis_is_down_and_joins_it_when_it_answers() {
     // Counted in Redis now, from its own (fresh) count.
     get(&app, &auth).await.assert_forwarded_as("alice");
     get(&app, &auth).await.assert_refused(429);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_costs_one_timeout_then_nothing() {
+    // Redis behind a network that stops forwarding without closing anything.
+    let network = Forwarder::start(&redis_url()).await;
+    let app = spawn_app(on_redis(&network.url(&redis_url()), &unique_prefix(), &[])).await;
+    let auth = bearer(&token_with(&app, "1000/1h").await);
+    get(&app, &auth).await.assert_forwarded_as("alice");
+    assert_eq!(app.metric(UP).await, 1.0);
+
+    network.admit(0);
+    network.stall();
+    let started = Instant::now();
+    for _ in 0..20 {
+        get(&app, &auth).await.assert_forwarded_as("alice");
+    }
+    // At most one check per worker waited out the 50 ms timeout; the others asked Redis nothing.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "20 requests took {:?} with Redis silent",
+        started.elapsed()
+    );
+    backend_up(&app, 0.0).await;
+    assert_eq!(warnings(&app).await.len(), 1);
+
+    network.admit_all();
+    backend_up(&app, 1.0).await;
+    get(&app, &auth).await.assert_forwarded_as("alice");
     app.finish().await;
 }
