@@ -104,6 +104,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# The binary measured is the one just built, even if another build replaces it meanwhile.
+cp "$bin" "$work/tokengate-bin"
+bin="$work/tokengate-bin"
 
 # A port nothing listens on (127.0.0.1 only), below the ephemeral range so that no outgoing
 # connection holds it either.
