@@ -21,6 +21,12 @@ pub struct StatusLabel {
     pub status: u16,
 }
 
+/// Label of `tokengate_tls_certificate_expiry_seconds`: `proxy` or `admin`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: &'static str,
+}
+
 /// Every metric the gateway exports.
 pub struct Metrics {
     registry: Registry,
@@ -49,6 +55,8 @@ pub struct Metrics {
     pub audit_set_aside: Counter,
     /// Log lines dropped because the log writer could not keep up.
     pub log_lines_dropped: Counter,
+    /// When the certificate each TLS listener serves expires, as Unix time.
+    pub tls_certificate_expiry: Family<ListenerLabel, Gauge>,
     log_lines_seen: AtomicU64,
 }
 
@@ -141,6 +149,12 @@ impl Metrics {
             "Log lines dropped by the non-blocking writer",
             log_lines_dropped.clone(),
         );
+        let tls_certificate_expiry = Family::<ListenerLabel, Gauge>::default();
+        registry.register(
+            "tls_certificate_expiry_seconds",
+            "When the certificate a TLS listener serves expires (Unix time), by listener",
+            tls_certificate_expiry.clone(),
+        );
         Self {
             registry,
             requests,
@@ -156,6 +170,7 @@ impl Metrics {
             audit_written,
             audit_set_aside,
             log_lines_dropped,
+            tls_certificate_expiry,
             log_lines_seen: AtomicU64::new(0),
         }
     }
@@ -163,6 +178,13 @@ impl Metrics {
     /// Counts one proxied request.
     pub fn count_request(&self, outcome: &'static str) {
         self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// The expiry gauge of the TLS listener `listener` (`proxy` or `admin`).
+    pub fn tls_expiry(&self, listener: &'static str) -> Gauge {
+        self.tls_certificate_expiry
+            .get_or_create(&ListenerLabel { listener })
+            .clone()
     }
 
     /// Brings the dropped-log-lines counter up to `total` (read from the log writer).

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AdminConfig, AuditConfig, AuthConfig, Config, ConfigError, DatabaseConfig, Identity,
-    ProxyConfig, RateLimitConfig, RawConfig, UpstreamConfig, parse_duration,
+    ProxyConfig, RateLimitConfig, RawConfig, RawTls, TlsFiles, UpstreamConfig, parse_duration,
 };
 use crate::auth::parse_cidr;
 use crate::ratelimit::RateQuota;
@@ -92,6 +92,30 @@ pub(super) fn count(key: &'static str, value: u64, min: u64, max: u64) -> Result
     Ok(value)
 }
 
+/// A `[section.tls]` table: both files named. Whether they load is checked where they are read
+/// (`serve` and `check-config`), so the other commands work without access to the key.
+fn tls_files(
+    keys: (&'static str, &'static str),
+    raw: Option<RawTls>,
+) -> Result<Option<TlsFiles>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    for (key, value) in [(keys.0, &raw.cert), (keys.1, &raw.key)] {
+        if value.trim().is_empty() {
+            return Err(bad(
+                key,
+                value,
+                "required with TLS: the path of a PEM file (cert: the certificate and its chain; key: its private key)",
+            ));
+        }
+    }
+    Ok(Some(TlsFiles {
+        cert: PathBuf::from(raw.cert),
+        key: PathBuf::from(raw.key),
+    }))
+}
+
 pub(super) fn secret(value: Option<String>) -> Option<SecretString> {
     value.filter(|v| !v.is_empty()).map(SecretString::from)
 }
@@ -136,6 +160,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         shutdown_grace: duration("proxy.shutdown_grace", &p.shutdown_grace)?,
         worker_threads: usize::try_from(count("proxy.worker_threads", p.worker_threads, 0, 1024)?)
             .expect("bounded above"),
+        tls: tls_files(("proxy.tls.cert", "proxy.tls.key"), p.tls)?,
     };
 
     let u = raw.upstream;
@@ -148,11 +173,12 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "expected a URL such as http://127.0.0.1:7990",
         )
     })?;
-    if url.scheme_str() != Some("http") || url.authority().is_none() {
+    let https = url.scheme_str() == Some("https");
+    if !(https || url.scheme_str() == Some("http")) || url.authority().is_none() {
         return Err(bad(
             "upstream.url",
             &shown_url,
-            "expected an http:// URL with a host",
+            "expected an http:// or https:// URL with a host",
         ));
     }
     // Never sent to Bitbucket (who the request is for is upstream.identity's job), while the
@@ -213,6 +239,16 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
         }
     }
+    let ca_file = u.ca_file.filter(|f| !f.is_empty()).map(PathBuf::from);
+    if let Some(path) = &ca_file
+        && !https
+    {
+        return Err(bad(
+            "upstream.ca_file",
+            path.display(),
+            "is used only with an https:// upstream.url",
+        ));
+    }
     let upstream = UpstreamConfig {
         url,
         identity,
@@ -221,6 +257,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         response_timeout: positive_duration("upstream.response_timeout", &u.response_timeout)?,
         pool_idle_timeout: positive_duration("upstream.pool_idle_timeout", &u.pool_idle_timeout)?,
         credential_key,
+        ca_file,
     };
 
     let d = raw.database;
@@ -300,6 +337,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let admin = AdminConfig {
         listen: socket("admin.listen", &raw.admin.listen)?,
         token: secret(raw.admin.token),
+        tls: tls_files(("admin.tls.cert", "admin.tls.key"), raw.admin.tls)?,
     };
     if let Some(token) = &admin.token {
         use secrecy::ExposeSecret;

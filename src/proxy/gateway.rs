@@ -35,6 +35,8 @@ pub struct Gateway {
     pub limiter: Arc<dyn Limiter>,
     /// This worker's keep-alive pool to Bitbucket.
     pub upstream: Upstream,
+    /// `X-Forwarded-Proto` of a request from a client: `https` on a TLS listener.
+    pub forwarded_proto: http::HeaderValue,
     pub audit: AuditSink,
     pub metrics: Arc<Metrics>,
     /// Present when `upstream.identity = "credential"`.
@@ -59,6 +61,8 @@ pub struct GatewayParts {
     pub usage: Arc<UsageTracker>,
     pub directory: Arc<Directory>,
     pub self_service: Option<Edge>,
+    /// The client settings for an `https://` Bitbucket.
+    pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Gateway {
@@ -76,7 +80,12 @@ impl Gateway {
             ids: parts.ids,
             verifier: parts.verifier,
             limiter: parts.limiter,
-            upstream: Upstream::new(&config.upstream),
+            upstream: Upstream::new(&config.upstream, parts.upstream_tls.as_ref()),
+            forwarded_proto: http::HeaderValue::from_static(if config.proxy.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            }),
             audit: parts.audit,
             metrics: parts.metrics,
             credentials: parts.credentials,

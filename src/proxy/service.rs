@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 
 use super::Gateway;
 use super::context::{Remote, remote, session_id};
-use super::forward::{UpstreamError, set_forwarded, strip_hop_by_hop};
+use super::forward::{UpstreamError, as_http1, set_forwarded, strip_hop_by_hop};
 use super::report::{NoCredential, Reported, outcome, report, report_no_credential};
 use super::respond::{self, ProxyBody, add_rate_headers};
 use crate::auth::{
@@ -401,8 +401,14 @@ async fn forward(
     request_id: &HeaderValue,
 ) -> Response<ProxyBody> {
     // Hop-by-hop headers were stripped before the decision's headers were set.
+    as_http1(&mut request);
     let headers = request.headers_mut();
-    set_forwarded(headers, remote.peer_ip, remote.peer_trusted);
+    set_forwarded(
+        headers,
+        remote.peer_ip,
+        remote.peer_trusted,
+        &gateway.forwarded_proto,
+    );
     headers.insert(REQUEST_ID_HEADER, request_id.clone());
     match gateway.upstream.send(request).await {
         Ok((response, latency)) => {
@@ -415,8 +421,13 @@ async fn forward(
         Err(e) => {
             tracing::warn!(target: "tokengate::proxy", error = %e, "forwarding failed");
             match e {
-                UpstreamError::Unreachable(_) => {
-                    gateway.metrics.count_request("upstream_unreachable");
+                UpstreamError::Unreachable(_) | UpstreamError::Tls(_) => {
+                    let outcome = if matches!(e, UpstreamError::Tls(_)) {
+                        "upstream_tls_failed"
+                    } else {
+                        "upstream_unreachable"
+                    };
+                    gateway.metrics.count_request(outcome);
                     respond::error(
                         StatusCode::BAD_GATEWAY,
                         "Bitbucket could not be reached. Please try again shortly.",
