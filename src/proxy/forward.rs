@@ -63,12 +63,7 @@ impl UpstreamError {
         let mut tls = false;
         let mut cause = e.source();
         while let Some(err) = cause {
-            // io::Error wraps rustls's error without listing it as its source.
-            let inner = err
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .map_or(err, |inner| inner as &(dyn std::error::Error + 'static));
-            tls |= inner.is::<rustls::Error>();
+            tls |= is_tls(err);
             text.push_str(": ");
             text.push_str(&err.to_string());
             cause = err.source();
@@ -77,6 +72,23 @@ impl UpstreamError {
             Self::Tls(text)
         } else {
             Self::Unreachable(text)
+        }
+    }
+}
+
+/// Whether `err` is rustls's, possibly inside `io::Error`s (which wrap an error without
+/// listing it as their source).
+fn is_tls(mut err: &(dyn std::error::Error + 'static)) -> bool {
+    loop {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => err = inner,
+            None => return false,
         }
     }
 }
@@ -301,6 +313,16 @@ mod tests {
             h.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
             ["6.6.6.6, 203.0.113.5, 127.0.0.2"]
         );
+    }
+
+    #[test]
+    fn rustls_errors_are_found_inside_io_errors() {
+        let wrapped = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        assert!(is_tls(&wrapped));
+        assert!(!is_tls(&std::io::Error::other("connection refused")));
     }
 
     #[test]

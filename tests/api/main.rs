@@ -11,3 +11,4 @@ mod shutdown;
 mod startup;
 mod store;
 mod support;
+mod tls;

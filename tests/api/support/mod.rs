@@ -3,10 +3,13 @@
 pub(crate) mod app;
 mod binary;
 pub(crate) mod bitbucket;
+pub(crate) mod certs;
 mod db;
 pub(crate) mod forwarder;
+pub(crate) mod git;
 pub(crate) mod log;
 pub(crate) mod raw;
+pub(crate) mod tls_client;
 pub(crate) mod upstream;
 mod wait;
 
