@@ -4,6 +4,7 @@
 mod duration;
 mod env;
 mod raw;
+mod redact;
 #[cfg(test)]
 mod reference;
 mod schema;

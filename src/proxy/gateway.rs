@@ -35,6 +35,8 @@ pub struct Gateway {
     pub limiter: Arc<dyn Limiter>,
     /// This worker's keep-alive pool to Bitbucket.
     pub upstream: Upstream,
+    /// Whether the proxy listener serves TLS.
+    pub tls: bool,
     /// `X-Forwarded-Proto` of a request from a client: `https` on a TLS listener.
     pub forwarded_proto: http::HeaderValue,
     pub audit: AuditSink,
@@ -81,6 +83,7 @@ impl Gateway {
             verifier: parts.verifier,
             limiter: parts.limiter,
             upstream: Upstream::new(&config.upstream, parts.upstream_tls.as_ref()),
+            tls: config.proxy.tls.is_some(),
             forwarded_proto: http::HeaderValue::from_static(if config.proxy.tls.is_some() {
                 "https"
             } else {

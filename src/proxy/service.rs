@@ -33,9 +33,12 @@ use crate::vault::Upstream;
 /// Handles one request; never fails (errors become responses).
 pub(super) async fn handle(
     gateway: Arc<Gateway>,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<ProxyBody> {
+    // An HTTP/2 request gets the head an HTTP/1.1 one has (Host from :authority), for
+    // self-service's origin check and for Bitbucket alike.
+    as_http1(&mut request);
     let (request_id, _in_flight) = gateway.ids.next();
     let mut remote = remote(request.headers(), peer, &gateway.trusted_proxies);
     // The addresses are only ever logged, so the context takes them.
@@ -131,7 +134,12 @@ async fn decide_and_act(
         && edge.serves(&routed)
     {
         let routed = routed.into_owned();
-        return self_service(edge, request, &routed, remote, request_id).await;
+        let meta = RequestMeta {
+            client_ip: remote.client_ip,
+            request_id: request_id.to_owned(),
+            secure: gateway.tls,
+        };
+        return self_service(edge, request, &routed, meta).await;
     }
     let protected = gateway.is_protected(&routed);
     let presented = match Credential::from_headers(request.headers()) {
@@ -305,8 +313,7 @@ async fn self_service(
     edge: &Edge,
     mut request: Request<Incoming>,
     routed: &str,
-    remote: &Remote,
-    request_id: &str,
+    meta: RequestMeta,
 ) -> Response<ProxyBody> {
     if routed != request.uri().path() {
         let target = match request.uri().query() {
@@ -323,11 +330,6 @@ async fn self_service(
             }
         }
     }
-    let meta = RequestMeta {
-        client_ip: remote.client_ip,
-        request_id: request_id.to_owned(),
-        secure: false,
-    };
     edge.handle(request, meta)
         .await
         .map(|body| body.map_err(|never| match never {}).boxed())
@@ -401,7 +403,6 @@ async fn forward(
     request_id: &HeaderValue,
 ) -> Response<ProxyBody> {
     // Hop-by-hop headers were stripped before the decision's headers were set.
-    as_http1(&mut request);
     let headers = request.headers_mut();
     set_forwarded(
         headers,
