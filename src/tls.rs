@@ -135,3 +135,6 @@ impl Setup {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
