@@ -22,6 +22,6 @@ USER tokengate
 EXPOSE 8080 8081
 ENV TOKENGATE_ADMIN__LISTEN=0.0.0.0:8081
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8081/healthz || exit 1
+    CMD curl -fsS http://127.0.0.1:8081/healthz || curl -fsSk https://127.0.0.1:8081/healthz || exit 1
 ENTRYPOINT ["tokengate", "--config", "/etc/tokengate/tokengate.toml"]
 CMD ["serve"]

@@ -46,6 +46,19 @@ if ! PG_BIN=$(find_pg_bin); then
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql
     PG_BIN=$(find_pg_bin) || { log "initdb still not found after installing postgresql"; exit 1; }
 fi
+# The TLS tests drive real clients: curl (with HTTP/2), openssl and git.
+missing=()
+for tool in curl openssl git; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    log "installing ${missing[*]} with apt-get"
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+fi
+
 for tool in initdb pg_ctl pg_isready; do
     [[ -x "$PG_BIN/$tool" ]] || { log "$PG_BIN/$tool is missing"; exit 1; }
 done

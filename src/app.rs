@@ -27,6 +27,7 @@ use crate::request_id::RequestIds;
 use crate::selfservice::{Directory, Edge, Rights, SelfService, SelfServiceParts};
 use crate::shutdown;
 use crate::store::{self, StoreRuntime, TokenStore};
+use crate::tls::{self, Acceptor};
 use crate::usage::UsageTracker;
 use crate::vault::{CredentialKey, CredentialVault};
 
@@ -45,6 +46,8 @@ pub struct App {
     probe: Option<redis::aio::MultiplexedConnection>,
     verifier: Arc<Verifier>,
     usage: Arc<UsageTracker>,
+    /// The listeners' certificates and the upstream's TLS settings.
+    tls: tls::Setup,
 }
 
 /// Opens the configured store and applies its migrations.
@@ -61,15 +64,21 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn TokenStore>> 
 
 impl App {
     /// Builds everything on the control runtime (which then owns the store's connections and
-    /// runs the admin listener and background tasks). `proxy_listener` is already bound.
+    /// runs the admin listener and background tasks). `proxy_listener` is already bound; `tls`
+    /// is what [`tls::Setup::load`] loaded for `config`.
     pub async fn build(
         config: Config,
         proxy_listener: std::net::TcpListener,
+        tls: tls::Setup,
         log_drops: Arc<dyn Fn() -> u64 + Send + Sync>,
     ) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
         let metrics = Arc::new(Metrics::new());
         let (limits, probe) = rate_limits(&config, &metrics).await?;
+        for cert in tls.certs() {
+            cert.report_expiry(metrics.tls_expiry(cert.listener().name()));
+        }
+        let upstream_tls = tls.upstream.as_ref().map(|(config, _)| Arc::clone(config));
         let verifier = Arc::new(
             Verifier::new(
                 Arc::clone(&store),
@@ -113,6 +122,7 @@ impl App {
             },
             Bitbucket::new(
                 &config.upstream,
+                upstream_tls.as_ref(),
                 config.self_service.bitbucket_credential.as_ref(),
             ),
             config.self_service.group_cache_ttl,
@@ -128,6 +138,7 @@ impl App {
             usage: Arc::clone(&usage),
             directory: Arc::clone(&directory),
             self_service: None,
+            upstream_tls: upstream_tls.clone(),
         };
         let admin_listener = TcpListener::bind(config.admin.listen)
             .await
@@ -152,6 +163,7 @@ impl App {
                     lifecycle: Arc::new(lifecycle(Actor::SelfService)?),
                     store: Arc::clone(&store),
                     vault: credentials.clone(),
+                    upstream_tls: upstream_tls.clone(),
                 },
             );
             parts.self_service = Some(Edge::new(
@@ -183,6 +195,7 @@ impl App {
             probe,
             verifier,
             usage,
+            tls,
         })
     }
 
@@ -220,12 +233,23 @@ impl App {
             probe,
             verifier,
             usage,
+            tls,
         } = self;
+        let (stop_background, shutdown_background) = shutdown::signal();
+        // Before the listening lines: from then on SIGHUP reloads rather than ends the process.
+        let certs = tls.certs();
+        let reload =
+            (!certs.is_empty()).then(|| tls::reload::spawn(certs, shutdown_background.clone()));
         tracing::info!(target: "tokengate::app", "proxy listening on {}", proxy_listener.local_addr()?);
         tracing::info!(target: "tokengate::app", "admin listening on {}", admin_listener.local_addr()?);
+        log_tls(&tls);
         tracing::info!(target: "tokengate::app", "forwarding to {}", config.upstream.url);
+        let acceptor = |cert: &Option<Arc<tls::ServerCert>>| {
+            cert.as_ref()
+                .map(|c| Acceptor::new(Arc::clone(c), config.proxy.header_read_timeout))
+        };
+        let (proxy_tls, admin_tls) = (acceptor(&tls.proxy), acceptor(&tls.admin));
 
-        let (stop_background, shutdown_background) = shutdown::signal();
         let background = background::spawn(
             Arc::clone(&store),
             Arc::clone(&verifier),
@@ -245,6 +269,7 @@ impl App {
             admin_listener,
             admin::router(admin),
             config.proxy.header_read_timeout,
+            admin_tls,
             async move { admin_stop.stopped().await },
         ));
 
@@ -263,6 +288,7 @@ impl App {
             threads,
             || Gateway::new(&config, parts.clone()),
             limits,
+            proxy_tls.as_ref(),
             &proxy_shutdown,
         )
         .context("starting the proxy workers")?;
@@ -284,7 +310,7 @@ impl App {
             tracing::warn!(target: "tokengate::admin", ?grace, "admin connections still open after the grace period; closing them");
             admin_task.abort();
         }
-        for mut task in background {
+        for mut task in background.into_iter().chain(reload) {
             if tokio::time::timeout_at(drained_by, &mut task)
                 .await
                 .is_err()
@@ -328,4 +354,18 @@ async fn rate_limits(
         tracing::info!(target: "tokengate::app", "rate limits and failed attempts are counted in Redis at {} (keys {}*, timeout {:?})", redis.shown_url, redis.key_prefix, redis.timeout);
     }
     Ok((Arc::new(limits), probe))
+}
+
+/// What each TLS listener serves, and what verifies an `https://` Bitbucket.
+fn log_tls(tls: &tls::Setup) {
+    for cert in tls.certs() {
+        let served = cert.served();
+        tracing::info!(target: "tokengate::tls", "{} serves TLS 1.2 and 1.3 (HTTP/2 and HTTP/1.1) with the certificate of {}, serial {} (expires {})", cert.listener().name(), cert.files().cert.display(), served.serial, served.not_after);
+        if served.not_after <= chrono::Utc::now() {
+            tracing::warn!(target: "tokengate::tls", "the certificate of {} ({}) expired on {}: clients will refuse it until it is renewed", cert.files().cert.display(), cert.listener().cert_key(), served.not_after);
+        }
+    }
+    if let Some((_, roots)) = &tls.upstream {
+        tracing::info!(target: "tokengate::tls", "verifying Bitbucket's certificate against {} system CA certificates and {} of upstream.ca_file", roots.system, roots.ca_file);
+    }
 }

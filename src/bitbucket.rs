@@ -13,10 +13,13 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::ClientConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use std::sync::Arc;
 
 use crate::config::UpstreamConfig;
+use crate::tls::UpstreamClient;
 
 /// The header Bitbucket names the signed-in user with on every authenticated answer.
 const X_AUSERNAME: HeaderName = HeaderName::from_static("x-ausername");
@@ -82,7 +85,7 @@ pub struct AccessToken {
 /// A client for Bitbucket's REST API at `upstream.url`.
 #[derive(Clone)]
 pub struct Bitbucket {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: UpstreamClient<Full<Bytes>>,
     scheme: Scheme,
     authority: Authority,
     timeout: Duration,
@@ -91,16 +94,22 @@ pub struct Bitbucket {
 }
 
 impl Bitbucket {
-    /// A client for the configured Bitbucket; `service` is the credential groups are read with.
-    pub fn new(upstream: &UpstreamConfig, service: Option<&SecretString>) -> Self {
+    /// A client for the configured Bitbucket (over TLS with `tls`, for an `https://` URL);
+    /// `service` is the credential groups are read with.
+    pub fn new(
+        upstream: &UpstreamConfig,
+        tls: Option<&Arc<ClientConfig>>,
+        service: Option<&SecretString>,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(upstream.connect_timeout));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_idle_timeout(upstream.pool_idle_timeout)
             .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+            .timer(TokioTimer::new());
+        let client = UpstreamClient::build(&builder, connector, tls);
         let parts = upstream.url.clone().into_parts();
         Self {
             client,

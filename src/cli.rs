@@ -81,10 +81,17 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tokengate: {e:#}");
-            // A log.file that cannot be opened is a config value that does not work.
-            match e.downcast_ref() {
-                Some(crate::telemetry::TelemetryError::File { .. }) => ExitCode::from(EXIT_CONFIG),
-                _ => ExitCode::FAILURE,
+            // A log.file that cannot be opened, or a TLS file that cannot be used, is a config
+            // value that does not work.
+            let config_value = e.downcast_ref::<config::ConfigError>().is_some()
+                || matches!(
+                    e.downcast_ref(),
+                    Some(crate::telemetry::TelemetryError::File { .. })
+                );
+            if config_value {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
             }
         }
     }
@@ -92,9 +99,27 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn check_config(path: Option<&std::path::Path>, config: &Config) -> anyhow::Result<()> {
     let raw = config::load_raw(path, std::env::vars())?;
+    // The files each TLS key names: readable, a matching pair, not expired.
+    let tls = crate::tls::Setup::load(config)?;
+    tls.check_not_expired(chrono::Utc::now())?;
     print!("{}", raw.redacted_toml());
     if raw.node_id.is_none() {
         println!("# node_id derived from the host name: {}", config.node_id);
+    }
+    for cert in tls.certs() {
+        let served = cert.served();
+        println!(
+            "# {}.tls: certificate serial {}, expires {}",
+            cert.listener().name(),
+            served.serial,
+            served.not_after
+        );
+    }
+    if let Some((_, roots)) = &tls.upstream {
+        println!(
+            "# upstream: Bitbucket's certificate is verified against {} system CA certificates and {} of upstream.ca_file",
+            roots.system, roots.ca_file
+        );
     }
     Ok(())
 }
@@ -112,13 +137,14 @@ fn serve(config: Config) -> anyhow::Result<()> {
     for warning in config.warnings() {
         tracing::warn!(target: "tokengate::config", "{warning}");
     }
+    let tls = crate::tls::Setup::load(&config)?;
     let listener = crate::proxy::bind(config.proxy.listen)
         .with_context(|| format!("binding proxy.listen {}", config.proxy.listen))?;
     let drops = Arc::new(move || guard.dropped_lines());
     // The control runtime, on this thread: start-up, the store's connections, the admin
     // listener and background work. The proxy runs on worker threads of its own.
     with_runtime(async move {
-        let app = App::build(config, listener, drops).await?;
+        let app = App::build(config, listener, tls, drops).await?;
         app.run(shutdown_signal()).await
     })
 }

@@ -4,6 +4,7 @@
 mod duration;
 mod env;
 mod raw;
+mod redact;
 #[cfg(test)]
 mod reference;
 mod schema;
@@ -18,7 +19,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 
 pub use duration::parse_duration;
-pub use raw::RawConfig;
+pub use raw::{RawConfig, RawTls};
 pub use self_service::SelfServiceConfig;
 
 use crate::audit::Coverage;
@@ -94,11 +95,21 @@ pub struct ProxyConfig {
     pub shutdown_grace: Duration,
     /// Worker threads (`http-nio-{port}-exec-{n}`); 0 means one per core.
     pub worker_threads: usize,
+    /// Serve TLS with this pair (`[proxy.tls]`).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of a TLS listener: the certificate, followed by its chain, and its private
+/// key (PKCS#8, PKCS#1 or SEC1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
-    /// Bitbucket's base URL (`http://host:port`).
+    /// Bitbucket's base URL (`http://host:port` or `https://host:port`).
     pub url: http::Uri,
     pub identity: Identity,
     pub identity_header: http::HeaderName,
@@ -108,6 +119,8 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
     /// Key sealing users' stored Bitbucket credentials (32 bytes, base64).
     pub credential_key: Option<SecretString>,
+    /// CA certificates (PEM) trusted for an `https://` Bitbucket besides the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +176,8 @@ pub struct RedisConfig {
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub token: Option<SecretString>,
+    /// Serve TLS with this pair (`[admin.tls]`).
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Debug, Clone)]

@@ -12,6 +12,8 @@
 //!   process or in Redis for several replicas.
 //! - [`proxy`]: the listener, request context, and streaming forwarding to Bitbucket.
 //! - [`request_id`]: the request ids both listeners issue and answer as `X-AREQUESTID`.
+//! - [`tls`]: certificates of both listeners (reloaded in place), handshakes, HTTP/2, and the
+//!   client settings for an `https://` Bitbucket.
 //! - [`telemetry`]: the Bitbucket-format log lines and the non-blocking log writer.
 //! - [`audit`]: audit events, their batching writer and retention.
 //! - [`admin`]: the admin REST API, health, readiness and metrics.
@@ -39,6 +41,7 @@ pub mod selfservice;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod token;
 pub mod usage;
 pub mod vault;

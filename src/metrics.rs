@@ -21,6 +21,12 @@ pub struct StatusLabel {
     pub status: u16,
 }
 
+/// Label of `tokengate_tls_certificate_expiry_seconds`: `proxy` or `admin`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: &'static str,
+}
+
 /// Every metric the gateway exports.
 pub struct Metrics {
     registry: Registry,
@@ -52,6 +58,8 @@ pub struct Metrics {
     /// 1 while the rate-limit backend answers (always, for the local one), 0 while each
     /// replica counts for itself.
     pub rate_limit_backend_up: Gauge,
+    /// When the certificate each TLS listener serves expires, as Unix time.
+    pub tls_certificate_expiry: Family<ListenerLabel, Gauge>,
     log_lines_seen: AtomicU64,
 }
 
@@ -151,6 +159,12 @@ impl Metrics {
             "1 while the configured rate-limit backend answers (always for local), 0 while this gateway counts limits alone",
             rate_limit_backend_up.clone(),
         );
+        let tls_certificate_expiry = Family::<ListenerLabel, Gauge>::default();
+        registry.register(
+            "tls_certificate_expiry_seconds",
+            "When the certificate a TLS listener serves expires (Unix time), by listener",
+            tls_certificate_expiry.clone(),
+        );
         Self {
             registry,
             requests,
@@ -167,6 +181,7 @@ impl Metrics {
             audit_set_aside,
             log_lines_dropped,
             rate_limit_backend_up,
+            tls_certificate_expiry,
             log_lines_seen: AtomicU64::new(0),
         }
     }
@@ -174,6 +189,13 @@ impl Metrics {
     /// Counts one proxied request.
     pub fn count_request(&self, outcome: &'static str) {
         self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// The expiry gauge of the TLS listener `listener` (`proxy` or `admin`).
+    pub fn tls_expiry(&self, listener: &'static str) -> Gauge {
+        self.tls_certificate_expiry
+            .get_or_create(&ListenerLabel { listener })
+            .clone()
     }
 
     /// Brings the dropped-log-lines counter up to `total` (read from the log writer).

@@ -82,6 +82,8 @@ pub struct SelfServiceParts {
     pub lifecycle: Arc<Lifecycle>,
     pub store: Arc<dyn TokenStore>,
     pub vault: Option<Arc<CredentialVault>>,
+    /// The client settings for an `https://` Bitbucket.
+    pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl SelfService {
@@ -91,6 +93,7 @@ impl SelfService {
             directory: parts.directory,
             bitbucket: Bitbucket::new(
                 &config.upstream,
+                parts.upstream_tls.as_ref(),
                 config.self_service.bitbucket_credential.as_ref(),
             ),
             verifier: parts.verifier,

@@ -1,5 +1,5 @@
-//! The admin listener's HTTP/1 server: a time limit on each request head, and a drain that
-//! its owner can cut short by dropping it.
+//! The admin listener's HTTP/1 server (with TLS, HTTP/2 too, as ALPN chooses): a time limit on
+//! each request head, and a drain that its owner can cut short by dropping it.
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,14 +14,18 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
+use crate::tls::{self, Acceptor, Http};
+
 /// Serves the admin routes on `listener` until `shutdown` completes, then stops accepting and
 /// waits for open connections to finish. A client has `header_read_timeout` to send each
-/// request head, which also ends an idle keep-alive connection. Dropping the future (as
-/// aborting its task does) closes every connection at once.
+/// request head (and to complete a TLS handshake, with `tls`), which also ends an idle
+/// keep-alive connection. Dropping the future (as aborting its task does) closes every
+/// connection at once.
 pub(super) async fn serve(
     listener: TcpListener,
     router: Router,
     header_read_timeout: Duration,
+    tls: Option<Acceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -30,6 +34,8 @@ pub(super) async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
         .keep_alive(true);
+    // The proxy's default limit on a request head, for HTTP/2's header list.
+    let http = Http::new(builder.clone(), 64 * 1024);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -42,6 +48,18 @@ pub(super) async fn serve(
                         request.extensions_mut().insert(ConnectInfo(peer));
                         router.clone().oneshot(request)
                     });
+                    if let Some(acceptor) = &tls {
+                        let (acceptor, http, watcher) = (acceptor.clone(), http.clone(), graceful.watcher());
+                        connections.spawn(async move {
+                            let Some((stream, alpn)) = acceptor.handshake(stream, peer).await else {
+                                return;
+                            };
+                            if let Err(e) = tls::serve_connection(stream, alpn, &http, service, watcher).await {
+                                tracing::debug!(target: "tokengate::admin", error = %e, "connection ended with an error");
+                            }
+                        });
+                        continue;
+                    }
                     let connection =
                         graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
                     connections.spawn(async move {

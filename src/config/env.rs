@@ -86,9 +86,10 @@ impl Overrides {
 }
 
 /// Applies every `TOKENGATE_…` variable of `vars` to `doc`. `TOKENGATE_NODE_ID` sets a
-/// top-level key; `TOKENGATE_AUTH__CACHE_TTL` sets `cache_ttl` in `[auth]`. A variable whose
-/// first segment is not a key or section is ignored (and listed in the result); one that
-/// names a section but no key of it is an error.
+/// top-level key; `TOKENGATE_AUTH__CACHE_TTL` sets `cache_ttl` in `[auth]`, and
+/// `TOKENGATE_PROXY__TLS__CERT` sets `cert` in `[proxy.tls]`. A variable whose first segment
+/// is not a key or section is ignored (and listed in the result); one that names a section
+/// but no key of it is an error.
 pub(super) fn apply(
     doc: &mut Table,
     vars: impl IntoIterator<Item = (String, String)>,
@@ -100,63 +101,65 @@ pub(super) fn apply(
             continue;
         };
         let path = path.to_ascii_lowercase();
-        let mut parts = path.split("__");
-        let first = parts.next().unwrap_or_default();
-        let rest: Vec<&str> = parts.collect();
-        let Some(kind) = root.get(first) else {
+        let segments: Vec<&str> = path.split("__").collect();
+        if !root.contains_key(segments[0]) {
             overrides.ignored.push(name);
             continue;
-        };
+        }
         let refuse = |reason: String| ConfigError::Env {
             var: name.clone(),
             reason,
         };
-        let section_name = first.to_ascii_uppercase();
-        let (table, key, kind) = match (kind, rest.as_slice()) {
-            (Kind::Section(keys), [key]) => {
-                let Some(kind) = keys.get(key) else {
-                    let known: Vec<&str> = keys.keys().copied().collect();
+        // Upper-case variable names of the first n segments, for messages.
+        let var_of =
+            |n: usize| format!("{PREFIX}{}", segments[..n].join("__").to_ascii_uppercase());
+        let mut table = &mut *doc;
+        let mut keys = &root;
+        for (i, segment) in segments.iter().copied().enumerate() {
+            let dotted = segments[..=i].join(".");
+            let Some(kind) = keys.get(segment) else {
+                let known: Vec<&str> = keys.keys().copied().collect();
+                return Err(refuse(format!(
+                    "[{}] has no key {segment}; its keys are {}",
+                    segments[..i].join("."),
+                    known.join(", ")
+                )));
+            };
+            let last = i + 1 == segments.len();
+            match (kind, last) {
+                (Kind::Section(inner), false) => {
+                    let entry = table
+                        .entry(segment)
+                        .or_insert_with(|| Value::Table(Table::new()));
+                    let Value::Table(inner_table) = entry else {
+                        return Err(refuse(format!(
+                            "{dotted} in the config file is not a section"
+                        )));
+                    };
+                    table = inner_table;
+                    keys = inner;
+                }
+                (Kind::Section(_), true) => {
                     return Err(refuse(format!(
-                        "[{first}] has no key {key}; its keys are {}",
-                        known.join(", ")
+                        "names the section [{dotted}], not a key: expected {}__KEY",
+                        var_of(i + 1)
                     )));
-                };
-                let entry = doc
-                    .entry(first)
-                    .or_insert_with(|| Value::Table(Table::new()));
-                let Value::Table(table) = entry else {
+                }
+                (kind, true) => {
+                    let value = parse_value(&raw, kind).ok_or_else(|| {
+                        refuse(format!("expected {}, not {raw:?}", kind.expected()))
+                    })?;
+                    table.insert(segment.to_owned(), value);
+                    overrides.set.push((dotted, name.clone()));
+                }
+                (_, false) => {
                     return Err(refuse(format!(
-                        "{first} in the config file is not a section"
+                        "{dotted} is a key, not a section: expected {}",
+                        var_of(i + 1)
                     )));
-                };
-                (table, *key, kind)
+                }
             }
-            (Kind::Section(_), []) => {
-                return Err(refuse(format!(
-                    "names the section [{first}], not a key: expected TOKENGATE_{section_name}__KEY"
-                )));
-            }
-            (Kind::Section(_), _) => {
-                return Err(refuse(format!(
-                    "expected TOKENGATE_{section_name}__KEY, with one key after the section"
-                )));
-            }
-            (kind, []) => (&mut *doc, first, kind),
-            (_, _) => {
-                return Err(refuse(format!(
-                    "{first} is a key, not a section: expected TOKENGATE_{section_name}"
-                )));
-            }
-        };
-        let value = parse_value(&raw, kind)
-            .ok_or_else(|| refuse(format!("expected {}, not {raw:?}", kind.expected())))?;
-        table.insert(key.to_owned(), value);
-        let key_path = if rest.is_empty() {
-            first.to_owned()
-        } else {
-            format!("{first}.{key}")
-        };
-        overrides.set.push((key_path, name));
+        }
     }
     Ok(overrides)
 }
@@ -218,6 +221,37 @@ mod tests {
     }
 
     #[test]
+    fn sets_keys_of_sub_tables() {
+        let mut doc: Table = "[proxy]\nlisten = \"0.0.0.0:8443\"\n[admin.tls]\ncert = \"a.pem\"\n"
+            .parse()
+            .unwrap();
+        let overrides = apply(
+            &mut doc,
+            vars(&[
+                ("TOKENGATE_PROXY__TLS__CERT", "/etc/tls/tls.crt"),
+                ("TOKENGATE_PROXY__TLS__KEY", "/etc/tls/tls.key"),
+                ("TOKENGATE_ADMIN__TLS__KEY", "b.pem"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(doc["proxy"]["listen"].as_str(), Some("0.0.0.0:8443"));
+        assert_eq!(
+            doc["proxy"]["tls"]["cert"].as_str(),
+            Some("/etc/tls/tls.crt")
+        );
+        assert_eq!(
+            doc["proxy"]["tls"]["key"].as_str(),
+            Some("/etc/tls/tls.key")
+        );
+        assert_eq!(doc["admin"]["tls"]["cert"].as_str(), Some("a.pem"));
+        assert_eq!(doc["admin"]["tls"]["key"].as_str(), Some("b.pem"));
+        assert_eq!(
+            overrides.setter_of("proxy.tls.key"),
+            Some(("proxy.tls.key", "TOKENGATE_PROXY__TLS__KEY"))
+        );
+    }
+
+    #[test]
     fn text_keys_keep_values_that_look_like_numbers_or_toml() {
         let mut doc = Table::new();
         apply(
@@ -271,7 +305,21 @@ mod tests {
                 "[proxy] has no key listn",
             ),
             ("TOKENGATE_PROXY", "x", "names the section [proxy]"),
-            ("TOKENGATE_PROXY__LISTEN__X", "x", "TOKENGATE_PROXY__KEY"),
+            (
+                "TOKENGATE_PROXY__LISTEN__X",
+                "x",
+                "proxy.listen is a key, not a section: expected TOKENGATE_PROXY__LISTEN",
+            ),
+            (
+                "TOKENGATE_PROXY__TLS",
+                "x",
+                "names the section [proxy.tls], not a key: expected TOKENGATE_PROXY__TLS__KEY",
+            ),
+            (
+                "TOKENGATE_PROXY__TLS__CRT",
+                "x",
+                "[proxy.tls] has no key crt; its keys are cert, key",
+            ),
             (
                 "TOKENGATE_NODE_ID__X",
                 "x",

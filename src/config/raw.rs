@@ -31,6 +31,9 @@ pub struct RawProxy {
     pub max_header_bytes: u64,
     pub shutdown_grace: String,
     pub worker_threads: u64,
+    /// Last: a sub-table is written after the keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RawTls>,
 }
 
 impl Default for RawProxy {
@@ -42,6 +45,7 @@ impl Default for RawProxy {
             max_header_bytes: 64 * 1024,
             shutdown_grace: "30s".into(),
             worker_threads: 0,
+            tls: None,
         }
     }
 }
@@ -57,6 +61,8 @@ pub struct RawUpstream {
     pub pool_idle_timeout: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 impl Default for RawUpstream {
@@ -69,6 +75,7 @@ impl Default for RawUpstream {
             response_timeout: "300s".into(),
             pool_idle_timeout: "90s".into(),
             credential_key: None,
+            ca_file: None,
         }
     }
 }
@@ -145,6 +152,8 @@ pub struct RawAdmin {
     pub listen: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RawTls>,
 }
 
 impl Default for RawAdmin {
@@ -152,8 +161,17 @@ impl Default for RawAdmin {
         Self {
             listen: "127.0.0.1:8081".into(),
             token: None,
+            tls: None,
         }
     }
+}
+
+/// `[proxy.tls]` and `[admin.tls]`: PEM files of the certificate (chain) and its key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTls {
+    pub cert: String,
+    pub key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,10 +9,11 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
 use super::raw::RawRateLimit;
+pub(crate) use super::redact::redact_url_password;
 use super::{
     AdminConfig, AuditConfig, AuthConfig, Config, ConfigError, DatabaseConfig, Identity,
-    LimitBackend, ProxyConfig, RateLimitConfig, RawConfig, RedisConfig, UpstreamConfig,
-    parse_duration,
+    LimitBackend, ProxyConfig, RateLimitConfig, RawConfig, RawTls, RedisConfig, TlsFiles,
+    UpstreamConfig, parse_duration,
 };
 use crate::auth::parse_cidr;
 use crate::ratelimit::RateQuota;
@@ -94,6 +95,30 @@ pub(super) fn count(key: &'static str, value: u64, min: u64, max: u64) -> Result
     Ok(value)
 }
 
+/// A `[section.tls]` table: both files named. Whether they load is checked where they are read
+/// (`serve` and `check-config`), so the other commands work without access to the key.
+fn tls_files(
+    keys: (&'static str, &'static str),
+    raw: Option<RawTls>,
+) -> Result<Option<TlsFiles>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    for (key, value) in [(keys.0, &raw.cert), (keys.1, &raw.key)] {
+        if value.trim().is_empty() {
+            return Err(bad(
+                key,
+                value,
+                "required with TLS: the path of a PEM file (cert: the certificate and its chain; key: its private key)",
+            ));
+        }
+    }
+    Ok(Some(TlsFiles {
+        cert: PathBuf::from(raw.cert),
+        key: PathBuf::from(raw.key),
+    }))
+}
+
 pub(super) fn secret(value: Option<String>) -> Option<SecretString> {
     value.filter(|v| !v.is_empty()).map(SecretString::from)
 }
@@ -138,6 +163,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         shutdown_grace: duration("proxy.shutdown_grace", &p.shutdown_grace)?,
         worker_threads: usize::try_from(count("proxy.worker_threads", p.worker_threads, 0, 1024)?)
             .expect("bounded above"),
+        tls: tls_files(("proxy.tls.cert", "proxy.tls.key"), p.tls)?,
     };
 
     let u = raw.upstream;
@@ -150,11 +176,12 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "expected a URL such as http://127.0.0.1:7990",
         )
     })?;
-    if url.scheme_str() != Some("http") || url.authority().is_none() {
+    let https = url.scheme_str() == Some("https");
+    if !(https || url.scheme_str() == Some("http")) || url.authority().is_none() {
         return Err(bad(
             "upstream.url",
             &shown_url,
-            "expected an http:// URL with a host",
+            "expected an http:// or https:// URL with a host",
         ));
     }
     // Never sent to Bitbucket (who the request is for is upstream.identity's job), while the
@@ -215,6 +242,16 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
         }
     }
+    let ca_file = u.ca_file.filter(|f| !f.is_empty()).map(PathBuf::from);
+    if let Some(path) = &ca_file
+        && !https
+    {
+        return Err(bad(
+            "upstream.ca_file",
+            path.display(),
+            "is used only with an https:// upstream.url",
+        ));
+    }
     let upstream = UpstreamConfig {
         url,
         identity,
@@ -223,6 +260,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         response_timeout: positive_duration("upstream.response_timeout", &u.response_timeout)?,
         pool_idle_timeout: positive_duration("upstream.pool_idle_timeout", &u.pool_idle_timeout)?,
         credential_key,
+        ca_file,
     };
 
     let d = raw.database;
@@ -300,6 +338,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let admin = AdminConfig {
         listen: socket("admin.listen", &raw.admin.listen)?,
         token: secret(raw.admin.token),
+        tls: tls_files(("admin.tls.cert", "admin.tls.key"), raw.admin.tls)?,
     };
     if let Some(token) = &admin.token {
         use secrecy::ExposeSecret;
@@ -477,119 +516,4 @@ pub(crate) fn default_node_id(host: &str) -> String {
     }
     out.reverse();
     String::from_utf8(out).expect("ASCII")
-}
-
-/// What a secret in a URL is shown as.
-const REDACTED: &str = "[redacted]";
-
-/// `url` as it may be shown, its secrets replaced by `[redacted]`: the password of its user info
-/// (`postgres://tg:secret@host/db`) and the value of every query parameter whose name holds
-/// `password` (`?password=…`, `sslpassword=…`), names read percent-decoded as sqlx reads them.
-/// A password with an unescaped `/`, `?` or `#` (a URL that does not parse) is hidden up to the
-/// last `@`; a query value is hidden up to the next `&`, a `#` included.
-pub(crate) fn redact_url_password(url: &str) -> String {
-    let mut shown = String::with_capacity(url.len() + REDACTED.len());
-    let tail = match url.split_once("://") {
-        Some((scheme, rest)) => {
-            shown.push_str(scheme);
-            shown.push_str("://");
-            let (userinfo, tail) = split_userinfo(rest);
-            if let Some(userinfo) = userinfo {
-                match userinfo.split_once(':') {
-                    Some((user, _)) => {
-                        shown.push_str(user);
-                        shown.push(':');
-                        shown.push_str(REDACTED);
-                    }
-                    None => shown.push_str(userinfo),
-                }
-            }
-            if userinfo.is_none() && tail.contains('@') {
-                // No user info found, yet an `@` further on: `app:2024#Secret@db` reads as a
-                // port and a fragment, but may be a password with an unescaped `#`. Shown
-                // only if every `@` is inside a value hidden anyway.
-                let mut rest = String::new();
-                push_redacted_query(&mut rest, tail);
-                if rest.contains('@') {
-                    shown.push_str(REDACTED);
-                    return shown;
-                }
-            }
-            tail
-        }
-        None => url,
-    };
-    push_redacted_query(&mut shown, tail);
-    shown
-}
-
-/// Pushes `tail` (what follows the user info) with every password parameter's value hidden.
-fn push_redacted_query(shown: &mut String, tail: &str) {
-    let Some((head, query)) = tail.split_once('?') else {
-        shown.push_str(tail);
-        return;
-    };
-    shown.push_str(head);
-    shown.push('?');
-    for (i, param) in query.split('&').enumerate() {
-        if i > 0 {
-            shown.push('&');
-        }
-        match param.split_once('=') {
-            Some((name, _)) if percent_decoded(name).to_lowercase().contains("password") => {
-                shown.push_str(name);
-                shown.push('=');
-                shown.push_str(REDACTED);
-            }
-            _ => shown.push_str(param),
-        }
-    }
-}
-
-/// The user info of what follows `scheme://`, and the rest from its `@` on (or all of it).
-/// The user info ends at the authority's last `@`; when the authority holds none but a
-/// "port" that is not a number, a password's unescaped `/`, `?` or `#` ended it early, and
-/// the user info ends at the last `@` of all.
-fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let broken_port = || {
-        authority.rsplit_once(':').is_some_and(|(_, port)| {
-            !port.contains(']') && !port.bytes().all(|b| b.is_ascii_digit())
-        })
-    };
-    let at = authority
-        .rfind('@')
-        .or_else(|| broken_port().then(|| rest.rfind('@')).flatten());
-    match at {
-        Some(at) => (Some(&rest[..at]), &rest[at..]),
-        None => (None, rest),
-    }
-}
-
-/// `text` with `%XX` escapes and `+` decoded, as a query parameter's name is read.
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = bytes
-            .get(i + 1..i + 3)
-            .filter(|hex| bytes[i] == b'%' && hex.iter().all(u8::is_ascii_hexdigit))
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match (bytes[i], escaped) {
-            (_, Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, None) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -1,22 +1,27 @@
-//! Forwarding to Bitbucket: a pooled keep-alive client, hop-by-hop headers handled as RFC 9110
-//! section 7.6.1 says, `X-Forwarded-*` set, bodies streamed both ways without buffering.
+//! Forwarding to Bitbucket: a pooled keep-alive client (over TLS for an `https://` URL),
+//! hop-by-hop headers handled as RFC 9110 section 7.6.1 says, `X-Forwarded-*` set, bodies
+//! streamed both ways without buffering. Every request goes upstream as HTTP/1.1, an HTTP/2
+//! one included.
 
+use std::error::Error as _;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use compact_str::format_compact;
 use http::header::{
-    CONNECTION, HOST, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
+    CONNECTION, COOKIE, HOST, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
     TRAILER, UPGRADE,
 };
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, Request, Response, Uri};
+use http::{HeaderMap, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::UpstreamConfig;
+use crate::tls::UpstreamClient;
 
 /// Headers that belong to one connection and are never forwarded. Names, not strings: a
 /// string is parsed into a name on every use, twice per request.
@@ -35,40 +40,84 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Why Bitbucket did not answer.
+/// Why Bitbucket did not answer. Each message holds its causes (for the log line); none has
+/// a `source()` that would repeat them.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     /// Refused, reset, or not reachable: 502.
     #[error("Bitbucket could not be reached: {0}")]
-    Unreachable(#[source] hyper_util::client::legacy::Error),
+    Unreachable(String),
+    /// Bitbucket's TLS certificate did not verify (or the handshake failed): 502.
+    #[error("Bitbucket's TLS certificate was not accepted: {0}")]
+    Tls(String),
     /// No response head within `upstream.response_timeout`: 504.
     #[error("Bitbucket did not answer within {0:?}")]
     Timeout(Duration),
 }
 
+impl UpstreamError {
+    /// Classifies a failed request by its causes: a TLS error anywhere in the chain makes it
+    /// [`UpstreamError::Tls`].
+    fn of(e: &hyper_util::client::legacy::Error) -> Self {
+        let mut text = e.to_string();
+        let mut tls = false;
+        let mut cause = e.source();
+        while let Some(err) = cause {
+            tls |= is_tls(err);
+            text.push_str(": ");
+            text.push_str(&err.to_string());
+            cause = err.source();
+        }
+        if tls {
+            Self::Tls(text)
+        } else {
+            Self::Unreachable(text)
+        }
+    }
+}
+
+/// Whether `err` is rustls's, possibly inside `io::Error`s (which wrap an error without
+/// listing it as their source).
+fn is_tls(mut err: &(dyn std::error::Error + 'static)) -> bool {
+    loop {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => err = inner,
+            None => return false,
+        }
+    }
+}
+
 /// The pooled client to Bitbucket.
 pub struct Upstream {
-    client: Client<HttpConnector, Incoming>,
+    pool: UpstreamClient<Incoming>,
     scheme: Scheme,
     authority: Authority,
     response_timeout: Duration,
 }
 
 impl Upstream {
-    pub fn new(config: &UpstreamConfig) -> Self {
+    /// A client for `config.url`; `tls` holds the client settings of an `https://` URL.
+    pub fn new(config: &UpstreamConfig, tls: Option<&Arc<rustls::ClientConfig>>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
         connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(256)
             .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+            .timer(TokioTimer::new());
+        let pool = UpstreamClient::build(&builder, connector, tls);
         let parts = config.url.clone().into_parts();
         Self {
-            client,
+            pool,
             scheme: parts.scheme.unwrap_or(Scheme::HTTP),
             authority: parts
                 .authority
@@ -93,14 +142,46 @@ impl Upstream {
         parts.authority = Some(self.authority.clone());
         parts.path_and_query = Some(path);
         *request.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path are valid");
+        if request.version() == Version::HTTP_2 {
+            *request.version_mut() = Version::HTTP_11;
+        }
         let started = Instant::now();
-        match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
+        match tokio::time::timeout(self.response_timeout, self.pool.request(request)).await {
             Ok(Ok(mut response)) => {
                 strip_hop_by_hop(response.headers_mut());
                 Ok((response, started.elapsed()))
             }
-            Ok(Err(e)) => Err(UpstreamError::Unreachable(e)),
+            Ok(Err(e)) => Err(UpstreamError::of(&e)),
             Err(_) => Err(UpstreamError::Timeout(self.response_timeout)),
+        }
+    }
+}
+
+/// Makes an HTTP/2 request's head one HTTP/1.1 carries: `Host` from the `:authority`
+/// pseudo-header, and the cookie lines HTTP/2 may split joined into one (RFC 9113 section
+/// 8.2.3).
+pub(super) fn as_http1<B>(request: &mut Request<B>) {
+    if request.version() != Version::HTTP_2 {
+        return;
+    }
+    if !request.headers().contains_key(HOST)
+        && let Some(host) = request
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        request.headers_mut().insert(HOST, host);
+    }
+    let headers = request.headers_mut();
+    if headers.get_all(COOKIE).iter().nth(1).is_some() {
+        let joined = headers
+            .get_all(COOKIE)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect::<Vec<_>>()
+            .join(&b"; "[..]);
+        if let Ok(value) = HeaderValue::from_bytes(&joined) {
+            headers.insert(COOKIE, value);
         }
     }
 }
@@ -129,9 +210,15 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Sets `X-Forwarded-For` (appending the peer), `-Proto` and `-Host`. Values a trusted proxy
-/// set for `-Proto` and `-Host` are kept; a client's own are replaced.
-pub(super) fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, peer_trusted: bool) {
+/// Sets `X-Forwarded-For` (appending the peer), `-Proto` (`proto`, the listener's scheme) and
+/// `-Host`. Values a trusted proxy set for `-Proto` and `-Host` are kept; a client's own are
+/// replaced.
+pub(super) fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    peer_trusted: bool,
+    proto: &HeaderValue,
+) {
     // Every line the request came with, in order, then the peer: a proxy that adds its own
     // line (HAProxy's `option forwardfor`) must not lose its entry to the client's line.
     let mut existing = headers
@@ -156,7 +243,7 @@ pub(super) fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, peer_trusted:
         headers.insert(X_FORWARDED_FOR, value);
     }
     if !peer_trusted || !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        headers.insert(X_FORWARDED_PROTO, proto.clone());
     }
     if !peer_trusted || !headers.contains_key(&X_FORWARDED_HOST) {
         match headers.get(HOST).cloned() {
@@ -198,12 +285,16 @@ mod tests {
         h.insert(HOST, HeaderValue::from_static("bitbucket.example.com"));
         h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        set_forwarded(&mut h, "100.64.0.2".parse().unwrap(), true);
+        let http = HeaderValue::from_static("http");
+        set_forwarded(&mut h, "100.64.0.2".parse().unwrap(), true, &http);
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, 100.64.0.2");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "bitbucket.example.com");
-        set_forwarded(&mut h, "203.0.113.1".parse().unwrap(), false);
+        set_forwarded(&mut h, "203.0.113.1".parse().unwrap(), false, &http);
         assert_eq!(h["x-forwarded-proto"], "http");
+        let https = HeaderValue::from_static("https");
+        set_forwarded(&mut h, "203.0.113.1".parse().unwrap(), false, &https);
+        assert_eq!(h["x-forwarded-proto"], "https");
     }
 
     #[test]
@@ -212,10 +303,51 @@ mod tests {
         h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
         h.append("x-forwarded-for", HeaderValue::from_static(" 203.0.113.5 "));
         h.append("x-forwarded-for", HeaderValue::from_static(""));
-        set_forwarded(&mut h, "127.0.0.2".parse().unwrap(), true);
+        set_forwarded(
+            &mut h,
+            "127.0.0.2".parse().unwrap(),
+            true,
+            &HeaderValue::from_static("http"),
+        );
         assert_eq!(
             h.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
             ["6.6.6.6, 203.0.113.5, 127.0.0.2"]
         );
+    }
+
+    #[test]
+    fn rustls_errors_are_found_inside_io_errors() {
+        let wrapped = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        assert!(is_tls(&wrapped));
+        assert!(!is_tls(&std::io::Error::other("connection refused")));
+    }
+
+    #[test]
+    fn http2_heads_become_http1_heads() {
+        let mut request = Request::builder()
+            .version(Version::HTTP_2)
+            .uri("https://bitbucket.example.com:8443/rest/api/1.0/projects")
+            .header(COOKIE, "a=1")
+            .header(COOKIE, "BITBUCKETSESSIONID=x")
+            .body(())
+            .unwrap();
+        as_http1(&mut request);
+        assert_eq!(request.headers()[HOST], "bitbucket.example.com:8443");
+        assert_eq!(
+            request.headers().get_all(COOKIE).iter().collect::<Vec<_>>(),
+            ["a=1; BITBUCKETSESSIONID=x"]
+        );
+        let mut http1 = Request::builder()
+            .uri("/x")
+            .header(HOST, "h")
+            .header(COOKIE, "a=1")
+            .header(COOKIE, "b=2")
+            .body(())
+            .unwrap();
+        as_http1(&mut http1);
+        assert_eq!(http1.headers().get_all(COOKIE).iter().count(), 2);
     }
 }

@@ -36,6 +36,10 @@ pub struct Gateway {
     pub limits: Arc<RateLimits>,
     /// This worker's keep-alive pool to Bitbucket.
     pub upstream: Upstream,
+    /// Whether the proxy listener serves TLS.
+    pub tls: bool,
+    /// `X-Forwarded-Proto` of a request from a client: `https` on a TLS listener.
+    pub forwarded_proto: http::HeaderValue,
     pub audit: AuditSink,
     pub metrics: Arc<Metrics>,
     /// Present when `upstream.identity = "credential"`.
@@ -60,6 +64,8 @@ pub struct GatewayParts {
     pub usage: Arc<UsageTracker>,
     pub directory: Arc<Directory>,
     pub self_service: Option<Edge>,
+    /// The client settings for an `https://` Bitbucket.
+    pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Gateway {
@@ -77,7 +83,13 @@ impl Gateway {
             ids: parts.ids,
             verifier: parts.verifier,
             limits: parts.limits,
-            upstream: Upstream::new(&config.upstream),
+            upstream: Upstream::new(&config.upstream, parts.upstream_tls.as_ref()),
+            tls: config.proxy.tls.is_some(),
+            forwarded_proto: http::HeaderValue::from_static(if config.proxy.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            }),
             audit: parts.audit,
             metrics: parts.metrics,
             credentials: parts.credentials,

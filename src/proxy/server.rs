@@ -1,18 +1,22 @@
-//! The proxy listener: HTTP/1.1 connections with header size and read-time limits, graceful
-//! shutdown that stops accepting and drains in-flight requests within a grace period.
+//! The proxy listener: HTTP/1.1 connections with header size and read-time limits (with TLS,
+//! HTTP/2 too, as ALPN chooses), graceful shutdown that stops accepting and drains in-flight
+//! requests within a grace period.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
 
+use super::respond::ProxyBody;
 use super::{Gateway, service};
+use crate::tls::{self, Acceptor, Http};
 
 /// Connection limits of the proxy listener.
 #[derive(Debug, Clone, Copy)]
@@ -22,12 +26,13 @@ pub struct Limits {
     pub shutdown_grace: Duration,
 }
 
-/// Serves the proxy on `listener` until `shutdown` completes, then closes it (and reports
-/// that on `closed`) and drains.
+/// Serves the proxy on `listener` (TLS with `tls`) until `shutdown` completes, then closes it
+/// (and reports that on `closed`) and drains.
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     limits: Limits,
+    tls: Option<Acceptor>,
     shutdown: impl Future<Output = ()>,
     closed: tokio::sync::oneshot::Sender<()>,
 ) {
@@ -39,6 +44,12 @@ pub async fn serve(
         .max_header_size(limits.max_header_bytes)
         .max_buf_size(limits.max_header_bytes.max(8192) * 2)
         .keep_alive(true);
+    let tls = tls.map(|acceptor| {
+        (
+            acceptor,
+            Arc::new(Http::new(builder.clone(), limits.max_header_bytes)),
+        )
+    });
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -54,11 +65,18 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let gateway = Arc::clone(&gateway);
-        let service = service_fn(move |request| {
-            let gateway = Arc::clone(&gateway);
-            async move { Ok::<_, Infallible>(service::handle(gateway, request, peer).await) }
-        });
+        if let Some((acceptor, http)) = &tls {
+            tokio::spawn(serve_tls(
+                acceptor.clone(),
+                Arc::clone(http),
+                stream,
+                peer,
+                Arc::clone(&gateway),
+                graceful.watcher(),
+            ));
+            continue;
+        }
+        let service = proxy_service(Arc::clone(&gateway), peer);
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -73,5 +91,39 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!(target: "tokengate::proxy", grace = ?limits.shutdown_grace, "in-flight requests still running after the grace period");
+    }
+}
+
+/// The gateway as the service of one connection from `peer`.
+fn proxy_service(
+    gateway: Arc<Gateway>,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = hyper::Response<ProxyBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<hyper::Response<ProxyBody>, Infallible>> + Send,
+> + Clone {
+    service_fn(move |request| {
+        let gateway = Arc::clone(&gateway);
+        async move { Ok::<_, Infallible>(service::handle(gateway, request, peer).await) }
+    })
+}
+
+/// The handshake, then the connection as HTTP/1.1 or HTTP/2.
+async fn serve_tls(
+    acceptor: Acceptor,
+    http: Arc<Http>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    gateway: Arc<Gateway>,
+    watcher: Watcher,
+) {
+    let Some((stream, alpn)) = acceptor.handshake(stream, peer).await else {
+        return;
+    };
+    let service = proxy_service(gateway, peer);
+    if let Err(e) = tls::serve_connection(stream, alpn, &http, service, watcher).await {
+        tracing::debug!(target: "tokengate::proxy", error = %e, "connection ended with an error");
     }
 }

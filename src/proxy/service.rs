@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 
 use super::Gateway;
 use super::context::{Remote, remote, session_id};
-use super::forward::{UpstreamError, set_forwarded, strip_hop_by_hop};
+use super::forward::{UpstreamError, as_http1, set_forwarded, strip_hop_by_hop};
 use super::report::{NoCredential, Reported, outcome, report, report_no_credential};
 use super::respond::{self, ProxyBody, add_rate_headers};
 use crate::auth::{
@@ -33,9 +33,12 @@ use crate::vault::Upstream;
 /// Handles one request; never fails (errors become responses).
 pub(super) async fn handle(
     gateway: Arc<Gateway>,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<ProxyBody> {
+    // An HTTP/2 request gets the head an HTTP/1.1 one has (Host from :authority), for
+    // self-service's origin check and for Bitbucket alike.
+    as_http1(&mut request);
     let (request_id, _in_flight) = gateway.ids.next();
     let mut remote = remote(request.headers(), peer, &gateway.trusted_proxies);
     // The addresses are only ever logged, so the context takes them.
@@ -131,7 +134,12 @@ async fn decide_and_act(
         && edge.serves(&routed)
     {
         let routed = routed.into_owned();
-        return self_service(edge, request, &routed, remote, request_id).await;
+        let meta = RequestMeta {
+            client_ip: remote.client_ip,
+            request_id: request_id.to_owned(),
+            secure: gateway.tls,
+        };
+        return self_service(edge, request, &routed, meta).await;
     }
     let protected = gateway.is_protected(&routed);
     let presented = match Credential::from_headers(request.headers()) {
@@ -312,8 +320,7 @@ async fn self_service(
     edge: &Edge,
     mut request: Request<Incoming>,
     routed: &str,
-    remote: &Remote,
-    request_id: &str,
+    meta: RequestMeta,
 ) -> Response<ProxyBody> {
     if routed != request.uri().path() {
         let target = match request.uri().query() {
@@ -330,11 +337,6 @@ async fn self_service(
             }
         }
     }
-    let meta = RequestMeta {
-        client_ip: remote.client_ip,
-        request_id: request_id.to_owned(),
-        secure: false,
-    };
     edge.handle(request, meta)
         .await
         .map(|body| body.map_err(|never| match never {}).boxed())
@@ -409,7 +411,12 @@ async fn forward(
 ) -> Response<ProxyBody> {
     // Hop-by-hop headers were stripped before the decision's headers were set.
     let headers = request.headers_mut();
-    set_forwarded(headers, remote.peer_ip, remote.peer_trusted);
+    set_forwarded(
+        headers,
+        remote.peer_ip,
+        remote.peer_trusted,
+        &gateway.forwarded_proto,
+    );
     headers.insert(REQUEST_ID_HEADER, request_id.clone());
     match gateway.upstream.send(request).await {
         Ok((response, latency)) => {
@@ -422,8 +429,13 @@ async fn forward(
         Err(e) => {
             tracing::warn!(target: "tokengate::proxy", error = %e, "forwarding failed");
             match e {
-                UpstreamError::Unreachable(_) => {
-                    gateway.metrics.count_request("upstream_unreachable");
+                UpstreamError::Unreachable(_) | UpstreamError::Tls(_) => {
+                    let outcome = if matches!(e, UpstreamError::Tls(_)) {
+                        "upstream_tls_failed"
+                    } else {
+                        "upstream_unreachable"
+                    };
+                    gateway.metrics.count_request(outcome);
                     respond::error(
                         StatusCode::BAD_GATEWAY,
                         "Bitbucket could not be reached. Please try again shortly.",

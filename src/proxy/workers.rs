@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 
 use super::{Gateway, Limits, serve};
 use crate::shutdown::Shutdown;
+use crate::tls::Acceptor;
 
 /// Pending connections each worker's socket queues before the kernel refuses more.
 const BACKLOG: i32 = 1024;
@@ -69,7 +70,7 @@ impl Workers {
     /// Starts `count` workers (at least one), named `http-nio-{port}-exec-{n}` from 1, that
     /// serve until `stop` turns true, each with the [`Gateway`] `gateway` makes for it. The
     /// first serves `listener` (made by [`bind`]); each other binds a socket of its own on the
-    /// same address.
+    /// same address. With `tls`, every worker serves TLS with it.
     ///
     /// # Errors
     ///
@@ -79,6 +80,7 @@ impl Workers {
         count: usize,
         mut gateway: impl FnMut() -> Gateway,
         limits: Limits,
+        tls: Option<&Acceptor>,
         shutdown: &Shutdown,
     ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
@@ -104,6 +106,7 @@ impl Workers {
                 TcpListener::from_std(own)?
             };
             let gateway = Arc::new(gateway());
+            let tls = tls.cloned();
             let mut stop = shutdown.clone();
             let (done, waiter) = oneshot::channel();
             let (on_closed, closed_waiter) = oneshot::channel();
@@ -111,7 +114,7 @@ impl Workers {
                 let shutdown = async move { stop.stopped().await };
                 runtime.block_on(async move {
                     let anchor = tokio::spawn(anchor_timers());
-                    serve(listener, gateway, limits, shutdown, on_closed).await;
+                    serve(listener, gateway, limits, tls, shutdown, on_closed).await;
                     anchor.abort();
                 });
                 drop(runtime);

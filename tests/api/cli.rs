@@ -71,7 +71,7 @@ impl Setup {
 
     /// Runs `tokengate ARGS --config PATH` with `stdin`, outside the test's `TOKENGATE_*`.
     fn run(&self, args: &[&str], stdin: &str) -> Run {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tokengate"));
+        let mut command = Command::new(crate::support::app::binary());
         command
             .args(args)
             .arg("--config")

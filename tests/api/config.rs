@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 /// `vars` as its only `TOKENGATE_*` variables.
 fn run(command: &str, vars: &[(&str, &str)]) -> Output {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut tokengate = Command::new(env!("CARGO_BIN_EXE_tokengate"));
+    let mut tokengate = Command::new(crate::support::app::binary());
     tokengate.arg(command).current_dir(dir.path());
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TOKENGATE_")) {
         tokengate.env_remove(name);

@@ -12,3 +12,4 @@ mod shutdown;
 mod startup;
 mod store;
 mod support;
+mod tls;

@@ -19,10 +19,13 @@ use tokengate::ratelimit::RateQuota;
 use tokengate::store::TokenStore;
 use tokengate::token::{NewToken, Scope, TokenId};
 
-pub(crate) use super::binary::{NODE_ID, rss_kib, run_binary, run_binary_with_env, test_offset};
+pub(crate) use super::binary::{
+    NODE_ID, binary, rss_kib, run_binary, run_binary_with_env, test_offset,
+};
 use super::binary::{PATIENCE, start, write_config};
+use super::certs::Leaf;
 use super::log::LogLine;
-use super::upstream::Upstream;
+use super::upstream::{Upstream, UpstreamOptions};
 
 /// The store a gateway runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +41,9 @@ pub(crate) struct Options {
     overrides: Vec<(String, toml::Value)>,
     upstream_url: Option<String>,
     env: Vec<(String, String)>,
+    /// CA certificates (PEM) the test's client trusts.
+    trust: Vec<String>,
+    upstream: UpstreamOptions,
 }
 
 impl Options {
@@ -47,7 +53,36 @@ impl Options {
             overrides: Vec::new(),
             upstream_url: None,
             env: Vec::new(),
+            trust: Vec::new(),
+            upstream: UpstreamOptions::default(),
         }
+    }
+
+    /// Makes the test's client trust the CA certificate `pem` (for TLS listeners).
+    pub(crate) fn trust(mut self, pem: &str) -> Self {
+        self.trust.push(pem.to_owned());
+        self
+    }
+
+    /// Makes the gateway's [`Upstream`] speak HTTPS with `leaf`.
+    pub(crate) fn https_upstream(mut self, leaf: &Leaf) -> Self {
+        self.upstream.tls = Some(leaf.clone());
+        self
+    }
+
+    /// Makes the gateway's [`Upstream`] serve the git repositories under `root` at `/scm/…`.
+    pub(crate) fn git_root(mut self, root: &std::path::Path) -> Self {
+        self.upstream.git_root = Some(root.to_path_buf());
+        self
+    }
+
+    /// Whether `section.tls` is set, in the file or by a `TOKENGATE_SECTION__TLS__…` variable.
+    fn tls(&self, section: &str) -> bool {
+        let var = format!("TOKENGATE_{}__TLS__", section.to_ascii_uppercase());
+        self.overrides
+            .iter()
+            .any(|(key, _)| *key == format!("{section}.tls"))
+            || self.env.iter().any(|(name, _)| name.starts_with(&var))
     }
 
     /// Sets `section.key` (or a top-level `key`) in the config file.
@@ -103,6 +138,8 @@ pub(crate) struct TestApp {
     admin_addr: SocketAddr,
     database_url: String,
     store: Arc<dyn TokenStore>,
+    /// `http` or `https`, for each listener.
+    schemes: (&'static str, &'static str),
     /// Every secret this test made; none may show up in a log or upstream.
     secrets: Mutex<Vec<String>>,
     /// A client with no proxy and no redirects.
@@ -111,13 +148,17 @@ pub(crate) struct TestApp {
     _db_dir: Option<TempDir>,
 }
 
-/// A client that talks to the gateway directly.
-pub(crate) fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// A client that talks to the gateway directly, trusting the CA certificates `pems`.
+pub(crate) fn client_trusting(pems: &[String]) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
         .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("building a client")
+        .redirect(reqwest::redirect::Policy::none());
+    for pem in pems {
+        builder = builder.add_root_certificate(
+            reqwest::Certificate::from_pem(pem.as_bytes()).expect("a CA certificate"),
+        );
+    }
+    builder.build().expect("building a client")
 }
 
 /// The URL of a fresh, migrated database of `backend`, and the temp dir of an SQLite file.
@@ -133,7 +174,7 @@ pub(crate) async fn fresh_database(backend: Backend) -> (String, Option<TempDir>
 
 /// Starts an upstream, then the gateway in front of it on a fresh database.
 pub(crate) async fn spawn_app(options: Options) -> TestApp {
-    let upstream = Upstream::start().await;
+    let upstream = Upstream::start_with(options.upstream.clone()).await;
     let (database_url, db_dir) = fresh_database(options.backend).await;
     let dir = tempfile::tempdir().expect("creating a temp dir");
     let upstream_url = options
@@ -157,8 +198,20 @@ pub(crate) async fn spawn_app(options: Options) -> TestApp {
         admin_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         database_url,
         store,
+        schemes: (
+            if options.tls("proxy") {
+                "https"
+            } else {
+                "http"
+            },
+            if options.tls("admin") {
+                "https"
+            } else {
+                "http"
+            },
+        ),
         secrets: Mutex::default(),
-        client: client(),
+        client: client_trusting(&options.trust),
         _db_dir: db_dir,
     };
     app.wait_until_ready().await;
@@ -236,9 +289,9 @@ impl TestApp {
         )
     }
 
-    /// `http://127.0.0.1:PORT` of the proxy listener.
+    /// `http://127.0.0.1:PORT` of the proxy listener (`https://` with TLS).
     pub(crate) fn proxy_url(&self) -> String {
-        format!("http://{}", self.proxy_addr)
+        format!("{}://{}", self.schemes.0, self.proxy_addr)
     }
 
     /// The proxy listener's address.
@@ -246,9 +299,18 @@ impl TestApp {
         self.proxy_addr
     }
 
-    /// `http://127.0.0.1:PORT` of the admin listener.
+    /// `http://127.0.0.1:PORT` of the admin listener (`https://` with TLS).
     pub(crate) fn admin_url(&self) -> String {
-        format!("http://{}", self.admin_addr)
+        format!("{}://{}", self.schemes.1, self.admin_addr)
+    }
+
+    /// Sends SIGHUP to the gateway.
+    pub(crate) fn sighup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -HUP failed");
     }
 
     /// The gateway's process id.
@@ -394,7 +456,7 @@ impl TestApp {
             .push(secret.to_owned());
     }
 
-    /// Reads `name`'s value from `/metrics`.
+    /// Reads `name`'s value from `/metrics`; `name` may hold labels (`x{a="b"}`).
     pub(crate) async fn metric(&self, name: &str) -> f64 {
         let text = self
             .client

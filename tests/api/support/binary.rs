@@ -70,11 +70,21 @@ pub(crate) fn write_config(
     path
 }
 
+/// The `tokengate` binary the tests run: `TG_TEST_BIN` when set (a copy taken right after the
+/// build, where several worktrees share one target directory and its `debug/tokengate`), else
+/// the one cargo built with the tests.
+pub(crate) fn binary() -> PathBuf {
+    std::env::var_os("TG_TEST_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_tokengate")),
+        PathBuf::from,
+    )
+}
+
 /// Starts the binary in `dir` with `args`, stdout and stderr captured in files there, in
 /// [`TEST_TZ`], without any `TOKENGATE_*` variable of the test's own environment but with the
 /// variables of `env`.
 pub(crate) fn start(dir: &Path, args: &[&str], env: &[(String, String)]) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tokengate"));
+    let mut command = Command::new(binary());
     command
         .args(args)
         .current_dir(dir)

@@ -3,11 +3,14 @@
 pub(crate) mod app;
 mod binary;
 pub(crate) mod bitbucket;
+pub(crate) mod certs;
 mod db;
 pub(crate) mod forwarder;
+pub(crate) mod git;
 pub(crate) mod log;
 pub(crate) mod raw;
 pub(crate) mod redis;
+pub(crate) mod tls_client;
 pub(crate) mod upstream;
 mod wait;
 

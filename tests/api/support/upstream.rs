@@ -7,10 +7,17 @@
 //! - `…/hop-headers` answers with hop-by-hop headers the gateway must drop;
 //! - Bitbucket's REST API for sign-in, groups and access tokens, and requests carrying a
 //!   credential, as [`super::bitbucket`] answers them;
+//! - with a git root ([`UpstreamOptions::git_root`]), `/scm/…` is git over HTTP, served by
+//!   `git http-backend` as CGI (see [`super::git`]), refused with 401 as Bitbucket does when
+//!   the gateway named no user;
 //! - anything else: 200 `{"ok":true}`.
+//!
+//! With [`UpstreamOptions::tls`] it speaks HTTPS (HTTP/1.1) and counts its connections.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,10 +26,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::Response;
 use futures_util::StreamExt as _;
-use http::HeaderMap;
+use http::{HeaderMap, Version};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::ServiceExt as _;
+
+use super::certs::Leaf;
 
 use super::bitbucket::Directory;
 
@@ -36,6 +46,8 @@ pub(crate) struct Seen {
     /// Path and query.
     pub(crate) target: String,
     pub(crate) headers: HeaderMap,
+    /// The HTTP version the request came in.
+    pub(crate) version: Version,
     pub(crate) body_len: u64,
     /// Lower-case hex SHA-256 of the body.
     pub(crate) body_sha256: String,
@@ -80,6 +92,19 @@ struct Shared {
     log: Mutex<Log>,
     released: watch::Receiver<bool>,
     bitbucket: Directory,
+    /// Where `/scm/…` repositories are, when git is served.
+    git_root: Option<PathBuf>,
+    /// Connections accepted (counted with TLS only).
+    connections: AtomicUsize,
+}
+
+/// What [`Upstream::start_with`] serves besides the defaults.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UpstreamOptions {
+    /// Serve HTTPS with this certificate.
+    pub(crate) tls: Option<Leaf>,
+    /// Serve git repositories under this directory at `/scm/…`.
+    pub(crate) git_root: Option<PathBuf>,
 }
 
 /// The first bytes of a request body kept for Bitbucket's REST calls.
@@ -94,26 +119,37 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    /// Binds `127.0.0.1:0` and serves until dropped.
-    pub(crate) async fn start() -> Self {
+    /// Binds `127.0.0.1:0` and serves as `options` say until dropped.
+    pub(crate) async fn start_with(options: UpstreamOptions) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding the upstream");
-        let url = format!("http://{}", listener.local_addr().expect("bound"));
+        let addr = listener.local_addr().expect("bound");
         let (release, released) = watch::channel(false);
         let shared = Arc::new(Shared {
             log: Mutex::default(),
             released,
             bitbucket: Directory::default(),
+            git_root: options.git_root,
+            connections: AtomicUsize::new(0),
         });
         let app = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&shared));
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("serving the upstream");
-        });
+        let (url, server) = match options.tls {
+            None => (
+                format!("http://{addr}"),
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .await
+                        .expect("serving the upstream");
+                }),
+            ),
+            Some(leaf) => (
+                format!("https://{addr}"),
+                tokio::spawn(serve_tls(listener, app, leaf, Arc::clone(&shared))),
+            ),
+        };
         Self {
             url,
             shared,
@@ -122,7 +158,12 @@ impl Upstream {
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// Connections accepted so far (HTTPS only).
+    pub(crate) fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` with TLS).
     pub(crate) fn url(&self) -> &str {
         &self.url
     }
@@ -199,8 +240,47 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// Serves `app` over TLS with `leaf` on every connection `listener` accepts.
+async fn serve_tls(listener: TcpListener, app: Router, leaf: Leaf, shared: Arc<Shared>) {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("the upstream's chain");
+    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("the upstream's key");
+    #[allow(deprecated)] // ring, as the gateway uses it
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("the upstream's pair");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            // A client that refused the certificate ends here.
+            let Ok(stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| app.clone().oneshot(request),
+            );
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let git = shared.git_root.is_some() && parts.uri.path().starts_with("/scm/");
     let mut hasher = Sha256::new();
     let mut body_len = 0u64;
     let mut kept = Vec::new();
@@ -209,8 +289,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         let chunk = chunk.expect("reading the request body");
         body_len += chunk.len() as u64;
         hasher.update(&chunk);
-        let room = KEPT_BODY.saturating_sub(kept.len()).min(chunk.len());
-        kept.extend_from_slice(&chunk[..room]);
+        if git {
+            kept.extend_from_slice(&chunk);
+        } else {
+            let room = KEPT_BODY.saturating_sub(kept.len()).min(chunk.len());
+            kept.extend_from_slice(&chunk[..room]);
+        }
     }
     let target = parts
         .uri
@@ -221,11 +305,15 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         method: parts.method.to_string(),
         target: target.clone(),
         headers: parts.headers.clone(),
+        version: parts.version,
         body_len,
         body_sha256: hex(&hasher.finalize()),
     });
 
     let path = parts.uri.path();
+    if git && let Some(root) = &shared.git_root {
+        return super::git::serve(root, &parts, kept).await;
+    }
     if let Some(answer) = shared.bitbucket.answer(
         &parts.method,
         path,

@@ -1,0 +1,139 @@
+//! The server side of a TLS listener: the handshake (TLS 1.2 and 1.3, ALPN `h2` and
+//! `http/1.1`, bounded in time) and one connection served as HTTP/1.1 or HTTP/2, as ALPN chose.
+
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::{Body, Incoming};
+use hyper::server::conn::{http1, http2};
+use hyper::service::HttpService;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::Watcher;
+use rustls::ServerConfig;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use super::{ServerCert, provider};
+
+/// The application protocols offered, preferred first.
+const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// Concurrent HTTP/2 streams per connection.
+const MAX_STREAMS: u32 = 256;
+
+/// The HTTP protocol a connection speaks after its handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alpn {
+    Http1,
+    Http2,
+}
+
+/// Accepts TLS connections with the pair of one [`ServerCert`] (reloaded in place).
+#[derive(Clone)]
+pub struct Acceptor {
+    inner: TlsAcceptor,
+    /// Time allowed for a handshake.
+    timeout: Duration,
+}
+
+impl Acceptor {
+    /// An acceptor serving `cert`'s pair, allowing each handshake `timeout`.
+    pub fn new(cert: Arc<ServerCert>, timeout: Duration) -> Self {
+        let mut config = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(super::VERSIONS)
+            .expect("the ring provider supports TLS 1.2 and 1.3")
+            .with_no_client_auth()
+            .with_cert_resolver(cert);
+        config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+        Self {
+            inner: TlsAcceptor::from(Arc::new(config)),
+            timeout,
+        }
+    }
+
+    /// Completes the handshake of a new connection. `None` when the client did not: it spoke
+    /// plain HTTP, offered only older TLS versions, or stayed silent (after which rustls has
+    /// sent an alert where it could, and the connection is closed).
+    pub async fn handshake(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<(TlsStream<TcpStream>, Alpn)> {
+        match tokio::time::timeout(self.timeout, self.inner.accept(stream)).await {
+            Ok(Ok(stream)) => {
+                let alpn = match stream.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => Alpn::Http2,
+                    _ => Alpn::Http1,
+                };
+                Some((stream, alpn))
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(target: "tokengate::tls", %peer, error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(target: "tokengate::tls", %peer, "no TLS handshake within the header read timeout");
+                None
+            }
+        }
+    }
+}
+
+/// The HTTP/1.1 and HTTP/2 connection settings of one listener.
+#[derive(Clone)]
+pub struct Http {
+    pub http1: http1::Builder,
+    pub http2: http2::Builder<TokioExecutor>,
+}
+
+impl Http {
+    /// `http1` as given; HTTP/2 with the same limit on a request head.
+    pub fn new(http1: http1::Builder, max_header_bytes: usize) -> Self {
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(MAX_STREAMS)
+            .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX));
+        Self { http1, http2 }
+    }
+}
+
+/// Serves one TLS connection with `service`, as HTTP/2 or HTTP/1.1 as `alpn` says, until it
+/// ends or `watcher`'s shutdown has drained it.
+///
+/// # Errors
+///
+/// The connection failed (the client reset it, sent something that is not HTTP, ...).
+pub async fn serve_connection<S, B>(
+    stream: TlsStream<TcpStream>,
+    alpn: Alpn,
+    http: &Http,
+    service: S,
+    watcher: Watcher,
+) -> Result<(), hyper::Error>
+where
+    S: HttpService<Incoming, ResBody = B> + Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    S::Future: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    let io = TokioIo::new(stream);
+    match alpn {
+        Alpn::Http2 => {
+            watcher
+                .watch(http.http2.serve_connection(io, service))
+                .await
+        }
+        Alpn::Http1 => {
+            watcher
+                .watch(http.http1.serve_connection(io, service))
+                .await
+        }
+    }
+}
