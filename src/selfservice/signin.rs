@@ -177,8 +177,22 @@ fn digest(kind: u8, value: &HeaderValue) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// Whether a session-signed write comes from tokengate's own pages or a script that means it:
-/// `X-Atlassian-Token: no-check` (or the pages' form field) and an `Origin` of this site.
+/// Set on a request whose form carried the pages' no-check field (`atl_token=no-check`): the
+/// form's equivalent of `X-Atlassian-Token: no-check`, which a plain HTML form cannot send.
+/// Only the pages' own middleware sets it, after reading the form; a client cannot.
+#[derive(Debug, Clone, Copy)]
+pub struct FormNoCheck;
+
+/// Whether a change signed in by a Bitbucket session may go ahead, for the REST API and the
+/// pages alike: it carries the no-check marker (`X-Atlassian-Token: no-check`, or the pages'
+/// form field) and an `Origin` of this site.
+pub(crate) fn session_write_allowed(parts: &Parts, public_url: Option<&str>, secure: bool) -> bool {
+    let marked = no_check(&parts.headers) || parts.extensions.get::<FormNoCheck>().is_some();
+    marked && same_origin(&parts.headers, public_url, secure)
+}
+
+/// Whether the request's `Origin` is this site: `public_url` where configured, else the
+/// scheme and `Host` the request came with. A missing `Origin` is not.
 pub(super) fn same_origin(headers: &HeaderMap, public_url: Option<&str>, secure: bool) -> bool {
     let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
@@ -239,9 +253,8 @@ impl SelfService {
             Credential::Missing => match session_cookies(headers) {
                 Some(cookies) => {
                     let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-                    let same_site = no_check(headers)
-                        && same_origin(headers, self.config.public_url.as_deref(), meta.secure);
-                    if !safe && !same_site {
+                    let public_url = self.config.public_url.as_deref();
+                    if !safe && !session_write_allowed(parts, public_url, meta.secure) {
                         return Err(SignInError::CrossSite(
                             "A change signed in by a Bitbucket session needs the header X-Atlassian-Token: no-check and an Origin of this site.",
                         ));
@@ -430,5 +443,29 @@ mod tests {
             !same_origin(&headers(&[("host", "bb.example")]), None, false),
             "a missing Origin"
         );
+    }
+
+    #[test]
+    fn a_session_write_needs_the_no_check_marker_and_this_site_s_origin() {
+        let parts = |pairs: &[(&str, &str)], form_marked: bool| {
+            let mut request = http::Request::post("/tokengate/").body(()).unwrap();
+            *request.headers_mut() = headers(pairs);
+            let (mut parts, ()) = request.into_parts();
+            if form_marked {
+                parts.extensions.insert(FormNoCheck);
+            }
+            parts
+        };
+        let allowed = |pairs: &[(&str, &str)], form_marked: bool| {
+            session_write_allowed(&parts(pairs, form_marked), None, false)
+        };
+        let site = [("origin", "http://bb.example"), ("host", "bb.example")];
+        let header = [site[0], site[1], ("x-atlassian-token", "no-check")];
+        let elsewhere = [("origin", "http://evil.example"), ("host", "bb.example")];
+        assert!(!allowed(&site, false), "no marker");
+        assert!(allowed(&site, true), "the form's marker");
+        assert!(allowed(&header, false), "the header");
+        assert!(!allowed(&elsewhere, true), "another site");
+        assert!(!allowed(&[("host", "bb.example")], true), "no Origin");
     }
 }
