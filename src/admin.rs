@@ -1,7 +1,7 @@
 //! The admin listener: health, readiness and metrics without credentials, and the admin REST
 //! API under `/admin/v1` behind the admin token.
 
-mod audit;
+pub(crate) mod audit;
 mod auth;
 mod credentials;
 pub(crate) mod error;

@@ -19,7 +19,8 @@
 //! - [`admin`]: the admin REST API, health, readiness and metrics.
 //! - [`selfservice`]: people's own tokens over a REST API and web pages on the proxy listener,
 //!   signed in by Bitbucket; [`bitbucket`] asks Bitbucket's REST API who, which groups, and
-//!   makes users' access tokens.
+//!   makes users' access tokens. `pages` renders the web pages over the same operations, with
+//!   its stylesheet and script from `assets/`.
 //! - [`lifecycle`]: creating, changing and revoking tokens, shared by the admin API and the CLI.
 //! - [`vault`]: users' Bitbucket credentials for the upstream, sealed at rest.
 //! - [`shutdown`]: the stop signal of listeners and background tasks.
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod lifecycle;
 pub mod metrics;
+mod pages;
 pub mod proxy;
 pub mod ratelimit;
 pub mod request_id;

@@ -28,12 +28,13 @@ use ipnet::IpNet;
 use tokio::runtime::Handle;
 use tower::ServiceExt as _;
 
+pub(crate) use compat::Filter as TokenFilter;
 pub use directory::Directory;
 pub use narrow::{Asked, Bounds, Settled, Signing};
 pub use openapi::SelfServiceDoc;
 pub use ops::{CreateInput, Limits, Me};
 pub use rights::{Granted, Rights, Rule, Rules};
-pub use signin::{Caller, RequestMeta, SignInError};
+pub use signin::{Caller, FormNoCheck, RequestMeta, SignInError};
 
 use crate::auth::Verifier;
 use crate::bitbucket::Bitbucket;
@@ -130,10 +131,18 @@ impl Edge {
     /// Serves `service` on `runtime`.
     pub fn new(service: Arc<SelfService>, runtime: Handle) -> Self {
         let pages = service.config.path.clone();
+        let base = pages.clone();
         let router = api::routes()
             .merge(compat::routes())
             .merge(openapi::routes())
-            .fallback(api::not_found)
+            .merge(crate::pages::routes(&pages))
+            .fallback(move |uri: http::Uri| async move {
+                if uri.path().starts_with(&base) {
+                    crate::pages::not_found(&base)
+                } else {
+                    axum::response::IntoResponse::into_response(api::not_found().await)
+                }
+            })
             .with_state(service);
         Self {
             router,

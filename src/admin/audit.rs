@@ -2,7 +2,7 @@
 //! `format=json` (the default) answers one page with an opaque `next_cursor`; `format=ndjson`
 //! and `format=csv` stream every matching event, page by page from the store (see [`export`]).
 
-mod export;
+pub(crate) mod export;
 
 use std::borrow::Cow;
 
@@ -22,6 +22,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::AdminQuery;
 use super::model::cursor_time;
 use crate::audit::{AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent, stored_text};
+use crate::store::TokenStore;
 
 /// Page size when none is given.
 const DEFAULT_LIMIT: u32 = 100;
@@ -38,32 +39,32 @@ pub(super) fn routes() -> Router<AdminState> {
 #[into_params(parameter_in = Query)]
 pub(crate) struct AuditParams {
     /// Only events about this user.
-    user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Only events of this type.
     #[serde(rename = "type")]
     #[param(value_type = Option<AuditKind>)]
-    kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// Only events about this token id.
-    token_id: Option<String>,
+    pub(crate) token_id: Option<String>,
     /// Events at or after this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
-    since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Events before this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
-    until: Option<String>,
+    pub(crate) until: Option<String>,
     /// Page size of `format=json`, 1 to 1000 (default 100); exports include every match.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page; an export starts after it.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// `json` (default): one page; `ndjson` or `csv`: every matching event, streamed.
     #[param(value_type = Option<String>, example = "csv")]
-    format: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
 /// How the answer is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Json,
     Ndjson,
     Csv,
@@ -72,34 +73,34 @@ enum Format {
 /// One page of audit events.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AuditPage {
-    events: Vec<AuditEventView>,
+    pub(crate) events: Vec<AuditEventView>,
     /// Pass as `cursor` for the next page; null on the last page.
-    next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
 }
 
 /// An audit event as the API shows it. Never carries a secret.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AuditEventView {
-    id: i64,
+    pub(crate) id: i64,
     /// RFC 3339, UTC, milliseconds.
     #[schema(example = "2021-01-07T08:52:38.540Z")]
-    time: String,
+    pub(crate) time: String,
     #[serde(rename = "type")]
-    kind: AuditKind,
-    outcome: AuditOutcome,
+    pub(crate) kind: AuditKind,
+    pub(crate) outcome: AuditOutcome,
     /// The Bitbucket user concerned: the token's owner, or the name a client presented.
-    user: Option<String>,
-    token_id: Option<String>,
-    client_ip: Option<String>,
-    method: Option<String>,
-    path: Option<String>,
-    request_id: Option<String>,
-    node_id: String,
+    pub(crate) user: Option<String>,
+    pub(crate) token_id: Option<String>,
+    pub(crate) client_ip: Option<String>,
+    pub(crate) method: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) node_id: String,
     /// Who made a lifecycle change (`admin-api`, `cli`).
-    actor: Option<String>,
+    pub(crate) actor: Option<String>,
     /// Details: the reason of a denial, the limit hit, `{"field": {"old", "new"}}` of a change.
     #[schema(value_type = Object)]
-    attributes: serde_json::Value,
+    pub(crate) attributes: serde_json::Value,
 }
 
 impl From<StoredAuditEvent> for AuditEventView {
@@ -143,14 +144,22 @@ pub(super) async fn list(
     State(state): State<AdminState>,
     AdminQuery(params): AdminQuery<AuditParams>,
 ) -> Result<Response, ApiError> {
-    let (mut query, format) = params.check()?;
+    let (query, format) = params.check()?;
     if format != Format::Json {
         return export::stream(state.store, query, format).await;
     }
+    Ok(Json(page(&*state.store, query).await?).into_response())
+}
+
+/// One page of the events `query` matches, and the cursor of the next page if there is one.
+pub(crate) async fn page(
+    store: &dyn TokenStore,
+    mut query: AuditQuery,
+) -> Result<AuditPage, ApiError> {
     let limit = query.limit;
     // One more than asked tells whether another page follows.
     query.limit += 1;
-    let mut events = state.store.query_audit(&query).await?;
+    let mut events = store.query_audit(&query).await?;
     let more = events.len() > limit as usize;
     events.truncate(limit as usize);
     let next_cursor = events
@@ -158,11 +167,10 @@ pub(super) async fn list(
         .filter(|_| more)
         .map(|e| encode_cursor(e.event.time, e.id));
     let events = events.into_iter().map(AuditEventView::from).collect();
-    Ok(Json(AuditPage {
+    Ok(AuditPage {
         events,
         next_cursor,
     })
-    .into_response())
 }
 
 fn invalid(message: String) -> ApiError {
@@ -170,7 +178,8 @@ fn invalid(message: String) -> ApiError {
 }
 
 impl AuditParams {
-    fn check(self) -> Result<(AuditQuery, Format), ApiError> {
+    /// The store query and answer format these parameters ask for.
+    pub(crate) fn check(self) -> Result<(AuditQuery, Format), ApiError> {
         let given = |v: Option<String>| v.filter(|s| !s.is_empty());
         let kind = match given(self.kind) {
             None => None,

@@ -219,21 +219,23 @@ async fn revoke(
     Ok(Json(true))
 }
 
-/// The filters of `GET /user/tokensByFilter`; times in epoch milliseconds.
+/// The filters of `GET /user/tokensByFilter`, also the token manager page's; times in epoch
+/// milliseconds, texts in lower case.
 #[derive(Debug, Default)]
-struct Filter {
-    users: Vec<String>,
-    description: Option<String>,
-    not_valid_after: Option<i64>,
-    scope: Option<u8>,
-    from_created: Option<i64>,
-    until_created: Option<i64>,
-    from_last_used: Option<i64>,
-    until_last_used: Option<i64>,
-    from_expires: Option<i64>,
-    until_expires: Option<i64>,
-    page: usize,
-    limit: usize,
+pub(crate) struct Filter {
+    pub(crate) users: Vec<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) not_valid_after: Option<i64>,
+    /// 1 read-only, 2 read/write.
+    pub(crate) scope: Option<u8>,
+    pub(crate) from_created: Option<i64>,
+    pub(crate) until_created: Option<i64>,
+    pub(crate) from_last_used: Option<i64>,
+    pub(crate) until_last_used: Option<i64>,
+    pub(crate) from_expires: Option<i64>,
+    pub(crate) until_expires: Option<i64>,
+    pub(crate) page: usize,
+    pub(crate) limit: usize,
 }
 
 impl Filter {
@@ -285,7 +287,8 @@ impl Filter {
         Ok(filter)
     }
 
-    fn keeps(&self, r: &TokenRecord) -> bool {
+    /// Whether `r` passes every filter given.
+    pub(crate) fn keeps(&self, r: &TokenRecord) -> bool {
         let within = |t: Option<i64>, from: Option<i64>, until: Option<i64>| match t {
             Some(t) => from.is_none_or(|f| t >= f) && until.is_none_or(|u| t <= u),
             None => from.is_none() && until.is_none(),

@@ -24,7 +24,7 @@ const PAGE: u32 = 1_000;
 const CSV_HEADER: &str = "id,time,type,outcome,user,token_id,client_ip,method,path,request_id,node_id,actor,attributes\r\n";
 
 /// Streams every event `query` matches, from its cursor on, as `format` (not `Json`).
-pub(super) async fn stream(
+pub(crate) async fn stream(
     store: Arc<dyn TokenStore>,
     mut query: AuditQuery,
     format: Format,
