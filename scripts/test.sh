@@ -10,7 +10,9 @@
 # (`tokengate-test` when run as root), starts it on a free port on 127.0.0.1 with trust auth,
 # exports TG_TEST_PG_URL; installs Redis (Debian's redis-server) only when `redis-server` cannot
 # be found, starts one on another free port with nothing saved to disk, exports
-# TG_TEST_REDIS_URL; runs the tests, then stops both and removes the dir.
+# TG_TEST_REDIS_URL; runs the tests, then stops both and removes the dir. The web page tests
+# drive Debian's headless chromium through chromedriver: both are installed with apt when
+# missing, and TG_TEST_CHROMEDRIVER names the driver.
 # Exits with the tests' status.
 set -euo pipefail
 
@@ -75,6 +77,25 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
     command -v redis-server >/dev/null 2>&1 \
         || { log "redis-server still not found after installing redis-server"; exit 1; }
 fi
+
+# --- Chromium for the web page tests ------------------------------------------------------
+
+# Debian's chromium and its WebDriver; the page tests start chromedriver themselves.
+find_chromedriver() {
+    command -v chromedriver 2>/dev/null || { [[ -x /usr/bin/chromedriver ]] && echo /usr/bin/chromedriver; }
+}
+if [[ -z "${TG_TEST_CHROMEDRIVER:-}" ]]; then
+    if ! TG_TEST_CHROMEDRIVER=$(find_chromedriver) || ! command -v chromium >/dev/null 2>&1; then
+        log "chromium or chromedriver not found; installing chromium and chromium-driver with apt-get"
+        SUDO=()
+        if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+        TG_TEST_CHROMEDRIVER=$(find_chromedriver) || { log "chromedriver still not found after installing chromium-driver"; exit 1; }
+    fi
+    export TG_TEST_CHROMEDRIVER
+fi
+log "chromedriver: $TG_TEST_CHROMEDRIVER"
 
 # --- who runs the cluster ------------------------------------------------------------------
 

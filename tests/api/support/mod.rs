@@ -3,6 +3,7 @@
 pub(crate) mod app;
 mod binary;
 pub(crate) mod bitbucket;
+pub(crate) mod browser;
 pub(crate) mod certs;
 mod db;
 pub(crate) mod forwarder;
