@@ -53,6 +53,9 @@ async fn pages_carry_strict_security_headers_and_nothing_inline() {
             "text/html; charset=utf-8"
         );
     }
+    let bare = get_as(&app, "admin", "/tokengate").await;
+    assert_eq!(bare.status(), 308);
+    assert_eq!(bare.headers()["location"], "/tokengate/");
     let login = app
         .client
         .get(format!("{}/tokengate/manage", app.proxy_url()))
