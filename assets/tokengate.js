@@ -18,7 +18,9 @@
     }
   });
 
+  // Copy needs the script: without it the button stays hidden and the field is selectable.
   for (const button of document.querySelectorAll('[data-copy]')) {
+    button.hidden = false;
     const field = document.getElementById(button.dataset.copy);
     const status = document.getElementById(button.dataset.status);
     button.addEventListener('click', async () => {

@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use crate::admin::error::ApiError;
-use crate::selfservice::{Caller, SelfService, SignInError};
+use crate::selfservice::{Caller, RequestMeta, SelfService, SignInError, session_write_allowed};
 
 /// Every page answer's policy: nothing from another origin, no inline script or style, no
 /// framing, forms post only here.
@@ -98,6 +98,9 @@ fn with_secure_headers(mut response: Response) -> Response {
 
 /// A signed-in caller of a page. Sign-in is [`Caller`]'s; a refusal becomes what a browser
 /// needs: Bitbucket's login page for someone not signed in, an HTML page otherwise.
+///
+/// Every form post passes the session write rule, however its sender signed in: a browser
+/// also sends a remembered Basic password along with a form from another site.
 pub(crate) struct Signed(pub(crate) Caller);
 
 impl FromRequestParts<Arc<SelfService>> for Signed {
@@ -107,10 +110,21 @@ impl FromRequestParts<Arc<SelfService>> for Signed {
         parts: &mut Parts,
         service: &Arc<SelfService>,
     ) -> Result<Self, Response> {
-        match Caller::from_request_parts(parts, service).await {
-            Ok(caller) => Ok(Self(caller)),
-            Err(refused) => Err(refusal(&refused, parts, service.pages_path())),
+        let base = service.pages_path();
+        let caller = match Caller::from_request_parts(parts, service).await {
+            Ok(caller) => caller,
+            Err(refused) => return Err(refusal(&refused, parts, base)),
+        };
+        let safe = matches!(parts.method, Method::GET | Method::HEAD);
+        let secure = parts
+            .extensions
+            .get::<RequestMeta>()
+            .is_some_and(|meta| meta.secure);
+        let public_url = service.config.public_url.as_deref();
+        if !safe && !session_write_allowed(parts, public_url, secure) {
+            return Err(refusal(&SignInError::CrossSite(""), parts, base));
         }
+        Ok(Self(caller))
     }
 }
 

@@ -34,6 +34,7 @@ pub use narrow::{Asked, Bounds, Settled, Signing};
 pub use openapi::SelfServiceDoc;
 pub use ops::{CreateInput, Limits, Me};
 pub use rights::{Granted, Rights, Rule, Rules};
+pub(crate) use signin::session_write_allowed;
 pub use signin::{Caller, FormNoCheck, RequestMeta, SignInError};
 
 use crate::auth::Verifier;

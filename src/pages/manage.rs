@@ -294,8 +294,8 @@ async fn render(
         values: &extra.form,
         error: extra.error,
     };
-    let first = filters.page * PAGE + 1;
-    let last = filters.page * PAGE + kept.len();
+    let first = filters.page.saturating_mul(PAGE).saturating_add(1);
+    let last = filters.page.saturating_mul(PAGE).saturating_add(kept.len());
     let content = html! {
         p.tg-lead { "Everyone's API tokens. Find them by the filters, revoke them, or make one for someone." }
         @if let Some(text) = &revoked { (notice(Tone::Success, text)) }

@@ -198,7 +198,7 @@ pub(super) fn secret(created: &CreatedToken) -> Markup {
                 label.tg-sr for="secret" { "New token" }
                 input #secret type="text" readonly value=(created.token.expose_secret())
                     autocomplete="off" spellcheck="false" data-secret;
-                button.tg-button.tg-primary type="button" data-copy="secret" data-status="secret-status" { "Copy" }
+                button.tg-button.tg-primary type="button" data-copy="secret" data-status="secret-status" hidden { "Copy" }
             }
             p #secret-status.tg-hint role="status" {}
             p.tg-hint {

@@ -208,6 +208,20 @@ async fn a_form_posted_from_another_site_changes_nothing() {
         let response = post_as(&app, "alice", "/tokengate/revoke", origin, &body).await;
         assert_eq!(response.status(), 403, "{origin:?} {body}");
     }
+    // A browser sends a remembered Basic password with another site's form too: the pages
+    // hold such a post to the same rule.
+    app.upstream.bitbucket().add_user("alice", "alice-password");
+    let basic = app
+        .client
+        .post(format!("{gateway}/tokengate/revoke"))
+        .basic_auth("alice", Some("alice-password"))
+        .header("origin", &other)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("atl_token=no-check&{revoke}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 403);
     assert_eq!(use_token(&app, &secret).await, 200);
     let done = post_as(
         &app,
