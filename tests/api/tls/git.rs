@@ -63,6 +63,17 @@ async fn git_ls_remote_and_clone_over_https_with_a_read_only_token_and_no_push()
         String::from_utf8_lossy(&pushed.stderr).contains("403"),
         "{pushed:?}"
     );
+    // git's libcurl speaks HTTP/2 where ALPN offers it: the fetch's POST went that way, and
+    // on to Bitbucket as HTTP/1.1.
+    let fetch = app
+        .wait_for_line("an HTTP/2 fetch", |l| {
+            l.request_line.as_deref() == Some("POST /scm/p/r.git/git-upload-pack HTTP/2.0")
+        })
+        .await;
+    assert!(
+        fetch.message.starts_with("Found a matching token"),
+        "{fetch:?}"
+    );
     // The token reached the gateway only: every fetch went upstream as alice.
     let fetches: Vec<_> = app
         .upstream
@@ -75,7 +86,8 @@ async fn git_ls_remote_and_clone_over_https_with_a_read_only_token_and_no_push()
         fetches
             .iter()
             .all(|s| s.header("x-forwarded-user").as_deref() == Some("alice")
-                && s.header("x-forwarded-proto").as_deref() == Some("https"))
+                && s.header("x-forwarded-proto").as_deref() == Some("https")
+                && s.version == http::Version::HTTP_11)
     );
     // git asks without credentials first (forwarded untouched, and refused upstream); with
     // the token, a push never got past the gateway.
