@@ -9,6 +9,7 @@
 
 mod accept;
 mod cert;
+mod idle;
 mod pem;
 pub mod reload;
 mod upstream;

@@ -35,7 +35,8 @@ pub(super) async fn serve(
         .header_read_timeout(header_read_timeout)
         .keep_alive(true);
     // The proxy's default limit on a request head, for HTTP/2's header list.
-    let http = Http::new(builder.clone(), 64 * 1024);
+    let (stop_tls, tls_stop) = crate::shutdown::signal();
+    let http = Http::new(builder.clone(), 64 * 1024, header_read_timeout, tls_stop);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -79,6 +80,7 @@ pub(super) async fn serve(
         }
     }
     drop(listener);
+    stop_tls.stop();
     graceful.shutdown().await;
     while connections.join_next().await.is_some() {}
 }

@@ -44,11 +44,15 @@ pub async fn serve(
         .max_header_size(limits.max_header_bytes)
         .max_buf_size(limits.max_header_bytes.max(8192) * 2)
         .keep_alive(true);
+    let (stop_tls, tls_stop) = crate::shutdown::signal();
     let tls = tls.map(|acceptor| {
-        (
-            acceptor,
-            Arc::new(Http::new(builder.clone(), limits.max_header_bytes)),
-        )
+        let http = Http::new(
+            builder.clone(),
+            limits.max_header_bytes,
+            limits.header_read_timeout,
+            tls_stop,
+        );
+        (acceptor, Arc::new(http))
     });
     tokio::pin!(shutdown);
     loop {
@@ -86,6 +90,7 @@ pub async fn serve(
     }
     drop(listener);
     let _ = closed.send(());
+    stop_tls.stop();
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
         .is_err()

@@ -1,14 +1,16 @@
 //! The server side of a TLS listener: the handshake (TLS 1.2 and 1.3, ALPN `h2` and
-//! `http/1.1`, bounded in time) and one connection served as HTTP/1.1 or HTTP/2, as ALPN chose.
+//! `http/1.1`, bounded in time) and one connection served as HTTP/1.1 or HTTP/2, as ALPN chose,
+//! each closed when idle and drained at shutdown.
 
 use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::{http1, http2};
-use hyper::service::HttpService;
+use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::Watcher;
 use rustls::ServerConfig;
@@ -16,7 +18,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use super::idle::{Counted, Idle};
 use super::{ServerCert, provider};
+use crate::shutdown::Shutdown;
 
 /// The application protocols offered, preferred first.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -87,22 +91,39 @@ impl Acceptor {
 pub struct Http {
     pub http1: http1::Builder,
     pub http2: http2::Builder<TokioExecutor>,
+    /// How long an HTTP/2 connection may have no request open before it is closed (HTTP/1.1's
+    /// is `http1`'s header read timeout).
+    idle_timeout: Duration,
+    /// Fires when the listener shuts down: an HTTP/2 connection is then drained.
+    stop: Shutdown,
 }
 
 impl Http {
-    /// `http1` as given; HTTP/2 with the same limit on a request head.
-    pub fn new(http1: http1::Builder, max_header_bytes: usize) -> Self {
+    /// `http1` as given; HTTP/2 with the same limit on a request head, closed after
+    /// `idle_timeout` without a request and drained once `stop` fires.
+    pub fn new(
+        http1: http1::Builder,
+        max_header_bytes: usize,
+        idle_timeout: Duration,
+        stop: Shutdown,
+    ) -> Self {
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
             .max_concurrent_streams(MAX_STREAMS)
             .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX));
-        Self { http1, http2 }
+        Self {
+            http1,
+            http2,
+            idle_timeout,
+            stop,
+        }
     }
 }
 
 /// Serves one TLS connection with `service`, as HTTP/2 or HTTP/1.1 as `alpn` says, until it
-/// ends or `watcher`'s shutdown has drained it.
+/// ends, has been idle too long, or the listener's shutdown has drained it (`watcher` keeps
+/// that shutdown waiting for it).
 ///
 /// # Errors
 ///
@@ -115,20 +136,45 @@ pub async fn serve_connection<S, B>(
     watcher: Watcher,
 ) -> Result<(), hyper::Error>
 where
-    S: HttpService<Incoming, ResBody = B> + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Error: Into<Box<dyn StdError + Send + Sync>>,
     S::Future: Send + 'static,
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
-    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<
+            std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<Response<B>, S::Error>> + Send>,
+            >,
+            B,
+        >,
 {
     let io = TokioIo::new(stream);
     match alpn {
         Alpn::Http2 => {
-            watcher
-                .watch(http.http2.serve_connection(io, service))
-                .await
+            let _draining = watcher;
+            let idle = Arc::new(Idle::default());
+            let service = Counted {
+                inner: service,
+                idle: Arc::clone(&idle),
+            };
+            let connection = http.http2.serve_connection(io, service);
+            tokio::pin!(connection);
+            let mut stop = http.stop.clone();
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => return result,
+                    () = stop.stopped(), if !closing => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    () = idle.expired(http.idle_timeout), if !closing => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+            }
         }
         Alpn::Http1 => {
             watcher

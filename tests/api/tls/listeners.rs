@@ -10,6 +10,7 @@ use tokengate::token::Scope;
 use super::{Fixture, curl, header_of};
 use crate::support::app::{Backend, TokenOpts, spawn_app};
 use crate::support::certs::tls_table;
+use crate::support::tls_client::TlsConnection;
 
 // curl and git block a worker thread while the upstream, on this runtime, answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,6 +200,33 @@ async fn the_admin_listener_serves_tls_with_its_own_pair_and_both_expiries_are_e
         app.metric(&gauge("admin")).await,
         admin_leaf.not_after as f64
     );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_header_read_timeout() {
+    let fx = Fixture::new();
+    let app = spawn_app(
+        fx.proxy_options(Backend::Sqlite)
+            .set("proxy.header_read_timeout", "1s"),
+    )
+    .await;
+    let (_, token) = app
+        .create_token("alice", Scope::ReadOnly, TokenOpts::default())
+        .await;
+    let mut busy = TlsConnection::open_http2(app.proxy_addr(), fx.ca.pem()).await;
+    let mut idle = TlsConnection::open_http2(app.proxy_addr(), fx.ca.pem()).await;
+    assert_eq!(idle.get("/rest/api/1.0/projects", &token).await, 200);
+    assert!(!idle.is_closed());
+    // A connection in use stays open past the limit; an idle one is closed after it, as an
+    // idle HTTP/1.1 keep-alive connection is.
+    for _ in 0..6 {
+        assert_eq!(busy.get("/rest/api/1.0/projects", &token).await, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let waited = idle.closed(Duration::from_secs(10)).await;
+    assert!(waited < Duration::from_secs(10));
+    assert_eq!(busy.get("/rest/api/1.0/projects", &token).await, 200);
     app.finish().await;
 }
 
