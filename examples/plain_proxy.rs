@@ -1,5 +1,5 @@
 //! The floor under tokengate's proxy path: the same HTTP stack (hyper's HTTP/1 server, one
-//! single-threaded runtime per worker on its own `SO_REUSEPORT` socket, the pooled hyper-util
+//! single-threaded runtime per worker accepting on the one listening socket, the pooled hyper-util
 //! client) forwarding every request untouched, with no authentication, logging or audit.
 //! `bench/run.sh` runs it beside nginx, to tell what the stack costs from what
 //! tokengate adds.
@@ -29,9 +29,10 @@ fn main() -> std::io::Result<()> {
     let listen: SocketAddr = args.next().and_then(|a| a.parse().ok()).expect(usage);
     let upstream: Uri = args.next().and_then(|a| a.parse().ok()).expect(usage);
     let workers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
+    let socket = tokengate::proxy::bind(listen)?;
     let threads: Vec<_> = (0..workers)
         .map(|_| {
-            let listener = tokengate::proxy::bind(listen)?;
+            let listener = socket.try_clone()?;
             let upstream = upstream.clone();
             Ok(std::thread::spawn(move || worker(listener, &upstream)))
         })

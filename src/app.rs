@@ -50,6 +50,25 @@ pub struct App {
     tls: tls::Setup,
 }
 
+/// A listener address another process already listens on. The command line answers it with
+/// exit code 2, as a config value that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("{key} {addr}: address in use: another process already listens there")]
+pub struct AddressInUse {
+    /// The config key that names the address.
+    pub key: &'static str,
+    pub addr: SocketAddr,
+}
+
+/// The error of binding `key`'s address `addr`: [`AddressInUse`] when it is taken.
+pub fn bind_error(key: &'static str, addr: SocketAddr, error: std::io::Error) -> anyhow::Error {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        AddressInUse { key, addr }.into()
+    } else {
+        anyhow::Error::new(error).context(format!("binding {key} {addr}"))
+    }
+}
+
 /// Opens the configured store and applies its migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn TokenStore>> {
     let store = store::connect(
@@ -142,7 +161,7 @@ impl App {
         };
         let admin_listener = TcpListener::bind(config.admin.listen)
             .await
-            .with_context(|| format!("binding admin.listen {}", config.admin.listen))?;
+            .map_err(|e| bind_error("admin.listen", config.admin.listen, e))?;
         let lifecycle = |actor| -> anyhow::Result<Lifecycle> {
             Ok(Lifecycle::new(
                 Arc::clone(&store),

@@ -81,13 +81,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tokengate: {e:#}");
-            // A log.file that cannot be opened, or a TLS file that cannot be used, is a config
-            // value that does not work.
+            // A log.file that cannot be opened, a TLS file that cannot be used, or a listener
+            // address another process holds, is a config value that does not work.
             let config_value = e.downcast_ref::<config::ConfigError>().is_some()
                 || matches!(
                     e.downcast_ref(),
                     Some(crate::telemetry::TelemetryError::File { .. })
-                );
+                )
+                || e.is::<app::AddressInUse>();
             if config_value {
                 ExitCode::from(EXIT_CONFIG)
             } else {
@@ -139,7 +140,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     }
     let tls = crate::tls::Setup::load(&config)?;
     let listener = crate::proxy::bind(config.proxy.listen)
-        .with_context(|| format!("binding proxy.listen {}", config.proxy.listen))?;
+        .map_err(|e| app::bind_error("proxy.listen", config.proxy.listen, e))?;
     let drops = Arc::new(move || guard.dropped_lines());
     // The control runtime, on this thread: start-up, the store's connections, the admin
     // listener and background work. The proxy runs on worker threads of its own.

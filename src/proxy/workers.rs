@@ -1,9 +1,11 @@
 //! The proxy's worker threads, one per core as nginx runs its workers. Each thread runs a
-//! single-threaded runtime with a listening socket of its own on the proxy port
-//! (`SO_REUSEPORT`: the kernel spreads new connections evenly over the workers), so a request
-//! stays on the thread that accepted its connection: parsed, decided, forwarded over that
-//! thread's own upstream pool and answered without waking another thread. Shared state (token cache, rate
-//! limits, audit queue) is thread-safe; store I/O runs on the control runtime (see
+//! single-threaded runtime that accepts on its own handle (a dup) of the one listening socket,
+//! so a request stays on the thread that accepted its connection: parsed, decided, forwarded
+//! over that thread's own upstream pool and answered without waking another thread. An idle
+//! worker wakes first for a new connection, so the busy ones get fewer. One socket, bound
+//! without `SO_REUSEPORT`, also means a second gateway on the same address fails to start
+//! instead of quietly taking part of the traffic. Shared state (token cache, rate limits, audit
+//! queue) is thread-safe; store I/O runs on the control runtime (see
 //! [`crate::store::StoreRuntime`]).
 
 use std::io;
@@ -20,19 +22,20 @@ use super::{Gateway, Limits, serve};
 use crate::shutdown::Shutdown;
 use crate::tls::Acceptor;
 
-/// Pending connections each worker's socket queues before the kernel refuses more.
+/// Pending connections the listening socket queues before the kernel refuses more.
 const BACKLOG: i32 = 1024;
 
-/// Binds a proxy listening socket on `addr` that other workers' sockets can share.
+/// Binds the proxy's listening socket on `addr`.
 ///
 /// # Errors
 ///
-/// The address is taken (by a socket that does not share it), not local, or not permitted.
+/// The address is taken (`AddrInUse`, whatever socket options the other listener has), not
+/// local, or not permitted.
 pub fn bind(addr: SocketAddr) -> io::Result<StdListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Rebinding over connections of a previous run in TIME_WAIT; on Linux this never lets
+    // two sockets listen on one address.
     socket.set_reuse_address(true)?;
-    #[cfg(unix)]
-    socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     socket.set_nonblocking(true)?;
@@ -68,9 +71,8 @@ pub struct Workers {
 
 impl Workers {
     /// Starts `count` workers (at least one), named `http-nio-{port}-exec-{n}` from 1, that
-    /// serve until `stop` turns true, each with the [`Gateway`] `gateway` makes for it. The
-    /// first serves `listener` (made by [`bind`]); each other binds a socket of its own on the
-    /// same address. With `tls`, every worker serves TLS with it.
+    /// serve until `stop` turns true, each with the [`Gateway`] `gateway` makes for it, all
+    /// accepting on `listener` (made by [`bind`]). With `tls`, every worker serves TLS with it.
     ///
     /// # Errors
     ///
@@ -83,9 +85,7 @@ impl Workers {
         tls: Option<&Acceptor>,
         shutdown: &Shutdown,
     ) -> io::Result<Self> {
-        let addr = listener.local_addr()?;
-        let port = addr.port();
-        let mut first = Some(listener);
+        let port = listener.local_addr()?.port();
         let mut closed = Vec::new();
         let mut finished = Vec::new();
         for n in 1..=count.max(1) {
@@ -98,10 +98,7 @@ impl Workers {
                 .build()?;
             let listener = {
                 let _entered = runtime.enter();
-                let own = match first.take() {
-                    Some(listener) => listener,
-                    None => bind(addr)?,
-                };
+                let own = listener.try_clone()?;
                 own.set_nonblocking(true)?;
                 TcpListener::from_std(own)?
             };
@@ -123,6 +120,8 @@ impl Workers {
             closed.push(closed_waiter);
             finished.push(waiter);
         }
+        // Every worker holds a handle of its own: the socket closes when the last of them does.
+        drop(listener);
         Ok(Self { closed, finished })
     }
 
