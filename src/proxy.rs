@@ -2,6 +2,7 @@
 
 mod context;
 mod forward;
+mod framing;
 mod gateway;
 mod report;
 mod respond;

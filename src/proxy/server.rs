@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::framing::{Heads, Watched};
 use super::respond::ProxyBody;
 use super::{Gateway, service};
 use crate::tls::{self, Acceptor, Http};
@@ -80,7 +81,10 @@ pub async fn serve(
             ));
             continue;
         }
-        let service = proxy_service(Arc::clone(&gateway), peer);
+        // What only the bytes on the wire show about each request's framing.
+        let heads = Arc::new(Heads::default());
+        let service = proxy_service(Arc::clone(&gateway), peer, Arc::clone(&heads));
+        let stream = Watched::new(stream, heads);
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -99,17 +103,20 @@ pub async fn serve(
     }
 }
 
-/// The gateway as the service of one connection from `peer`.
+/// The gateway as the service of one connection from `peer`, each request marked with what
+/// `heads` saw of its framing.
 fn proxy_service(
     gateway: Arc<Gateway>,
     peer: SocketAddr,
+    heads: Arc<Heads>,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
     Response = hyper::Response<ProxyBody>,
     Error = Infallible,
     Future = impl Future<Output = Result<hyper::Response<ProxyBody>, Infallible>> + Send,
 > + Clone {
-    service_fn(move |request| {
+    service_fn(move |mut request| {
+        heads.mark(&mut request);
         let gateway = Arc::clone(&gateway);
         async move { Ok::<_, Infallible>(service::handle(gateway, request, peer).await) }
     })
@@ -127,7 +134,10 @@ async fn serve_tls(
     let Some((stream, alpn)) = acceptor.handshake(stream, peer).await else {
         return;
     };
-    let service = proxy_service(gateway, peer);
+    let heads = Arc::new(Heads::default());
+    let service = proxy_service(gateway, peer, Arc::clone(&heads));
+    // HTTP/2 frames every request itself: the scan stops at its preface.
+    let stream = Watched::new(stream, heads);
     if let Err(e) = tls::serve_connection(stream, alpn, &http, service, watcher).await {
         tracing::debug!(target: "tokengate::proxy", error = %e, "connection ended with an error");
     }

@@ -16,6 +16,7 @@ use secrecy::ExposeSecret;
 use super::Gateway;
 use super::context::{Remote, remote, session_id};
 use super::forward::{UpstreamError, as_http1, set_forwarded, strip_hop_by_hop};
+use super::framing;
 use super::report::{NoCredential, Reported, outcome, report, report_no_credential};
 use super::respond::{self, ProxyBody, add_rate_headers};
 use crate::auth::{
@@ -106,6 +107,10 @@ async fn decide_and_act(
     remote: &Remote,
     ids: Ids<'_>,
 ) -> Response<ProxyBody> {
+    if let Err(refusal) = framing::check(&request) {
+        gateway.metrics.count_request(refusal.outcome());
+        return refusal.response(request.version());
+    }
     let client_ip = remote.client_ip;
     let request_id = ids.text;
     let now = Utc::now();
@@ -114,8 +119,6 @@ async fn decide_and_act(
     // `/x/../rest/` are `/rest/` there); logged and forwarded as sent.
     let routed = match routing_path(path) {
         Ok(routed) => routed,
-        // `OPTIONS *` and the like: under no protected prefix.
-        Err(Unroutable::NotAbsolute) => Cow::Borrowed(path),
         // Tomcat routes such a path with U+FFFD for the bytes (a UI page named in Latin-1,
         // say). Without a credential nothing is decided (row 1 forwards it untouched); with
         // one, it must be routable to be decided.

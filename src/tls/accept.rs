@@ -121,21 +121,22 @@ impl Http {
     }
 }
 
-/// Serves one TLS connection with `service`, as HTTP/2 or HTTP/1.1 as `alpn` says, until it
-/// ends, has been idle too long, or the listener's shutdown has drained it (`watcher` keeps
-/// that shutdown waiting for it).
+/// Serves one TLS connection (its stream after the handshake, which the caller may wrap) with
+/// `service`, as HTTP/2 or HTTP/1.1 as `alpn` says, until it ends, has been idle too long, or
+/// the listener's shutdown has drained it (`watcher` keeps that shutdown waiting for it).
 ///
 /// # Errors
 ///
 /// The connection failed (the client reset it, sent something that is not HTTP, ...).
-pub async fn serve_connection<S, B>(
-    stream: TlsStream<TcpStream>,
+pub async fn serve_connection<T, S, B>(
+    stream: T,
     alpn: Alpn,
     http: &Http,
     service: S,
     watcher: Watcher,
 ) -> Result<(), hyper::Error>
 where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Error: Into<Box<dyn StdError + Send + Sync>>,
     S::Future: Send + 'static,

@@ -3,6 +3,7 @@
 //! errors, and graceful shutdown.
 
 mod failures;
+mod framing;
 mod headers;
 mod streaming;
 mod workers;

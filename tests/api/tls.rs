@@ -3,6 +3,7 @@
 //! place, an `https://` Bitbucket verified, and the start-up checks of the files.
 
 mod config;
+mod framing;
 mod git;
 mod listeners;
 mod reload;
