@@ -44,6 +44,10 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// a `source()` that would repeat them.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
+    /// The client's request body broke off or broke its framing (a chunk size that is not hex
+    /// or overflows) while it was being sent on: the client's fault, 400.
+    #[error("the request body could not be read: {0}")]
+    ClientBody(String),
     /// Refused, reset, or not reachable: 502.
     #[error("Bitbucket could not be reached: {0}")]
     Unreachable(String),
@@ -68,7 +72,9 @@ impl UpstreamError {
             text.push_str(&err.to_string());
             cause = err.source();
         }
-        if tls {
+        if client_body_failed(e) {
+            Self::ClientBody(text)
+        } else if tls {
             Self::Tls(text)
         } else {
             Self::Unreachable(text)
@@ -184,6 +190,24 @@ pub(super) fn as_http1<B>(request: &mut Request<B>) {
             headers.insert(COOKIE, value);
         }
     }
+}
+
+/// Whether sending failed because the request body (the client's, as hyper reads it) failed:
+/// hyper reports an error of the body it sends as a user error caused by the body's own error.
+fn client_body_failed(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>()
+            && hyper.is_user()
+            && hyper
+                .source()
+                .is_some_and(|body| body.downcast_ref::<hyper::Error>().is_some())
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.

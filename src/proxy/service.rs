@@ -429,29 +429,35 @@ async fn forward(
                 .observe(latency.as_secs_f64());
             response.map(|body| body.boxed())
         }
-        Err(e) => {
+        // Not Bitbucket's doing: no warning, and the client learns it was its request.
+        Err(UpstreamError::ClientBody(e)) => {
+            tracing::debug!(target: "tokengate::proxy", error = %e, "the request body could not be read");
+            gateway.metrics.count_request("bad_request_body");
+            respond::error(
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read: it ended early or its chunked coding is malformed.",
+            )
+        }
+        Err(e @ (UpstreamError::Unreachable(_) | UpstreamError::Tls(_))) => {
             tracing::warn!(target: "tokengate::proxy", error = %e, "forwarding failed");
-            match e {
-                UpstreamError::Unreachable(_) | UpstreamError::Tls(_) => {
-                    let outcome = if matches!(e, UpstreamError::Tls(_)) {
-                        "upstream_tls_failed"
-                    } else {
-                        "upstream_unreachable"
-                    };
-                    gateway.metrics.count_request(outcome);
-                    respond::error(
-                        StatusCode::BAD_GATEWAY,
-                        "Bitbucket could not be reached. Please try again shortly.",
-                    )
-                }
-                UpstreamError::Timeout(_) => {
-                    gateway.metrics.count_request("upstream_timeout");
-                    respond::error(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "Bitbucket did not answer in time.",
-                    )
-                }
-            }
+            let outcome = if matches!(e, UpstreamError::Tls(_)) {
+                "upstream_tls_failed"
+            } else {
+                "upstream_unreachable"
+            };
+            gateway.metrics.count_request(outcome);
+            respond::error(
+                StatusCode::BAD_GATEWAY,
+                "Bitbucket could not be reached. Please try again shortly.",
+            )
+        }
+        Err(e @ UpstreamError::Timeout(_)) => {
+            tracing::warn!(target: "tokengate::proxy", error = %e, "forwarding failed");
+            gateway.metrics.count_request("upstream_timeout");
+            respond::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Bitbucket did not answer in time.",
+            )
         }
     }
 }

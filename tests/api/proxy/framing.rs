@@ -2,7 +2,7 @@
 //! balancer in front of it, so no two of them can disagree on where a request ends. Every
 //! refusal is answered (never a silent close), closes the connection, and forwards nothing.
 
-use super::sqlite;
+use super::{request_id, sqlite};
 use crate::support::app::{TestApp, spawn_app};
 use crate::support::raw::{RawAnswer, raw_exchange, raw_until_closed};
 
@@ -100,6 +100,45 @@ async fn both_lengths_are_refused_behind_pipelined_requests() {
             ("/projects/c", lookalike.len() as u64)
         ]
     );
+    app.finish().await;
+}
+
+/// A chunked body that breaks its framing is the client's fault: 400 in Bitbucket's shape,
+/// and no warning that blames Bitbucket.
+#[tokio::test]
+async fn a_malformed_chunked_body_gets_400_not_502() {
+    let app = spawn_app(sqlite()).await;
+    for body in [
+        "zz\r\nhello\r\n0\r\n\r\n",
+        "5\r\nhello\r\nnot-hex\r\n\r\n",
+        "1ffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+    ] {
+        let request = post("/projects/P/upload", "Transfer-Encoding: chunked\r\n", body);
+        let answer = raw_until_closed(app.proxy_addr(), request.as_bytes()).await;
+        assert_eq!(answer.statuses, [400], "{body:?}: {answer:?}");
+        let error: serde_json::Value =
+            serde_json::from_str(&answer.body).expect("Bitbucket's error shape");
+        assert!(error["errors"][0]["message"].is_string(), "{}", answer.body);
+        let id = answer
+            .header("x-arequestid")
+            .expect("a request id")
+            .to_owned();
+
+        let barrier = app
+            .client
+            .get(format!("{}/rest/api/1.0/projects", app.proxy_url()))
+            .basic_auth("alice", Some("hunter2"))
+            .send()
+            .await
+            .expect("sending");
+        let warnings: Vec<_> = app
+            .lines_for_after(&id, &request_id(&barrier))
+            .await
+            .into_iter()
+            .filter(|l| l.level == "WARN" || l.level == "ERROR")
+            .collect();
+        assert_eq!(warnings, [], "{body:?}");
+    }
     app.finish().await;
 }
 

@@ -286,7 +286,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let mut kept = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.expect("reading the request body");
+        // A body the gateway broke off (its client's was malformed) is no request received.
+        let Ok(chunk) = chunk else {
+            return Response::builder()
+                .status(400)
+                .body(Body::empty())
+                .expect("a valid response");
+        };
         body_len += chunk.len() as u64;
         hasher.update(&chunk);
         if git {
