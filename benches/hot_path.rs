@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the per-request hot path: credential parsing, token parse and checksum,
-//! the verifier's cache hit, the pure decision, the request context, one Bitbucket-format log
+//! the search for tokens in the query string and cookies, the verifier's cache hit, the pure decision, the request context, one Bitbucket-format log
 //! line inside a request, and the audit writer's SQLite batch insert (wall time per event,
 //! checkpoints and their `fsync` included).
 //! Run: `cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 3`.
@@ -19,7 +19,7 @@ use secrecy::ExposeSecret;
 use tokengate::auth::messages::AuthMessage;
 use tokengate::auth::{
     Credential, Policy, Presented, RequestFacts, Scheme, Verification, Verifier, VerifierSettings,
-    decide,
+    decide, stray_token,
 };
 use tokengate::proxy::{remote, session_id};
 use tokengate::ratelimit::{RateDecision, RateQuota, RateStatus};
@@ -82,6 +82,37 @@ fn credentials(c: &mut Criterion) {
     });
 }
 
+/// Looking for a token in the query string and cookies, which every request pays: none of
+/// either (the common API call), a plain query, and a browser's cookies.
+fn stray_tokens(c: &mut Criterion) {
+    let none = HeaderMap::new();
+    c.bench_function("stray/no_query_no_cookie", |b| {
+        b.iter(|| stray_token(black_box(None), black_box(&none)))
+    });
+    c.bench_function("stray/query", |b| {
+        b.iter(|| {
+            stray_token(
+                black_box(Some("limit=25&start=0&at=refs%2Fheads%2Fmain")),
+                &none,
+            )
+        })
+    });
+    let mut browser = HeaderMap::new();
+    browser.insert(
+        http::header::COOKIE,
+        HeaderValue::from_static(
+            "BITBUCKETSESSIONID=2D7C5A1F0E9B8A7C6D5E4F3A2B1C0D9E; _atl_bitbucket_remember_login=\
+             YWxpY2U6MTczMzQ4MDAwMDAwMDpkZWFkYmVlZmRlYWRiZWVmZGVhZGJlZWY%3D; \
+             atlassian.xsrf.token=B3FR-2F7C-9K1L-ZQ8W_a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0_lin; \
+             _ga=GA1.2.1234567890.1733480000; _gid=GA1.2.987654321.1733480000; \
+             bitbucket.sidebar.expanded=true; bitbucket.pr.diff.type=side-by-side",
+        ),
+    );
+    c.bench_function("stray/browser_cookies", |b| {
+        b.iter(|| stray_token(None, black_box(&browser)))
+    });
+}
+
 /// `Verifier::verify` for a token already verified once: the cache hit every request but a
 /// token's first takes.
 fn verifier_cache_hit(c: &mut Criterion) {
@@ -139,6 +170,7 @@ fn decision(c: &mut Criterion) {
         query: Some("limit=25"),
         client_ip: ip("79.209.73.23"),
         protected: true,
+        stray_token: None,
         now: Utc::now(),
     };
     let allowed: Vec<IpNet> = Vec::new();
@@ -295,6 +327,7 @@ fn audit_batch_insert(c: &mut Criterion) {
 criterion_group!(
     benches,
     credentials,
+    stray_tokens,
     verifier_cache_hit,
     decision,
     request_context,

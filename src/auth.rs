@@ -5,6 +5,7 @@ mod credential;
 mod decision;
 pub mod messages;
 mod route;
+mod stray;
 mod verifier;
 
 pub use credential::{Credential, Scheme};
@@ -13,4 +14,5 @@ pub use decision::{
     Verification, canonical, decide, decide_until_rate, ip_allowed, is_write, parse_cidr,
 };
 pub use route::{Unroutable, query_values, routing_path};
+pub use stray::{Redacted, TokenPlace, holds_token, stray_token};
 pub use verifier::{Verifier, VerifierSettings};

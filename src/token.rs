@@ -5,6 +5,9 @@ mod format;
 mod hash;
 mod model;
 
-pub use format::{ParseError, PresentedToken, TOKEN_PREFIX, TokenId, generate};
+pub use format::{
+    ParseError, PresentedToken, SECRET_START, TOKEN_LEN, TOKEN_PREFIX, TokenId, contains_token,
+    find_tokens, generate, is_token,
+};
 pub use hash::{hash_secret, verify_secret};
 pub use model::{NewToken, Scope, TokenPatch, TokenRecord, TokenState};

@@ -1,5 +1,7 @@
 //! Reading the `Authorization` header: `Bearer <token>` (RFC 6750) or `Basic base64(user:token)`
-//! (RFC 7617). Anything malformed is a value the decision table handles, never an error.
+//! (RFC 7617). Anything malformed is a value the decision table handles, never an error. A
+//! token anywhere else in the header (the Basic user, Basic without a colon, its prefix in
+//! other letters, an unread scheme) is a token all the same, refused and never passed on.
 
 use std::borrow::Cow;
 
@@ -10,7 +12,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
-use crate::token::{PresentedToken, TOKEN_PREFIX};
+use crate::token::{PresentedToken, TOKEN_PREFIX, contains_token};
 
 /// The scheme a tokengate token came in, for the `WWW-Authenticate` answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,22 +95,26 @@ impl<'a> Credential<'a> {
         let Ok(decoded) = STANDARD.decode(encoded) else {
             return foreign(None);
         };
-        let Ok(decoded) = String::from_utf8(decoded) else {
-            return foreign(None);
-        };
-        let Some((user, password)) = decoded.split_once(':') else {
-            return foreign(None);
-        };
-        if PresentedToken::is_tokengate_format(password) {
+        let pair = std::str::from_utf8(&decoded)
+            .ok()
+            .and_then(|text| text.split_once(':'));
+        if let Some((user, password)) = pair
+            && PresentedToken::is_tokengate_format(password)
+            && !contains_token(user.as_bytes())
+        {
             // An empty user name is kept: it is not the owner, so the token is refused.
-            Self::Token {
+            return Self::Token {
                 scheme: Scheme::Basic,
                 basic_user: Some(user.to_owned()),
                 token: Cow::Owned(password.to_owned()),
-            }
-        } else {
-            foreign((!user.is_empty()).then(|| user.to_owned()))
+            };
         }
+        // A token as the user, without a colon, or inside a password: refused, never passed
+        // on, and the user name it is part of never written to a line.
+        if contains_token(&decoded) {
+            return Self::hidden_token(Scheme::Basic);
+        }
+        foreign(pair.and_then(|(user, _)| (!user.is_empty()).then(|| user.to_owned())))
     }
 
     /// A value this parser does not read is foreign, unless it still carries a tokengate
@@ -148,14 +154,16 @@ const LENIENT: [GeneralPurpose; 2] = [
     ),
 ];
 
-/// True when `value` holds `tgt_` at the start of a word, or a word of it decodes (as lenient
-/// base64) to a `user:password` whose password starts with `tgt_`.
+/// True when `value` holds a whole token (its prefix in any letter case) or `tgt_` at the start
+/// of a word, or a word of it decodes (as lenient base64) to a whole token or to a
+/// `user:password` whose password starts with `tgt_`.
 fn hides_a_token(value: &[u8]) -> bool {
     let starts_a_word = |at: usize| at == 0 || !value[at - 1].is_ascii_alphanumeric();
-    if value
-        .windows(TOKEN_PREFIX.len())
-        .enumerate()
-        .any(|(at, w)| w == TOKEN_PREFIX.as_bytes() && starts_a_word(at))
+    if contains_token(value)
+        || value
+            .windows(TOKEN_PREFIX.len())
+            .enumerate()
+            .any(|(at, w)| w == TOKEN_PREFIX.as_bytes() && starts_a_word(at))
     {
         return true;
     }
@@ -165,9 +173,10 @@ fn hides_a_token(value: &[u8]) -> bool {
         .any(|word| {
             LENIENT.iter().any(|engine| {
                 engine.decode(word).is_ok_and(|decoded| {
-                    decoded
-                        .windows(TOKEN_PREFIX.len() + 1)
-                        .any(|w| w[0] == b':' && &w[1..] == TOKEN_PREFIX.as_bytes())
+                    contains_token(&decoded)
+                        || decoded
+                            .windows(TOKEN_PREFIX.len() + 1)
+                            .any(|w| w[0] == b':' && &w[1..] == TOKEN_PREFIX.as_bytes())
                 })
             })
         })
@@ -332,6 +341,63 @@ mod tests {
             HeaderValue::from_bytes(b"Bearer \xfe tgt_abc").unwrap(),
         );
         assert_eq!(Credential::from_headers(&headers), refused(Scheme::Bearer));
+    }
+
+    /// A token wherever the header holds it, its prefix in any letter case: refused (its text
+    /// is empty, which never verifies), and no user name that holds it is kept.
+    #[test]
+    fn a_token_anywhere_in_the_header_is_refused() {
+        let (_, secret) = crate::token::generate();
+        let token = secrecy::ExposeSecret::expose_secret(&secret).to_owned();
+        let upper = format!("TGT_{}", &token[4..]);
+        let hidden = |scheme| Credential::Token {
+            scheme,
+            basic_user: None,
+            token: "".into(),
+        };
+        let raw_basic = |s: &str| format!("Basic {}", STANDARD.encode(s));
+        for (value, scheme) in [
+            (raw_basic(&token), Scheme::Basic),
+            (raw_basic(&format!("{token}:")), Scheme::Basic),
+            (raw_basic(&format!("{token}:hunter2")), Scheme::Basic),
+            (raw_basic(&format!("{upper}:{token}")), Scheme::Basic),
+            (raw_basic(&format!("alice:x{token}")), Scheme::Basic),
+            (
+                format!(
+                    "Basic {}",
+                    STANDARD.encode([&[0xffu8, b':'][..], token.as_bytes()].concat())
+                ),
+                Scheme::Basic,
+            ),
+            (format!("Token {upper}"), Scheme::Bearer),
+            (format!("Digest username=\"{token}\""), Scheme::Bearer),
+        ] {
+            assert_eq!(Credential::parse(&value), hidden(scheme), "{value}");
+        }
+        // Where a token belongs, in another letter case: read as a token, which then fails.
+        for value in [
+            format!("BEARER {upper}"),
+            format!("bearer tGt_{}", &token[4..]),
+        ] {
+            assert!(
+                matches!(
+                    Credential::parse(&value),
+                    Credential::Token {
+                        scheme: Scheme::Bearer,
+                        ..
+                    }
+                ),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            Credential::parse(&raw_basic(&format!("alice:{upper}"))),
+            Credential::Token {
+                scheme: Scheme::Basic,
+                basic_user: Some("alice".into()),
+                token: upper.clone().into(),
+            }
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use http::Method;
 use ipnet::IpNet;
 
-use super::{Scheme, query_values};
+use super::{Scheme, TokenPlace, query_values};
 use crate::ratelimit::{RateDecision, RateQuota, RateStatus};
 use crate::token::{Scope, TokenRecord, TokenState};
 
@@ -23,6 +23,9 @@ pub struct RequestFacts<'a> {
     pub client_ip: IpAddr,
     /// Under one of `auth.protected_paths`.
     pub protected: bool,
+    /// Where the request carries a tokengate token outside `Authorization`
+    /// ([`super::stray_token`]).
+    pub stray_token: Option<TokenPlace>,
     pub now: DateTime<Utc>,
 }
 
@@ -133,6 +136,9 @@ pub enum Decision {
     },
     /// A tokengate token on a path where tokens are not accepted: 401, never forwarded.
     TokenOutsideProtectedPaths,
+    /// A tokengate token in the query string or a cookie, on any path, whatever else the
+    /// request presents: 401, never forwarded.
+    TokenOutsideAuthorization { place: TokenPlace },
     /// The store is down and the token is not cached: 503.
     StoreUnavailable,
     /// The client IP failed verification too often: 429.
@@ -211,6 +217,9 @@ fn rows_1_to_6(
     presented: Presented,
     policy: &Policy<'_>,
 ) -> Result<RateCheck, Decision> {
+    if let Some(place) = request.stray_token {
+        return Err(Decision::TokenOutsideAuthorization { place });
+    }
     let (scheme, basic_user, verification) = match presented {
         Presented::Token {
             scheme,

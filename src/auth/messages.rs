@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Local, Utc};
 
+use super::TokenPlace;
 use crate::ratelimit::{RateQuota, Wording};
 use crate::telemetry::Escaped;
 use crate::token::Scope;
@@ -56,6 +57,8 @@ pub enum AuthMessage<'a> {
     TooManyFailures { ip: IpAddr, path: &'a str },
     /// A tokengate token sent to a path where tokens are not accepted.
     TokenOutsideProtectedPaths { path: &'a str },
+    /// A tokengate token sent in the query string or a cookie.
+    TokenOutsideAuthorization { place: TokenPlace, path: &'a str },
     /// `upstream.identity = "credential"` and the token's user has no stored credential.
     NoUpstreamCredential { user: &'a str, path: &'a str },
     /// Bitbucket refused the user's stored credential; it waits to be replaced.
@@ -199,6 +202,15 @@ impl fmt::Display for AuthMessage<'_> {
             Self::TokenOutsideProtectedPaths { path } => write!(
                 f,
                 "An API token was sent to a path where tokens are not accepted; the request was refused and not forwarded. REST endpoint: {}",
+                Escaped(path),
+            ),
+            Self::TokenOutsideAuthorization { place, path } => write!(
+                f,
+                "An API token was sent in {}, where tokens are not accepted; the request was refused and not forwarded. REST endpoint: {}",
+                match place {
+                    TokenPlace::Query => "the query string",
+                    TokenPlace::Cookie => "a cookie",
+                },
                 Escaped(path),
             ),
             Self::NoUpstreamCredential { user, path } => write!(

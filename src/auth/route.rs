@@ -234,7 +234,7 @@ fn form_decode(s: &str) -> Cow<'_, str> {
 }
 
 /// The value of one hex digit, either case.
-fn hex_value(b: u8) -> Option<u8> {
+pub(super) fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

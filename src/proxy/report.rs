@@ -11,7 +11,7 @@ use serde_json::json;
 use super::Gateway;
 use crate::audit::{Attributes, AuditEvent, AuditKind, AuditOutcome, method_name};
 use crate::auth::messages::{ANONYMOUS, AuthMessage};
-use crate::auth::{Decision, NoValidToken, Unverified};
+use crate::auth::{Decision, NoValidToken, TokenPlace, Unverified};
 use crate::telemetry::{AUTH_TARGET, RATE_LIMIT_TARGET};
 use crate::token::TokenRecord;
 
@@ -35,8 +35,17 @@ pub(super) fn outcome(decision: &Decision) -> &'static str {
         Decision::RateLimited { .. } => "rate_limited",
         Decision::Allow { .. } => "allowed",
         Decision::TokenOutsideProtectedPaths => "token_outside_protected_paths",
+        Decision::TokenOutsideAuthorization { place } => place_reason(*place),
         Decision::StoreUnavailable => "store_unavailable",
         Decision::TooManyFailures { .. } => "too_many_failures",
+    }
+}
+
+/// The metric label and audit reason of a token outside `Authorization`.
+fn place_reason(place: TokenPlace) -> &'static str {
+    match place {
+        TokenPlace::Query => "token_in_query",
+        TokenPlace::Cookie => "token_in_cookie",
     }
 }
 
@@ -128,6 +137,10 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
         Decision::TokenOutsideProtectedPaths => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TokenOutsideProtectedPaths { path });
             Event::anonymous(Attributes::Pair("reason", "outside_protected_paths"))
+        }
+        Decision::TokenOutsideAuthorization { place } => {
+            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TokenOutsideAuthorization { place: *place, path });
+            Event::anonymous(Attributes::Pair("reason", place_reason(*place)))
         }
         Decision::TooManyFailures { .. } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TooManyFailures { ip: reported.client_ip, path });

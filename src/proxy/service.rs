@@ -20,8 +20,8 @@ use super::framing;
 use super::report::{NoCredential, Reported, outcome, report, report_no_credential};
 use super::respond::{self, ProxyBody, add_rate_headers};
 use crate::auth::{
-    Credential, Decision, Policy, Presented, Progress, RequestFacts, Unroutable, Unverified,
-    Verification, decide_until_rate, routing_path,
+    Credential, Decision, Policy, Presented, Progress, Redacted, RequestFacts, TokenPlace,
+    Unroutable, Unverified, Verification, decide_until_rate, routing_path, stray_token,
 };
 use crate::config::Identity;
 use crate::ratelimit::{RateStatus, Wording};
@@ -42,11 +42,13 @@ pub(super) async fn handle(
     as_http1(&mut request);
     let (request_id, _in_flight) = gateway.ids.next();
     let mut remote = remote(request.headers(), peer, &gateway.trusted_proxies);
+    // A token in the query string or a cookie: refused below, and never shown in a line.
+    let stray = stray_token(request.uri().query(), request.headers());
     // The addresses are only ever logged, so the context takes them.
     let context = RequestContext::new(
         request_id.clone(),
         std::mem::take(&mut remote.addresses),
-        RequestLine::of(&request),
+        RequestLine::of(&request, stray == Some(TokenPlace::Query)),
     )
     .with_session_id(session_id(request.headers()));
     let id_header = request_id_header(&request_id);
@@ -54,7 +56,11 @@ pub(super) async fn handle(
         text: &request_id,
         header: &id_header,
     };
-    let mut response = in_request(context, decide_and_act(&gateway, request, &remote, ids)).await;
+    let mut response = in_request(
+        context,
+        decide_and_act(&gateway, request, &remote, ids, stray),
+    )
+    .await;
     response.headers_mut().insert(REQUEST_ID_HEADER, id_header);
     response
 }
@@ -66,14 +72,17 @@ struct RequestLine {
     method: Method,
     target: Option<PathAndQuery>,
     version: Version,
+    /// The query holds a tokengate token: it is written [`Redacted`].
+    redact_query: bool,
 }
 
 impl RequestLine {
-    fn of<B>(request: &Request<B>) -> Self {
+    fn of<B>(request: &Request<B>, redact_query: bool) -> Self {
         Self {
             method: request.method().clone(),
             target: request.uri().path_and_query().cloned(),
             version: request.version(),
+            redact_query,
         }
     }
 }
@@ -89,6 +98,15 @@ impl std::fmt::Display for RequestLine {
         let marked = |(text, clipped)| (text, if clipped { CLIPPED } else { "" });
         let (method, m) = marked(clip(self.method.as_str(), MAX_FIELD_BYTES));
         let target = self.target.as_ref().map_or("/", PathAndQuery::as_str);
+        let redacted;
+        let target = match self.target.as_ref().and_then(PathAndQuery::query) {
+            Some(query) if self.redact_query => {
+                let path = self.target.as_ref().map_or("/", PathAndQuery::path);
+                redacted = format!("{path}?{}", Redacted(query));
+                redacted.as_str()
+            }
+            _ => target,
+        };
         let (target, t) = marked(clip(target, MAX_FIELD_BYTES));
         write!(f, "{method}{m} {target}{t} {version}")
     }
@@ -106,6 +124,7 @@ async fn decide_and_act(
     mut request: Request<Incoming>,
     remote: &Remote,
     ids: Ids<'_>,
+    stray: Option<TokenPlace>,
 ) -> Response<ProxyBody> {
     if let Err(refusal) = framing::check(&request) {
         gateway.metrics.count_request(refusal.outcome());
@@ -135,6 +154,7 @@ async fn decide_and_act(
     };
     if let Some(edge) = &gateway.self_service
         && edge.serves(&routed)
+        && stray.is_none()
     {
         let routed = routed.into_owned();
         let meta = RequestMeta {
@@ -153,7 +173,7 @@ async fn decide_and_act(
             basic_user,
             token,
         } => {
-            let verification = if protected {
+            let verification = if protected && stray.is_none() {
                 may_use(gateway, gateway.verifier.verify(&token, client_ip).await).await
             } else {
                 // Refused below whatever it is; no need to look it up.
@@ -175,6 +195,7 @@ async fn decide_and_act(
         query: request.uri().query(),
         client_ip,
         protected,
+        stray_token: stray,
         now,
     };
     let policy = Policy {
@@ -270,13 +291,15 @@ async fn decide_and_act(
             add_rate_headers(&mut response, &status);
             response
         }
-        Decision::TokenOutsideProtectedPaths => respond::unauthorized(
-            None,
-            &format!(
-                "API tokens are accepted only under {}; this request was not forwarded.",
-                gateway.protected_paths_text
-            ),
-        ),
+        Decision::TokenOutsideProtectedPaths | Decision::TokenOutsideAuthorization { .. } => {
+            respond::unauthorized(
+                None,
+                &format!(
+                    "API tokens are accepted only in the Authorization header, on paths under {}; this request was not forwarded.",
+                    gateway.protected_paths_text
+                ),
+            )
+        }
         Decision::StoreUnavailable => {
             tracing::warn!(target: "tokengate::proxy", "token store unavailable; refusing a token that is not cached");
             respond::error(

@@ -2,7 +2,9 @@
 //!
 //! `tgt_` lets secret scanners find leaked tokens; the 12-character id finds the record in one
 //! indexed lookup; the 32-character secret carries 190 bits from the OS CSPRNG; the 6-character
-//! CRC-32 checksum rejects a mistyped or made-up token before any store access.
+//! CRC-32 checksum rejects a mistyped or made-up token before any store access. The same
+//! shape and checksum find tokens where they must not be (a query string, a cookie), whatever
+//! the letter case of their prefix.
 
 use std::fmt;
 
@@ -17,7 +19,9 @@ const ID_LEN: usize = 12;
 const SECRET_LEN: usize = 32;
 const CHECKSUM_LEN: usize = 6;
 /// Length of a whole token string.
-const TOKEN_LEN: usize = TOKEN_PREFIX.len() + ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
+pub const TOKEN_LEN: usize = TOKEN_PREFIX.len() + ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
+/// Where a token's secret starts, after `tgt_{id}_`: what a redaction hides from there on.
+pub const SECRET_START: usize = TOKEN_PREFIX.len() + ID_LEN + 1;
 
 const ID_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -77,9 +81,11 @@ pub enum ParseError {
 }
 
 impl<'a> PresentedToken<'a> {
-    /// True when `s` claims to be a tokengate token (starts with the prefix).
+    /// True when `s` claims to be a tokengate token: it starts with the prefix, or with a
+    /// token whose prefix is written in other letters (`TGT_…`, which is refused as malformed
+    /// but is no less a secret).
     pub fn is_tokengate_format(s: &str) -> bool {
-        s.starts_with(TOKEN_PREFIX)
+        s.starts_with(TOKEN_PREFIX) || s.as_bytes().get(..TOKEN_LEN).is_some_and(is_token)
     }
 
     /// Checks shape and checksum. Pure CPU, no store access.
@@ -90,15 +96,13 @@ impl<'a> PresentedToken<'a> {
         if bytes.len() != TOKEN_LEN || !s.is_ascii() || !s.starts_with(TOKEN_PREFIX) {
             return Err(ParseError::Shape);
         }
-        let id = &s[TOKEN_PREFIX.len()..TOKEN_PREFIX.len() + ID_LEN];
-        let sep = TOKEN_PREFIX.len() + ID_LEN;
-        let rest = &s[sep + 1..];
-        if bytes[sep] != b'_' || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if !has_token_shape(bytes) {
             return Err(ParseError::Shape);
         }
-        let id = TokenId::parse(id).ok_or(ParseError::Shape)?;
-        let (body, checksum) = s.split_at(TOKEN_LEN - CHECKSUM_LEN);
-        if encode_checksum(body) != checksum.as_bytes() {
+        let id = TokenId::parse(&s[TOKEN_PREFIX.len()..TOKEN_PREFIX.len() + ID_LEN])
+            .ok_or(ParseError::Shape)?;
+        let (body, checksum) = bytes.split_at(TOKEN_LEN - CHECKSUM_LEN);
+        if encode_checksum(body) != checksum {
             return Err(ParseError::Checksum);
         }
         Ok(Self { id, whole: s })
@@ -115,6 +119,54 @@ impl<'a> PresentedToken<'a> {
     }
 }
 
+/// Whether `token` (exactly [`TOKEN_LEN`] bytes after the prefix's) has the shape of a token
+/// after its prefix: a lower-case base-36 id, `_`, and base-62 secret and checksum.
+fn has_token_shape(token: &[u8]) -> bool {
+    let sep = TOKEN_PREFIX.len() + ID_LEN;
+    token[TOKEN_PREFIX.len()..sep]
+        .iter()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        && token[sep] == b'_'
+        && token[sep + 1..].iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// Whether `candidate` is exactly a whole token, its prefix in any letter case: shape and
+/// checksum, the checksum taken over the prefix as generated.
+pub fn is_token(candidate: &[u8]) -> bool {
+    let Some((prefix, rest)) = candidate.split_at_checked(TOKEN_PREFIX.len()) else {
+        return false;
+    };
+    if candidate.len() != TOKEN_LEN
+        || !prefix.eq_ignore_ascii_case(TOKEN_PREFIX.as_bytes())
+        || !has_token_shape(candidate)
+    {
+        return false;
+    }
+    let (body, checksum) = rest.split_at(rest.len() - CHECKSUM_LEN);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(TOKEN_PREFIX.as_bytes());
+    crc.update(body);
+    checksum_text(crc.finalize()) == checksum
+}
+
+/// Where `text` holds a whole token, its prefix in any letter case (`TGT_…` is the same secret
+/// written otherwise): the offset of each, as written (not percent-decoded). One byte search
+/// for `_`; the shape and checksum are checked only where `tgt` stands before one.
+pub fn find_tokens(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let prefix = &TOKEN_PREFIX.as_bytes()[..TOKEN_PREFIX.len() - 1];
+    memchr::memchr_iter(b'_', text).filter_map(move |underscore| {
+        let start = underscore.checked_sub(prefix.len())?;
+        let candidate = text.get(start..start + TOKEN_LEN)?;
+        (candidate[..prefix.len()].eq_ignore_ascii_case(prefix) && is_token(candidate))
+            .then_some(start)
+    })
+}
+
+/// Whether `text` holds a whole token anywhere, as written (see [`find_tokens`]).
+pub fn contains_token(text: &[u8]) -> bool {
+    find_tokens(text).next().is_some()
+}
+
 /// Creates a new token: its id and the whole secret string, shown to the user once.
 pub fn generate() -> (TokenId, SecretString) {
     let mut rng = OsRng;
@@ -125,14 +177,18 @@ pub fn generate() -> (TokenId, SecretString) {
         .map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char)
         .collect();
     let body = format!("{TOKEN_PREFIX}{id}_{secret}");
-    let checksum = encode_checksum(&body);
+    let checksum = encode_checksum(body.as_bytes());
     let mut whole = body;
     whole.push_str(std::str::from_utf8(&checksum).expect("base62 is ASCII"));
     (TokenId(id), SecretString::from(whole))
 }
 
-fn encode_checksum(body: &str) -> [u8; CHECKSUM_LEN] {
-    let mut n = crc32fast::hash(body.as_bytes());
+fn encode_checksum(body: &[u8]) -> [u8; CHECKSUM_LEN] {
+    checksum_text(crc32fast::hash(body))
+}
+
+/// A CRC-32 as the checksum's base-62 characters.
+fn checksum_text(mut n: u32) -> [u8; CHECKSUM_LEN] {
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(n % 62) as usize];
@@ -207,6 +263,44 @@ mod tests {
                 ParseError::Shape,
                 "position {i}"
             );
+        }
+    }
+
+    #[test]
+    fn tokens_are_found_anywhere_with_the_prefix_in_any_case() {
+        let (_, secret) = generate();
+        let token = secret.expose_secret();
+        let upper = format!("TGT_{}", &token[4..]);
+        let text = format!("a=1&x={token}&y=x{upper}-and-{token}");
+        let found: Vec<usize> = find_tokens(text.as_bytes()).collect();
+        let second = 6 + TOKEN_LEN + 4;
+        assert_eq!(found, [6, second, second + TOKEN_LEN + 5]);
+        assert!(is_token(token.as_bytes()) && is_token(upper.as_bytes()));
+        assert!(!is_token(format!("{token}x").as_bytes()));
+
+        // A credential with another prefix case is a token, refused as malformed.
+        assert!(PresentedToken::is_tokengate_format(&upper));
+        assert!(PresentedToken::is_tokengate_format(&format!(
+            "tGt_{}",
+            &token[4..]
+        )));
+        assert!(PresentedToken::parse(&upper).is_err());
+        assert!(PresentedToken::is_tokengate_format("tgt_abc"));
+        assert!(!PresentedToken::is_tokengate_format("TGT_abc"));
+
+        // The shape and checksum make a token, not the prefix.
+        let mut tampered = token.as_bytes().to_vec();
+        tampered[20] = if tampered[20] == b'a' { b'b' } else { b'a' };
+        let shouted = format!("Tgt_{}", &token[4..].to_uppercase());
+        for text in [
+            b"tgt_abc".as_slice(),
+            b"TGT_",
+            b"_tgt_",
+            &token.as_bytes()[..TOKEN_LEN - 1],
+            &tampered,
+            shouted.as_bytes(),
+        ] {
+            assert!(!contains_token(text), "{}", String::from_utf8_lossy(text));
         }
     }
 

@@ -9,6 +9,7 @@
 mod decision;
 mod identity;
 mod misuse;
+mod stray;
 mod tokens;
 
 pub(crate) use tokens::HASHES;

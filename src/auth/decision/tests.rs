@@ -113,12 +113,14 @@ impl Rec {
 }
 
 /// A request: protected `GET /rest/ssh/1.0/keys` from 79.209.73.23 at [`now`].
+#[derive(Clone)]
 struct Req {
     method: Method,
     path: String,
     query: Option<String>,
     client_ip: IpAddr,
     protected: bool,
+    stray_token: Option<TokenPlace>,
     now: DateTime<Utc>,
 }
 
@@ -129,6 +131,7 @@ fn req(method: Method, path: &str) -> Req {
         query: None,
         client_ip: ip("79.209.73.23"),
         protected: true,
+        stray_token: None,
         now: now(),
     }
 }
@@ -158,6 +161,10 @@ impl Req {
         self.now = t;
         self
     }
+    fn stray(mut self, place: TokenPlace) -> Self {
+        self.stray_token = Some(place);
+        self
+    }
     fn facts(&self) -> RequestFacts<'_> {
         RequestFacts {
             method: &self.method,
@@ -165,6 +172,7 @@ impl Req {
             query: self.query.as_deref(),
             client_ip: self.client_ip,
             protected: self.protected,
+            stray_token: self.stray_token,
             now: self.now,
         }
     }
@@ -1345,6 +1353,33 @@ fn unprotected_with_tokengate_token_is_refused_whatever_its_validity() {
             matches!(d, Decision::TokenOutsideProtectedPaths),
             "fallback={fb}: {d:?}"
         );
+    }
+}
+
+/// A token in the query string or a cookie is refused before anything else, on any path and
+/// whatever the request presents, a valid token in `Authorization` included.
+#[test]
+fn a_token_outside_authorization_is_refused_whatever_else_is_presented() {
+    let active = token().arc();
+    for place in [TokenPlace::Query, TokenPlace::Cookie] {
+        for fb in BOTH {
+            for request in [get(), post(), get().unprotected()] {
+                for presented in [
+                    Presented::Nothing,
+                    foreign(Some("alice")),
+                    bearer(verified(&active)),
+                    bearer(Verification::StoreUnavailable),
+                    bearer(Verification::Throttled(Duration::from_secs(5))),
+                ] {
+                    let shown = format!("{presented:?}");
+                    let d = refused(&request.clone().stray(place), presented, &fallback(fb));
+                    assert!(
+                        matches!(d, Decision::TokenOutsideAuthorization { place: p } if p == place),
+                        "{place:?}, fallback={fb}, {shown}: {d:?}"
+                    );
+                }
+            }
+        }
     }
 }
 
