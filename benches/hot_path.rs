@@ -171,6 +171,7 @@ fn decision(c: &mut Criterion) {
         client_ip: ip("79.209.73.23"),
         protected: true,
         stray_token: None,
+        headers: &HeaderMap::new(),
         now: Utc::now(),
     };
     let allowed: Vec<IpNet> = Vec::new();

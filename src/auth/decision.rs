@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use http::Method;
+use http::{HeaderMap, HeaderName, Method};
 use ipnet::IpNet;
 
 use super::{Scheme, TokenPlace, query_values};
@@ -26,6 +26,9 @@ pub struct RequestFacts<'a> {
     /// Where the request carries a tokengate token outside `Authorization`
     /// ([`super::stray_token`]).
     pub stray_token: Option<TokenPlace>,
+    /// The request's headers, read for the method-override headers (see [`write_override`])
+    /// when a read-only token's request is otherwise a read.
+    pub headers: &'a HeaderMap,
     pub now: DateTime<Utc>,
 }
 
@@ -120,8 +123,12 @@ pub enum Decision {
         token: Arc<TokenRecord>,
         scheme: Scheme,
     },
-    /// Row 6: 403.
-    ScopeDenied { token: Arc<TokenRecord> },
+    /// Row 6: 403. `overridden` is the method a method-override header named, when that made
+    /// the request a write.
+    ScopeDenied {
+        token: Arc<TokenRecord>,
+        overridden: Option<String>,
+    },
     /// Row 7: 429.
     RateLimited {
         token: Arc<TokenRecord>,
@@ -281,8 +288,19 @@ fn rows_1_to_6(
     {
         return Err(Decision::IpNotAllowed { token, scheme });
     }
-    if token.scope == Scope::ReadOnly && is_write(request.method, request.path, request.query) {
-        return Err(Decision::ScopeDenied { token });
+    if token.scope == Scope::ReadOnly {
+        if is_write(request.method, request.path, request.query) {
+            return Err(Decision::ScopeDenied {
+                token,
+                overridden: None,
+            });
+        }
+        if let Some(method) = write_override(request.headers) {
+            return Err(Decision::ScopeDenied {
+                token,
+                overridden: Some(method.into_owned()),
+            });
+        }
     }
     let quota = token.rate_limit.unwrap_or(policy.default_quota);
     Ok(RateCheck { token, quota })
@@ -325,6 +343,31 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,
     }
+}
+
+/// Headers through which frameworks behind Bitbucket let a request run as another method
+/// (Jersey's `HttpMethodOverrideFilter` reads the first; the others are common spellings).
+const METHOD_OVERRIDE_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+];
+
+/// The first method a method-override header names that is not GET, HEAD or OPTIONS (in any
+/// letter case), trimmed: a write for a read-only token, whatever the request's own method.
+/// Anything else a header holds (a list, bytes that are not text) counts as such a method.
+pub fn write_override(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
+    let read = |method: &[u8]| {
+        [b"GET".as_slice(), b"HEAD", b"OPTIONS"]
+            .iter()
+            .any(|r| method.eq_ignore_ascii_case(r))
+    };
+    METHOD_OVERRIDE_HEADERS
+        .iter()
+        .flat_map(|name| headers.get_all(name))
+        .map(|value| value.as_bytes().trim_ascii())
+        .find(|method| !read(method))
+        .map(String::from_utf8_lossy)
 }
 
 /// A write, for a read-only token: any method but GET, HEAD and OPTIONS, and a git push over

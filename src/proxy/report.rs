@@ -100,8 +100,9 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::IpNotAllowed { user: &token.user, ip: reported.client_ip, fallback, path });
             Event::of(token, AuditKind::IpDenied, Attributes::empty())
         }
-        Decision::ScopeDenied { token } => {
-            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::ScopeDenied { user: &token.user, method: reported.method.as_str(), path });
+        Decision::ScopeDenied { token, overridden } => {
+            let method = overridden.as_deref().unwrap_or(reported.method.as_str());
+            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::ScopeDenied { user: &token.user, method, path });
             Event::of(
                 token,
                 AuditKind::ScopeDenied,

@@ -196,6 +196,7 @@ async fn decide_and_act(
         client_ip,
         protected,
         stray_token: stray,
+        headers: request.headers(),
         now,
     };
     let policy = Policy {
@@ -272,9 +273,12 @@ async fn decide_and_act(
             Some(scheme),
             &format!("IP address {client_ip} is not allowed to use this API token."),
         ),
-        Decision::ScopeDenied { .. } => respond::insufficient_scope(&format!(
-            "This API token is read-only and covers only GET, HEAD and OPTIONS requests and git fetch; this {method} request needs a read/write token."
-        )),
+        Decision::ScopeDenied { overridden, .. } => {
+            let method = overridden.as_deref().unwrap_or(method.as_str());
+            respond::insufficient_scope(&format!(
+                "This API token is read-only and covers only GET, HEAD and OPTIONS requests and git fetch; this {method} request needs a read/write token."
+            ))
+        }
         Decision::RateLimited {
             quota,
             status,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use http::Method;
+use http::{HeaderMap, Method};
 use ipnet::IpNet;
 
 use super::*;
@@ -121,6 +121,7 @@ struct Req {
     client_ip: IpAddr,
     protected: bool,
     stray_token: Option<TokenPlace>,
+    headers: HeaderMap,
     now: DateTime<Utc>,
 }
 
@@ -132,6 +133,7 @@ fn req(method: Method, path: &str) -> Req {
         client_ip: ip("79.209.73.23"),
         protected: true,
         stray_token: None,
+        headers: HeaderMap::new(),
         now: now(),
     }
 }
@@ -161,6 +163,11 @@ impl Req {
         self.now = t;
         self
     }
+    fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers
+            .append(name, http::HeaderValue::from_str(value).unwrap());
+        self
+    }
     fn stray(mut self, place: TokenPlace) -> Self {
         self.stray_token = Some(place);
         self
@@ -173,6 +180,7 @@ impl Req {
             client_ip: self.client_ip,
             protected: self.protected,
             stray_token: self.stray_token,
+            headers: &self.headers,
             now: self.now,
         }
     }
@@ -371,7 +379,10 @@ fn assert_ip_not_allowed(decision: &Decision, token: &Arc<TokenRecord>, scheme: 
 #[track_caller]
 fn assert_scope_denied(decision: &Decision, token: &Arc<TokenRecord>) {
     match decision {
-        Decision::ScopeDenied { token: t } => {
+        Decision::ScopeDenied {
+            token: t,
+            overridden: None,
+        } => {
             assert!(Arc::ptr_eq(t, token), "ScopeDenied for another token")
         }
         other => panic!("expected ScopeDenied, got {other:?}"),
@@ -1354,6 +1365,53 @@ fn unprotected_with_tokengate_token_is_refused_whatever_its_validity() {
             "fallback={fb}: {d:?}"
         );
     }
+}
+
+/// A method-override header naming anything but GET, HEAD or OPTIONS makes a read-only token's
+/// read a write; a read/write token may name any method.
+#[test]
+fn row_6_a_method_override_naming_a_write_is_a_write() {
+    let read_only = token().read_only().arc();
+    let read_write = token().arc();
+    for (name, value, shown) in [
+        ("x-http-method-override", "DELETE", "DELETE"),
+        ("x-http-method", " put ", "put"),
+        ("x-method-override", "PATCH", "PATCH"),
+        ("x-http-method-override", "GET, DELETE", "GET, DELETE"),
+        ("x-http-method-override", "", ""),
+    ] {
+        for method in [Method::GET, Method::HEAD, Method::OPTIONS] {
+            let request = req(method.clone(), "/rest/ssh/1.0/keys").header(name, value);
+            let d = refused(&request, bearer(verified(&read_only)), &fallback(true));
+            match d {
+                Decision::ScopeDenied {
+                    token,
+                    overridden: Some(overridden),
+                } => {
+                    assert!(Arc::ptr_eq(&token, &read_only));
+                    assert_eq!(overridden, shown, "{name}: {value:?}");
+                }
+                other => panic!("{method} with {name}: {value:?}: {other:?}"),
+            }
+            let (d, _) = allowed(&request, bearer(verified(&read_write)), &fallback(true));
+            assert!(matches!(d, Decision::Allow { .. }), "{d:?}");
+        }
+    }
+    // Naming a read, in any case, changes nothing; the first write named counts.
+    let request = get()
+        .header("x-http-method-override", "get")
+        .header("x-http-method", "HEAD")
+        .header("x-method-override", "Options");
+    let (d, _) = allowed(&request, bearer(verified(&read_only)), &fallback(true));
+    assert!(matches!(d, Decision::Allow { .. }), "{d:?}");
+    let request = get()
+        .header("x-http-method", "GET")
+        .header("x-http-method", "DELETE");
+    let d = refused(&request, bearer(verified(&read_only)), &fallback(true));
+    assert!(
+        matches!(&d, Decision::ScopeDenied { overridden: Some(m), .. } if m == "DELETE"),
+        "{d:?}"
+    );
 }
 
 /// A token in the query string or a cookie is refused before anything else, on any path and
