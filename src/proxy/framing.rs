@@ -4,12 +4,13 @@
 //! smuggling). hyper already refuses what it cannot frame at all (a `Transfer-Encoding` whose
 //! last coding is not `chunked`, differing `Content-Length`s); this refuses what it accepts but a
 //! neighbour may read otherwise: a `Transfer-Encoding` other than exactly one `chunked` coding,
-//! `Content-Length` beside it (seen on the wire by [`heads`], as hyper drops it), an HTTP/1.1
+//! `Content-Length` beside it (seen on the wire by [`watch`], as hyper drops it), an HTTP/1.1
 //! request without exactly one `Host`, `CONNECT`, and a target that is not a path.
 
-mod heads;
+mod scan;
+mod watch;
 
-pub(super) use heads::{Heads, Watched};
+pub(super) use watch::{Heads, Watched};
 
 use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH, HOST, HeaderValue, TRANSFER_ENCODING};
 use http::{Method, Request, Response, StatusCode, Version};

@@ -8,6 +8,7 @@
 
 mod decision;
 mod identity;
+mod method_override;
 mod misuse;
 mod stray;
 mod tokens;

@@ -1,4 +1,4 @@
-//! The watch against byte streams hyper accepts, fed whole and in every split, so a head is
+//! The scan against byte streams hyper accepts, fed whole and in every split, so a head is
 //! found wherever the reads happen to cut the stream.
 
 use super::*;
@@ -129,18 +129,4 @@ fn long_values_are_read_whole() {
         scan.feed((post(&codings, "0\r\n\r\n") + &both).as_bytes()),
         Some(2)
     );
-}
-
-#[test]
-fn marks_go_to_the_request_in_the_heads_place() {
-    let heads = Heads::default();
-    heads.both_lengths.store(2, Ordering::Relaxed);
-    let marked: Vec<bool> = (0..3)
-        .map(|_| {
-            let mut request = Request::new(());
-            heads.mark(&mut request);
-            request.extensions().get::<LengthWithChunked>().is_some()
-        })
-        .collect();
-    assert_eq!(marked, [false, true, false]);
 }
