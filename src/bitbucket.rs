@@ -123,7 +123,9 @@ impl Bitbucket {
     }
 
     /// Who `sign_in` belongs to: the `X-AUSERNAME` of a 2xx answer from `whoami_path`, or
-    /// `None` for any other answer (not signed in).
+    /// `None` for any other answer (not signed in). A server error or 429 is an error: Bitbucket
+    /// cannot tell now (restarting, in maintenance, overloaded), which says nothing about the
+    /// credential.
     pub async fn whoami(
         &self,
         whoami_path: &str,
@@ -132,7 +134,11 @@ impl Bitbucket {
         let mut request = self.request(Method::GET, whoami_path, Bytes::new())?;
         sign_in.apply(&mut request);
         let response = self.send(request).await?;
-        if !response.status().is_success() {
+        let status = response.status();
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(BitbucketError::Refused(status));
+        }
+        if !status.is_success() {
             return Ok(None);
         }
         let user = response
