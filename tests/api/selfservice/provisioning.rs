@@ -11,13 +11,17 @@ use tokengate::token::Scope;
 
 use super::{
     ALICE_BB_TOKEN, ALICE_PASSWORD, As, ME, REST, alice, assert_not_stored, audit_event, basic,
-    get, options, start, use_token,
+    bob, get, list, options, start, use_token,
 };
 use crate::auth::both_backends;
-use crate::support::app::{Backend, TestApp, TokenOpts};
+use crate::support::app::{Backend, Options, TestApp, TokenOpts};
 use crate::support::upstream::Seen;
 
-both_backends!(a_sign_in_provisions_the_credential_tokens_reach_bitbucket_with);
+both_backends!(
+    a_sign_in_provisions_the_credential_tokens_reach_bitbucket_with,
+    simultaneous_first_sign_ins_provision_once,
+    nothing_is_made_for_someone_whose_tokens_may_not_be_used,
+);
 
 const ACCESS_TOKENS: &str = "/rest/access-tokens/1.0/users/";
 
@@ -28,6 +32,23 @@ fn token_requests(app: &TestApp) -> Vec<Seen> {
         .into_iter()
         .filter(|s| s.target.starts_with(ACCESS_TOKENS))
         .collect()
+}
+
+/// A gateway that provisions credentials.
+async fn start_provisioning(backend: Backend) -> TestApp {
+    start_provisioning_with(options(backend)).await
+}
+
+async fn start_provisioning_with(options: Options) -> TestApp {
+    let key = STANDARD.encode(rand::random::<[u8; 32]>());
+    start(
+        options
+            .set("upstream.identity", "credential")
+            .set("upstream.credential_key", key.as_str())
+            .set("self_service.provision_credentials", true)
+            .set("self_service.credential_lifetime_days", 30),
+    )
+    .await
 }
 
 /// Asserts a proxied call reached Bitbucket as `credential`, and nothing else of the caller's.
@@ -43,15 +64,7 @@ async fn reaches_bitbucket_with(app: &TestApp, token: &str, credential: &str) {
 }
 
 async fn a_sign_in_provisions_the_credential_tokens_reach_bitbucket_with(backend: Backend) {
-    let key = STANDARD.encode(rand::random::<[u8; 32]>());
-    let app = start(
-        options(backend)
-            .set("upstream.identity", "credential")
-            .set("upstream.credential_key", key.as_str())
-            .set("self_service.provision_credentials", true)
-            .set("self_service.credential_lifetime_days", 30),
-    )
-    .await;
+    let app = start_provisioning(backend).await;
     let bitbucket = app.upstream.bitbucket();
     let (_, token) = app
         .create_token("alice", Scope::ReadWrite, TokenOpts::default())
@@ -174,5 +187,41 @@ async fn a_sign_in_provisions_the_credential_tokens_reach_bitbucket_with(backend
         assert_not_stored(&app, secret).await;
     }
     assert_not_stored(&app, ALICE_PASSWORD).await;
+    app.finish().await;
+}
+
+async fn simultaneous_first_sign_ins_provision_once(backend: Backend) {
+    let app = start_provisioning(backend).await;
+    let sign_ins = (0..8).map(|_| async {
+        get(&app, ME, &alice()).await.expect(200);
+    });
+    futures_util::future::join_all(sign_ins).await;
+    let made = app.upstream.bitbucket().made_tokens();
+    assert_eq!(made.len(), 1, "{made:?}");
+    app.track_unwritten(&made[0].secret);
+    // And later sign-ins find it working.
+    for _ in 0..3 {
+        get(&app, ME, &alice()).await.expect(200);
+    }
+    assert_eq!(app.upstream.bitbucket().made_tokens().len(), 1);
+    app.finish().await;
+}
+
+async fn nothing_is_made_for_someone_whose_tokens_may_not_be_used(backend: Backend) {
+    let app =
+        start_provisioning_with(options(backend).set("self_service.use_tokens", list(&["alice"])))
+            .await;
+    let me = get(&app, ME, &bob()).await.expect(200);
+    assert_eq!(me["rights"]["use_tokens"], false);
+    assert!(
+        app.upstream.bitbucket().made_tokens().is_empty(),
+        "a Bitbucket token was made for a user whose tokens are refused"
+    );
+    assert!(token_requests(&app).is_empty());
+    get(&app, ME, &alice()).await.expect(200);
+    let made = app.upstream.bitbucket().made_tokens();
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].user, "alice");
+    app.track_unwritten(&made[0].secret);
     app.finish().await;
 }
