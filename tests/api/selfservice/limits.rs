@@ -129,6 +129,41 @@ async fn a_token_makes_tokens_no_broader_than_itself(backend: Backend) {
         refused_naming(post(&app, TOKENS, &by_token, body).await, field).await;
     }
 
+    // Changes are bounded the same way.
+    let (other_id, _) = app
+        .create_token("alice", Scope::ReadWrite, TokenOpts::default())
+        .await;
+    let other = format!("{TOKENS}/{other_id}");
+    for (patch, field) in [
+        (json!({ "expires_at": null }), "expires_at"),
+        (
+            json!({ "expires_at": rfc3339(expires + Duration::days(1)) }),
+            "expires_at",
+        ),
+        (json!({ "allowed_ips": [] }), "allowed_ips"),
+        (json!({ "allowed_ips": ["192.0.2.0/24"] }), "allowed_ips[0]"),
+    ] {
+        let answer = send(&app, Method::PATCH, &other, &by_token, Some(patch)).await;
+        refused_naming(answer, field).await;
+    }
+    let narrower = json!({ "allowed_ips": ["127.0.0.1"], "expires_at": rfc3339(expires) });
+    send(&app, Method::PATCH, &other, &by_token, Some(narrower))
+        .await
+        .expect(200);
+
+    // Outside its own allowed addresses, the token signs nobody in.
+    let (_, elsewhere) = app
+        .create_token(
+            "alice",
+            Scope::ReadWrite,
+            TokenOpts {
+                allowed_ips: vec!["192.0.2.0/24".parse().unwrap()],
+                ..TokenOpts::default()
+            },
+        )
+        .await;
+    get(&app, ME, &As::bearer(&elsewhere)).await.refused(401);
+
     // Rotation: a narrower read/write successor, which then revokes the token that made it.
     let successor = json!({
         "description": "rotated",

@@ -16,12 +16,14 @@ use super::{
 use crate::auth::both_backends;
 use crate::support::app::{Backend, TestApp, TokenOpts, run_binary_with_env};
 use crate::support::bitbucket::SERVICE_CREDENTIAL;
+use crate::support::eventually;
 
 both_backends!(
     creating_needs_create_own,
     a_manager_sees_makes_and_revokes_anyones_tokens,
     use_tokens_by_name_withdraws_everyone_elses_tokens,
     rights_by_group_are_read_with_the_service_credential,
+    a_change_of_groups_holds_once_the_cache_expires,
 );
 
 /// The users of a page of tokens.
@@ -265,6 +267,41 @@ async fn rights_by_group_are_read_with_the_service_credential(backend: Backend) 
         );
         assert!(seen.header_values("cookie").is_empty());
     }
+    app.finish().await;
+}
+
+async fn a_change_of_groups_holds_once_the_cache_expires(backend: Backend) {
+    let app = start(
+        options(backend)
+            .set("self_service.use_tokens", list(&["group:developers"]))
+            .set("self_service.bitbucket_credential", SERVICE_CREDENTIAL)
+            .set("self_service.group_cache_ttl", "1s"),
+    )
+    .await;
+    let bitbucket = app.upstream.bitbucket();
+    bitbucket.set_groups("alice", &["developers"]);
+    let (_, alices) = app
+        .create_token("alice", Scope::ReadWrite, TokenOpts::default())
+        .await;
+    let (_, bobs) = app
+        .create_token("bob", Scope::ReadWrite, TokenOpts::default())
+        .await;
+    assert_eq!(use_token(&app, &alices).await.status, 200);
+    assert_eq!(use_token(&app, &bobs).await.status, 401);
+
+    // alice leaves the group, bob joins it.
+    bitbucket.set_groups("alice", &[]);
+    bitbucket.set_groups("bob", &["developers"]);
+    let statuses = async || {
+        (
+            use_token(&app, &alices).await.status,
+            use_token(&app, &bobs).await.status,
+        )
+    };
+    eventually("the new groups to hold", async || {
+        (statuses().await == (401, 200)).then_some(())
+    })
+    .await;
     app.finish().await;
 }
 

@@ -35,6 +35,11 @@ async fn every_kind_of_sign_in_names_the_caller(backend: Backend) {
     // A tokengate token is checked by tokengate alone.
     assert_eq!(signed_in(&As::bearer(&token)).await, "token");
     assert_eq!(signed_in(&As::password("alice", &token)).await, "token");
+    // A token under a scheme tokengate does not read is still a token: refused here, never
+    // shown to Bitbucket.
+    for hidden in [format!("Token {token}"), token.clone()] {
+        get(&app, ME, &As::authorization(hidden)).await.refused(401);
+    }
     assert!(
         whoami_requests(&app).is_empty(),
         "Bitbucket was asked about a tokengate token"
