@@ -21,6 +21,7 @@ both_backends!(
     a_sign_in_provisions_the_credential_tokens_reach_bitbucket_with,
     simultaneous_first_sign_ins_provision_once,
     nothing_is_made_for_someone_whose_tokens_may_not_be_used,
+    a_missing_permission_is_not_a_refused_credential,
 );
 
 const ACCESS_TOKENS: &str = "/rest/access-tokens/1.0/users/";
@@ -223,5 +224,28 @@ async fn nothing_is_made_for_someone_whose_tokens_may_not_be_used(backend: Backe
     assert_eq!(made.len(), 1);
     assert_eq!(made[0].user, "alice");
     app.track_unwritten(&made[0].secret);
+    app.finish().await;
+}
+
+async fn a_missing_permission_is_not_a_refused_credential(backend: Backend) {
+    let app = start_provisioning(backend).await;
+    let (_, token) = app
+        .create_token("alice", Scope::ReadWrite, TokenOpts::default())
+        .await;
+    get(&app, ME, &alice()).await.expect(200);
+    let made = app.upstream.bitbucket().made_tokens();
+    app.track_unwritten(&made[0].secret);
+    // Bitbucket answers 401 to a signed-in user who lacks a permission, naming the user: the
+    // credential worked, so it is not marked refused.
+    let secret_repo = "/rest/api/1.0/projects/SECRET/repos/vault/not-permitted";
+    let answer = get(&app, secret_repo, &As::bearer(&token)).await;
+    assert_eq!(answer.status, 401);
+    assert!(
+        answer.body.contains("AuthorisationException"),
+        "{}",
+        answer.body
+    );
+    reaches_bitbucket_with(&app, &token, &made[0].secret).await;
+    assert_eq!(app.upstream.bitbucket().made_tokens().len(), 1);
     app.finish().await;
 }

@@ -181,7 +181,7 @@ impl Directory {
             || path.starts_with("/rest/api/latest/admin/users/more-members")
             || path.starts_with("/rest/access-tokens/1.0/users/");
         if !rest_call {
-            return self.forwarded(headers);
+            return self.forwarded(path, headers);
         }
         if rest_call && self.with(|s| s.down) {
             return Some(json(
@@ -218,9 +218,11 @@ impl Directory {
         None
     }
 
-    /// A forwarded request: answered as the user of a Bitbucket token the stand-in knows, 401
-    /// for one revoked in Bitbucket, and as the plain upstream otherwise.
-    fn forwarded(&self, headers: &HeaderMap) -> Option<Response> {
+    /// A forwarded request: answered as the user of a Bitbucket token the stand-in knows (on
+    /// a path ending in `/not-permitted`, with the 401 Bitbucket gives a signed-in user who
+    /// lacks the permission), 401 for one revoked in Bitbucket, and as the plain upstream
+    /// otherwise.
+    fn forwarded(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
         let bearer = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -235,9 +237,16 @@ impl Directory {
                     r#"{"errors":[]}"#.into(),
                 ));
             }
-            s.tokens
-                .get(&bearer)
-                .map(|user| json(StatusCode::OK, Some(user), r#"{"ok":true}"#.into()))
+            let user = s.tokens.get(&bearer)?;
+            Some(if path.ends_with("/not-permitted") {
+                json(
+                    StatusCode::UNAUTHORIZED,
+                    Some(user),
+                    r#"{"errors":[{"context":null,"message":"You are not permitted to access this resource","exceptionName":"com.atlassian.bitbucket.AuthorisationException"}]}"#.into(),
+                )
+            } else {
+                json(StatusCode::OK, Some(user), r#"{"ok":true}"#.into())
+            })
         })
     }
 
