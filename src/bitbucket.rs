@@ -151,7 +151,8 @@ impl Bitbucket {
         Ok(user)
     }
 
-    /// The groups `user` is a member of, in lower case, read with the service credential.
+    /// The groups `user` is a member of, in lower case, read with the service credential; none
+    /// for a user Bitbucket does not know.
     pub async fn groups(&self, user: &str) -> Result<HashSet<String>, BitbucketError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -177,7 +178,12 @@ impl Bitbucket {
             );
             let mut request = self.request(Method::GET, &path, Bytes::new())?;
             request.headers_mut().insert(AUTHORIZATION, service.clone());
-            let page: Page = self.json(request).await?;
+            let page: Page = match self.json(request).await {
+                Ok(page) => page,
+                // No such user (deleted, or a name Bitbucket never knew): a member of no group.
+                Err(BitbucketError::Refused(StatusCode::NOT_FOUND)) => break,
+                Err(e) => return Err(e),
+            };
             groups.extend(page.values.into_iter().map(|g| g.name.to_lowercase()));
             match page.next_page_start {
                 Some(next) if !page.is_last_page && next > start => start = next,

@@ -24,6 +24,7 @@ both_backends!(
     use_tokens_by_name_withdraws_everyone_elses_tokens,
     rights_by_group_are_read_with_the_service_credential,
     a_change_of_groups_holds_once_the_cache_expires,
+    a_user_bitbucket_does_not_know_is_in_no_group,
 );
 
 /// The users of a page of tokens.
@@ -302,6 +303,37 @@ async fn a_change_of_groups_holds_once_the_cache_expires(backend: Backend) {
         (statuses().await == (401, 200)).then_some(())
     })
     .await;
+    app.finish().await;
+}
+
+async fn a_user_bitbucket_does_not_know_is_in_no_group(backend: Backend) {
+    let app = start(
+        options(backend)
+            .set("self_service.use_tokens", list(&["group:developers"]))
+            .set("self_service.bitbucket_credential", SERVICE_CREDENTIAL),
+    )
+    .await;
+    // A token of someone since deleted from Bitbucket.
+    let (_, ghosts) = app
+        .create_token("ghost", Scope::ReadWrite, TokenOpts::default())
+        .await;
+    for _ in 0..3 {
+        let answer = use_token(&app, &ghosts).await;
+        assert_eq!(answer.status, 401, "{}", answer.body);
+        assert_eq!(
+            no_valid_token_line(&app, &answer.id).await,
+            format!(
+                "Token verification for user ghost failed: No valid API token was provided. REST endpoint: {REST}"
+            )
+        );
+    }
+    let lookups = app
+        .upstream
+        .requests()
+        .into_iter()
+        .filter(|s| s.target.contains("more-members?context=ghost"))
+        .count();
+    assert_eq!(lookups, 1, "the answer is kept for group_cache_ttl");
     app.finish().await;
 }
 

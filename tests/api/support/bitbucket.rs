@@ -1,7 +1,7 @@
 //! What the stand-in upstream answers as Bitbucket's REST API, in Bitbucket's documented
 //! shapes: who is signed in (`X-AUSERNAME` on authenticated answers; 401 for a wrong password
 //! or token), a user's groups (`/rest/api/latest/admin/users/more-members`, paged, for the
-//! service credential only) and personal HTTP access tokens
+//! service credential only; 404 for a user it does not know) and personal HTTP access tokens
 //! (`PUT /rest/access-tokens/1.0/users/{slug}`, acting as the user). A test registers users,
 //! passwords, sessions, tokens and groups on [`Directory`].
 
@@ -264,6 +264,21 @@ impl Directory {
         let user = param("context").unwrap_or_default();
         let user = percent_decode(&user);
         let start: usize = param("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let known = self.with(|s| {
+            s.passwords.contains_key(&user)
+                || s.groups.contains_key(&user)
+                || s.tokens.values().any(|owner| *owner == user)
+                || s.sessions.values().any(|owner| *owner == user)
+        });
+        if !known {
+            return json(
+                StatusCode::NOT_FOUND,
+                Some(service),
+                format!(
+                    r#"{{"errors":[{{"context":null,"message":"User {user} does not exist.","exceptionName":"com.atlassian.bitbucket.user.NoSuchUserException"}}]}}"#
+                ),
+            );
+        }
         let all: Vec<String> = self.with(|s| {
             s.groups
                 .get(&user)
