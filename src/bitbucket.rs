@@ -193,7 +193,8 @@ impl Bitbucket {
         Ok(groups)
     }
 
-    /// Makes a personal HTTP access token for `user`, acting as that user with `sign_in`.
+    /// Makes a personal HTTP access token for `user`, acting as that user with `sign_in`, at
+    /// the user's slug.
     pub async fn create_access_token(
         &self,
         user: &str,
@@ -211,7 +212,8 @@ impl Bitbucket {
             "permissions": ["PROJECT_ADMIN", "REPO_ADMIN"],
             "expiryDays": expiry_days,
         });
-        let path = format!("/rest/access-tokens/1.0/users/{}", encode(user));
+        let slug = self.slug_of(user, sign_in).await?;
+        let path = format!("/rest/access-tokens/1.0/users/{}", encode(&slug));
         let mut request = self.request(Method::PUT, &path, Bytes::from(body.to_string()))?;
         let headers = request.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -228,6 +230,31 @@ impl Bitbucket {
             },
             token: SecretString::from(created.token),
         })
+    }
+
+    /// The slug Bitbucket addresses `user` by in URLs, which is not the name for names such as
+    /// `Jane.Doe@corp.example`: from a user search, asked as `sign_in`.
+    async fn slug_of(&self, user: &str, sign_in: &SignIn) -> Result<String, BitbucketError> {
+        #[derive(Deserialize)]
+        struct Page {
+            values: Vec<Found>,
+        }
+        #[derive(Deserialize)]
+        struct Found {
+            name: String,
+            slug: String,
+        }
+        let path = format!("/rest/api/latest/users?filter={}&limit=1000", encode(user));
+        let mut request = self.request(Method::GET, &path, Bytes::new())?;
+        sign_in.apply(&mut request);
+        let page: Page = self.json(request).await?;
+        page.values
+            .into_iter()
+            .find(|found| found.name == user)
+            .map(|found| found.slug)
+            .ok_or_else(|| {
+                BitbucketError::Unexpected("the user search did not find the user".into())
+            })
     }
 
     fn request(

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::auth::both_backends;
 use crate::support::app::{Backend, Options, TestApp, TokenOpts};
+use crate::support::bitbucket::slug_of;
 use crate::support::upstream::Seen;
 
 both_backends!(
@@ -22,6 +23,7 @@ both_backends!(
     simultaneous_first_sign_ins_provision_once,
     nothing_is_made_for_someone_whose_tokens_may_not_be_used,
     a_missing_permission_is_not_a_refused_credential,
+    the_token_is_made_at_the_users_slug,
 );
 
 const ACCESS_TOKENS: &str = "/rest/access-tokens/1.0/users/";
@@ -247,5 +249,30 @@ async fn a_missing_permission_is_not_a_refused_credential(backend: Backend) {
     );
     reaches_bitbucket_with(&app, &token, &made[0].secret).await;
     assert_eq!(app.upstream.bitbucket().made_tokens().len(), 1);
+    app.finish().await;
+}
+
+async fn the_token_is_made_at_the_users_slug(backend: Backend) {
+    let app = start_provisioning(backend).await;
+    // Bitbucket's slug of a name like this is not the name.
+    let (jane, password) = ("Jane.Doe@corp.example", "janes-password-1");
+    assert_ne!(slug_of(jane), jane);
+    app.upstream.bitbucket().add_user(jane, password);
+    app.track_unwritten(password);
+    let (_, token) = app
+        .create_token(jane, Scope::ReadWrite, TokenOpts::default())
+        .await;
+    get(&app, ME, &As::password(jane, password))
+        .await
+        .expect(200);
+    let made = app.upstream.bitbucket().made_tokens();
+    assert_eq!(made.len(), 1, "{made:?}");
+    app.track_unwritten(&made[0].secret);
+    let asked = token_requests(&app);
+    assert_eq!(
+        asked.last().expect("asked").target,
+        format!("{ACCESS_TOKENS}{}", slug_of(jane))
+    );
+    reaches_bitbucket_with(&app, &token, &made[0].secret).await;
     app.finish().await;
 }

@@ -1,9 +1,11 @@
 //! What the stand-in upstream answers as Bitbucket's REST API, in Bitbucket's documented
 //! shapes: who is signed in (`X-AUSERNAME` on authenticated answers; 401 for a wrong password
 //! or token), a user's groups (`/rest/api/latest/admin/users/more-members`, paged, for the
-//! service credential only; 404 for a user it does not know) and personal HTTP access tokens
-//! (`PUT /rest/access-tokens/1.0/users/{slug}`, acting as the user). A test registers users,
-//! passwords, sessions, tokens and groups on [`Directory`].
+//! service credential only; 404 for a user it does not know), user search (`name` and `slug`)
+//! and personal HTTP access tokens (`PUT /rest/access-tokens/1.0/users/{slug}`, acting as the
+//! user). A test registers users, passwords, sessions, tokens and groups on [`Directory`].
+
+mod accounts;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -12,6 +14,8 @@ use axum::body::Body;
 use axum::response::Response;
 use base64::Engine as _;
 use http::{HeaderMap, Method, StatusCode};
+
+pub(crate) use accounts::slug_of;
 
 /// The service credential the stand-in accepts for group lookups (Basic `svc:svc-secret`).
 pub(crate) const SERVICE_CREDENTIAL: &str = "svc:svc-secret";
@@ -178,6 +182,7 @@ impl Directory {
         body: &[u8],
     ) -> Option<Response> {
         let rest_call = path == "/rest/api/latest/application-properties"
+            || path == "/rest/api/latest/users"
             || path.starts_with("/rest/api/latest/admin/users/more-members")
             || path.starts_with("/rest/access-tokens/1.0/users/");
         if !rest_call {
@@ -208,6 +213,9 @@ impl Directory {
                 user.as_deref(),
                 r#"{"version":"8.19.0","buildNumber":"8019000","buildDate":"1700000000000","displayName":"Bitbucket"}"#.into(),
             ));
+        }
+        if path == "/rest/api/latest/users" {
+            return Some(self.users(user.as_deref(), query));
         }
         if path.starts_with("/rest/api/latest/admin/users/more-members") {
             return Some(self.groups(user.as_deref(), query));
@@ -304,70 +312,9 @@ impl Directory {
         }
         json(StatusCode::OK, Some(service), body.to_string())
     }
-
-    fn make_token(
-        &self,
-        method: &Method,
-        caller: Option<&str>,
-        slug: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Response {
-        if *method != Method::PUT {
-            return json(StatusCode::METHOD_NOT_ALLOWED, None, "{}".into());
-        }
-        let Some(caller) = caller else {
-            return json(StatusCode::UNAUTHORIZED, None, r#"{"errors":[]}"#.into());
-        };
-        let xsrf = headers
-            .get("x-atlassian-token")
-            .is_some_and(|v| v == "no-check");
-        if !xsrf {
-            return json(
-                StatusCode::FORBIDDEN,
-                Some(caller),
-                r#"{"errors":[{"message":"XSRF check failed"}]}"#.into(),
-            );
-        }
-        if percent_decode(slug) != caller {
-            return json(
-                StatusCode::FORBIDDEN,
-                Some(caller),
-                r#"{"errors":[]}"#.into(),
-            );
-        }
-        let Ok(body) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return json(
-                StatusCode::BAD_REQUEST,
-                Some(caller),
-                r#"{"errors":[]}"#.into(),
-            );
-        };
-        let made = self.with(|s| {
-            let n = s.made.len() + 1;
-            let token = MadeToken {
-                user: caller.to_owned(),
-                id: format!("{n}0000000{n}"),
-                secret: format!("BBDC-made{n}-{}", caller.len() * 7919 + n),
-                body: body.clone(),
-            };
-            s.tokens.insert(token.secret.clone(), caller.to_owned());
-            s.made.push(token.clone());
-            token
-        });
-        let answer = serde_json::json!({
-            "id": made.id,
-            "createdDate": 1_700_000_000_000_i64,
-            "name": body["name"],
-            "permissions": body["permissions"],
-            "user": { "name": caller, "slug": caller },
-            "token": made.secret,
-        });
-        json(StatusCode::OK, Some(caller), answer.to_string())
-    }
 }
 
-fn json(status: StatusCode, user: Option<&str>, body: String) -> Response {
+pub(super) fn json(status: StatusCode, user: Option<&str>, body: String) -> Response {
     let mut response = Response::builder()
         .status(status)
         .header("content-type", "application/json");
@@ -377,7 +324,7 @@ fn json(status: StatusCode, user: Option<&str>, body: String) -> Response {
     response.body(Body::from(body)).expect("a valid response")
 }
 
-fn percent_decode(text: &str) -> String {
+pub(super) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
