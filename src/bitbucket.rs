@@ -123,7 +123,9 @@ impl Bitbucket {
     }
 
     /// Who `sign_in` belongs to: the `X-AUSERNAME` of a 2xx answer from `whoami_path`, or
-    /// `None` for any other answer (not signed in).
+    /// `None` for any other answer (not signed in). A server error or 429 is an error: Bitbucket
+    /// cannot tell now (restarting, in maintenance, overloaded), which says nothing about the
+    /// credential.
     pub async fn whoami(
         &self,
         whoami_path: &str,
@@ -132,7 +134,11 @@ impl Bitbucket {
         let mut request = self.request(Method::GET, whoami_path, Bytes::new())?;
         sign_in.apply(&mut request);
         let response = self.send(request).await?;
-        if !response.status().is_success() {
+        let status = response.status();
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(BitbucketError::Refused(status));
+        }
+        if !status.is_success() {
             return Ok(None);
         }
         let user = response
@@ -145,7 +151,8 @@ impl Bitbucket {
         Ok(user)
     }
 
-    /// The groups `user` is a member of, in lower case, read with the service credential.
+    /// The groups `user` is a member of, in lower case, read with the service credential; none
+    /// for a user Bitbucket does not know.
     pub async fn groups(&self, user: &str) -> Result<HashSet<String>, BitbucketError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -171,7 +178,12 @@ impl Bitbucket {
             );
             let mut request = self.request(Method::GET, &path, Bytes::new())?;
             request.headers_mut().insert(AUTHORIZATION, service.clone());
-            let page: Page = self.json(request).await?;
+            let page: Page = match self.json(request).await {
+                Ok(page) => page,
+                // No such user (deleted, or a name Bitbucket never knew): a member of no group.
+                Err(BitbucketError::Refused(StatusCode::NOT_FOUND)) => break,
+                Err(e) => return Err(e),
+            };
             groups.extend(page.values.into_iter().map(|g| g.name.to_lowercase()));
             match page.next_page_start {
                 Some(next) if !page.is_last_page && next > start => start = next,
@@ -181,7 +193,8 @@ impl Bitbucket {
         Ok(groups)
     }
 
-    /// Makes a personal HTTP access token for `user`, acting as that user with `sign_in`.
+    /// Makes a personal HTTP access token for `user`, acting as that user with `sign_in`, at
+    /// the user's slug.
     pub async fn create_access_token(
         &self,
         user: &str,
@@ -199,7 +212,8 @@ impl Bitbucket {
             "permissions": ["PROJECT_ADMIN", "REPO_ADMIN"],
             "expiryDays": expiry_days,
         });
-        let path = format!("/rest/access-tokens/1.0/users/{}", encode(user));
+        let slug = self.slug_of(user, sign_in).await?;
+        let path = format!("/rest/access-tokens/1.0/users/{}", encode(&slug));
         let mut request = self.request(Method::PUT, &path, Bytes::from(body.to_string()))?;
         let headers = request.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -216,6 +230,31 @@ impl Bitbucket {
             },
             token: SecretString::from(created.token),
         })
+    }
+
+    /// The slug Bitbucket addresses `user` by in URLs, which is not the name for names such as
+    /// `Jane.Doe@corp.example`: from a user search, asked as `sign_in`.
+    async fn slug_of(&self, user: &str, sign_in: &SignIn) -> Result<String, BitbucketError> {
+        #[derive(Deserialize)]
+        struct Page {
+            values: Vec<Found>,
+        }
+        #[derive(Deserialize)]
+        struct Found {
+            name: String,
+            slug: String,
+        }
+        let path = format!("/rest/api/latest/users?filter={}&limit=1000", encode(user));
+        let mut request = self.request(Method::GET, &path, Bytes::new())?;
+        sign_in.apply(&mut request);
+        let page: Page = self.json(request).await?;
+        page.values
+            .into_iter()
+            .find(|found| found.name == user)
+            .map(|found| found.slug)
+            .ok_or_else(|| {
+                BitbucketError::Unexpected("the user search did not find the user".into())
+            })
     }
 
     fn request(

@@ -31,6 +31,9 @@ use crate::telemetry::{CLIPPED, MAX_FIELD_BYTES, RequestContext, clip, in_reques
 use crate::token::TokenRecord;
 use crate::vault::Upstream;
 
+/// The header Bitbucket names the authenticated user with on its answers.
+const X_AUSERNAME: HeaderName = HeaderName::from_static("x-ausername");
+
 /// Handles one request; never fails (errors become responses).
 pub(super) async fn handle(
     gateway: Arc<Gateway>,
@@ -251,8 +254,11 @@ async fn decide_and_act(
             let (name, value) = identity.expect("settled above for an allowed request");
             headers.insert(name, value);
             let mut response = forward(gateway, request, remote, ids.header).await;
+            // Bitbucket also answers 401 to a signed-in user who lacks a permission, but then
+            // names the user in X-AUSERNAME: only a 401 that names nobody refuses the credential.
             if gateway.identity == Identity::Credential
                 && response.status() == StatusCode::UNAUTHORIZED
+                && !response.headers().contains_key(X_AUSERNAME)
                 && let Some(vault) = &gateway.credentials
             {
                 // Bitbucket refused the user's stored credential (expired, revoked, or its user

@@ -281,8 +281,11 @@ impl SelfService {
         if via == Via::Token && !granted.use_tokens {
             return Err(SignInError::NotSignedIn("No valid API token was provided."));
         }
+        // A Bitbucket token with admin permissions is made only for someone whose tokengate
+        // tokens may be used: for anyone else it would be a credential nothing can use.
         if let Some(sign_in) = &sign_in
             && matches!(via, Via::Password | Via::Session)
+            && granted.use_tokens
         {
             self.provision_if_needed(&user, via, sign_in, &meta).await;
         }

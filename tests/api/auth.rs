@@ -45,7 +45,7 @@ macro_rules! both_backends {
         }
     )*};
 }
-use both_backends;
+pub(crate) use both_backends;
 
 /// A REST path under the default protected paths.
 pub(crate) const REST: &str = "/rest/api/1.0/projects";

@@ -9,6 +9,7 @@ mod config;
 mod pages;
 mod proxy;
 mod replicas;
+mod selfservice;
 mod shutdown;
 mod startup;
 mod store;

@@ -142,6 +142,8 @@ pub(crate) struct TestApp {
     schemes: (&'static str, &'static str),
     /// Every secret this test made; none may show up in a log or upstream.
     secrets: Mutex<Vec<String>>,
+    /// Text the gateway may send to Bitbucket but must never write down (a Bitbucket password).
+    unwritten: Mutex<Vec<String>>,
     /// A client with no proxy and no redirects.
     pub(crate) client: reqwest::Client,
     /// Keeps an SQLite file alive.
@@ -211,6 +213,7 @@ pub(crate) async fn spawn_app(options: Options) -> TestApp {
             },
         ),
         secrets: Mutex::default(),
+        unwritten: Mutex::default(),
         client: client_trusting(&options.trust),
         _db_dir: db_dir,
     };
@@ -456,6 +459,15 @@ impl TestApp {
             .push(secret.to_owned());
     }
 
+    /// Remembers text the gateway may send to Bitbucket (a password, a credential Bitbucket
+    /// made) but must never write to its log, its output or its spill file.
+    pub(crate) fn track_unwritten(&self, text: &str) {
+        self.unwritten
+            .lock()
+            .expect("unwritten")
+            .push(text.to_owned());
+    }
+
     /// Reads `name`'s value from `/metrics`; `name` may hold labels (`x{a="b"}`).
     pub(crate) async fn metric(&self, name: &str) -> f64 {
         let text = self
@@ -475,8 +487,9 @@ impl TestApp {
             .expect("a number")
     }
 
-    /// Ends the test: SIGTERM, a clean exit (0), and none of the secrets this test made in the
-    /// log file, the gateway's output, or anything the upstream received.
+    /// Ends the test: SIGTERM, a clean exit (0), none of the secrets this test made in the log
+    /// file, the gateway's output, or anything the upstream received, and none of the text of
+    /// [`TestApp::track_unwritten`] in the log file or the gateway's output.
     pub(crate) async fn finish(mut self) {
         self.sigterm();
         let status = self.wait_for_exit().await;
@@ -493,6 +506,14 @@ impl TestApp {
             read("stderr.txt"),
             read("audit-spill.ndjson"),
         ];
+        for text in self.unwritten.lock().expect("unwritten").iter() {
+            for written in &written {
+                assert!(
+                    !written.contains(text.as_str()),
+                    "text that must never be written reached the gateway's output"
+                );
+            }
+        }
         let seen = self.upstream.requests();
         for secret in &secrets {
             // The secret part alone (after `tgt_{id}_`) is what must never leak.

@@ -1,9 +1,11 @@
 //! What the stand-in upstream answers as Bitbucket's REST API, in Bitbucket's documented
 //! shapes: who is signed in (`X-AUSERNAME` on authenticated answers; 401 for a wrong password
 //! or token), a user's groups (`/rest/api/latest/admin/users/more-members`, paged, for the
-//! service credential only) and personal HTTP access tokens
-//! (`PUT /rest/access-tokens/1.0/users/{slug}`, acting as the user). A test registers users,
-//! passwords, sessions, tokens and groups on [`Directory`].
+//! service credential only; 404 for a user it does not know), user search (`name` and `slug`)
+//! and personal HTTP access tokens (`PUT /rest/access-tokens/1.0/users/{slug}`, acting as the
+//! user). A test registers users, passwords, sessions, tokens and groups on [`Directory`].
+
+mod accounts;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -12,6 +14,8 @@ use axum::body::Body;
 use axum::response::Response;
 use base64::Engine as _;
 use http::{HeaderMap, Method, StatusCode};
+
+pub(crate) use accounts::slug_of;
 
 /// The service credential the stand-in accepts for group lookups (Basic `svc:svc-secret`).
 pub(crate) const SERVICE_CREDENTIAL: &str = "svc:svc-secret";
@@ -146,6 +150,9 @@ impl Directory {
                     else {
                         return Who::Refused;
                     };
+                    if decoded.as_deref() == Some(SERVICE_CREDENTIAL) {
+                        return Who::User(user.to_owned());
+                    }
                     let by_password = s.passwords.get(user).is_some_and(|p| p == secret);
                     let by_token = s.tokens.get(secret).is_some_and(|u| u == user);
                     return if by_password || by_token {
@@ -175,10 +182,11 @@ impl Directory {
         body: &[u8],
     ) -> Option<Response> {
         let rest_call = path == "/rest/api/latest/application-properties"
+            || path == "/rest/api/latest/users"
             || path.starts_with("/rest/api/latest/admin/users/more-members")
             || path.starts_with("/rest/access-tokens/1.0/users/");
         if !rest_call {
-            return self.forwarded(headers);
+            return self.forwarded(path, headers);
         }
         if rest_call && self.with(|s| s.down) {
             return Some(json(
@@ -206,6 +214,9 @@ impl Directory {
                 r#"{"version":"8.19.0","buildNumber":"8019000","buildDate":"1700000000000","displayName":"Bitbucket"}"#.into(),
             ));
         }
+        if path == "/rest/api/latest/users" {
+            return Some(self.users(user.as_deref(), query));
+        }
         if path.starts_with("/rest/api/latest/admin/users/more-members") {
             return Some(self.groups(user.as_deref(), query));
         }
@@ -215,9 +226,11 @@ impl Directory {
         None
     }
 
-    /// A forwarded request: answered as the user of a Bitbucket token the stand-in knows, 401
-    /// for one revoked in Bitbucket, and as the plain upstream otherwise.
-    fn forwarded(&self, headers: &HeaderMap) -> Option<Response> {
+    /// A forwarded request: answered as the user of a Bitbucket token the stand-in knows (on
+    /// a path ending in `/not-permitted`, with the 401 Bitbucket gives a signed-in user who
+    /// lacks the permission), 401 for one revoked in Bitbucket, and as the plain upstream
+    /// otherwise.
+    fn forwarded(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
         let bearer = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -232,9 +245,16 @@ impl Directory {
                     r#"{"errors":[]}"#.into(),
                 ));
             }
-            s.tokens
-                .get(&bearer)
-                .map(|user| json(StatusCode::OK, Some(user), r#"{"ok":true}"#.into()))
+            let user = s.tokens.get(&bearer)?;
+            Some(if path.ends_with("/not-permitted") {
+                json(
+                    StatusCode::UNAUTHORIZED,
+                    Some(user),
+                    r#"{"errors":[{"context":null,"message":"You are not permitted to access this resource","exceptionName":"com.atlassian.bitbucket.AuthorisationException"}]}"#.into(),
+                )
+            } else {
+                json(StatusCode::OK, Some(user), r#"{"ok":true}"#.into())
+            })
         })
     }
 
@@ -252,6 +272,21 @@ impl Directory {
         let user = param("context").unwrap_or_default();
         let user = percent_decode(&user);
         let start: usize = param("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let known = self.with(|s| {
+            s.passwords.contains_key(&user)
+                || s.groups.contains_key(&user)
+                || s.tokens.values().any(|owner| *owner == user)
+                || s.sessions.values().any(|owner| *owner == user)
+        });
+        if !known {
+            return json(
+                StatusCode::NOT_FOUND,
+                Some(service),
+                format!(
+                    r#"{{"errors":[{{"context":null,"message":"User {user} does not exist.","exceptionName":"com.atlassian.bitbucket.user.NoSuchUserException"}}]}}"#
+                ),
+            );
+        }
         let all: Vec<String> = self.with(|s| {
             s.groups
                 .get(&user)
@@ -277,70 +312,9 @@ impl Directory {
         }
         json(StatusCode::OK, Some(service), body.to_string())
     }
-
-    fn make_token(
-        &self,
-        method: &Method,
-        caller: Option<&str>,
-        slug: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Response {
-        if *method != Method::PUT {
-            return json(StatusCode::METHOD_NOT_ALLOWED, None, "{}".into());
-        }
-        let Some(caller) = caller else {
-            return json(StatusCode::UNAUTHORIZED, None, r#"{"errors":[]}"#.into());
-        };
-        let xsrf = headers
-            .get("x-atlassian-token")
-            .is_some_and(|v| v == "no-check");
-        if !xsrf {
-            return json(
-                StatusCode::FORBIDDEN,
-                Some(caller),
-                r#"{"errors":[{"message":"XSRF check failed"}]}"#.into(),
-            );
-        }
-        if percent_decode(slug) != caller {
-            return json(
-                StatusCode::FORBIDDEN,
-                Some(caller),
-                r#"{"errors":[]}"#.into(),
-            );
-        }
-        let Ok(body) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return json(
-                StatusCode::BAD_REQUEST,
-                Some(caller),
-                r#"{"errors":[]}"#.into(),
-            );
-        };
-        let made = self.with(|s| {
-            let n = s.made.len() + 1;
-            let token = MadeToken {
-                user: caller.to_owned(),
-                id: format!("{n}0000000{n}"),
-                secret: format!("BBDC-made{n}-{}", caller.len() * 7919 + n),
-                body: body.clone(),
-            };
-            s.tokens.insert(token.secret.clone(), caller.to_owned());
-            s.made.push(token.clone());
-            token
-        });
-        let answer = serde_json::json!({
-            "id": made.id,
-            "createdDate": 1_700_000_000_000_i64,
-            "name": body["name"],
-            "permissions": body["permissions"],
-            "user": { "name": caller, "slug": caller },
-            "token": made.secret,
-        });
-        json(StatusCode::OK, Some(caller), answer.to_string())
-    }
 }
 
-fn json(status: StatusCode, user: Option<&str>, body: String) -> Response {
+pub(super) fn json(status: StatusCode, user: Option<&str>, body: String) -> Response {
     let mut response = Response::builder()
         .status(status)
         .header("content-type", "application/json");
@@ -350,7 +324,7 @@ fn json(status: StatusCode, user: Option<&str>, body: String) -> Response {
     response.body(Body::from(body)).expect("a valid response")
 }
 
-fn percent_decode(text: &str) -> String {
+pub(super) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
