@@ -23,7 +23,7 @@ pub use change_count::ChangeCount;
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use runtime::StoreRuntime;
-pub use sqlite::SqliteStore;
+pub use sqlite::{BackupError, BackupSummary, SqliteStore, backup as backup_sqlite};
 
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord, TokenState};
@@ -61,7 +61,7 @@ pub struct LastUse {
 pub enum Change {
     /// This token was created, changed or revoked.
     Token(TokenId),
-    /// This user's stored Bitbucket credential was set or replaced.
+    /// This user's stored Bitbucket credential was set, replaced, refused or deleted.
     Credential(String),
     /// Changes may have been missed (a lost connection): forget everything cached.
     All,
@@ -78,6 +78,58 @@ pub struct StoredCredential {
     pub updated_at: DateTime<Utc>,
     /// When Bitbucket refused it; it is not sent again until it is replaced.
     pub refused_at: Option<DateTime<Utc>>,
+}
+
+/// A user with a stored upstream credential, as listed: never the credential itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialInfo {
+    /// The Bitbucket user name.
+    pub user: String,
+    /// Made through Bitbucket's access-token API at the user's sign-in, not set by hand.
+    pub provisioned: bool,
+    /// When it was set or provisioned.
+    pub updated_at: DateTime<Utc>,
+    /// When Bitbucket refused it; it is not sent again until it is replaced.
+    pub refused_at: Option<DateTime<Utc>>,
+}
+
+/// What a rotation found. The new token is stored and the old one ended in one transaction,
+/// with the old token's row locked, so a token is never rotated twice or half rotated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRotation {
+    /// Rotated (and both changes announced): the old token as it was and as it is now (ending
+    /// at the grace's end, or revoked), and the new token.
+    Rotated {
+        before: TokenRecord,
+        after: TokenRecord,
+        new: TokenRecord,
+    },
+    /// The old token is revoked; nothing was written.
+    Revoked(TokenRecord),
+    /// No token has the old id.
+    Unknown,
+}
+
+/// One expiry notice: a token, the expiry it warns of, and the warning window it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeKey {
+    pub token_id: TokenId,
+    /// The token's expiry when the notice was claimed: a token given a later expiry is warned
+    /// again before that one.
+    pub expires_at: DateTime<Utc>,
+    /// The warning window (`notify.expiry_warnings`), in seconds.
+    pub window_seconds: u64,
+}
+
+/// What happened to a notice held under a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeStep {
+    /// A delivery is about to be tried: the claim is renewed and the attempt counted.
+    Attempt,
+    /// Delivered: never sent again.
+    Sent,
+    /// Given up without delivering (the gateway is stopping): another may claim it at once.
+    Release,
 }
 
 /// What a write to one token found. The check and the write are one transaction, with the
@@ -155,6 +207,58 @@ pub trait TokenStore: Send + Sync + 'static {
     /// and announces the change; false when no credential is stored.
     async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
 
+    /// The users with a stored credential, by user name, without the credentials.
+    async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, StoreError>;
+
+    /// Deletes a user's stored credential and announces the change; false when none is stored.
+    async fn delete_credential(&self, user: &str) -> Result<bool, StoreError>;
+
+    /// Stores `new` and ends the token `old` in one transaction, if `old` is known and not
+    /// revoked: revoked at `at` when `grace_until` is `None`, otherwise expiring at
+    /// `grace_until` (or at its own expiry, if earlier). `old` is marked replaced by `new`, and
+    /// both changes are announced. A taken new id is [`StoreError::Conflict`], and then nothing
+    /// is written.
+    async fn rotate_token(
+        &self,
+        old: &TokenId,
+        new: &NewToken,
+        at: DateTime<Utc>,
+        grace_until: Option<DateTime<Utc>>,
+    ) -> Result<TokenRotation, StoreError>;
+
+    /// Tokens neither revoked nor replaced whose expiry lies after `now` and at or before
+    /// `until`, soonest expiry first, at most `limit`.
+    async fn expiring_tokens(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Claims the notice `key` for the sender holding `claim`, atomically: true when it was
+    /// never claimed, or is unsent and either released or claimed before `stale_before` (its
+    /// sender stopped without a word). False when it was sent or another sender holds it.
+    async fn claim_notice(
+        &self,
+        key: &NoticeKey,
+        claim: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Records `step` of the unsent notice `key` held under `claim`; false when the claim is
+    /// no longer held (taken over, or the notice sent).
+    async fn settle_notice(
+        &self,
+        key: &NoticeKey,
+        claim: &str,
+        step: NoticeStep,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes the notices of expiries before `before`; returns how many.
+    async fn purge_notices(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Inserts audit events in one batch.
     async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
 
@@ -173,6 +277,22 @@ pub trait TokenStore: Send + Sync + 'static {
     /// A stream of token changes made by any process on this database, delivered within a
     /// second. Ends when the store is dropped.
     async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError>;
+}
+
+/// How a rotated token ends, as `(revoked_at, expires_at)` to write: revoked at `at` without a
+/// grace, else expiring when the grace ends (or at its own expiry, if that comes first).
+fn rotation_end(
+    before: &TokenRecord,
+    at: DateTime<Utc>,
+    grace_until: Option<DateTime<Utc>>,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    match grace_until {
+        None => (Some(at), None),
+        Some(until) => (
+            None,
+            Some(before.expires_at.map_or(until, |e| e.min(until))),
+        ),
+    }
 }
 
 /// Opens the store a URL names: `postgres://…`/`postgresql://…` or `sqlite://path`.

@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 
 use super::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent};
 use crate::store::{
-    Backend, Change, LastUse, SqliteStore, StoreError, StoredCredential, TokenQuery, TokenStore,
-    TokenWrite,
+    Backend, Change, CredentialInfo, LastUse, NoticeKey, NoticeStep, SqliteStore, StoreError,
+    StoredCredential, TokenQuery, TokenRotation, TokenStore, TokenWrite,
 };
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
 
@@ -193,6 +193,50 @@ impl TokenStore for Flaky {
     }
     async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.inner.refuse_credential(user, at).await
+    }
+    async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, StoreError> {
+        self.inner.list_credentials().await
+    }
+    async fn delete_credential(&self, user: &str) -> Result<bool, StoreError> {
+        self.inner.delete_credential(user).await
+    }
+    async fn rotate_token(
+        &self,
+        old: &TokenId,
+        new: &NewToken,
+        at: DateTime<Utc>,
+        grace_until: Option<DateTime<Utc>>,
+    ) -> Result<TokenRotation, StoreError> {
+        self.inner.rotate_token(old, new, at, grace_until).await
+    }
+    async fn expiring_tokens(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner.expiring_tokens(now, until, limit).await
+    }
+    async fn claim_notice(
+        &self,
+        key: &NoticeKey,
+        claim: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.claim_notice(key, claim, now, stale_before).await
+    }
+    async fn settle_notice(
+        &self,
+        key: &NoticeKey,
+        claim: &str,
+        step: NoticeStep,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.settle_notice(key, claim, step, now).await
+    }
+    async fn purge_notices(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.purge_notices(before).await
     }
     async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         self.audit_call(events.iter().map(|e| e.user.as_deref()))

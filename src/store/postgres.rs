@@ -4,7 +4,9 @@
 //! makes them, and credential changes with `credential:{user}` on the same channel, so every
 //! replica's [`TokenStore::watch`] hears of them once they commit ([`listen`]).
 
+mod credentials;
 mod listen;
+mod notices;
 
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -20,7 +22,8 @@ use tokio::sync::{mpsc, watch};
 use super::rows::{self, ReadRow, audit_from_row, corrupt, token_from_row};
 use super::sql::{self, Dialect};
 use super::{
-    Backend, Change, LastUse, StoreError, StoredCredential, TokenQuery, TokenStore, TokenWrite,
+    Backend, Change, CredentialInfo, LastUse, NoticeKey, NoticeStep, StoreError, StoredCredential,
+    TokenQuery, TokenRotation, TokenStore, TokenWrite, rotation_end,
 };
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
@@ -232,61 +235,96 @@ impl TokenStore for PgStore {
         sealed: &[u8],
         provisioned: bool,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO credentials (user_name, sealed, updated_at, provisioned, refused_at) \
-             VALUES ($1, $2, $3, $4, NULL) ON CONFLICT (user_name) DO UPDATE \
-             SET sealed = EXCLUDED.sealed, updated_at = EXCLUDED.updated_at, \
-             provisioned = EXCLUDED.provisioned, refused_at = NULL",
-        )
-        .bind(user)
-        .bind(sealed)
-        .bind(rows::floor_ms(Utc::now()))
-        .bind(provisioned)
-        .execute(&mut *tx)
-        .await?;
-        // Other replicas drop their cached copy (user names are at most 255 characters, well
-        // within a notification's 8,000 bytes).
-        announce(&mut tx, &format!("{CREDENTIAL_PREFIX}{user}")).await?;
-        tx.commit().await?;
-        Ok(())
+        credentials::put(&self.pool, user, sealed, provisioned).await
     }
 
     async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError> {
-        let row = sqlx::query(
-            "SELECT sealed, provisioned, updated_at, refused_at FROM credentials \
-             WHERE user_name = $1",
-        )
-        .bind(user)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(StoredCredential {
-                sealed: row.try_get("sealed")?,
-                provisioned: row.try_get("provisioned")?,
-                updated_at: row.try_get("updated_at")?,
-                refused_at: row.try_get("refused_at")?,
-            })
-        })
-        .transpose()
+        credentials::get(&self.pool, user).await
     }
 
     async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        credentials::refuse(&self.pool, user, at).await
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, StoreError> {
+        credentials::list(&self.pool).await
+    }
+
+    async fn delete_credential(&self, user: &str) -> Result<bool, StoreError> {
+        credentials::delete(&self.pool, user).await
+    }
+
+    async fn rotate_token(
+        &self,
+        old: &TokenId,
+        new: &NewToken,
+        at: DateTime<Utc>,
+        grace_until: Option<DateTime<Utc>>,
+    ) -> Result<TokenRotation, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let marked = sqlx::query(
-            "UPDATE credentials SET refused_at = COALESCE(refused_at, $2) WHERE user_name = $1",
-        )
-        .bind(user)
-        .bind(rows::floor_ms(at))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if marked {
-            announce(&mut tx, &format!("{CREDENTIAL_PREFIX}{user}")).await?;
-        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            rows::token_columns!(),
+            " FROM tokens WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(old.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let before = match row.as_ref().map(token_from_row).transpose()? {
+            Some(record) if record.revoked_at.is_none() => record,
+            Some(revoked) => return Ok(TokenRotation::Revoked(revoked)),
+            None => return Ok(TokenRotation::Unknown),
+        };
+        let new = token_from_row(
+            &sql::insert_token::<Postgres>(new)
+                .build()
+                .fetch_one(&mut *tx)
+                .await?,
+        )?;
+        let (revoked_at, expires_at) = rotation_end(&before, at, grace_until);
+        let after = token_from_row(
+            &sql::end_rotated::<Postgres>(old, &new.id, revoked_at, expires_at)
+                .build()
+                .fetch_one(&mut *tx)
+                .await?,
+        )?;
+        announce(&mut tx, old.as_str()).await?;
+        announce(&mut tx, new.id.as_str()).await?;
         tx.commit().await?;
-        Ok(marked)
+        Ok(TokenRotation::Rotated { before, after, new })
+    }
+
+    async fn expiring_tokens(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        notices::expiring(&self.pool, now, until, limit).await
+    }
+
+    async fn claim_notice(
+        &self,
+        key: &NoticeKey,
+        claim: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        notices::claim(&self.pool, key, claim, now, stale_before).await
+    }
+
+    async fn settle_notice(
+        &self,
+        key: &NoticeKey,
+        claim: &str,
+        step: NoticeStep,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        notices::settle(&self.pool, key, claim, step, now).await
+    }
+
+    async fn purge_notices(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        notices::purge(&self.pool, before).await
     }
 
     async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {

@@ -1,7 +1,9 @@
-//! SQL that both backends share, built once over a [`Dialect`]: inserting and patching a
-//! token, the filtered keyset pages of tokens and audit events, the batched purge, and the
-//! values both audit batch inserts store. Placeholders come from [`QueryBuilder`], so one text
-//! yields `$1` or `?`.
+//! SQL that both backends share, built once over a [`Dialect`]: inserting, patching and
+//! rotating a token, expiry notices ([`notices`]), the filtered keyset pages of tokens and
+//! audit events, the batched purge, and the values both audit batch inserts store.
+//! Placeholders come from [`QueryBuilder`], so one text yields `$1` or `?`.
+
+mod notices;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -14,6 +16,10 @@ use super::TokenQuery;
 use super::rows::{AUDIT_COLUMNS, TOKEN_COLUMNS, ceil_ms, encode_ips, encode_rate, floor_ms};
 use crate::audit::{Attributes, AuditEvent, AuditQuery, stored_json, stored_text};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenState};
+
+pub(super) use notices::{
+    claim_notice, end_rotated, expiring_tokens, purge_notices, settle_notice,
+};
 
 /// What differs between the backends' SQL.
 pub(super) trait Dialect: Database {

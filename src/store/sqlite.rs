@@ -5,6 +5,9 @@
 //! another process on the same file (the CLI) reaches the gateway within a second.
 
 mod audit;
+mod backup;
+mod credentials;
+mod notices;
 mod segment;
 
 use std::path::Path;
@@ -25,10 +28,13 @@ use tokio::time::MissedTickBehavior;
 use super::rows::{self, ReadRow, corrupt, from_millis, token_from_row};
 use super::sql::{self, Dialect};
 use super::{
-    Backend, Change, LastUse, StoreError, StoredCredential, TokenQuery, TokenStore, TokenWrite,
+    Backend, Change, CredentialInfo, LastUse, NoticeKey, NoticeStep, StoreError, StoredCredential,
+    TokenQuery, TokenRotation, TokenStore, TokenWrite, rotation_end,
 };
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
+
+pub use backup::{BackupError, BackupSummary, backup};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -284,73 +290,96 @@ impl TokenStore for SqliteStore {
         sealed: &[u8],
         provisioned: bool,
     ) -> Result<(), StoreError> {
-        let now = millis(Utc::now());
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO credentials (user_name, sealed, updated_at, provisioned, refused_at) \
-             VALUES (?, ?, ?, ?, NULL) ON CONFLICT (user_name) DO UPDATE \
-             SET sealed = excluded.sealed, updated_at = excluded.updated_at, \
-             provisioned = excluded.provisioned, refused_at = NULL",
-        )
-        .bind(user)
-        .bind(sealed)
-        .bind(now)
-        .bind(provisioned)
-        .execute(&mut *tx)
-        .await?;
-        // A credential change is a row naming the user and no token.
-        sqlx::query("INSERT INTO token_changes (token_id, user_name, at) VALUES ('', ?, ?)")
-            .bind(user)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        credentials::put(&self.pool, user, sealed, provisioned).await
     }
 
     async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError> {
-        let row = sqlx::query(
-            "SELECT sealed, provisioned, updated_at, refused_at FROM credentials \
-             WHERE user_name = ?",
-        )
-        .bind(user)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(StoredCredential {
-                sealed: row.try_get("sealed")?,
-                provisioned: row.try_get("provisioned")?,
-                updated_at: from_millis("updated_at", row.try_get("updated_at")?)?,
-                refused_at: row
-                    .try_get::<Option<i64>, _>("refused_at")?
-                    .map(|ms| from_millis("refused_at", ms))
-                    .transpose()?,
-            })
-        })
-        .transpose()
+        credentials::get(&self.pool, user).await
     }
 
     async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let now = millis(at);
-        let mut tx = self.pool.begin().await?;
-        let marked = sqlx::query(
-            "UPDATE credentials SET refused_at = COALESCE(refused_at, ?) WHERE user_name = ?",
-        )
-        .bind(now)
-        .bind(user)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if marked {
-            sqlx::query("INSERT INTO token_changes (token_id, user_name, at) VALUES ('', ?, ?)")
-                .bind(user)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
+        credentials::refuse(&self.pool, user, at).await
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, StoreError> {
+        credentials::list(&self.pool).await
+    }
+
+    async fn delete_credential(&self, user: &str) -> Result<bool, StoreError> {
+        credentials::delete(&self.pool, user).await
+    }
+
+    async fn rotate_token(
+        &self,
+        old: &TokenId,
+        new: &NewToken,
+        at: DateTime<Utc>,
+        grace_until: Option<DateTime<Utc>>,
+    ) -> Result<TokenRotation, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            rows::token_columns!(),
+            " FROM tokens WHERE id = ?"
+        ))
+        .bind(old.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let before = match row.as_ref().map(token_from_row).transpose()? {
+            Some(record) if record.revoked_at.is_none() => record,
+            Some(revoked) => return Ok(TokenRotation::Revoked(revoked)),
+            None => return Ok(TokenRotation::Unknown),
+        };
+        let new = token_from_row(
+            &sql::insert_token::<Sqlite>(new)
+                .build()
+                .fetch_one(&mut *tx)
+                .await?,
+        )?;
+        let (revoked_at, expires_at) = rotation_end(&before, at, grace_until);
+        let after = token_from_row(
+            &sql::end_rotated::<Sqlite>(old, &new.id, revoked_at, expires_at)
+                .build()
+                .fetch_one(&mut *tx)
+                .await?,
+        )?;
+        announce(&mut tx, old).await?;
+        announce(&mut tx, &new.id).await?;
         tx.commit().await?;
-        Ok(marked)
+        Ok(TokenRotation::Rotated { before, after, new })
+    }
+
+    async fn expiring_tokens(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        notices::expiring(&self.pool, now, until, limit).await
+    }
+
+    async fn claim_notice(
+        &self,
+        key: &NoticeKey,
+        claim: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        notices::claim(&self.pool, key, claim, now, stale_before).await
+    }
+
+    async fn settle_notice(
+        &self,
+        key: &NoticeKey,
+        claim: &str,
+        step: NoticeStep,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        notices::settle(&self.pool, key, claim, step, now).await
+    }
+
+    async fn purge_notices(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        notices::purge(&self.pool, before).await
     }
 
     async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
