@@ -5,6 +5,8 @@
 //! The edges parse their own syntax (JSON, flags) with [`validate`]'s functions, then call a
 //! [`Lifecycle`] operation, which checks what depends on the store or the policy.
 
+mod credentials;
+mod rotate;
 mod validate;
 mod view;
 
@@ -18,12 +20,13 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+pub use rotate::{MAX_GRACE, RotatedToken};
 pub use validate::{
     Invalid, MAX_ALLOWED_IPS, MAX_CREDENTIAL_BYTES, MAX_TEXT_CHARS, check_allowed_ips_len,
     check_expiry, parse_allowed_ips, parse_expires_at, parse_ip, parse_scope, rate_limit,
     validate_description, validate_user,
 };
-pub use view::{CreatedToken, TokenPage, TokenView};
+pub use view::{CreatedToken, CredentialList, CredentialView, TokenPage, TokenView};
 
 use crate::audit::{
     AuditEvent, AuditKind, AuditOutcome, AuditSink, Coverage, append_to_audit_file,
@@ -164,6 +167,15 @@ pub enum LifecycleError {
     /// A revoked token cannot be changed.
     #[error("token {0} is revoked and can no longer be changed")]
     Revoked(TokenId),
+    /// An expired token cannot be rotated: its successor would be expired too.
+    #[error(
+        "token {0} has expired, so a rotation would make an expired token: give it a later \
+         expiry first (tokengate token update, or PATCH), or create a new token"
+    )]
+    Expired(TokenId),
+    /// No credential is stored for this user; holds the user as shown.
+    #[error("no Bitbucket credential is stored for the user {0}")]
+    NoCredential(String),
     /// Credentials cannot be stored without a key.
     #[error(
         "storing users' credentials needs upstream.credential_key: set it in the config file or \
@@ -260,13 +272,7 @@ impl Lifecycle {
         if let Some(m) = &self.metrics {
             m.tokens_created.inc();
         }
-        let attributes = json!({
-            "description": record.description,
-            "scope": record.scope.as_str(),
-            "expires_at": record.expires_at,
-            "allowed_ips": record.allowed_ips,
-            "rate_limit": record.rate_limit.map(|q| q.to_string()),
-        });
+        let attributes = created_attributes(&record);
         self.record(
             AuditKind::TokenCreated,
             &record.user,
@@ -289,23 +295,7 @@ impl Lifecycle {
     ) -> Result<(TokenRecord, SecretString), LifecycleError> {
         // 62 bits of id: a collision is astronomically rare, but costs only a retry.
         for _ in 0..3 {
-            let (id, secret) = token::generate();
-            let whole = secret.clone();
-            let secret_hash =
-                tokio::task::spawn_blocking(move || token::hash_secret(whole.expose_secret()))
-                    .await
-                    .expect("hashing does not panic");
-            let new = NewToken {
-                id,
-                user: spec.user.clone(),
-                description: spec.description.clone(),
-                scope: spec.scope,
-                created_at: now,
-                expires_at: spec.expires_at,
-                allowed_ips: spec.allowed_ips.clone(),
-                rate_limit: spec.rate_limit,
-                secret_hash,
-            };
+            let (new, secret) = mint(spec, now).await;
             match self.store.insert_token(&new).await {
                 Ok(record) => return Ok((record, secret)),
                 Err(StoreError::Conflict) => {}
@@ -404,89 +394,6 @@ impl Lifecycle {
         Ok(new)
     }
 
-    /// Stores (or replaces) a user's Bitbucket credential, sealed; never logged or echoed.
-    pub async fn set_credential(
-        &self,
-        user: &str,
-        credential: &SecretString,
-        origin: &Origin,
-        now: DateTime<Utc>,
-    ) -> Result<(), LifecycleError> {
-        self.store_credential(user, credential, None, origin, now)
-            .await
-    }
-
-    /// Stores a Bitbucket access token that was made for the user at their sign-in
-    /// (`bitbucket_token_id` is Bitbucket's id of it), replacing what was stored.
-    pub async fn provision_credential(
-        &self,
-        user: &str,
-        credential: &SecretString,
-        bitbucket_token_id: &str,
-        origin: &Origin,
-        now: DateTime<Utc>,
-    ) -> Result<(), LifecycleError> {
-        self.store_credential(user, credential, Some(bitbucket_token_id), origin, now)
-            .await
-    }
-
-    async fn store_credential(
-        &self,
-        user: &str,
-        credential: &SecretString,
-        provisioned_as: Option<&str>,
-        origin: &Origin,
-        now: DateTime<Utc>,
-    ) -> Result<(), LifecycleError> {
-        validate_user(user)?;
-        let text = credential.expose_secret();
-        if text.trim() != text || text.is_empty() {
-            return Err(Invalid::new(
-                "credential",
-                "must be non-empty and must not begin or end with white space",
-            )
-            .into());
-        }
-        if text.len() > MAX_CREDENTIAL_BYTES {
-            return Err(Invalid::new(
-                "credential",
-                format!("must be at most {MAX_CREDENTIAL_BYTES} bytes"),
-            )
-            .into());
-        }
-        let key = self
-            .settings
-            .credential_key
-            .as_ref()
-            .ok_or(LifecycleError::NoCredentialKey)?;
-        let sealed = key.seal(user, credential).map_err(|_| {
-            Invalid::new(
-                "credential",
-                "must be non-empty printable text without line breaks",
-            )
-        })?;
-        self.store
-            .put_credential(user, &sealed, provisioned_as.is_some())
-            .await?;
-        if let Some(vault) = &self.vault {
-            vault.forget(user).await;
-        }
-        let attributes = match provisioned_as {
-            Some(id) => json!({ "provisioned": true, "bitbucket_token_id": id }),
-            None => json!({}),
-        };
-        self.record(
-            AuditKind::CredentialSet,
-            user,
-            None,
-            attributes,
-            origin,
-            now,
-        )
-        .await;
-        Ok(())
-    }
-
     fn forget(&self, id: &TokenId) {
         if let Some(verifier) = &self.verifier {
             verifier.forget(&Change::Token(id.clone()));
@@ -539,6 +446,40 @@ impl Lifecycle {
             AuditTo::Store { .. } => {}
         }
     }
+}
+
+/// A new token of `spec` created at `now`: a fresh id and secret, and the secret's argon2id
+/// hash (made on the blocking pool). The secret is not kept anywhere else.
+async fn mint(spec: &TokenSpec, now: DateTime<Utc>) -> (NewToken, SecretString) {
+    let (id, secret) = token::generate();
+    let whole = secret.clone();
+    let secret_hash =
+        tokio::task::spawn_blocking(move || token::hash_secret(whole.expose_secret()))
+            .await
+            .expect("hashing does not panic");
+    let new = NewToken {
+        id,
+        user: spec.user.clone(),
+        description: spec.description.clone(),
+        scope: spec.scope,
+        created_at: now,
+        expires_at: spec.expires_at,
+        allowed_ips: spec.allowed_ips.clone(),
+        rate_limit: spec.rate_limit,
+        secret_hash,
+    };
+    (new, secret)
+}
+
+/// The attributes of a created token's audit event.
+fn created_attributes(record: &TokenRecord) -> Value {
+    json!({
+        "description": record.description,
+        "scope": record.scope.as_str(),
+        "expires_at": record.expires_at,
+        "allowed_ips": record.allowed_ips,
+        "rate_limit": record.rate_limit.map(|q| q.to_string()),
+    })
 }
 
 /// An id from a URL or the command line; anything not shaped like an id is simply not found.

@@ -30,6 +30,7 @@ pub(crate) struct ErrorBody {
 pub(crate) struct ErrorDetail {
     /// Machine-readable: `malformed_json`, `invalid_field`, `invalid_value`, `lifetime_exceeded`,
     /// `empty_patch`, `invalid_query`, `invalid_cursor`, `not_found`, `token_revoked`,
+    /// `token_expired`,
     /// `credential_key_missing`, `unauthorized`, `admin_token_unset`, `store_unavailable`, …
     #[schema(example = "invalid_value")]
     code: String,
@@ -103,6 +104,8 @@ impl From<LifecycleError> for ApiError {
             }
             LifecycleError::NotFound(_) => Self::not_found(message),
             LifecycleError::Revoked(_) => Self::new(StatusCode::CONFLICT, "token_revoked", message),
+            LifecycleError::Expired(_) => Self::new(StatusCode::CONFLICT, "token_expired", message),
+            LifecycleError::NoCredential(_) => Self::not_found(message),
             LifecycleError::NoCredentialKey => {
                 Self::new(StatusCode::CONFLICT, "credential_key_missing", message)
             }

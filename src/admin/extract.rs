@@ -1,6 +1,6 @@
 //! Extractors that answer in the admin API's error shape instead of axum's default text:
-//! [`AdminJson`] (strict JSON bodies, naming the field at fault), [`AdminQuery`] and
-//! [`AdminPath`].
+//! [`AdminJson`] (strict JSON bodies, naming the field at fault), [`OptionalJson`] (the same,
+//! or no body at all), [`AdminQuery`] and [`AdminPath`].
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
@@ -40,6 +40,41 @@ where
                 ApiError::bad_request("invalid_body", "the body could not be read")
             }
         })?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// As [`AdminJson`], for a call whose body may be left out: an empty body is `T::default()`.
+pub(crate) struct OptionalJson<T>(pub(crate) T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = is_json(req.headers());
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::bad_request(
+                    "payload_too_large",
+                    "the body is larger than the 2 MB allowed",
+                )
+            } else {
+                ApiError::bad_request("invalid_body", "the body could not be read")
+            }
+        })?;
+        if bytes.is_empty() {
+            return Ok(Self(T::default()));
+        }
+        if !json {
+            return Err(ApiError::bad_request(
+                "unsupported_media_type",
+                "send the body as JSON, with Content-Type: application/json",
+            ));
+        }
         parse_json(&bytes).map(Self)
     }
 }

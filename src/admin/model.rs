@@ -180,6 +180,24 @@ pub(crate) struct SetCredentialRequest {
     pub(crate) credential: SecretString,
 }
 
+/// `POST /admin/v1/tokens/{id}/rotate`; the body may be left out.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotateRequest {
+    /// How long the old token keeps working, in seconds (at most 2592000, 30 days); 0 or
+    /// absent revokes it at once.
+    #[serde(default)]
+    #[schema(example = 3600, maximum = 2592000)]
+    pub(crate) grace_seconds: u64,
+}
+
+impl RotateRequest {
+    /// The grace.
+    pub(crate) fn grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.grace_seconds)
+    }
+}
+
 /// Filters and page of `GET /admin/v1/tokens`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -25,7 +25,10 @@ use super::AdminState;
         super::tokens::show,
         super::tokens::patch,
         super::tokens::revoke,
+        super::tokens::rotate,
+        super::credentials::list_credentials,
         super::credentials::set_credential,
+        super::credentials::delete_credential,
         super::audit::list,
     ),
     modifiers(&AdminTokenScheme),
@@ -86,7 +89,10 @@ mod tests {
             ("/admin/v1/tokens/{id}", "get"),
             ("/admin/v1/tokens/{id}", "patch"),
             ("/admin/v1/tokens/{id}", "delete"),
+            ("/admin/v1/tokens/{id}/rotate", "post"),
+            ("/admin/v1/credentials", "get"),
             ("/admin/v1/users/{user}/credential", "put"),
+            ("/admin/v1/users/{user}/credential", "delete"),
             ("/admin/v1/audit", "get"),
         ] {
             assert!(paths[path][method].is_object(), "{method} {path}");

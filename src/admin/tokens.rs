@@ -1,4 +1,4 @@
-//! `/admin/v1/tokens`: create, list, show, change and revoke tokens.
+//! `/admin/v1/tokens`: create, list, show, change, rotate and revoke tokens.
 
 use axum::Json;
 use axum::Router;
@@ -10,9 +10,11 @@ use chrono::Utc;
 
 use super::AdminState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{AdminJson, AdminPath, AdminQuery};
-use super::model::{CreateTokenRequest, ListParams, PatchTokenRequest, encode_cursor};
-use crate::lifecycle::{CreatedToken, Origin, TokenPage, TokenView};
+use super::extract::{AdminJson, AdminPath, AdminQuery, OptionalJson};
+use super::model::{
+    CreateTokenRequest, ListParams, PatchTokenRequest, RotateRequest, encode_cursor,
+};
+use crate::lifecycle::{CreatedToken, Origin, RotatedToken, TokenPage, TokenView};
 use crate::store::TokenQuery;
 
 pub(super) fn routes() -> Router<AdminState> {
@@ -22,6 +24,7 @@ pub(super) fn routes() -> Router<AdminState> {
             "/admin/v1/tokens/{id}",
             get(show).patch(patch).delete(revoke),
         )
+        .route("/admin/v1/tokens/{id}/rotate", post(rotate))
 }
 
 /// Create a token. The answer holds the secret (`token`), shown this once.
@@ -168,4 +171,37 @@ pub(super) async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     state.lifecycle.revoke(&id, &origin, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Rotate a token: a new token (new id and secret, shown this once) with the old one's owner,
+/// description, scope, expiry, allowed IPs and rate limit. The old token keeps working for
+/// `grace_seconds` (default 0: revoked at once), then stops on every gateway.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tokens/{id}/rotate",
+    tag = "tokens",
+    params(("id" = String, Path, description = "The token's id")),
+    request_body(content = Option<RotateRequest>, description = "May be left out: no grace"),
+    responses(
+        (status = 201, description = "Rotated; `token` is the new secret, never shown again, and `replaces` the old token as it is now", body = RotatedToken),
+        (status = 400, description = "The body is not JSON of this shape", body = ErrorBody),
+        (status = 401, description = "No valid admin token", body = ErrorBody),
+        (status = 404, description = "No token has this id", body = ErrorBody),
+        (status = 409, description = "The token is revoked (`token_revoked`) or expired (`token_expired`)", body = ErrorBody),
+        (status = 422, description = "The grace is too long, or the token breaks the lifetime policy", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(super) async fn rotate(
+    State(state): State<AdminState>,
+    Extension(origin): Extension<Origin>,
+    AdminPath(id): AdminPath<String>,
+    OptionalJson(body): OptionalJson<RotateRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rotated = state
+        .lifecycle
+        .rotate(&id, body.grace(), &origin, Utc::now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(rotated)))
 }

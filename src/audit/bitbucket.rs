@@ -141,6 +141,8 @@ fn action(kind: AuditKind) -> &'static str {
         AuditKind::IpDenied => "API token IP address denied",
         AuditKind::RateLimited => "API token rate limited",
         AuditKind::Fallback => "Authentication passed to Bitbucket",
+        AuditKind::CredentialDeleted => "Bitbucket credential deleted",
+        AuditKind::TokenExpiryNotified => "API token expiry notice sent",
     }
 }
 

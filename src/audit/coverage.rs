@@ -9,7 +9,8 @@ use super::AuditKind;
 pub enum Coverage {
     /// Nothing.
     Off,
-    /// Token lifecycle (created, changed, revoked, credential set) and admin actions.
+    /// Token lifecycle (created, changed, revoked, expiry notices), credentials set and deleted,
+    /// and admin actions.
     Base,
     /// As `base`; kept for parity with Bitbucket's levels.
     Advanced,

@@ -27,11 +27,16 @@ pub enum AuditKind {
     IpDenied,
     RateLimited,
     Fallback,
+    /// A user's stored Bitbucket credential was deleted.
+    CredentialDeleted,
+    /// A token's owner was told (by `notify.webhook_url`) that it is about to expire.
+    TokenExpiryNotified,
 }
 
 impl AuditKind {
-    /// Every kind, in a stable order.
-    pub const ALL: [Self; 11] = [
+    /// Every kind, in a stable order: SQLite's audit segments store a kind as its position
+    /// here, so a new kind is only ever appended.
+    pub const ALL: [Self; 13] = [
         Self::TokenCreated,
         Self::TokenChanged,
         Self::TokenRevoked,
@@ -43,6 +48,8 @@ impl AuditKind {
         Self::IpDenied,
         Self::RateLimited,
         Self::Fallback,
+        Self::CredentialDeleted,
+        Self::TokenExpiryNotified,
     ];
 
     /// The stored and JSON name, `token_created` etc.
@@ -59,6 +66,8 @@ impl AuditKind {
             Self::IpDenied => "ip_denied",
             Self::RateLimited => "rate_limited",
             Self::Fallback => "fallback",
+            Self::CredentialDeleted => "credential_deleted",
+            Self::TokenExpiryNotified => "token_expiry_notified",
         }
     }
 
@@ -72,7 +81,12 @@ impl AuditKind {
     pub fn is_lifecycle(self) -> bool {
         matches!(
             self,
-            Self::TokenCreated | Self::TokenChanged | Self::TokenRevoked | Self::CredentialSet
+            Self::TokenCreated
+                | Self::TokenChanged
+                | Self::TokenRevoked
+                | Self::CredentialSet
+                | Self::CredentialDeleted
+                | Self::TokenExpiryNotified
         )
     }
 }

@@ -1,6 +1,6 @@
-//! The JSON shape of a token, as the admin API answers and `tokengate token … --json` prints
-//! it. It has no field for the secret's hash; the secret itself appears only in
-//! [`CreatedToken`], once.
+//! The JSON shapes of a token and of a stored credential, as the admin API answers and the
+//! CLI's `--json` prints them. A token has no field for the secret's hash; the secret itself
+//! appears only in [`CreatedToken`], once. A credential shows only who has one and since when.
 
 use std::net::IpAddr;
 
@@ -11,6 +11,7 @@ use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
 use crate::ratelimit::RateQuota;
+use crate::store::CredentialInfo;
 use crate::token::{Scope, TokenRecord, TokenState};
 
 /// A token as shown to administrators: everything but the secret and its hash.
@@ -84,4 +85,37 @@ pub struct TokenPage {
     pub tokens: Vec<TokenView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// A user's stored Bitbucket credential as listed: never the credential itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CredentialView {
+    /// The Bitbucket user name.
+    #[schema(example = "automation-user")]
+    pub user: String,
+    /// True when it was made through Bitbucket's access-token API at the user's sign-in
+    /// (`self_service.provision_credentials`), false when an administrator set it.
+    pub provisioned: bool,
+    /// When it was set or provisioned.
+    pub updated_at: DateTime<Utc>,
+    /// When Bitbucket refused it; `null` while it has not. A refused credential is not sent
+    /// again until it is replaced.
+    pub refused_at: Option<DateTime<Utc>>,
+}
+
+impl From<&CredentialInfo> for CredentialView {
+    fn from(info: &CredentialInfo) -> Self {
+        Self {
+            user: info.user.clone(),
+            provisioned: info.provisioned,
+            updated_at: info.updated_at,
+            refused_at: info.refused_at,
+        }
+    }
+}
+
+/// `GET /admin/v1/credentials`: every stored credential, by user name.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CredentialList {
+    pub credentials: Vec<CredentialView>,
 }

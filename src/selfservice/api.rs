@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
@@ -15,9 +15,11 @@ use utoipa::ToSchema;
 use super::ops::CreateInput;
 use super::{Asked, Caller, Me, SelfService};
 use crate::admin::error::{ApiError, ErrorBody};
-use crate::admin::extract::{AdminJson, AdminPath, AdminQuery};
-use crate::admin::model::{ListParams, PatchTokenRequest, RateLimitBody, encode_cursor};
-use crate::lifecycle::{self, CreatedToken, LifecycleError, TokenPage, TokenView};
+use crate::admin::extract::{AdminJson, AdminPath, AdminQuery, OptionalJson};
+use crate::admin::model::{
+    ListParams, PatchTokenRequest, RateLimitBody, RotateRequest, encode_cursor,
+};
+use crate::lifecycle::{self, CreatedToken, LifecycleError, RotatedToken, TokenPage, TokenView};
 use crate::token::Scope;
 
 pub(super) fn routes() -> Router<Arc<SelfService>> {
@@ -28,6 +30,7 @@ pub(super) fn routes() -> Router<Arc<SelfService>> {
             "/rest/tokengate/1.0/tokens/{id}",
             get(show).patch(patch).delete(revoke),
         )
+        .route("/rest/tokengate/1.0/tokens/{id}/rotate", post(rotate))
 }
 
 pub(super) async fn not_found() -> ApiError {
@@ -235,4 +238,31 @@ pub(crate) async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     service.revoke(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Rotate a token: a new token (new secret, shown this once) with everything else of the old
+/// one, which keeps working for `grace_seconds` (default 0: revoked at once).
+#[utoipa::path(
+    post,
+    path = "/rest/tokengate/1.0/tokens/{id}/rotate",
+    tag = "self-service",
+    params(("id" = String, Path, description = "The token's id")),
+    request_body(content = Option<RotateRequest>, description = "May be left out: no grace"),
+    responses(
+        (status = 201, body = RotatedToken),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Signed in with a read-only token other than this one, or no right", body = ErrorBody),
+        (status = 404, description = "No token of the caller's has this id", body = ErrorBody),
+        (status = 409, description = "The token is revoked or expired", body = ErrorBody),
+        (status = 422, description = "The grace is too long, or the token is broader than the caller may create", body = ErrorBody),
+    )
+)]
+pub(crate) async fn rotate(
+    State(service): State<Arc<SelfService>>,
+    caller: Caller,
+    AdminPath(id): AdminPath<String>,
+    OptionalJson(body): OptionalJson<RotateRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rotated = service.rotate(&caller, &id, body.grace()).await?;
+    Ok((StatusCode::CREATED, Json(rotated)))
 }

@@ -25,6 +25,7 @@ use super::SelfService;
         super::api::create,
         super::api::show,
         super::api::patch,
+        super::api::rotate,
         super::api::revoke,
     ),
     modifiers(&SignInSchemes),

@@ -1,5 +1,5 @@
 //! What a signed-in person can do, shared by the REST APIs and the pages: read who they are
-//! and their limits, and create, read, change and revoke tokens within their rights.
+//! and their limits, and create, read, change, rotate and revoke tokens within their rights.
 
 use chrono::{DateTime, Utc};
 use http::StatusCode;
@@ -11,7 +11,7 @@ use super::narrow::{Asked, Bounds, Signing};
 use super::rights::Granted;
 use super::{Caller, SelfService};
 use crate::admin::error::ApiError;
-use crate::lifecycle::{CreatedToken, LifecycleError, TokenSpec, Via};
+use crate::lifecycle::{CreatedToken, Invalid, LifecycleError, RotatedToken, TokenSpec, Via};
 use crate::ratelimit::RateQuota;
 use crate::store::TokenQuery;
 use crate::token::{Scope, TokenPatch, TokenRecord, TokenState};
@@ -186,6 +186,54 @@ impl SelfService {
         Ok(self
             .lifecycle
             .patch(record.id.as_str(), patch, &caller.origin, Utc::now())
+            .await?)
+    }
+
+    /// Rotates a token the caller may see and change: its successor is a copy of it, so it
+    /// must be no broader than what the caller may create (refused naming the field, never
+    /// narrowed). A read-only token may rotate itself, and only itself.
+    pub(crate) async fn rotate(
+        &self,
+        caller: &Caller,
+        id: &str,
+        grace: std::time::Duration,
+    ) -> Result<RotatedToken, ApiError> {
+        let itself = caller.token.as_ref().is_some_and(|t| t.id.as_str() == id);
+        if !itself {
+            Self::check_write(caller)?;
+        }
+        let record = self.token(caller, id).await?;
+        if !caller.may_create_for(&record.user) {
+            return Err(forbidden(
+                "You may not rotate tokens: self_service.create_own does not include you.",
+            ));
+        }
+        let now = Utc::now();
+        let bounds = self.bounds(caller, &record.user);
+        if record.expires_at.is_none()
+            && let Some(limit) = bounds.signing.and_then(|s| s.expires_at)
+        {
+            return Err(LifecycleError::from(Invalid::new(
+                "expires_at",
+                format!(
+                    "the token never expires, but its successor must expire by {}, the expiry \
+                     of the token signed in with: give it an expiry first",
+                    limit.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            ))
+            .into());
+        }
+        let asked = Asked {
+            scope: Some(record.scope),
+            expires_at: record.expires_at,
+            allowed_ips: Some(record.allowed_ips.clone()),
+        };
+        bounds
+            .settle(asked, record.scope, now)
+            .map_err(LifecycleError::from)?;
+        Ok(self
+            .lifecycle
+            .rotate(record.id.as_str(), grace, &caller.origin, now)
             .await?)
     }
 
