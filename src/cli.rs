@@ -1,5 +1,9 @@
 //! The `tokengate` command line: parse, load config, start telemetry, call the library.
 
+mod audit;
+mod backup;
+mod credential;
+mod docs;
 mod token;
 
 use std::path::PathBuf;
@@ -34,15 +38,35 @@ pub enum Command {
     Migrate,
     /// Validate the config and print the effective values, secrets redacted.
     CheckConfig,
-    /// Create, list, show and revoke API tokens on the configured store (no admin token needed).
+    /// Create, list, show, update, rotate and revoke API tokens on the configured store (no
+    /// admin token needed).
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Store users' Bitbucket credentials, for upstream.identity = "credential".
+    /// Store, list and delete users' Bitbucket credentials, for upstream.identity =
+    /// "credential".
     Credential {
         #[command(subcommand)]
         command: CredentialCommand,
+    },
+    /// Read the audit trail of the configured store, newest first.
+    Audit(audit::AuditArgs),
+    /// Copy the SQLite store to a new file, consistently, while gateways keep running.
+    Backup {
+        /// The file to write; it must not exist yet.
+        path: PathBuf,
+    },
+    /// Print a shell completion script: `tokengate completions bash > /etc/bash_completion.d/tokengate`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, or write one page per command into a directory.
+    Man {
+        /// Write tokengate.1 and a page per subcommand here instead of printing tokengate.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -52,6 +76,12 @@ const EXIT_CONFIG: u8 = 2;
 /// Runs the parsed command line.
 #[allow(clippy::needless_pass_by_value)] // owns the parsed command line, like main
 pub fn run(cli: Cli) -> ExitCode {
+    // Generated from the command line alone: no config needed.
+    match &cli.command {
+        Command::Completions { shell } => return docs::completions(*shell),
+        Command::Man { dir } => return docs::man(dir.as_deref()),
+        _ => {}
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -76,6 +106,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig => check_config(cli.config.as_deref(), &config),
         Command::Token { command } => return token::run_token(&config, command),
         Command::Credential { command } => return token::run_credential(&config, command),
+        Command::Audit(args) => return audit::run(&config, &args),
+        Command::Backup { path } => return backup::run(&config, &path),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("answered above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -96,6 +96,10 @@ pub struct CredentialInfo {
 /// What a rotation found. The new token is stored and the old one ended in one transaction,
 /// with the old token's row locked, so a token is never rotated twice or half rotated.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per rotation, returned and taken apart at once, never stored"
+)]
 pub enum TokenRotation {
     /// Rotated (and both changes announced): the old token as it was and as it is now (ending
     /// at the grace's end, or revoked), and the new token.

@@ -4,6 +4,8 @@
 
 pub(crate) mod export;
 
+pub(crate) use export::{CSV_HEADER, csv_row};
+
 use std::borrow::Cow;
 
 use axum::Json;

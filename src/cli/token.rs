@@ -1,7 +1,9 @@
-//! `tokengate token …` and `tokengate credential set`: the token lifecycle on the configured
+//! `tokengate token …` and `tokengate credential …`: the token lifecycle on the configured
 //! store directly, with no admin token, through the same [`Lifecycle`] as the admin API.
-//! Audit events go straight into the store with actor `cli`.
+//! Audit events go straight into the store with actor `cli`. The helpers that run a command
+//! on the store and map its failure to an exit code are shared by the other store commands.
 
+mod change;
 mod render;
 
 use std::io::{BufRead as _, IsTerminal as _};
@@ -24,7 +26,8 @@ use crate::ratelimit::RateQuota;
 use crate::store::TokenQuery;
 use crate::telemetry::Escaped;
 use crate::token::{Scope, TokenState};
-use render::{fields, print_json, table};
+pub(super) use render::print_json;
+use render::{fields, table};
 
 /// Longest `--expires-in`: a hundred years.
 const MAX_EXPIRES_IN_DAYS: u64 = 36_500;
@@ -58,6 +61,11 @@ pub enum TokenCommand {
         /// The token's id.
         id: String,
     },
+    /// Change a token's description, expiry, allowed IPs or rate limit.
+    Update(change::UpdateArgs),
+    /// Replace a token with a new one (new secret, shown this once) that has the same owner,
+    /// description, scope, expiry, allowed IPs and rate limit.
+    Rotate(change::RotateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -98,9 +106,22 @@ pub enum CredentialCommand {
         #[arg(long, value_name = "USER")]
         user: String,
     },
+    /// List the users with a stored credential and when it was set or provisioned (never the
+    /// credential itself).
+    List {
+        /// Print JSON, as `GET /admin/v1/credentials` answers.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a user's stored credential; running gateways drop their copy within a second.
+    Delete {
+        /// The Bitbucket user whose credential is deleted.
+        #[arg(long, value_name = "USER")]
+        user: String,
+    },
 }
 
-fn parse_expires_in(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_expires_in(s: &str) -> Result<Duration, String> {
     let d =
         parse_duration(s).ok_or("expected a whole number followed by s, m, h or d, such as 90d")?;
     if d < Duration::from_secs(1) {
@@ -112,13 +133,13 @@ fn parse_expires_in(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn parse_rate_limit(s: &str) -> Result<RateQuota, String> {
+pub(super) fn parse_rate_limit(s: &str) -> Result<RateQuota, String> {
     s.parse()
         .map_err(|e: crate::ratelimit::QuotaError| e.to_string())
 }
 
 /// What a command failed with, and its exit code.
-enum Failure {
+pub(super) enum Failure {
     /// Bad input: exit 2.
     Usage(String),
     /// Anything else: exit 1.
@@ -152,6 +173,7 @@ fn flag_of(field: &str) -> &str {
         "expires_at" => "--expires-in",
         "allowed_ips" => "--allow-ip",
         "rate_limit" => "--rate-limit",
+        "grace_seconds" => "--grace",
         "credential" => "the credential on stdin",
         other => other,
     }
@@ -167,7 +189,11 @@ pub(super) fn run_token(config: &Config, command: TokenCommand) -> ExitCode {
 
 /// Runs a `credential` command.
 pub(super) fn run_credential(config: &Config, command: CredentialCommand) -> ExitCode {
-    let CredentialCommand::Set { user } = command;
+    let user = match command {
+        CredentialCommand::Set { user } => user,
+        CredentialCommand::List { json } => return super::credential::list(config, json),
+        CredentialCommand::Delete { user } => return super::credential::delete(config, &user),
+    };
     if let Err(e) = lifecycle::validate_user(&user) {
         return finish(Err(LifecycleError::from(e).into()));
     }
@@ -191,7 +217,7 @@ pub(super) fn run_credential(config: &Config, command: CredentialCommand) -> Exi
     }))
 }
 
-fn block_on(work: impl Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+pub(super) fn block_on(work: impl Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -199,7 +225,7 @@ fn block_on(work: impl Future<Output = Result<(), Failure>>) -> Result<(), Failu
         .block_on(work)
 }
 
-fn finish(result: Result<(), Failure>) -> ExitCode {
+pub(super) fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(m)) => {
@@ -213,7 +239,7 @@ fn finish(result: Result<(), Failure>) -> ExitCode {
     }
 }
 
-async fn open(config: &Config) -> Result<Lifecycle, Failure> {
+pub(super) async fn open(config: &Config) -> Result<Lifecycle, Failure> {
     // The CLI has no log subscriber of its own: warnings (an audit event that could not be
     // stored) go to stderr.
     let _ = tracing_subscriber::fmt()
@@ -347,6 +373,8 @@ async fn token(lifecycle: &Lifecycle, command: TokenCommand) -> Result<(), Failu
                 println!("revoked token {} of {}", after.id, Escaped(&after.user));
             }
         }
+        TokenCommand::Update(args) => change::update(lifecycle, args, now).await?,
+        TokenCommand::Rotate(args) => change::rotate(lifecycle, args, now).await?,
     }
     Ok(())
 }

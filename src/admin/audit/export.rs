@@ -21,7 +21,7 @@ use crate::store::{StoreError, TokenStore};
 const PAGE: u32 = 1_000;
 
 /// The CSV columns.
-const CSV_HEADER: &str = "id,time,type,outcome,user,token_id,client_ip,method,path,request_id,node_id,actor,attributes\r\n";
+pub(crate) const CSV_HEADER: &str = "id,time,type,outcome,user,token_id,client_ip,method,path,request_id,node_id,actor,attributes\r\n";
 
 /// Streams every event `query` matches, from its cursor on, as `format` (not `Json`).
 pub(crate) async fn stream(
@@ -90,7 +90,7 @@ fn render(page: Vec<StoredAuditEvent>, format: Format) -> Bytes {
     Bytes::from(out)
 }
 
-fn csv_row(out: &mut Vec<u8>, e: &AuditEventView) {
+pub(crate) fn csv_row(out: &mut Vec<u8>, e: &AuditEventView) {
     fn opt(v: &Option<String>) -> &str {
         v.as_deref().unwrap_or_default()
     }

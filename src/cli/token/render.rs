@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::lifecycle::TokenView;
 use crate::telemetry::Escaped;
 
-pub(super) fn print_json<T: Serialize>(value: &T) {
+pub(in crate::cli) fn print_json<T: Serialize>(value: &T) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).expect("views serialize")
