@@ -21,6 +21,7 @@ use crate::bitbucket::Bitbucket;
 use crate::config::{Config, Identity, LimitBackend};
 use crate::lifecycle::{Actor, AuditTo, Lifecycle, LifecycleSettings};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::proxy::{Gateway, GatewayParts, Limits, Workers};
 use crate::ratelimit::{RateLimits, RedisLimiter};
 use crate::request_id::RequestIds;
@@ -48,6 +49,8 @@ pub struct App {
     usage: Arc<UsageTracker>,
     /// The listeners' certificates and the upstream's TLS settings.
     tls: tls::Setup,
+    /// Sends expiry notices, when `notify.webhook_url` is set.
+    notifier: Option<Arc<Notifier>>,
 }
 
 /// A listener address another process already listens on. The command line answers it with
@@ -191,6 +194,13 @@ impl App {
             ));
         }
         let lifecycle = lifecycle(Actor::AdminApi)?;
+        let notifier = Notifier::new(
+            &config.notify,
+            Arc::clone(&store),
+            audit_sink.clone(),
+            config.node_id.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("notify.webhook_url: {e}"))?;
         let admin = AdminState {
             store: Arc::clone(&store),
             metrics,
@@ -215,6 +225,7 @@ impl App {
             verifier,
             usage,
             tls,
+            notifier,
         })
     }
 
@@ -253,6 +264,7 @@ impl App {
             verifier,
             usage,
             tls,
+            notifier,
         } = self;
         let (stop_background, shutdown_background) = shutdown::signal();
         // Before the listening lines: from then on SIGHUP reloads rather than ends the process.
@@ -269,7 +281,7 @@ impl App {
         };
         let (proxy_tls, admin_tls) = (acceptor(&tls.proxy), acceptor(&tls.admin));
 
-        let background = background::spawn(
+        let mut background = background::spawn(
             Arc::clone(&store),
             Arc::clone(&verifier),
             admin.credentials.clone(),
@@ -279,6 +291,9 @@ impl App {
             shutdown_background.clone(),
         )
         .await;
+        if let Some(notifier) = &notifier {
+            background.extend(notifier.spawn(config.notify.check_interval, &shutdown_background));
+        }
 
         // Whoever made `log_drops` may keep the log writer alive in it (as `tokengate serve`
         // does): held until the end, so the lines written after the admin server ends are kept.

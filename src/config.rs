@@ -3,6 +3,7 @@
 
 mod duration;
 mod env;
+mod notify;
 mod raw;
 mod redact;
 #[cfg(test)]
@@ -19,6 +20,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 
 pub use duration::parse_duration;
+pub use notify::{NotifyConfig, RawNotify};
 pub use raw::{RawConfig, RawTls};
 pub use self_service::SelfServiceConfig;
 
@@ -76,6 +78,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub log: LogSettings,
     pub self_service: SelfServiceConfig,
+    pub notify: NotifyConfig,
     /// `TOKENGATE_…` variables that name no key or section (such as the service links
     /// Kubernetes adds for a Service named `tokengate`): ignored, and warned about at start.
     pub ignored_env: Vec<String>,
@@ -284,6 +287,7 @@ impl RawConfig {
         redact(&mut shown.admin.token);
         redact(&mut shown.upstream.credential_key);
         redact(&mut shown.self_service.bitbucket_credential);
+        redact(&mut shown.notify.webhook_url);
         shown.database.url = validate::redact_url_password(&shown.database.url);
         if let Some(url) = &mut shown.rate_limit.redis_url {
             *url = validate::redact_url_password(url);

@@ -21,7 +21,9 @@
 //!   signed in by Bitbucket; [`bitbucket`] asks Bitbucket's REST API who, which groups, and
 //!   makes users' access tokens. `pages` renders the web pages over the same operations, with
 //!   its stylesheet and script from `assets/`.
-//! - [`lifecycle`]: creating, changing and revoking tokens, shared by the admin API and the CLI.
+//! - [`lifecycle`]: creating, changing, rotating and revoking tokens, shared by the admin API,
+//!   self-service and the CLI.
+//! - [`notify`]: expiry notices to a webhook, sent once per token and window.
 //! - [`vault`]: users' Bitbucket credentials for the upstream, sealed at rest.
 //! - [`shutdown`]: the stop signal of listeners and background tasks.
 //! - [`usage`]: coalesced last-used tracking; [`metrics`]: the Prometheus registry.
@@ -35,6 +37,7 @@ pub mod cli;
 pub mod config;
 pub mod lifecycle;
 pub mod metrics;
+pub mod notify;
 mod pages;
 pub mod proxy;
 pub mod ratelimit;

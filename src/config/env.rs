@@ -10,12 +10,13 @@ use super::schema::{self, Kind};
 const PREFIX: &str = "TOKENGATE_";
 
 /// Keys whose values are secret: an error about them never shows the value.
-const SECRET_KEYS: [&str; 5] = [
+const SECRET_KEYS: [&str; 6] = [
     "admin.token",
     "upstream.credential_key",
     "database.url",
     "self_service.bitbucket_credential",
     "rate_limit.redis_url",
+    "notify.webhook_url",
 ];
 
 /// What the environment changed, to name the variable in errors and warnings.

@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub audit: RawAudit,
     pub log: RawLog,
     pub self_service: RawSelfService,
+    pub notify: super::RawNotify,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -406,7 +406,7 @@ fn errors_never_show_a_secret_from_the_environment() {
     );
 }
 
-const DURATION_KEYS: [(&str, &str); 7] = [
+const DURATION_KEYS: [(&str, &str); 8] = [
     ("proxy", "header_read_timeout"),
     ("proxy", "shutdown_grace"),
     ("upstream", "connect_timeout"),
@@ -414,6 +414,7 @@ const DURATION_KEYS: [(&str, &str); 7] = [
     ("upstream", "pool_idle_timeout"),
     ("auth", "cache_ttl"),
     ("rate_limit", "redis_timeout"),
+    ("notify", "check_interval"),
 ];
 
 #[test]

@@ -398,6 +398,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     };
     crate::telemetry::build_filter(&log).map_err(|e| ConfigError::Log(e.to_string()))?;
     let self_service = super::self_service::validate(raw.self_service, &upstream)?;
+    let notify = super::notify::validate(raw.notify)?;
 
     Ok(Config {
         node_id,
@@ -410,6 +411,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         audit,
         log,
         self_service,
+        notify,
         ignored_env: Vec::new(),
     })
 }
