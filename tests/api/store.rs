@@ -4,6 +4,7 @@
 
 mod audit;
 mod connect;
+mod ops;
 mod segments;
 mod sqlite_files;
 mod state;
