@@ -22,7 +22,7 @@ use crate::auth::HASHES;
 use crate::support::app::{Backend, NODE_ID, Options, TestApp, TokenOpts, spawn_app};
 
 /// The admin token every gateway here is configured with.
-const ADMIN_TOKEN: &str = "admin-token-for-the-tests-0123";
+pub(crate) const ADMIN_TOKEN: &str = "admin-token-for-the-tests-0123";
 
 fn sqlite() -> Options {
     Options::new(Backend::Sqlite).set("admin.token", ADMIN_TOKEN)
@@ -42,7 +42,7 @@ pub(crate) struct Answer {
 impl Answer {
     /// Asserts an error answer: this status and code, and a message that names `field`.
     #[track_caller]
-    fn refused(&self, status: u16, code: &str, field: &str) {
+    pub(crate) fn refused(&self, status: u16, code: &str, field: &str) {
         assert_eq!(self.status.as_u16(), status, "{self:?}");
         assert_eq!(self.body["error"]["code"], code, "{self:?}");
         let message = self.body["error"]["message"]

@@ -14,6 +14,7 @@ pub(crate) mod redis;
 pub(crate) mod tls_client;
 pub(crate) mod upstream;
 mod wait;
+pub(crate) mod webhook;
 
 pub(crate) use wait::eventually;
 
