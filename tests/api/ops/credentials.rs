@@ -102,15 +102,14 @@ async fn credentials_are_listed_without_secrets_and_deleted(backend: Backend) {
         .map(|c| c["user"].clone())
         .collect();
     assert_eq!(users, [json!("bob")]);
-    let audit = call(
-        &app,
-        Method::GET,
-        "/admin/v1/audit?type=credential_deleted",
-        None,
-    )
+    let events = eventually("the deletion's audit event", async || {
+        let path = "/admin/v1/audit?type=credential_deleted";
+        let audit = call(&app, Method::GET, path, None).await;
+        let events = audit.body["events"].as_array().unwrap().clone();
+        (!events.is_empty()).then_some(events)
+    })
     .await;
-    let events = audit.body["events"].as_array().unwrap();
-    assert_eq!(events.len(), 1, "{audit:?}");
+    assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["user"], "alice");
     assert_eq!(events[0]["actor"], "admin-api");
     app.finish().await;
