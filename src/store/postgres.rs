@@ -28,7 +28,14 @@ use super::{
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
 
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+/// The schema's migrations. A database migrated by a newer version (a migration this one does
+/// not know) is accepted: migrations only add, so an older gateway keeps working on a newer
+/// schema, which is what a rolling upgrade and a rollback need.
+static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+    let mut migrator = sqlx::migrate!("migrations/postgres");
+    migrator.set_ignore_missing(true);
+    migrator
+});
 
 /// The notification channel that carries changed token ids.
 const CHANNEL: &str = "tokengate_tokens";

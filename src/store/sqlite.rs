@@ -12,6 +12,7 @@ mod segment;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,7 +37,14 @@ use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
 
 pub use backup::{BackupError, BackupSummary, backup};
 
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+/// The schema's migrations. A database migrated by a newer version (a migration this one does
+/// not know) is accepted: migrations only add, so an older gateway keeps working on a newer
+/// schema, which is what a rolling upgrade and a rollback need.
+static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+    let mut migrator = sqlx::migrate!("migrations/sqlite");
+    migrator.set_ignore_missing(true);
+    migrator
+});
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
