@@ -8,6 +8,7 @@ mod cli;
 mod credentials;
 mod notify;
 mod rotate;
+mod selfservice;
 
 use http::StatusCode;
 
