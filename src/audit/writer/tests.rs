@@ -228,7 +228,9 @@ async fn every_recorded_event_also_goes_to_the_audit_file() {
             "tokengate.audit.action.token_created",
             "tokengate.audit.action.token_changed",
             "tokengate.audit.action.token_revoked",
-            "tokengate.audit.action.credential_set"
+            "tokengate.audit.action.credential_set",
+            "tokengate.audit.action.credential_deleted",
+            "tokengate.audit.action.token_expiry_notified"
         ]
     );
     assert!(
