@@ -146,12 +146,18 @@ fn check_config_output_redacts_secrets() {
                 "TOKENGATE_DATABASE__URL".to_owned(),
                 "postgres://tg:hunter2@db/tokengate".to_owned(),
             ),
+            (
+                "TOKENGATE_NOTIFY__WEBHOOK_URL".to_owned(),
+                "https://hooks.slack.com/services/T0/B0/webhooksecret".to_owned(),
+            ),
         ],
     )
     .unwrap();
     let shown = raw.redacted_toml();
     assert!(
-        !shown.contains("supersecretadmintoken") && !shown.contains("hunter2"),
+        !shown.contains("supersecretadmintoken")
+            && !shown.contains("hunter2")
+            && !shown.contains("webhooksecret"),
         "{shown}"
     );
     assert!(
