@@ -152,3 +152,42 @@ async fn each_token_is_announced_once_per_window_across_failures_restarts_and_re
     third.finish().await;
     second.finish().await;
 }
+
+/// An `https://` webhook (Slack's and Teams' are) is verified against the system's CA
+/// certificates (`SSL_CERT_FILE` here) and reached over TLS; one the system does not trust
+/// gets nothing, and the gateway says why without naming the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_webhook_is_verified_and_reached_over_tls() {
+    let ca = crate::support::certs::TestCa::new("webhook test CA");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let hook = Webhook::start_tls(&ca.issue(7, 2099)).await;
+    assert!(hook.url().starts_with("https://"));
+    let (url, _db_dir) = fresh_database(Backend::Sqlite).await;
+    let store = tokengate::store::connect(&url, 2).await.unwrap();
+    let app = spawn_app(
+        gateway(Backend::Sqlite, &url, &hook).env("SSL_CERT_FILE", &ca_file.display().to_string()),
+    )
+    .await;
+    let id = token(&app, &*store, "over TLS", Some(Duration::days(2))).await;
+    assert_eq!(notice_of(&hook, &id).await["days_left"], 2);
+    app.finish().await;
+
+    // Trusting another CA only: the certificate does not verify, nothing is delivered.
+    let stranger = crate::support::certs::TestCa::new("some other CA");
+    std::fs::write(&ca_file, stranger.pem()).unwrap();
+    let app = spawn_app(
+        gateway(Backend::Sqlite, &url, &hook).env("SSL_CERT_FILE", &ca_file.display().to_string()),
+    )
+    .await;
+    let refused = token(&app, &*store, "untrusted", Some(Duration::days(2))).await;
+    let line = app
+        .wait_for_line("the failed delivery", |l| {
+            l.message.contains("an expiry notice was not delivered")
+        })
+        .await;
+    assert!(!line.message.contains(hook.url()), "{line:?}");
+    assert_eq!(count(&hook, &refused), 0);
+    app.finish().await;
+}

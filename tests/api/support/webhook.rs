@@ -1,6 +1,6 @@
-//! A webhook receiver: a real HTTP server on `127.0.0.1:0` in the test's runtime that keeps
-//! the JSON body of every POST it gets, answering 500 to the first ones it is told to refuse
-//! and 204 to the rest.
+//! A webhook receiver: a real HTTP (or HTTPS) server on `127.0.0.1:0` in the test's runtime
+//! that keeps the JSON body of every POST it gets, answering 500 to the first ones it is told
+//! to refuse and 204 to the rest.
 
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +11,9 @@ use axum::routing::post;
 use http::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
+use tower::ServiceExt as _;
+
+use super::certs::Leaf;
 
 #[derive(Default)]
 struct Received {
@@ -29,6 +32,15 @@ pub(crate) struct Webhook {
 impl Webhook {
     /// Starts a receiver that answers 500 to its first `refuse` POSTs.
     pub(crate) async fn start(refuse: usize) -> Self {
+        Self::start_with(refuse, None).await
+    }
+
+    /// Starts a receiver that speaks HTTPS with `leaf`, and accepts every POST.
+    pub(crate) async fn start_tls(leaf: &Leaf) -> Self {
+        Self::start_with(0, Some(leaf.clone())).await
+    }
+
+    async fn start_with(refuse: usize, tls: Option<Leaf>) -> Self {
         let received = Arc::new(Mutex::new(Received {
             refuse,
             ..Received::default()
@@ -37,11 +49,18 @@ impl Webhook {
             .route("/hooks/expiry", post(receive))
             .with_state(Arc::clone(&received));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding");
-        let url = format!(
-            "http://{}/hooks/expiry",
-            listener.local_addr().expect("an address")
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let port = listener.local_addr().expect("an address").port();
+        let url = match tls {
+            None => {
+                tokio::spawn(async move { axum::serve(listener, app).await });
+                format!("http://127.0.0.1:{port}/hooks/expiry")
+            }
+            Some(leaf) => {
+                tokio::spawn(serve_tls(listener, app, leaf));
+                // The name the test CA's certificates are issued for.
+                format!("https://localhost:{port}/hooks/expiry")
+            }
+        };
         Self { url, received }
     }
 
@@ -78,5 +97,41 @@ async fn receive(State(received): State<Arc<Mutex<Received>>>, body: Bytes) -> S
         StatusCode::NO_CONTENT
     } else {
         StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
+/// Serves `app` over TLS with `leaf` on every connection `listener` accepts.
+async fn serve_tls(listener: TcpListener, app: Router, leaf: Leaf) {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("the receiver's chain");
+    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("the receiver's key");
+    #[allow(deprecated)] // ring, as the gateway uses it
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("the receiver's pair");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| app.clone().oneshot(request),
+            );
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
     }
 }
