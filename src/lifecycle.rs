@@ -167,6 +167,12 @@ pub enum LifecycleError {
     /// A revoked token cannot be changed.
     #[error("token {0} is revoked and can no longer be changed")]
     Revoked(TokenId),
+    /// A token in the grace of a rotation is not rotated again: it has a successor.
+    #[error(
+        "token {id} was rotated already; its successor is {by} (rotate that one, or revoke \
+         this one to end its grace now)"
+    )]
+    Replaced { id: TokenId, by: TokenId },
     /// An expired token cannot be rotated: its successor would be expired too.
     #[error(
         "token {0} has expired, so a rotation would make an expired token: give it a later \

@@ -110,6 +110,9 @@ pub enum TokenRotation {
     },
     /// The old token is revoked; nothing was written.
     Revoked(TokenRecord),
+    /// The old token was rotated already (it is in its grace): its successor is `by`. Nothing
+    /// was written, so a retried rotation never makes a second successor.
+    Replaced { record: TokenRecord, by: TokenId },
     /// No token has the old id.
     Unknown,
 }
@@ -217,8 +220,8 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Deletes a user's stored credential and announces the change; false when none is stored.
     async fn delete_credential(&self, user: &str) -> Result<bool, StoreError>;
 
-    /// Stores `new` and ends the token `old` in one transaction, if `old` is known and not
-    /// revoked: revoked at `at` when `grace_until` is `None`, otherwise expiring at
+    /// Stores `new` and ends the token `old` in one transaction, if `old` is known, not
+    /// revoked and not rotated already: revoked at `at` when `grace_until` is `None`, otherwise expiring at
     /// `grace_until` (or at its own expiry, if earlier). `old` is marked replaced by `new`, and
     /// both changes are announced. A taken new id is [`StoreError::Conflict`], and then nothing
     /// is written.

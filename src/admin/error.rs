@@ -30,7 +30,7 @@ pub(crate) struct ErrorBody {
 pub(crate) struct ErrorDetail {
     /// Machine-readable: `malformed_json`, `invalid_field`, `invalid_value`, `lifetime_exceeded`,
     /// `empty_patch`, `invalid_query`, `invalid_cursor`, `not_found`, `token_revoked`,
-    /// `token_expired`,
+    /// `token_expired`, `token_replaced`,
     /// `credential_key_missing`, `unauthorized`, `admin_token_unset`, `store_unavailable`, …
     #[schema(example = "invalid_value")]
     code: String,
@@ -105,6 +105,9 @@ impl From<LifecycleError> for ApiError {
             LifecycleError::NotFound(_) => Self::not_found(message),
             LifecycleError::Revoked(_) => Self::new(StatusCode::CONFLICT, "token_revoked", message),
             LifecycleError::Expired(_) => Self::new(StatusCode::CONFLICT, "token_expired", message),
+            LifecycleError::Replaced { .. } => {
+                Self::new(StatusCode::CONFLICT, "token_replaced", message)
+            }
             LifecycleError::NoCredential(_) => Self::not_found(message),
             LifecycleError::NoCredentialKey => {
                 Self::new(StatusCode::CONFLICT, "credential_key_missing", message)

@@ -187,7 +187,7 @@ pub(super) async fn revoke(
         (status = 400, description = "The body is not JSON of this shape", body = ErrorBody),
         (status = 401, description = "No valid admin token", body = ErrorBody),
         (status = 404, description = "No token has this id", body = ErrorBody),
-        (status = 409, description = "The token is revoked (`token_revoked`) or expired (`token_expired`)", body = ErrorBody),
+        (status = 409, description = "The token is revoked (`token_revoked`), expired (`token_expired`) or rotated already (`token_replaced`)", body = ErrorBody),
         (status = 422, description = "The grace is too long, or the token breaks the lifetime policy", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
     ),

@@ -37,7 +37,7 @@ pub struct RotatedToken {
 }
 
 impl Lifecycle {
-    /// Rotates the token `id`, which must be neither revoked nor expired. The old token keeps
+    /// Rotates the token `id`, which must be neither revoked, expired, nor rotated already. The old token keeps
     /// working for `grace` (none: it is revoked at once). Both tokens are audited, each
     /// naming the other.
     pub async fn rotate(
@@ -89,6 +89,9 @@ impl Lifecycle {
                 }
                 Ok(TokenRotation::Revoked(revoked)) => {
                     return Err(LifecycleError::Revoked(revoked.id));
+                }
+                Ok(TokenRotation::Replaced { record, by }) => {
+                    return Err(LifecycleError::Replaced { id: record.id, by });
                 }
                 Ok(TokenRotation::Unknown) => return Err(not_found(old.id.as_str())),
                 // A taken id, astronomically rare: a new one.

@@ -338,6 +338,14 @@ impl TokenStore for SqliteStore {
             Some(revoked) => return Ok(TokenRotation::Revoked(revoked)),
             None => return Ok(TokenRotation::Unknown),
         };
+        let replaced_by: Option<String> =
+            sqlx::query_scalar("SELECT replaced_by FROM tokens WHERE id = ?")
+                .bind(old.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        if let Some(by) = replaced_by.as_deref().and_then(TokenId::parse) {
+            return Ok(TokenRotation::Replaced { record: before, by });
+        }
         let new = token_from_row(
             &sql::insert_token::<Sqlite>(new)
                 .build()

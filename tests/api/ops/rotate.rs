@@ -108,6 +108,16 @@ async fn a_rotated_token_works_through_its_grace_and_stops_on_every_gateway(back
         "the old token ends when the grace does: {ends}"
     );
 
+    // Rotating the old token again is refused: it has a successor.
+    call(
+        &one,
+        Method::POST,
+        &format!("/admin/v1/tokens/{old_id}/rotate"),
+        None,
+    )
+    .await
+    .refused(409, "token_replaced", &new_id);
+
     // The successor works on both gateways; the old secret too, while the grace lasts.
     assert_eq!(status(&one, &new_secret).await, StatusCode::OK);
     assert_eq!(status(&two, &new_secret).await, StatusCode::OK);

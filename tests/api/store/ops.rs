@@ -85,8 +85,9 @@ async fn rotation_with_grace_moves_the_expiry_and_never_later(store: Arc<dyn Tok
     far.expires_at = Some(at("2024-06-01T00:00:00Z"));
     store.insert_token(&far).await.unwrap();
     let grace_end = now + TimeDelta::hours(1);
+    let first = new_token("alice", now);
     let Ok(TokenRotation::Rotated { after, .. }) = store
-        .rotate_token(&far.id, &new_token("alice", now), now, Some(grace_end))
+        .rotate_token(&far.id, &first, now, Some(grace_end))
         .await
     else {
         panic!("rotated");
@@ -108,12 +109,17 @@ async fn rotation_with_grace_moves_the_expiry_and_never_later(store: Arc<dyn Tok
     };
     assert_eq!(after.expires_at, soon.expires_at);
 
-    // A token in its grace can still be rotated (a second successor); it stays replaced.
+    // A token in its grace is not rotated again: a retried rotation makes no second successor.
+    let second = new_token("alice", now);
     let again = store
-        .rotate_token(&far.id, &new_token("alice", now), now, Some(grace_end))
+        .rotate_token(&far.id, &second, now, Some(grace_end))
         .await
         .unwrap();
-    assert!(matches!(again, TokenRotation::Rotated { .. }), "{again:?}");
+    assert!(
+        matches!(&again, TokenRotation::Replaced { by, .. } if *by == first.id),
+        "{again:?}"
+    );
+    assert_eq!(store.get_token(&second.id).await.unwrap(), None);
 }
 
 async fn rotation_of_a_revoked_or_unknown_token_writes_nothing(store: Arc<dyn TokenStore>) {
