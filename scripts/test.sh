@@ -12,7 +12,9 @@
 # be found, starts one on another free port with nothing saved to disk, exports
 # TG_TEST_REDIS_URL; runs the tests, then stops both and removes the dir. The web page tests
 # drive Debian's headless chromium through chromedriver: both are installed with apt when
-# missing, and TG_TEST_CHROMEDRIVER names the driver.
+# missing, and TG_TEST_CHROMEDRIVER names the driver. The admin API's Schemathesis test runs
+# in a Python environment made once (scripts/schemathesis-venv.sh) and named by
+# TG_TEST_SCHEMATHESIS.
 # Exits with the tests' status.
 set -euo pipefail
 
@@ -237,6 +239,13 @@ log "Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2) ready at $
 if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest"
     cargo install cargo-nextest --locked
+fi
+
+# Schemathesis, for the admin API test (it says why it skips when this fails).
+if ST=$(scripts/schemathesis-venv.sh); then
+    export TG_TEST_SCHEMATHESIS="$ST"
+else
+    log "no Schemathesis environment could be made; the admin API's Schemathesis test will skip"
 fi
 
 status=0

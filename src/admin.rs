@@ -12,7 +12,7 @@ mod openapi;
 mod origin;
 mod tokens;
 
-pub use openapi::ApiDoc;
+pub use openapi::{ApiDoc, openapi_document};
 
 use std::sync::Arc;
 

@@ -22,9 +22,10 @@ use serde_json::{Value, json};
 
 pub use rotate::{MAX_GRACE, RotatedToken};
 pub use validate::{
-    Invalid, MAX_ALLOWED_IPS, MAX_CREDENTIAL_BYTES, MAX_TEXT_CHARS, check_allowed_ips_len,
-    check_expiry, parse_allowed_ips, parse_expires_at, parse_ip, parse_scope, rate_limit,
-    validate_description, validate_user,
+    CREDENTIAL_PATTERN, DESCRIPTION_PATTERN, Invalid, MAX_ALLOWED_IPS, MAX_CREDENTIAL_BYTES,
+    MAX_TEXT_CHARS, USER_PATTERN, check_allowed_ips_len, check_expiry, parse_allowed_ips,
+    parse_expires_at, parse_ip, parse_scope, rate_limit, validate_credential, validate_description,
+    validate_user,
 };
 pub use view::{CreatedToken, CredentialList, CredentialView, TokenPage, TokenView};
 

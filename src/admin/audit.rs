@@ -4,7 +4,7 @@
 
 pub(crate) mod export;
 
-pub(crate) use export::{CSV_HEADER, csv_row};
+pub(crate) use export::{CSV_CONTENT_TYPE, CSV_HEADER, NDJSON_CONTENT_TYPE, csv_row};
 
 use std::borrow::Cow;
 
@@ -13,8 +13,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -22,20 +20,21 @@ use utoipa::{IntoParams, ToSchema};
 use super::AdminState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::AdminQuery;
-use super::model::cursor_time;
+use super::model::{cursor_millis, cursor_time};
 use crate::audit::{AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent, stored_text};
 use crate::store::TokenStore;
 
 /// Page size when none is given.
 const DEFAULT_LIMIT: u32 = 100;
 /// Largest page.
-const MAX_LIMIT: u32 = 1_000;
+pub(crate) const MAX_LIMIT: u32 = 1_000;
 
 pub(super) fn routes() -> Router<AdminState> {
     Router::new().route("/admin/v1/audit", get(list))
 }
 
-/// Filters, page and format of `GET /admin/v1/audit`. An empty value is the same as none.
+/// Filters, page and format of `GET /admin/v1/audit`. An empty value is the same as none. A
+/// time range that is empty (`since` not before `until`) matches no event.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -54,12 +53,13 @@ pub(crate) struct AuditParams {
     /// Events before this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
     pub(crate) until: Option<String>,
-    /// Page size of `format=json`, 1 to 1000 (default 100); exports include every match.
+    /// Page size of `format=json`, 1 to 1000 (default 100); an export stops after this many
+    /// events (without it, an export holds every match).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page; an export starts after it.
     pub(crate) cursor: Option<String>,
-    /// `json` (default): one page; `ndjson` or `csv`: every matching event, streamed.
+    /// `json` (default): one page; `ndjson` or `csv`: the matching events, streamed.
     #[param(value_type = Option<String>, example = "csv")]
     pub(crate) format: Option<String>,
 }
@@ -146,9 +146,9 @@ pub(super) async fn list(
     State(state): State<AdminState>,
     AdminQuery(params): AdminQuery<AuditParams>,
 ) -> Result<Response, ApiError> {
-    let (query, format) = params.check()?;
+    let (query, format, limit) = params.check_export()?;
     if format != Format::Json {
-        return export::stream(state.store, query, format).await;
+        return export::stream_limited(state.store, query, format, limit).await;
     }
     Ok(Json(page(&*state.store, query).await?).into_response())
 }
@@ -182,6 +182,12 @@ fn invalid(message: String) -> ApiError {
 impl AuditParams {
     /// The store query and answer format these parameters ask for.
     pub(crate) fn check(self) -> Result<(AuditQuery, Format), ApiError> {
+        self.check_export()
+            .map(|(query, format, _)| (query, format))
+    }
+
+    /// As [`AuditParams::check`], and the `limit` as given: an export's bound.
+    pub(crate) fn check_export(self) -> Result<(AuditQuery, Format, Option<u32>), ApiError> {
         let given = |v: Option<String>| v.filter(|s| !s.is_empty());
         let kind = match given(self.kind) {
             None => None,
@@ -199,23 +205,18 @@ impl AuditParams {
         let until = given(self.until)
             .map(|s| parse_time("until", &s))
             .transpose()?;
-        if let (Some(since), Some(until)) = (since, until)
-            && since >= until
-        {
-            return Err(invalid("until: must be later than since".into()));
-        }
-        let limit = match given(self.limit) {
-            None => DEFAULT_LIMIT,
-            Some(l) => l
-                .parse::<u32>()
-                .ok()
-                .filter(|l| (1..=MAX_LIMIT).contains(l))
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "limit: must be a whole number from 1 to {MAX_LIMIT}"
-                    ))
-                })?,
-        };
+        let limit = given(self.limit)
+            .map(|l| {
+                l.parse::<u32>()
+                    .ok()
+                    .filter(|l| (1..=MAX_LIMIT).contains(l))
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "limit: must be a whole number from 1 to {MAX_LIMIT}"
+                        ))
+                    })
+            })
+            .transpose()?;
         let format = match given(self.format).as_deref() {
             None | Some("json") => Format::Json,
             Some("ndjson") => Format::Ndjson,
@@ -230,13 +231,13 @@ impl AuditParams {
             token_id: stored(self.token_id),
             since,
             until,
-            limit,
+            limit: limit.unwrap_or(DEFAULT_LIMIT),
             after: given(self.cursor)
                 .as_deref()
                 .map(decode_cursor)
                 .transpose()?,
         };
-        Ok((query, format))
+        Ok((query, format, limit))
     }
 }
 
@@ -253,23 +254,30 @@ fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
-/// The opaque cursor after an event: base64url of `{time in ms}|{id}`.
+/// An audit listing's cursor, `{time in ms}-{id}`. Every text of this shape is a place in the
+/// listing (a time after the year 9999 reads as its end).
+pub(crate) const AUDIT_CURSOR_PATTERN: &str = "^[0-9]{1,15}-[1-9][0-9]{0,17}$";
+
+/// The cursor after an event: `{time in ms}-{id}`.
 fn encode_cursor(time: DateTime<Utc>, id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{id}", time.timestamp_millis()))
+    format!("{}-{id}", cursor_millis(time))
 }
 
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok();
-    let text = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok());
-    let (ms, id) = text.and_then(|t| t.split_once('|')).unwrap_or_default();
-    cursor_time(ms)
-        .zip(id.parse::<i64>().ok().filter(|id| *id > 0))
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                "cursor: not a cursor this API returned; pass next_cursor from the previous page",
-            )
+pub(crate) fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
+    let (ms, id) = cursor.split_once('-').unwrap_or_default();
+    let id = Some(id)
+        .filter(|id| {
+            (1..=18).contains(&id.len())
+                && !id.starts_with('0')
+                && id.bytes().all(|b| b.is_ascii_digit())
         })
+        .and_then(|id| id.parse::<i64>().ok());
+    cursor_time(ms).zip(id).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_cursor",
+            "cursor: not a cursor this API returned; pass next_cursor from the previous page",
+        )
+    })
 }
 
 #[cfg(test)]

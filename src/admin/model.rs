@@ -1,14 +1,12 @@
 //! Request bodies and parameters of the admin API, and their conversion into checked
 //! lifecycle inputs. Unknown fields are refused; values are checked by [`crate::lifecycle`].
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use std::fmt;
 
 use serde::de::value::MapAccessDeserializer;
-use serde::de::{MapAccess, Visitor};
+use serde::de::{MapAccess, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer};
 use utoipa::{IntoParams, ToSchema};
 
@@ -51,12 +49,44 @@ pub(crate) struct CreateTokenRequest {
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
 pub(crate) struct RateLimitBody {
-    /// At least 1.
-    #[schema(minimum = 1, example = 5)]
+    /// From 1 to 4294967295.
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 4_294_967_295_u64, example = 5)]
     requests: u64,
     /// From 1 to 31622400 (366 days).
-    #[schema(minimum = 1, example = 300)]
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 31_622_400, example = 300)]
     period_seconds: u64,
+}
+
+/// A JSON number without a fraction, `5` and `5.0` alike, as JSON Schema's `integer` reads it.
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct Whole;
+    impl Visitor<'_> for Whole {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
+            // 2^64: every whole float below it is a u64.
+            if v.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&v) {
+                Ok(v as u64)
+            } else {
+                Err(E::invalid_value(Unexpected::Float(v), &self))
+            }
+        }
+    }
+    d.deserialize_any(Whole)
 }
 
 /// serde's derived struct deserializer also takes an array of the fields in order
@@ -174,9 +204,9 @@ impl PatchTokenRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetCredentialRequest {
-    /// The user's Bitbucket credential (for example an HTTP access token); stored sealed,
-    /// never shown again.
-    #[schema(value_type = String, example = "BBDC-…")]
+    /// The user's Bitbucket credential (for example an HTTP access token): visible ASCII, up to
+    /// 4096 characters; stored sealed, never shown again.
+    #[schema(value_type = String, example = "BBDC-Mzk0NDEyOTc2MzE4OnRoaXMtaXMtYW4tZXhhbXBsZQ")]
     pub(crate) credential: SecretString,
 }
 
@@ -271,23 +301,34 @@ impl ListParams {
 /// takes times some 260,000 years either side, which PostgreSQL refuses as out of range.
 const CURSOR_MILLIS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999;
 
-/// The time part of a cursor (`{ms}`), when it is a time a page of ours can end at.
+/// A token listing's cursor, `{created_at in ms}-{id}`. Every text of this shape is a place in
+/// the listing (a time after the year 9999 reads as its end), so a cursor is refused only when
+/// it is not of this shape.
+pub(crate) const TOKEN_CURSOR_PATTERN: &str = "^[0-9]{1,15}-[0-9a-z]{12}$";
+
+/// The time part of a cursor: up to 15 digits of milliseconds, a time after the last one a
+/// store holds read as that last one.
 pub(crate) fn cursor_time(ms: &str) -> Option<DateTime<Utc>> {
-    ms.parse()
-        .ok()
-        .filter(|ms| CURSOR_MILLIS.contains(ms))
-        .and_then(DateTime::from_timestamp_millis)
+    if ms.is_empty() || ms.len() > 15 || !ms.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ms: i64 = ms.parse().ok()?;
+    DateTime::from_timestamp_millis(ms.min(*CURSOR_MILLIS.end()))
 }
 
-/// The opaque cursor after a record: base64url of `{created_at in ms}|{id}`.
+/// The time of a record as a cursor writes it.
+pub(crate) fn cursor_millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+        .clamp(*CURSOR_MILLIS.start(), *CURSOR_MILLIS.end())
+}
+
+/// The cursor after a record: `{created_at in ms}-{id}`.
 pub(crate) fn encode_cursor(created_at: DateTime<Utc>, id: &TokenId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{id}", created_at.timestamp_millis()))
+    format!("{}-{id}", cursor_millis(created_at))
 }
 
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, TokenId), ApiError> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok();
-    let text = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok());
-    let (ms, id) = text.and_then(|t| t.split_once('|')).unwrap_or_default();
+pub(crate) fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, TokenId), ApiError> {
+    let (ms, id) = cursor.split_once('-').unwrap_or_default();
     cursor_time(ms).zip(TokenId::parse(id)).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_cursor",
@@ -305,23 +346,28 @@ mod tests {
     fn cursors_round_trip_and_refuse_forgeries() {
         let id = TokenId::parse("abcdefghijkl").unwrap();
         let at = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        assert_eq!(encode_cursor(at, &id), "1700000000123-abcdefghijkl");
         assert_eq!(
             decode_cursor(&encode_cursor(at, &id)).unwrap(),
             (at, id.clone())
         );
         for edge in ["0", "253402300799999"] {
-            let cursor = URL_SAFE_NO_PAD.encode(format!("{edge}|{id}"));
-            assert!(decode_cursor(&cursor).is_ok(), "{edge}");
+            assert!(decode_cursor(&format!("{edge}-{id}")).is_ok(), "{edge}");
         }
+        // Every cursor of the documented shape is a place: beyond the year 9999 is its end.
+        let (end, _) = decode_cursor(&format!("999999999999999-{id}")).unwrap();
+        assert_eq!(end.timestamp_millis(), 253_402_300_799_999);
         for bad in [
             "",
             "x",
-            "!!!",
-            &URL_SAFE_NO_PAD.encode("1|short"),
-            &URL_SAFE_NO_PAD.encode("x|abcdefghijkl"),
-            &URL_SAFE_NO_PAD.encode("-8000000000000000|abcdefghijkl"),
-            &URL_SAFE_NO_PAD.encode("-1|abcdefghijkl"),
-            &URL_SAFE_NO_PAD.encode("253402300800000|abcdefghijkl"),
+            "-abcdefghijkl",
+            "1-short",
+            "x-abcdefghijkl",
+            "-1-abcdefghijkl",
+            "+1-abcdefghijkl",
+            "1000000000000000-abcdefghijkl",
+            "1-ABCDEFGHIJKL",
+            "MTcwMDAwMDAwMDEyM3xhYmNkZWZnaGlqa2w",
         ] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
@@ -358,6 +404,30 @@ mod tests {
         let c: CreateTokenRequest =
             parse_json(br#"{"user": "u", "description": "d", "rate_limit": {"requests": 0, "period_seconds": 60}}"#).unwrap();
         assert_eq!(c.into_spec().unwrap_err().field, "rate_limit.requests");
+    }
+
+    #[test]
+    fn a_quota_takes_whole_numbers_written_either_way() {
+        for body in [
+            r#"{"user": "u", "description": "d", "rate_limit": {"requests": 313.0, "period_seconds": 6e1}}"#,
+            r#"{"user": "u", "description": "d", "rate_limit": {"requests": 313, "period_seconds": 60}}"#,
+        ] {
+            let c: CreateTokenRequest = parse_json(body.as_bytes()).unwrap();
+            assert_eq!(
+                c.into_spec().unwrap().rate_limit.unwrap().to_string(),
+                "313/1m"
+            );
+        }
+        for bad in ["313.5", "-1", "1e20", "-0.5"] {
+            let body = format!(
+                r#"{{"user": "u", "description": "d", "rate_limit": {{"requests": {bad}, "period_seconds": 60}}}}"#
+            );
+            let e = parse_json::<CreateTokenRequest>(body.as_bytes()).unwrap_err();
+            assert!(
+                format!("{e:?}").contains("rate_limit.requests"),
+                "{bad}: {e:?}"
+            );
+        }
     }
 
     #[test]

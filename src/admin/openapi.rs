@@ -1,8 +1,11 @@
 //! The OpenAPI 3.1 document of the admin API, generated from the handlers and types so it
-//! cannot drift, served at `GET /admin/v1/openapi.json`.
+//! cannot drift, with the constraints the handlers check ([`constraints`]), served at
+//! `GET /admin/v1/openapi.json`.
 //!
 //! The document is served without the admin token: it describes the API and holds no data,
 //! and client generators can fetch it before they are given a secret.
+
+mod constraints;
 
 use std::sync::LazyLock;
 
@@ -57,11 +60,14 @@ impl Modify for AdminTokenScheme {
     }
 }
 
-static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    ApiDoc::openapi()
-        .to_json()
-        .expect("the OpenAPI document serializes")
-});
+/// The whole document, constraints included.
+pub fn openapi_document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+    constraints::refine(&mut doc);
+    doc
+}
+
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| openapi_document().to_string());
 
 pub(super) fn routes() -> Router<AdminState> {
     Router::new().route("/admin/v1/openapi.json", get(document))

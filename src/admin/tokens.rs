@@ -31,6 +31,7 @@ pub(super) fn routes() -> Router<AdminState> {
 #[utoipa::path(
     post,
     path = "/admin/v1/tokens",
+    operation_id = "create_token",
     tag = "tokens",
     request_body = CreateTokenRequest,
     responses(
@@ -58,6 +59,7 @@ pub(super) async fn create(
 #[utoipa::path(
     get,
     path = "/admin/v1/tokens",
+    operation_id = "list_tokens",
     tag = "tokens",
     params(ListParams),
     responses(
@@ -100,6 +102,7 @@ pub(super) async fn list(
 #[utoipa::path(
     get,
     path = "/admin/v1/tokens/{id}",
+    operation_id = "get_token",
     tag = "tokens",
     params(("id" = String, Path, description = "The token's id")),
     responses(
@@ -122,6 +125,7 @@ pub(super) async fn show(
 #[utoipa::path(
     patch,
     path = "/admin/v1/tokens/{id}",
+    operation_id = "patch_token",
     tag = "tokens",
     params(("id" = String, Path, description = "The token's id")),
     request_body = PatchTokenRequest,
@@ -154,6 +158,7 @@ pub(super) async fn patch(
 #[utoipa::path(
     delete,
     path = "/admin/v1/tokens/{id}",
+    operation_id = "revoke_token",
     tag = "tokens",
     params(("id" = String, Path, description = "The token's id")),
     responses(

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::validate::{Invalid, MAX_CREDENTIAL_BYTES, validate_user};
+use super::validate::{Invalid, validate_credential, validate_user};
 use super::{Lifecycle, LifecycleError, Origin};
 use crate::audit::AuditKind;
 
@@ -45,21 +45,7 @@ impl Lifecycle {
         now: DateTime<Utc>,
     ) -> Result<(), LifecycleError> {
         validate_user(user)?;
-        let text = credential.expose_secret();
-        if text.trim() != text || text.is_empty() {
-            return Err(Invalid::new(
-                "credential",
-                "must be non-empty and must not begin or end with white space",
-            )
-            .into());
-        }
-        if text.len() > MAX_CREDENTIAL_BYTES {
-            return Err(Invalid::new(
-                "credential",
-                format!("must be at most {MAX_CREDENTIAL_BYTES} bytes"),
-            )
-            .into());
-        }
+        validate_credential(credential.expose_secret())?;
         let key = self
             .settings
             .credential_key

@@ -18,6 +18,24 @@ pub const MAX_ALLOWED_IPS: usize = 256;
 /// Longest Bitbucket credential accepted, in bytes.
 pub const MAX_CREDENTIAL_BYTES: usize = 4096;
 
+/// The user-name rule of [`validate_user`] as a regular expression (ECMA-262, as JSON Schema
+/// reads it; Rust's `regex` and Python's `re` read it the same way): no control character
+/// and no white space (Unicode's `White_Space`, as `char::is_whitespace`). The length (1 to
+/// [`MAX_TEXT_CHARS`] characters) is stated apart.
+pub const USER_PATTERN: &str =
+    r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$";
+
+/// The description rule of [`validate_description`]: no control character, no line or
+/// paragraph separator, and at least one character that is not white space.
+pub const DESCRIPTION_PATTERN: &str = concat!(
+    r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*",
+    r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+);
+
+/// The credential rule of [`validate_credential`]: visible ASCII, spaces only inside.
+pub const CREDENTIAL_PATTERN: &str = r"^[!-~](?:[ -~]*[!-~])?$";
+
 /// A value that was refused, naming the field (`user`, `allowed_ips[2]`,
 /// `rate_limit.requests`) and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,6 +113,29 @@ pub fn validate_description(description: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// A user's Bitbucket credential, sent upstream as `Authorization: Bearer …`: 1 to
+/// [`MAX_CREDENTIAL_BYTES`] characters of visible ASCII, spaces only inside, as an HTTP header
+/// value can carry it.
+pub fn validate_credential(credential: &str) -> Result<(), Invalid> {
+    let bad = |m: String| Err(Invalid::new("credential", m));
+    if credential.is_empty() {
+        return bad("must not be empty".into());
+    }
+    if credential.len() > MAX_CREDENTIAL_BYTES {
+        return bad(format!("must be at most {MAX_CREDENTIAL_BYTES} characters"));
+    }
+    if credential.trim() != credential {
+        return bad("must not begin or end with white space".into());
+    }
+    if !credential.bytes().all(|b| matches!(b, b' '..=b'~')) {
+        return bad(
+            "must be visible ASCII characters (and inner spaces), as an HTTP header carries it"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// `read-only` or `read-write`.
 pub fn parse_scope(s: &str) -> Result<Scope, Invalid> {
     s.parse().map_err(|()| {
@@ -106,11 +147,21 @@ pub fn parse_scope(s: &str) -> Result<Scope, Invalid> {
 }
 
 /// One allow-list entry: a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare address (taken as
-/// `/32` or `/128`). Host bits are cleared: `10.1.2.3/8` is stored as `10.0.0.0/8`.
+/// `/32` or `/128`). A CIDR with host bits set (`10.1.2.3/8`) is refused: it is a typo far more
+/// often than an intent, and clearing the bits would quietly allow a whole other network.
 pub fn parse_ip(s: &str) -> Result<IpNet, String> {
     let s = s.trim();
     if let Ok(net) = s.parse::<IpNet>() {
-        return Ok(net.trunc());
+        let network = net.trunc();
+        if network != net {
+            return Err(format!(
+                "{} has host bits set: write the network as {network}, or the address alone \
+                 as {}",
+                shown(s),
+                net.addr()
+            ));
+        }
+        return Ok(net);
     }
     if let Ok(addr) = s.parse::<IpAddr>() {
         return Ok(IpNet::from(addr));
@@ -278,7 +329,7 @@ mod tests {
 
     #[test]
     fn ips_accept_cidrs_and_bare_addresses() {
-        let ips = parse_allowed_ips(&["10.1.2.3/8", "192.168.1.7", "2001:db8::1", "::/0"]).unwrap();
+        let ips = parse_allowed_ips(&["10.0.0.0/8", "192.168.1.7", "2001:db8::1", "::/0"]).unwrap();
         let shown: Vec<String> = ips.iter().map(ToString::to_string).collect();
         assert_eq!(
             shown,
@@ -288,6 +339,11 @@ mod tests {
         assert_eq!(e.field, "allowed_ips[1]");
         assert!(e.message.contains("10.0.0.0/33"));
         assert!(parse_allowed_ips(&["nonsense"]).is_err());
+        for typo in ["10.1.2.3/8", "192.168.1.7/24", "2001:db8::1/32"] {
+            let e = parse_ip(typo).unwrap_err();
+            assert!(e.contains("host bits") && e.contains(typo), "{e}");
+        }
+        assert!(parse_ip("10.1.2.3/8").unwrap_err().contains("10.0.0.0/8"));
         assert!(parse_allowed_ips(&vec!["10.0.0.1"; 257]).is_err());
     }
 

@@ -7,6 +7,7 @@
 mod bodies;
 mod cursors;
 mod request_ids;
+mod schemathesis;
 
 use std::time::{Duration, Instant};
 
@@ -198,7 +199,7 @@ async fn every_endpoint_does_its_job() {
             "description": "CI token",
             "scope": "read-write",
             "expires_at": expires,
-            "allowed_ips": ["10.1.2.3/8", "127.0.0.1", "::1"],
+            "allowed_ips": ["10.0.0.0/8", "127.0.0.1", "::1"],
             "rate_limit": {"requests": 5, "period_seconds": 300},
         }),
     )
@@ -514,6 +515,9 @@ async fn bad_create_bodies_are_refused_and_change_nothing() {
         (r#"{"user": "a", "description": "d", "scope": "admin"}"#.into(), 422, "invalid_value", "scope"),
         (r#"{"user": "a", "description": "d", "allowed_ips": ["10.0.0.0/8", "10.0.0.0/33"]}"#.into(), 422, "invalid_value", "allowed_ips[1]"),
         (r#"{"user": "a", "description": "d", "allowed_ips": ["example.com"]}"#.into(), 422, "invalid_value", "allowed_ips[0]"),
+        // Host bits set: a typo far more often than an intent, never quietly truncated.
+        (r#"{"user": "a", "description": "d", "allowed_ips": ["10.0.0.0/8", "10.1.2.3/8"]}"#.into(), 422, "invalid_value", "allowed_ips[1]: \"10.1.2.3/8\" has host bits set: write the network as 10.0.0.0/8"),
+        (r#"{"user": "a", "description": "d", "allowed_ips": ["2001:db8::1/32"]}"#.into(), 422, "invalid_value", "2001:db8::/32"),
         (r#"{"user": "a", "description": "d", "expires_at": "2030-01-01"}"#.into(), 422, "invalid_value", "expires_at"),
         (r#"{"user": "a", "description": "d", "expires_at": "next week"}"#.into(), 422, "invalid_value", "expires_at"),
         (format!(r#"{{"user": "a", "description": "d", "expires_at": "{past}"}}"#), 422, "invalid_value", "expires_at"),
@@ -533,19 +537,68 @@ async fn bad_create_bodies_are_refused_and_change_nothing() {
         .collect();
     refuses_all(&app, Method::POST, "/admin/v1/tokens", &cases).await;
 
-    // Not JSON at all.
-    let form = app
+    // Not JSON at all, or no content type: 415.
+    for content_type in [
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+        None,
+    ] {
+        let mut request = app
+            .client
+            .post(format!("{}/admin/v1/tokens", app.admin_url()))
+            .bearer_auth(ADMIN_TOKEN)
+            .body(r#"{"user": "a", "description": "d"}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let answer = request.send().await.unwrap();
+        assert_eq!(
+            answer.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}"
+        );
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unsupported_media_type");
+    }
+    // Over the size limit: 413, however the body is sent.
+    let padding = " ".repeat(64 * 1024);
+    let oversized = format!(r#"{{"user": "a", "description": "d"{padding}}}"#);
+    let answer = call_as(
+        &app,
+        Some(ADMIN_TOKEN),
+        Method::POST,
+        "/admin/v1/tokens",
+        Some(&oversized),
+    )
+    .await;
+    answer.refused(413, "payload_too_large", "64 KiB");
+    let chunks: Vec<Result<String, std::io::Error>> = vec![Ok(oversized.clone()), Ok(oversized)];
+    let streamed = app
         .client
         .post(format!("{}/admin/v1/tokens", app.admin_url()))
         .bearer_auth(ADMIN_TOKEN)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("user=a&description=d")
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
-    assert_eq!(form.status(), StatusCode::BAD_REQUEST);
-    let body: Value = form.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "unsupported_media_type");
+    assert_eq!(streamed.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Just under the limit is read (and here refused for its content, not its size).
+    let fits = format!(
+        r#"{{"user": "a b", "description": "d"{}}}"#,
+        " ".repeat(60 * 1024)
+    );
+    call_as(
+        &app,
+        Some(ADMIN_TOKEN),
+        Method::POST,
+        "/admin/v1/tokens",
+        Some(&fits),
+    )
+    .await
+    .refused(422, "invalid_value", "user");
     assert!(all_tokens(&app).await.is_empty());
     app.finish().await;
 }

@@ -373,6 +373,18 @@ async fn bad_arguments_exit_2_and_change_nothing() {
             ],
             "--allow-ip",
         ),
+        // Host bits set: refused as the typo it likely is, naming the network meant.
+        (
+            vec![
+                "--user",
+                "a",
+                "--description",
+                "d",
+                "--allow-ip",
+                "10.1.2.3/8",
+            ],
+            "host bits set: write the network as 10.0.0.0/8",
+        ),
         (
             vec!["--user", "a", "--description", "d", "--rate-limit", "0/5m"],
             "--rate-limit",

@@ -1,4 +1,5 @@
-//! The NDJSON and CSV exports: every matching event, read from the store a page at a time and
+//! The NDJSON and CSV exports: the matching events (at most `limit` of them, when given), read
+//! from the store a page at a time and
 //! written to the response as each page arrives, so an export of millions of events never sits
 //! in memory. The first page is read before the answer starts, so a store that fails at once
 //! gets the admin API's error answer; a failure after that ends the body early (the status is
@@ -26,12 +27,24 @@ pub(crate) const CSV_HEADER: &str = "id,time,type,outcome,user,token_id,client_i
 /// Streams every event `query` matches, from its cursor on, as `format` (not `Json`).
 pub(crate) async fn stream(
     store: Arc<dyn TokenStore>,
-    mut query: AuditQuery,
+    query: AuditQuery,
     format: Format,
 ) -> Result<Response, ApiError> {
-    query.limit = PAGE;
+    stream_limited(store, query, format, None).await
+}
+
+/// Streams the events `query` matches, from its cursor on, as `format` (not `Json`): at most
+/// `limit` of them, or every one.
+pub(crate) async fn stream_limited(
+    store: Arc<dyn TokenStore>,
+    mut query: AuditQuery,
+    format: Format,
+    limit: Option<u32>,
+) -> Result<Response, ApiError> {
+    let mut left = Left(limit.map(u64::from));
+    query.limit = left.page();
     let first = store.query_audit(&query).await?;
-    let rest = next_query(query, &first);
+    let rest = next_query(query, &first, &mut left).map(|q| (q, left));
     let head = (format == Format::Csv).then(|| Bytes::from_static(CSV_HEADER.as_bytes()));
     let first = stream::iter(
         head.into_iter()
@@ -41,10 +54,10 @@ pub(crate) async fn stream(
     let pages = stream::unfold(rest, move |next| {
         let store = Arc::clone(&store);
         async move {
-            let query = next?;
+            let (query, mut left) = next?;
             match store.query_audit(&query).await {
                 Ok(page) => {
-                    let next = next_query(query, &page);
+                    let next = next_query(query, &page, &mut left).map(|q| (q, left));
                     (!page.is_empty()).then(|| (Ok(render(page, format)), next))
                 }
                 Err(e) => {
@@ -56,8 +69,8 @@ pub(crate) async fn stream(
     });
     let body = Body::from_stream(first.chain(pages));
     let content_type = match format {
-        Format::Csv => "text/csv; charset=utf-8",
-        _ => "application/x-ndjson",
+        Format::Csv => CSV_CONTENT_TYPE,
+        _ => NDJSON_CONTENT_TYPE,
     };
     let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
     if format == Format::Csv {
@@ -69,9 +82,39 @@ pub(crate) async fn stream(
     Ok(response)
 }
 
-/// The query of the page after `page`, or none when `page` was the last (a short page).
-fn next_query(mut query: AuditQuery, page: &[StoredAuditEvent]) -> Option<AuditQuery> {
+/// The content type of a CSV export.
+pub(crate) const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
+/// The content type of an NDJSON export.
+pub(crate) const NDJSON_CONTENT_TYPE: &str = "application/x-ndjson";
+
+/// How many more events an export may hold; `None` for every match.
+#[derive(Debug, Clone, Copy)]
+struct Left(Option<u64>);
+
+impl Left {
+    /// The size of the next page read from the store.
+    fn page(self) -> u32 {
+        self.0.map_or(PAGE, |left| {
+            u32::try_from(left.min(u64::from(PAGE))).unwrap_or(PAGE)
+        })
+    }
+}
+
+/// The query of the page after `page`, or none when `page` was the last (a short page, or the
+/// one that reached the limit).
+fn next_query(
+    mut query: AuditQuery,
+    page: &[StoredAuditEvent],
+    left: &mut Left,
+) -> Option<AuditQuery> {
     let last = page.last().filter(|_| page.len() == query.limit as usize)?;
+    if let Some(n) = &mut left.0 {
+        *n = n.saturating_sub(page.len() as u64);
+        if *n == 0 {
+            return None;
+        }
+    }
+    query.limit = left.page();
     query.after = Some((last.event.time, last.id));
     Some(query)
 }

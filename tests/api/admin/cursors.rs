@@ -1,5 +1,6 @@
-//! Forged `GET /admin/v1/tokens` cursors whose time no store can hold (before 1970, after the
-//! year 9999): 400 `invalid_cursor` on both backends, never PostgreSQL's out-of-range 503.
+//! `GET /admin/v1/tokens` cursors: one not of the documented shape (`{ms}-{id}`) is 400
+//! `invalid_cursor` on both backends; one of that shape whose time no store can hold (after the
+//! year 9999) is the end of the listing, never PostgreSQL's out-of-range 503.
 
 use http::{Method, StatusCode};
 use serde_json::json;
@@ -7,30 +8,37 @@ use serde_json::json;
 use super::{ADMIN_TOKEN, call, create};
 use crate::support::app::{Backend, Options, spawn_app};
 
-fn base64url(text: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
-}
-
 async fn forged_list_cursors(backend: Backend) {
     let app = spawn_app(Options::new(backend).set("admin.token", ADMIN_TOKEN)).await;
     create(&app, json!({"user": "alice", "description": "d"})).await;
     for forged in [
-        "-8000000000000000|abcdefghijkl",
-        "8000000000000000|abcdefghijkl",
-        "253402300800000|abcdefghijkl",
-        "-1|abcdefghijkl",
+        "-8000000000000000-abcdefghijkl",
+        "8000000000000000-abcdefghijkl",
+        "-1-abcdefghijkl",
+        "1-ABCDEFGHIJKL",
+        "1|abcdefghijkl",
+        // The form cursors had before: base64 of `{ms}|{id}`.
+        "MHxhYmNkZWZnaGlqa2w",
     ] {
-        let path = format!("/admin/v1/tokens?cursor={}", base64url(forged));
+        let path = format!("/admin/v1/tokens?cursor={forged}");
         call(&app, Method::GET, &path, None)
             .await
             .refused(400, "invalid_cursor", "cursor");
     }
-    // The first and last times a cursor may name are read.
-    for edge in ["0|abcdefghijkl", "253402300799999|abcdefghijkl"] {
-        let path = format!("/admin/v1/tokens?cursor={}", base64url(edge));
+    // The first and last times a cursor may name are read, and a later one is the last.
+    for (edge, listed) in [
+        ("0-abcdefghijkl", 0),
+        ("253402300799999-abcdefghijkl", 1),
+        ("999999999999999-abcdefghijkl", 1),
+    ] {
+        let path = format!("/admin/v1/tokens?cursor={edge}");
         let answer = call(&app, Method::GET, &path, None).await;
         assert_eq!(answer.status, StatusCode::OK, "{edge}: {answer:?}");
+        assert_eq!(
+            answer.body["tokens"].as_array().map(Vec::len),
+            Some(listed),
+            "{edge}: {answer:?}"
+        );
     }
     call(&app, Method::GET, "/admin/v1/tokens?user=%00", None)
         .await

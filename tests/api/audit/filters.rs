@@ -76,23 +76,31 @@ async fn filters_and_cursors(backend: Backend) {
         assert!(!text.contains("alice"), "{path}: {text}");
     }
 
-    // Cursors whose time is before 1970 or after 9999: forged, refused before the store.
+    // Cursors not of the documented shape, `{ms}-{id}`: refused before the store. One of that
+    // shape whose time is after the year 9999 is the end of the listing.
     for forged in [
-        "-8000000000000000|5",
-        "8000000000000000|5",
-        "253402300800000|5",
-        "-1|5",
+        "-8000000000000000-5",
+        "8000000000000000-5",
+        "-1-5",
+        "1-0",
+        "1|5",
+        "MXw1",
     ] {
-        let cursor = base64url(forged);
         for format in ["json", "ndjson", "csv"] {
             refused(
                 &app,
-                &format!("/admin/v1/audit?cursor={cursor}&format={format}"),
+                &format!("/admin/v1/audit?cursor={forged}&format={format}"),
                 "invalid_cursor",
             )
             .await;
         }
     }
+    let page = get_json(
+        &app,
+        "/admin/v1/audit?cursor=999999999999999-999999999999999999",
+    )
+    .await;
+    assert_eq!(users(&page).len(), 2);
     // The widest times RFC 3339 can write are answered.
     let page = get_json(
         &app,
@@ -101,11 +109,6 @@ async fn filters_and_cursors(backend: Backend) {
     .await;
     assert_eq!(users(&page).len(), 2);
     app.finish().await;
-}
-
-fn base64url(text: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
 
 #[tokio::test]

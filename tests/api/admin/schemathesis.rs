@@ -1,0 +1,93 @@
+//! Schemathesis against the running admin API: the document at `/admin/v1/openapi.json`, every
+//! check, positive and negative data, in all four phases (examples, coverage, fuzzing and
+//! stateful sequences of calls), on both backends. It must find nothing: the document states
+//! every constraint the handlers enforce, every status and every content type.
+//!
+//! `scripts/test.sh` makes the Python environment (`scripts/schemathesis-venv.sh`) and names its
+//! `st` in `TG_TEST_SCHEMATHESIS`; without it the test says so and skips. Settings and hooks
+//! are in `tests/schemathesis/`. `TG_TEST_SCHEMATHESIS_SEED` replays a run's seed.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+
+use super::{ADMIN_TOKEN, sqlite};
+use crate::support::app::{Backend, Options, spawn_app};
+
+/// Examples per operation and phase: enough to exercise every constraint, few enough for
+/// the suite.
+const MAX_EXAMPLES: &str = "60";
+
+fn schemathesis() -> Option<PathBuf> {
+    let st = std::env::var_os("TG_TEST_SCHEMATHESIS").map(PathBuf::from);
+    if st.is_none() {
+        eprintln!(
+            "SKIPPED: TG_TEST_SCHEMATHESIS is not set, so there is no Schemathesis to run: run \
+             the suite with scripts/test.sh, which makes its Python environment \
+             (scripts/schemathesis-venv.sh)"
+        );
+    }
+    st
+}
+
+async fn run_against(options: Options) {
+    let Some(st) = schemathesis() else {
+        return;
+    };
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let app = spawn_app(options.set("upstream.credential_key", key.as_str())).await;
+    let settings = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis");
+    // Schemathesis writes its own files where it runs: a directory of the test's.
+    let work = tempfile::tempdir().expect("a temp dir");
+    let seed = std::env::var("TG_TEST_SCHEMATHESIS_SEED").unwrap_or_else(|_| "1".to_owned());
+    let output = tokio::process::Command::new(&st)
+        .current_dir(work.path())
+        .env("PYTHONPATH", &settings)
+        .env("SCHEMATHESIS_HOOKS", "hooks")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .arg("--config-file")
+        .arg(settings.join("schemathesis.toml"))
+        .args([
+            "--no-color",
+            "run",
+            &format!("{}/admin/v1/openapi.json", app.admin_url()),
+            "--header",
+            &format!("Authorization: Bearer {ADMIN_TOKEN}"),
+            "--mode",
+            "all",
+            "--max-examples",
+            MAX_EXAMPLES,
+            "--seed",
+            &seed,
+            "--generation-database",
+            "none",
+            "--workers",
+            "2",
+        ])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {}: {e}", st.display()));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "Schemathesis found failures (seed {seed}):\n{report}"
+    );
+    // Every operation was tested, in every phase.
+    assert!(report.contains("Tested: 7"), "{report}");
+    assert!(report.contains("No issues found"), "{report}");
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_schemathesis_finds_nothing() {
+    run_against(sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_schemathesis_finds_nothing() {
+    run_against(Options::new(Backend::Postgres).set("admin.token", ADMIN_TOKEN)).await;
+}
