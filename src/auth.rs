@@ -10,9 +10,9 @@ mod verifier;
 
 pub use credential::{Credential, Scheme};
 pub use decision::{
-    Decision, NoValidToken, Policy, Presented, Progress, RateCheck, RequestFacts, Unverified,
-    Verification, canonical, decide, decide_until_rate, ip_allowed, is_write, parse_cidr,
-    write_override,
+    AllowList, Decision, NoValidToken, Policy, Presented, Progress, RateCheck, RequestFacts,
+    Unverified, Verification, canonical, decide, decide_until_rate, ip_allowed, is_write,
+    parse_cidr, write_override,
 };
 pub use route::{Unroutable, query_values, routing_path};
 pub use stray::{Redacted, TokenPlace, holds_token, stray_token};

@@ -91,6 +91,15 @@ pub enum Presented {
     },
 }
 
+/// The allow-list a client IP was refused by (row 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllowList {
+    /// The token's own `allowed_ips`.
+    Token,
+    /// The global `auth.allowed_ips`.
+    Global,
+}
+
 /// Why a request was refused with "no valid token" (rows 3 and 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoValidToken {
@@ -117,11 +126,16 @@ pub enum Decision {
         user: Option<String>,
         reason: NoValidToken,
         scheme: Option<Scheme>,
+        /// The token, when its secret matched (expired, revoked, not the Basic user's, or one
+        /// whose owner may not use tokens).
+        token: Option<Arc<TokenRecord>>,
     },
     /// Row 5: 401.
     IpNotAllowed {
         token: Arc<TokenRecord>,
         scheme: Scheme,
+        /// The allow-list that refused the client IP.
+        refused_by: AllowList,
     },
     /// Row 6: 403. `overridden` is the method a method-override header named, when that made
     /// the request a write.
@@ -243,50 +257,61 @@ fn rows_1_to_6(
                 user,
                 reason: NoValidToken::Foreign,
                 scheme,
+                token: None,
             });
         }
     };
     if !request.protected {
         return Err(Decision::TokenOutsideProtectedPaths);
     }
-    let invalid = |reason, owner: Option<String>| Decision::NoValidToken {
+    let invalid = |reason, owner: Option<String>, token| Decision::NoValidToken {
         // With Basic the user is the name presented; with Bearer, the owner where known.
         user: basic_user.clone().or(owner),
         reason,
         scheme: Some(scheme),
+        token,
     };
     let token = match verification {
         Verification::Verified(token) => token,
         Verification::Invalid { reason, owner } => {
-            return Err(invalid(NoValidToken::Invalid(reason), owner));
+            return Err(invalid(NoValidToken::Invalid(reason), owner, None));
         }
         Verification::StoreUnavailable => return Err(Decision::StoreUnavailable),
         Verification::Throttled(retry_after) => {
             return Err(Decision::TooManyFailures { retry_after });
         }
         Verification::Withdrawn(token) => {
-            return Err(invalid(
-                NoValidToken::NotPermitted,
-                Some(token.user.clone()),
-            ));
+            let owner = Some(token.user.clone());
+            return Err(invalid(NoValidToken::NotPermitted, owner, Some(token)));
         }
     };
-    match token.state(request.now) {
-        TokenState::Active => {}
-        TokenState::Expired => {
-            return Err(invalid(NoValidToken::Expired, Some(token.user.clone())));
-        }
-        TokenState::Revoked => {
-            return Err(invalid(NoValidToken::Revoked, Some(token.user.clone())));
-        }
+    let refused = match token.state(request.now) {
+        TokenState::Active => None,
+        TokenState::Expired => Some(NoValidToken::Expired),
+        TokenState::Revoked => Some(NoValidToken::Revoked),
     }
-    if basic_user.as_deref().is_some_and(|user| user != token.user) {
-        return Err(invalid(NoValidToken::NotOwner, Some(token.user.clone())));
+    .or_else(|| {
+        basic_user
+            .as_deref()
+            .is_some_and(|user| user != token.user)
+            .then_some(NoValidToken::NotOwner)
+    });
+    if let Some(reason) = refused {
+        return Err(invalid(reason, Some(token.user.clone()), Some(token)));
     }
-    if !ip_allowed(&token.allowed_ips, request.client_ip)
-        || !ip_allowed(policy.allowed_ips, request.client_ip)
-    {
-        return Err(Decision::IpNotAllowed { token, scheme });
+    let refused_by = if !ip_allowed(&token.allowed_ips, request.client_ip) {
+        Some(AllowList::Token)
+    } else if !ip_allowed(policy.allowed_ips, request.client_ip) {
+        Some(AllowList::Global)
+    } else {
+        None
+    };
+    if let Some(refused_by) = refused_by {
+        return Err(Decision::IpNotAllowed {
+            token,
+            scheme,
+            refused_by,
+        });
     }
     if token.scope == Scope::ReadOnly {
         if is_write(request.method, request.path, request.query) {

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::Gateway;
 use crate::audit::{Attributes, AuditEvent, AuditKind, AuditOutcome, method_name};
 use crate::auth::messages::{ANONYMOUS, AuthMessage};
-use crate::auth::{Decision, NoValidToken, TokenPlace, Unverified};
+use crate::auth::{AllowList, Decision, NoValidToken, TokenPlace, Unverified};
 use crate::telemetry::{AUTH_TARGET, RATE_LIMIT_TARGET};
 use crate::token::TokenRecord;
 
@@ -78,7 +78,12 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
                 attributes: Attributes::empty(),
             }
         }
-        Decision::NoValidToken { user, reason, .. } => {
+        Decision::NoValidToken {
+            user,
+            reason,
+            token,
+            ..
+        } => {
             let shown = user
                 .as_deref()
                 .filter(|u| !u.is_empty())
@@ -92,13 +97,25 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
             Event {
                 kind,
                 user: user.as_deref(),
-                token: None,
+                // A token whose secret matched (expired, revoked, not the Basic user's) is named.
+                token: token.as_deref(),
                 attributes: Attributes::Pair("reason", reason_name(*reason)),
             }
         }
-        Decision::IpNotAllowed { token, .. } => {
+        Decision::IpNotAllowed {
+            token, refused_by, ..
+        } => {
             tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::IpNotAllowed { user: &token.user, ip: reported.client_ip, fallback, path });
-            Event::of(token, AuditKind::IpDenied, Attributes::empty())
+            let (list, nets) = match refused_by {
+                AllowList::Token => ("token", &token.allowed_ips),
+                AllowList::Global => ("auth.allowed_ips", &gateway.allowed_ips),
+            };
+            let attributes = json!({
+                "client_ip": reported.client_ip.to_string(),
+                "allow_list": list,
+                "allowed_ips": nets.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            });
+            Event::of(token, AuditKind::IpDenied, Attributes::Json(attributes))
         }
         Decision::ScopeDenied { token, overridden } => {
             let method = overridden.as_deref().unwrap_or(reported.method.as_str());

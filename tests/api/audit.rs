@@ -4,6 +4,7 @@
 
 mod cluster;
 mod coverage;
+mod denials;
 mod filters;
 mod query;
 mod replay;

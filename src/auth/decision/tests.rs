@@ -350,6 +350,7 @@ fn assert_no_valid_token(
             user: u,
             reason: r,
             scheme: s,
+            ..
         } => {
             assert_eq!(u.as_deref(), user, "user of {decision:?}");
             assert_eq!(*r, reason, "reason of {decision:?}");
@@ -365,6 +366,7 @@ fn assert_ip_not_allowed(decision: &Decision, token: &Arc<TokenRecord>, scheme: 
         Decision::IpNotAllowed {
             token: t,
             scheme: s,
+            ..
         } => {
             assert!(
                 Arc::ptr_eq(t, token),
@@ -635,6 +637,41 @@ fn row4_basic_user_not_the_owner_is_refused() {
     }
 }
 
+/// The token a "no valid token" decision names: the one whose secret matched, if any.
+fn refused_token(d: &Decision) -> Option<&Arc<TokenRecord>> {
+    match d {
+        Decision::NoValidToken { token, .. } => token.as_ref(),
+        other => panic!("expected NoValidToken, got {other:?}"),
+    }
+}
+
+#[test]
+fn row4_a_token_whose_secret_matched_is_named_with_the_refusal() {
+    let expired = token().expires(now() - ms(1)).arc();
+    let revoked = token().revoked(now()).arc();
+    let other_owner = token().arc();
+    for (t, presented) in [
+        (&expired, bearer(verified(&expired))),
+        (&revoked, bearer(verified(&revoked))),
+        (&other_owner, basic(Some("mallory"), verified(&other_owner))),
+    ] {
+        let d = refused(&get(), presented, &fallback(false));
+        let named = refused_token(&d).expect("the token is named");
+        assert!(Arc::ptr_eq(named, t), "{d:?}");
+    }
+    // Nothing verified: no token to name.
+    for reason in REASONS {
+        let d = refused(
+            &get(),
+            bearer(invalid(reason, owner_for(reason))),
+            &fallback(false),
+        );
+        assert!(refused_token(&d).is_none(), "{d:?}");
+    }
+    let d = refused(&get(), foreign(Some("alice")), &fallback(false));
+    assert!(refused_token(&d).is_none(), "{d:?}");
+}
+
 #[test]
 fn row4_basic_user_that_is_the_owner_is_allowed() {
     let t = token().arc();
@@ -787,6 +824,32 @@ fn row5_both_lists_must_allow() {
     // In both.
     let (d, calls) = allowed(&get().from("10.1.0.1"), bearer(verified(&t)), &pol);
     assert_allow(&d, &calls, &t, default_quota());
+}
+
+#[test]
+fn row5_names_the_list_that_refused() {
+    let refused_by = |d: &Decision| match d {
+        Decision::IpNotAllowed { refused_by, .. } => *refused_by,
+        other => panic!("expected IpNotAllowed, got {other:?}"),
+    };
+    let pol = fallback(true).ips(&["10.1.0.0/16"]);
+    let t = token().ips(&["10.0.0.0/8"]).arc();
+    // Outside the token's list (and the global one): the token's is named, as it is checked first.
+    for from in ["192.168.0.1", "10.200.0.1"] {
+        let d = refused(&get().from(from), bearer(verified(&t)), &pol);
+        let expected = if from.starts_with("10.") {
+            AllowList::Global
+        } else {
+            AllowList::Token
+        };
+        assert_eq!(refused_by(&d), expected, "{from}");
+    }
+    let d = refused(
+        &get().from("10.2.0.1"),
+        bearer(verified(&token().arc())),
+        &pol,
+    );
+    assert_eq!(refused_by(&d), AllowList::Global);
 }
 
 #[test]

@@ -331,12 +331,22 @@ async fn full_records_every_decision_too_and_no_secret_anywhere() {
                 true,
                 json!({ "limit": "1/1h" })
             ),
-            (IpDenied, "denied", Some("bot"), true, json!({})),
+            (
+                IpDenied,
+                "denied",
+                Some("bot"),
+                true,
+                json!({
+                    "client_ip": "127.0.0.1",
+                    "allow_list": "token",
+                    "allowed_ips": ["10.0.0.0/8"]
+                })
+            ),
             (
                 ExpiredTokenUsed,
                 "denied",
                 Some("old-user"),
-                false,
+                true,
                 json!({ "reason": "expired" })
             ),
             (
