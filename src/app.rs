@@ -18,7 +18,7 @@ use crate::admin::{self, AdminState};
 use crate::audit::{self, AuditWriter};
 use crate::auth::{Verifier, VerifierSettings};
 use crate::bitbucket::Bitbucket;
-use crate::config::{Config, Identity, LimitBackend};
+use crate::config::{Config, ConfigFile, Identity, LimitBackend};
 use crate::lifecycle::{Actor, AuditTo, Lifecycle, LifecycleSettings};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -27,7 +27,7 @@ use crate::ratelimit::{RateLimits, RedisLimiter};
 use crate::request_id::RequestIds;
 use crate::selfservice::{Directory, Edge, Rights, SelfService, SelfServiceParts};
 use crate::shutdown;
-use crate::store::{self, StoreRuntime, TokenStore};
+use crate::store::{self, Schema, StoreError, StoreRuntime, TokenStore};
 use crate::tls::{self, Acceptor};
 use crate::usage::UsageTracker;
 use crate::vault::{CredentialKey, CredentialVault};
@@ -69,6 +69,52 @@ pub fn bind_error(key: &'static str, addr: SocketAddr, error: std::io::Error) ->
         AddressInUse { key, addr }.into()
     } else {
         anyhow::Error::new(error).context(format!("binding {key} {addr}"))
+    }
+}
+
+/// Why the configured store cannot be used by a command that only uses it.
+#[derive(Debug, thiserror::Error)]
+pub enum ExistingStoreError {
+    /// The SQLite file does not exist: nothing to use, and nothing is created.
+    #[error(
+        "{error} (database.url = {url}; {file}): create the database with `tokengate migrate`, \
+         or name the config of an existing one with --config or TOKENGATE_CONFIG"
+    )]
+    NoDatabase {
+        error: StoreError,
+        /// The URL, its password redacted.
+        url: String,
+        file: ConfigFile,
+    },
+    /// The database is not at this release's schema; only `migrate` and `serve` change it.
+    #[error("{0}")]
+    Schema(Schema),
+    /// The store cannot be reached or read.
+    #[error("opening the token store (database.url): {0}")]
+    Store(StoreError),
+}
+
+/// Opens the configured store for a command that only uses it (`token`, `credential`, …): an
+/// SQLite file is not created, and the schema must be this release's or a newer one's
+/// (migrations are applied by `tokengate migrate` and `serve` alone).
+pub async fn open_existing_store(
+    config: &Config,
+) -> Result<Arc<dyn TokenStore>, ExistingStoreError> {
+    let url = config.database.url.expose_secret();
+    let store = store::connect_existing(url, config.database.max_connections)
+        .await
+        .map_err(|error| match error {
+            error @ StoreError::NoDatabase { .. } => ExistingStoreError::NoDatabase {
+                error,
+                url: crate::config::redact_url_password(url),
+                file: config.file.clone(),
+            },
+            error => ExistingStoreError::Store(error),
+        })?;
+    match store.schema().await.map_err(ExistingStoreError::Store)? {
+        // Migrations only add: a newer release's schema serves this one too.
+        Schema::Current | Schema::Ahead { .. } => Ok(store),
+        other => Err(ExistingStoreError::Schema(other)),
     }
 }
 

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, App};
-use crate::config::{self, Config};
+use crate::config::{self, Config, ConfigFile};
 
 pub use token::{CreateArgs, CredentialCommand, TokenCommand};
 
@@ -22,7 +22,9 @@ pub use token::{CreateArgs, CredentialCommand, TokenCommand};
 #[derive(Debug, Parser)]
 #[command(name = "tokengate", version, about, long_about = None)]
 pub struct Cli {
-    /// Config file (TOML). Every key can also be set with TOKENGATE_SECTION__KEY.
+    /// Config file (TOML); without it, TOKENGATE_CONFIG names one, else config/tokengate.toml
+    /// or /etc/tokengate/tokengate.toml is read if it exists. Every key can also be set with
+    /// TOKENGATE_SECTION__KEY.
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
@@ -36,7 +38,7 @@ pub enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
-    /// Validate the config and print the effective values, secrets redacted.
+    /// Validate the config and print the file read and the effective values, secrets redacted.
     CheckConfig,
     /// Create, list, show, update, rotate and revoke API tokens on the configured store (no
     /// admin token needed).
@@ -103,7 +105,7 @@ pub fn run(cli: Cli) -> ExitCode {
             println!("migrations applied");
             Ok(())
         }),
-        Command::CheckConfig => check_config(cli.config.as_deref(), &config),
+        Command::CheckConfig => check_config(&config),
         Command::Token { command } => return token::run_token(&config, command),
         Command::Credential { command } => return token::run_credential(&config, command),
         Command::Audit(args) => return audit::run(&config, &args),
@@ -131,11 +133,18 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn check_config(path: Option<&std::path::Path>, config: &Config) -> anyhow::Result<()> {
-    let raw = config::load_raw(path, std::env::vars())?;
+/// Prints the file read and the effective config, or fails with a config `serve` could not
+/// start with: an invalid value (refused when loading), a `log.file` it cannot open, or TLS files
+/// it cannot use.
+fn check_config(config: &Config) -> anyhow::Result<()> {
+    let raw = config::load_raw(&config.file, std::env::vars())?;
+    if let Some(file) = &config.log.file {
+        crate::telemetry::check_log_file(file)?;
+    }
     // The files each TLS key names: readable, a matching pair, not expired.
     let tls = crate::tls::Setup::load(config)?;
     tls.check_not_expired(chrono::Utc::now())?;
+    println!("# {}", config.file);
     print!("{}", raw.redacted_toml());
     if raw.node_id.is_none() {
         println!("# node_id derived from the host name: {}", config.node_id);
@@ -168,6 +177,10 @@ fn with_runtime(work: impl std::future::Future<Output = anyhow::Result<()>>) -> 
 
 fn serve(config: Config) -> anyhow::Result<()> {
     let guard = crate::telemetry::init(&config.log).context("starting logging")?;
+    match &config.file {
+        ConfigFile::None => tracing::info!(target: "tokengate::config", "{}", config.file),
+        file => tracing::info!(target: "tokengate::config", "read {file}"),
+    }
     for warning in config.warnings() {
         tracing::warn!(target: "tokengate::config", "{warning}");
     }

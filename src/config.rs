@@ -3,6 +3,7 @@
 
 mod duration;
 mod env;
+mod file;
 mod notify;
 mod raw;
 mod redact;
@@ -20,16 +21,15 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 
 pub use duration::parse_duration;
+pub use file::{CONFIG_VAR, ConfigFile, SEARCH_PATHS};
 pub use notify::{NotifyConfig, RawNotify};
 pub use raw::{RawConfig, RawTls};
+pub(crate) use redact::redact_url_password;
 pub use self_service::SelfServiceConfig;
 
 use crate::audit::Coverage;
 use crate::ratelimit::RateQuota;
 use crate::telemetry::LogSettings;
-
-/// Where the config file is read from when `--config` is not given.
-pub const DEFAULT_PATH: &str = "config/tokengate.toml";
 
 /// A config problem, reported before anything starts. Each message holds its cause, so none
 /// of them has a `source()` that would repeat it.
@@ -82,6 +82,8 @@ pub struct Config {
     /// `TOKENGATE_…` variables that name no key or section (such as the service links
     /// Kubernetes adds for a Service named `tokengate`): ignored, and warned about at start.
     pub ignored_env: Vec<String>,
+    /// The config file read, and what chose it.
+    pub file: ConfigFile,
 }
 
 #[derive(Debug, Clone)]
@@ -196,8 +198,8 @@ pub struct AuditConfig {
 }
 
 impl Config {
-    /// Reads `path` (which may be missing only when it is the default path), applies the
-    /// process environment, and validates.
+    /// Reads the config file (`path` from `--config`, else `TOKENGATE_CONFIG`, else the first
+    /// of [`SEARCH_PATHS`] found, else none), applies the process environment, and validates.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         Self::load_with_env(path, std::env::vars())
     }
@@ -208,9 +210,12 @@ impl Config {
         path: Option<&Path>,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let (raw, overrides) = read(path, vars)?;
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let file = locate(path, &vars);
+        let (raw, overrides) = read(&file, vars)?;
         let mut config = Self::from_raw(raw).map_err(|e| overrides.blame(e))?;
         config.ignored_env = overrides.ignored;
+        config.file = file;
         Ok(config)
     }
 
@@ -221,37 +226,59 @@ impl Config {
 
     /// One warning per ignored environment variable, to log or print at start.
     pub fn warnings(&self) -> impl Iterator<Item = String> + '_ {
-        self.ignored_env.iter().map(|var| {
-            format!(
+        self.ignored_env.iter().map(|var| match env::meant(var) {
+            Some(meant) => format!(
+                "ignoring environment variable {var}: it names no config key or section; did \
+                 you mean {meant}? A section and its key are separated by two underscores"
+            ),
+            None => format!(
                 "ignoring environment variable {var}: it names no config key or section \
                  (Kubernetes sets such variables for a Service named tokengate)"
-            )
+            ),
         })
     }
 }
 
-/// Reads the file and environment into the raw form, unvalidated (used by `check-config`).
+/// The config file `path` (from `--config`) or the environment's `TOKENGATE_CONFIG` names, or
+/// the first one found.
+fn locate(path: Option<&Path>, vars: &[(String, String)]) -> ConfigFile {
+    let named = vars
+        .iter()
+        .rev()
+        .find(|(name, _)| name == CONFIG_VAR)
+        .map(|(_, value)| value.as_str());
+    ConfigFile::locate(path, named, &SEARCH_PATHS)
+}
+
+/// Reads `file` and the environment into the raw form, unvalidated (used by `check-config`).
 pub fn load_raw(
-    path: Option<&Path>,
+    file: &ConfigFile,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<RawConfig, ConfigError> {
-    read(path, vars).map(|(raw, _)| raw)
+    read(file, vars.into_iter().collect()).map(|(raw, _)| raw)
 }
 
 /// The raw form, and what the environment changed in it.
 fn read(
-    path: Option<&Path>,
-    vars: impl IntoIterator<Item = (String, String)>,
+    file: &ConfigFile,
+    vars: Vec<(String, String)>,
 ) -> Result<(RawConfig, env::Overrides), ConfigError> {
-    let (path, explicit) = match path {
-        Some(p) => (p.to_path_buf(), true),
-        None => (PathBuf::from(DEFAULT_PATH), false),
+    let text = match file.path() {
+        Some(path) => std::fs::read_to_string(path).map_err(|cause| match file {
+            ConfigFile::Env(_) => ConfigError::Env {
+                var: CONFIG_VAR.to_owned(),
+                reason: format!("cannot read config file {}: {cause}", path.display()),
+            },
+            _ => ConfigError::Read {
+                path: path.to_path_buf(),
+                cause,
+            },
+        })?,
+        None => String::new(),
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
-        Err(cause) => return Err(ConfigError::Read { path, cause }),
-    };
+    let path = file
+        .path()
+        .map_or_else(|| PathBuf::from("(none)"), Path::to_path_buf);
     let mut doc: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| ConfigError::Parse {

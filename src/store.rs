@@ -9,6 +9,7 @@ mod error;
 mod postgres;
 mod rows;
 mod runtime;
+mod schema;
 mod sql;
 mod sqlite;
 
@@ -23,6 +24,7 @@ pub use change_count::ChangeCount;
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use runtime::StoreRuntime;
+pub use schema::Schema;
 pub use sqlite::{BackupError, BackupSummary, SqliteStore, backup as backup_sqlite};
 
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
@@ -167,6 +169,10 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Applies the backend's migrations (idempotent).
     async fn migrate(&self) -> Result<(), StoreError>;
 
+    /// How the database's applied migrations compare with this release's, read without
+    /// changing anything.
+    async fn schema(&self) -> Result<Schema, StoreError>;
+
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -302,7 +308,8 @@ fn rotation_end(
     }
 }
 
-/// Opens the store a URL names: `postgres://…`/`postgresql://…` or `sqlite://path`.
+/// Opens the store a URL names: `postgres://…`/`postgresql://…` or `sqlite://path`, creating
+/// an SQLite file that does not exist yet.
 pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn TokenStore>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url, max_connections).await?))
@@ -310,5 +317,20 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn TokenSto
         Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
     } else {
         Err(StoreError::UnsupportedUrl)
+    }
+}
+
+/// As [`connect`], but an SQLite file that does not exist is [`StoreError::NoDatabase`]
+/// instead of being created: for the commands that only use a store.
+pub async fn connect_existing(
+    url: &str,
+    max_connections: u32,
+) -> Result<Arc<dyn TokenStore>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(
+            SqliteStore::open_existing(url, max_connections).await?,
+        ))
+    } else {
+        connect(url, max_connections).await
     }
 }

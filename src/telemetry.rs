@@ -48,7 +48,7 @@ pub use escape::{CLIPPED, Escaped, MAX_FIELD_BYTES, clip};
 pub use filter::build_filter;
 pub use format::BitbucketFormat;
 pub use json::JsonFormat;
-pub use writer::{LogGuard, dropped_lines};
+pub use writer::{LogGuard, check_log_file, dropped_lines};
 
 /// Target of the decision lines, shown as [`LogSettings::auth_logger`].
 pub const AUTH_TARGET: &str = "tokengate::auth";

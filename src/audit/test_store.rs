@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 
 use super::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent};
 use crate::store::{
-    Backend, Change, CredentialInfo, LastUse, NoticeKey, NoticeStep, SqliteStore, StoreError,
-    StoredCredential, TokenQuery, TokenRotation, TokenStore, TokenWrite,
+    Backend, Change, CredentialInfo, LastUse, NoticeKey, NoticeStep, Schema, SqliteStore,
+    StoreError, StoredCredential, TokenQuery, TokenRotation, TokenStore, TokenWrite,
 };
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
 
@@ -146,6 +146,10 @@ impl TokenStore for Flaky {
     }
     async fn migrate(&self) -> Result<(), StoreError> {
         self.inner.migrate().await
+    }
+
+    async fn schema(&self) -> Result<Schema, StoreError> {
+        self.inner.schema().await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.check()?;

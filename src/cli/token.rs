@@ -247,7 +247,12 @@ pub(super) async fn open(config: &Config) -> Result<Lifecycle, Failure> {
         .with_max_level(tracing::Level::WARN)
         .with_target(false)
         .try_init();
-    let store = app::open_store(config).await?;
+    let store = app::open_existing_store(config)
+        .await
+        .map_err(|e| match e {
+            e @ app::ExistingStoreError::Store(_) => Failure::Other(e.to_string()),
+            e => Failure::Usage(e.to_string()),
+        })?;
     let settings = LifecycleSettings::from_config(config)
         .map_err(|e| Failure::Usage(format!("upstream.credential_key: {e}")))?;
     Ok(Lifecycle::new(

@@ -101,6 +101,10 @@ pub(super) fn apply(
         let Some(path) = name.strip_prefix(PREFIX) else {
             continue;
         };
+        // Names the config file itself (read before this).
+        if name == super::CONFIG_VAR {
+            continue;
+        }
         let path = path.to_ascii_lowercase();
         let segments: Vec<&str> = path.split("__").collect();
         if !root.contains_key(segments[0]) {
@@ -163,6 +167,37 @@ pub(super) fn apply(
         }
     }
     Ok(overrides)
+}
+
+/// The variable that `var`, ignored for naming no key or section, probably meant: the same
+/// words with two underscores between a section and its key (`TOKENGATE_AUTH_CACHE_TTL` →
+/// `TOKENGATE_AUTH__CACHE_TTL`). `None` when no reading of its underscores names a key.
+pub(super) fn meant(var: &str) -> Option<String> {
+    let path = var.strip_prefix(PREFIX)?.to_ascii_lowercase();
+    let segments = resolve(&schema::root(), &path)?;
+    (segments.len() > 1).then(|| format!("{PREFIX}{}", segments.join("__").to_ascii_uppercase()))
+}
+
+/// `path` read as `section_…_key` through `keys`: the segments, each a section or (last) a key.
+fn resolve(
+    keys: &std::collections::BTreeMap<&'static str, Kind>,
+    path: &str,
+) -> Option<Vec<String>> {
+    let whole = keys
+        .get(path)
+        .filter(|kind| !matches!(kind, Kind::Section(_)))
+        .map(|_| vec![path.to_owned()]);
+    whole.or_else(|| {
+        path.match_indices('_').find_map(|(at, _)| {
+            let (head, tail) = (&path[..at], &path[at + 1..]);
+            let Some(Kind::Section(inner)) = keys.get(head) else {
+                return None;
+            };
+            let mut rest = resolve(inner, tail.trim_start_matches('_'))?;
+            rest.insert(0, head.to_owned());
+            Some(rest)
+        })
+    })
 }
 
 /// `raw` as a value of `kind`: text as written, anything else read as TOML. `None` when it is
@@ -295,6 +330,39 @@ mod tests {
             ]
         );
         assert_eq!(doc.keys().collect::<Vec<_>>(), ["node_id"]);
+    }
+
+    #[test]
+    fn a_single_underscore_between_section_and_key_is_read_as_what_it_meant() {
+        for (var, expected) in [
+            (
+                "TOKENGATE_AUTH_CACHE_TTL",
+                Some("TOKENGATE_AUTH__CACHE_TTL"),
+            ),
+            ("TOKENGATE_DATABASE_URL", Some("TOKENGATE_DATABASE__URL")),
+            ("TOKENGATE_PROXY_LISTEN", Some("TOKENGATE_PROXY__LISTEN")),
+            (
+                "TOKENGATE_AUTH_BASIC_AUTH_FALLBACK",
+                Some("TOKENGATE_AUTH__BASIC_AUTH_FALLBACK"),
+            ),
+            (
+                "TOKENGATE_RATE_LIMIT_DEFAULT",
+                Some("TOKENGATE_RATE_LIMIT__DEFAULT"),
+            ),
+            ("TOKENGATE_SERVICE_HOST", None),
+            ("TOKENGATE_PORT_8080_TCP_ADDR", None),
+            ("TOKENGATE_AUTH_NO_SUCH_KEY", None),
+        ] {
+            assert_eq!(meant(var).as_deref(), expected, "{var}");
+        }
+        // Still ignored, never applied: its value goes nowhere.
+        let mut doc = Table::new();
+        let overrides = apply(&mut doc, vars(&[("TOKENGATE_AUTH_CACHE_TTL", "5s")])).unwrap();
+        assert_eq!(overrides.ignored, ["TOKENGATE_AUTH_CACHE_TTL"]);
+        assert!(doc.is_empty());
+        // The variable naming the config file is no key, and no warning either.
+        let overrides = apply(&mut doc, vars(&[("TOKENGATE_CONFIG", "/etc/x.toml")])).unwrap();
+        assert!(overrides.ignored.is_empty() && doc.is_empty());
     }
 
     #[test]

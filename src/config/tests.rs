@@ -136,7 +136,7 @@ fn a_missing_explicit_file_is_an_error() {
 #[test]
 fn check_config_output_redacts_secrets() {
     let raw = load_raw(
-        None,
+        &ConfigFile::None,
         vec![
             (
                 "TOKENGATE_ADMIN__TOKEN".to_owned(),
@@ -240,7 +240,7 @@ fn every_password_in_a_url_is_redacted() {
 #[test]
 fn check_config_output_redacts_a_password_parameter() {
     let raw = load_raw(
-        None,
+        &ConfigFile::None,
         vec![(
             "TOKENGATE_DATABASE__URL".to_owned(),
             "postgres://tg@host/db?password=hunter2".to_owned(),

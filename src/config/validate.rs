@@ -413,6 +413,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         self_service,
         notify,
         ignored_env: Vec::new(),
+        file: super::ConfigFile::None,
     })
 }
 

@@ -20,6 +20,9 @@ pub enum StoreError {
         column: &'static str,
         detail: String,
     },
+    /// An SQLite database file that was to be opened, not created, does not exist.
+    #[error("there is no database file at {}", path.display())]
+    NoDatabase { path: std::path::PathBuf },
     /// The database URL's scheme is neither postgres nor sqlite.
     #[error("database.url must start with postgres://, postgresql:// or sqlite:")]
     UnsupportedUrl,

@@ -16,14 +16,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use sqlx::{Connection as _, PgConnection, Postgres, QueryBuilder, Row};
 use tokio::sync::{mpsc, watch};
 
 use super::rows::{self, ReadRow, audit_from_row, corrupt, token_from_row};
 use super::sql::{self, Dialect};
 use super::{
-    Backend, Change, CredentialInfo, LastUse, NoticeKey, NoticeStep, StoreError, StoredCredential,
-    TokenQuery, TokenRotation, TokenStore, TokenWrite, rotation_end,
+    Backend, Change, CredentialInfo, LastUse, NoticeKey, NoticeStep, Schema, StoreError,
+    StoredCredential, TokenQuery, TokenRotation, TokenStore, TokenWrite, rotation_end,
 };
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
@@ -65,6 +65,26 @@ impl PgStore {
             options,
             alive: watch::channel(()).0,
         })
+    }
+}
+
+impl PgStore {
+    /// `e`, unless it is the pool's timeout, which hides why no connection could be made
+    /// (the pool retries a refused connection until it gives up): then the error that a
+    /// connection of its own meets, such as "connection refused" or a failed authentication.
+    async fn explain(&self, e: sqlx::Error) -> StoreError {
+        if !matches!(e, sqlx::Error::PoolTimedOut) {
+            return e.into();
+        }
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&self.options)).await
+        {
+            Ok(Err(cause)) => StoreError::Unavailable(cause),
+            Ok(Ok(_)) => e.into(),
+            Err(_) => StoreError::Unavailable(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("connecting to PostgreSQL timed out after {ACQUIRE_TIMEOUT:?}"),
+            ))),
+        }
     }
 }
 
@@ -146,9 +166,34 @@ impl TokenStore for PgStore {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         // Acquire first, so that an unreachable database is `Unavailable`, not a migration error.
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = match self.pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => return Err(self.explain(e).await),
+        };
         MIGRATOR.run_direct(None, &mut *conn, false).await?;
         Ok(())
+    }
+
+    async fn schema(&self) -> Result<Schema, StoreError> {
+        let applied = async {
+            let mut conn = self.pool.acquire().await?;
+            let table: bool =
+                sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if !table {
+                return Ok(Vec::new());
+            }
+            sqlx::query_as::<_, (i64, bool)>(
+                "SELECT version, success FROM _sqlx_migrations ORDER BY version",
+            )
+            .fetch_all(&mut *conn)
+            .await
+        };
+        match applied.await {
+            Ok(applied) => Ok(Schema::compare(&MIGRATOR, &applied)),
+            Err(e) => Err(self.explain(e).await),
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

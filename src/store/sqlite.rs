@@ -29,8 +29,8 @@ use tokio::time::MissedTickBehavior;
 use super::rows::{self, ReadRow, corrupt, from_millis, token_from_row};
 use super::sql::{self, Dialect};
 use super::{
-    Backend, Change, CredentialInfo, LastUse, NoticeKey, NoticeStep, StoreError, StoredCredential,
-    TokenQuery, TokenRotation, TokenStore, TokenWrite, rotation_end,
+    Backend, Change, CredentialInfo, LastUse, NoticeKey, NoticeStep, Schema, StoreError,
+    StoredCredential, TokenQuery, TokenRotation, TokenStore, TokenWrite, rotation_end,
 };
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
@@ -69,6 +69,16 @@ impl SqliteStore {
     /// the file (mode 0600) and its directory (0700) when missing, in WAL mode with
     /// `synchronous=FULL`: a write that returned survives an OS crash or a power loss.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::open(url, max_connections, true).await
+    }
+
+    /// As [`SqliteStore::connect`], but a file that does not exist is
+    /// [`StoreError::NoDatabase`], and nothing is created.
+    pub async fn open_existing(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::open(url, max_connections, false).await
+    }
+
+    async fn open(url: &str, max_connections: u32, create: bool) -> Result<Self, StoreError> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut options = SqliteConnectOptions::from_str(url)?
             .busy_timeout(BUSY_TIMEOUT)
@@ -82,11 +92,16 @@ impl SqliteStore {
                 .idle_timeout(None)
                 .max_lifetime(None);
         } else {
-            create_private(options.get_filename())
-                .await
-                .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
+            let file = options.get_filename().to_path_buf();
+            if create {
+                create_private(&file)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
+            } else if !tokio::fs::try_exists(&file).await.unwrap_or(false) {
+                return Err(StoreError::NoDatabase { path: file });
+            }
             options = options
-                .create_if_missing(true)
+                .create_if_missing(create)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full);
             pool = pool.max_connections(max_connections.max(1));
@@ -208,6 +223,23 @@ impl TokenStore for SqliteStore {
             tracing::info!(target: "tokengate::store", events = moved, "audit events moved into segments");
         }
         Ok(())
+    }
+
+    async fn schema(&self) -> Result<Schema, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let table: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let applied: Vec<(i64, bool)> = if table == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&mut *conn)
+                .await?
+        };
+        Ok(Schema::compare(&MIGRATOR, &applied))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -109,6 +109,50 @@ impl<W: Write> Write for Gathering<W> {
     }
 }
 
+/// Whether `serve` could open `path` as its log file, without creating or changing anything
+/// lasting: an existing file is opened for appending; otherwise the nearest directory that
+/// exists must be one a file can be created in (checked by creating a file there, which is
+/// removed at once).
+pub fn check_log_file(path: &Path) -> Result<(), TelemetryError> {
+    let fail = |cause| TelemetryError::File {
+        path: path.to_owned(),
+        cause,
+    };
+    match fs::metadata(path) {
+        Ok(_) => {
+            return OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map(drop)
+                .map_err(fail);
+        }
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(fail(e)),
+        Err(_) => {}
+    }
+    // `serve` creates the missing directories, then the file.
+    let mut dir = path.parent();
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        dir = d.parent();
+    }
+    let dir = dir
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(fail(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", dir.display()),
+        )));
+    }
+    let probe = dir.join(format!(".tokengate-check-{}", std::process::id()));
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(fail)?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
+}
+
 fn append(path: &Path) -> Result<fs::File, TelemetryError> {
     let fail = |cause| TelemetryError::File {
         path: path.to_owned(),

@@ -2,6 +2,8 @@
 //! the lifecycle with human and JSON output, audit events with actor `cli`, bad arguments
 //! (exit 2, store unchanged), the expiry policy, credentials from stdin, and `--help`.
 
+mod store;
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -66,6 +68,21 @@ impl Setup {
             .await
             .expect("opening the store");
         store.migrate().await.expect("migrating");
+        Self { dir, config, store }
+    }
+
+    /// A config naming the existing database at `url`, as it is (not migrated).
+    async fn with_database(url: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let config = dir.path().join("tokengate.toml");
+        let key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+        let text = format!(
+            "node_id = \"CLITST\"\n[upstream]\ncredential_key = \"{key}\"\n[database]\nurl = \"{url}\"\n"
+        );
+        std::fs::write(&config, text).expect("writing the config");
+        let store = tokengate::store::connect_existing(url, 1)
+            .await
+            .expect("a store");
         Self { dir, config, store }
     }
 

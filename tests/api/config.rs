@@ -3,6 +3,8 @@
 //! `upstream.url` carrying a user name or password is refused, naming the key, never showing
 //! the password.
 
+mod discovery;
+
 use std::process::{Command, Output};
 
 /// Runs `tokengate COMMAND` in an empty directory (so only defaults and `vars` apply), with

@@ -120,7 +120,7 @@ fn an_error_from_the_environment_names_the_variable_not_the_password() {
 #[test]
 fn check_config_output_redacts_the_redis_password() {
     let raw = load_raw(
-        None,
+        &ConfigFile::None,
         [(
             "TOKENGATE_RATE_LIMIT__REDIS_URL".to_owned(),
             "rediss://tg:hunter3@redis.internal:6380/1".to_owned(),
