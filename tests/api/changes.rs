@@ -1,5 +1,7 @@
 //! Changes made elsewhere reach a running gateway even when it could not watch for them at
 //! first: the watch is retried, and once it works nothing cached in the meantime is trusted.
+//! While PostgreSQL cannot be reached at all, tokens verified less than `auth.cache_ttl` ago keep
+//! working (nobody can revoke them through it meanwhile), and every other token gets 503.
 
 use std::time::{Duration, Instant};
 
@@ -76,6 +78,108 @@ async fn a_watch_that_failed_at_start_up_is_retried_and_then_trusts_nothing_cach
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    app.finish().await;
+}
+
+/// The gateway's PostgreSQL goes down (its connections close, new ones are refused): a token it
+/// verified moments before keeps being allowed, one it has not verified gets 503. Once its
+/// database is back and change watching works again, everything cached is forgotten, so a
+/// revocation made during the outage counts at once, long before `auth.cache_ttl`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_tokens_keep_working_while_postgres_is_down() {
+    let url = fresh_postgres_url().await;
+    let store = store::connect(&url, 2).await.expect("the test's own store");
+    let network = Forwarder::start(&url).await;
+    let app = spawn_app(
+        Options::new(Backend::Postgres)
+            .set("database.url", network.url(&url))
+            .set("auth.cache_ttl", "1h"),
+    )
+    .await;
+    let (cached_id, cached) = app
+        .create_token_in(&*store, "alice", Scope::ReadOnly, TokenOpts::default())
+        .await;
+    let (_, uncached) = app
+        .create_token_in(&*store, "bob", Scope::ReadOnly, TokenOpts::default())
+        .await;
+    assert_eq!(status(&app, &cached).await, 200);
+
+    network.admit(0);
+    network.cut();
+    app.wait_for_line("the lost subscription", |l| {
+        l.message.contains("lost the token change subscription")
+    })
+    .await;
+    assert_eq!(
+        status(&app, &cached).await,
+        200,
+        "a cached token is refused"
+    );
+    assert_eq!(status(&app, &uncached).await, 503);
+    // Revoked during the outage, by a route to the database the gateway does not have:
+    // unheard, so still allowed.
+    revoke(&*store, &cached_id).await;
+    assert_eq!(status(&app, &cached).await, 200);
+    assert_eq!(status(&app, &uncached).await, 503);
+
+    network.admit_all();
+    app.wait_for_line("the subscription made again", |l| {
+        l.message
+            .contains("token change subscription re-established")
+    })
+    .await;
+    // The cache is dropped when watching works again: the revocation counts at once.
+    let back = Instant::now();
+    loop {
+        match status(&app, &cached).await {
+            401 => break,
+            200 => assert!(
+                back.elapsed() < Duration::from_secs(1),
+                "a revoked token was still allowed {:?} after watching resumed",
+                back.elapsed()
+            ),
+            other => panic!("status {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status(&app, &uncached).await, 200);
+    app.finish().await;
+}
+
+/// During an outage a cached token is trusted for `auth.cache_ttl` after it was verified, no
+/// longer: then it gets 503 like any token the gateway cannot look up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_an_outage_a_cached_token_is_trusted_for_cache_ttl_at_most() {
+    let url = fresh_postgres_url().await;
+    let store = store::connect(&url, 2).await.expect("the test's own store");
+    let network = Forwarder::start(&url).await;
+    let app = spawn_app(
+        Options::new(Backend::Postgres)
+            .set("database.url", network.url(&url))
+            .set("auth.cache_ttl", "3s"),
+    )
+    .await;
+    let (_, token) = app
+        .create_token_in(&*store, "alice", Scope::ReadOnly, TokenOpts::default())
+        .await;
+    assert_eq!(status(&app, &token).await, 200);
+    let verified = Instant::now();
+    network.admit(0);
+    network.cut();
+    loop {
+        let status = status(&app, &token).await;
+        if status == 503 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            verified.elapsed() < Duration::from_secs(13),
+            "a cached token was trusted {:?} after it was verified, with auth.cache_ttl = 3s",
+            verified.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    network.admit_all();
     app.finish().await;
 }
 

@@ -1,9 +1,12 @@
 //! Hearing of changes: a `LISTEN` connection per watcher, relayed as [`Change`]s, and a
 //! heartbeat on that same connection that checks it still answers. A connection that went
 //! silent (a NAT or firewall dropping it without a reset) is noticed within seconds, not when
-//! TCP gives up, and reported as [`Change::All`]. The heartbeat never goes through the store's
-//! pool: a pool busy with lookups says nothing about the `LISTEN` connection, and must not
-//! make every gateway forget its cache.
+//! TCP gives up. A lost connection is made again, and [`Change::All`] reported once it is: the
+//! changes made in between went unheard. Until then nothing is reported, so while PostgreSQL
+//! cannot be reached the tokens verified within `auth.cache_ttl` keep working (nobody can
+//! revoke them meanwhile), rather than every token failing with it. The heartbeat never goes
+//! through the store's pool: a pool busy with lookups says nothing about the `LISTEN`
+//! connection.
 
 use std::time::Duration;
 
@@ -66,8 +69,8 @@ pub(super) async fn subscribe(options: &PgConnectOptions) -> Result<PgListener, 
 }
 
 /// Relays notifications until the receiver or the store is dropped. A lost connection, or one
-/// whose heartbeat is not answered in time, is reported as [`Change::All`], then
-/// re-established with backoff (and reported again, for what happened while it was down).
+/// whose heartbeat is not answered in time, is re-established with backoff and then reported
+/// as [`Change::All`], for what happened while it was down.
 pub(super) async fn forward(
     options: PgConnectOptions,
     listener: PgListener,
@@ -102,15 +105,15 @@ pub(super) async fn forward(
                     },
                     Some(Ok(None)) => {
                         tracing::warn!(
-                            "lost the token change subscription: the connection closed; forgetting cached tokens and reconnecting"
+                            "lost the token change subscription: the connection closed; reconnecting (cached tokens are trusted for up to auth.cache_ttl meanwhile, and forgotten once it is back)"
                         );
                         listener = None;
-                        Change::All
+                        continue;
                     }
                     Some(Err(e)) => {
-                        tracing::warn!(error = %e, "lost the token change subscription; forgetting cached tokens and reconnecting");
+                        tracing::warn!(error = %e, "lost the token change subscription; reconnecting (cached tokens are trusted for up to auth.cache_ttl meanwhile, and forgotten once it is back)");
                         listener = None;
-                        Change::All
+                        continue;
                     }
                     None => {
                         next_beat = Instant::now() + HEARTBEAT_EVERY;
@@ -122,15 +125,15 @@ pub(super) async fn forward(
                         match tokio::time::timeout(HEARTBEAT_DEADLINE, beat).await {
                             Ok(Ok(_)) => continue,
                             Ok(Err(error)) => {
-                                tracing::warn!(%error, "the token change subscription failed its heartbeat; forgetting cached tokens and reconnecting");
+                                tracing::warn!(%error, "the token change subscription failed its heartbeat; reconnecting (cached tokens are forgotten once it is back)");
                             }
                             Err(_) => {
-                                tracing::warn!(deadline = ?HEARTBEAT_DEADLINE, "the token change subscription went silent: its heartbeat was not answered in time; forgetting cached tokens and reconnecting");
+                                tracing::warn!(deadline = ?HEARTBEAT_DEADLINE, "the token change subscription went silent: its heartbeat was not answered in time; reconnecting (cached tokens are forgotten once it is back)");
                             }
                         }
                         // Dropped: its connection is left to fail on its own.
                         listener = None;
-                        Change::All
+                        continue;
                     }
                 }
             }
@@ -139,7 +142,7 @@ pub(super) async fn forward(
                 _ = alive.changed() => return,
                 subscribed = subscribe(&options) => match subscribed {
                     Ok(l) => {
-                        tracing::info!("token change subscription re-established");
+                        tracing::info!("token change subscription re-established; forgetting cached tokens, as changes made meanwhile went unheard");
                         listener = Some(l);
                         next_beat = Instant::now() + HEARTBEAT_EVERY;
                         backoff = MIN_BACKOFF;

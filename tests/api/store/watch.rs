@@ -174,8 +174,8 @@ async fn unreadable_values_are_corrupt_naming_the_column(url: String) {
     assert_eq!(corrupt_column(store.list_tokens(&query).await), "id");
 }
 
-/// A lost `LISTEN` connection is reported as `Change::All`, and notifications resume once the
-/// watcher has re-subscribed.
+/// A lost `LISTEN` connection is reported as `Change::All` once the watcher has re-subscribed
+/// (for the changes made in between), and notifications resume.
 #[tokio::test]
 async fn postgres_watch_reports_a_lost_connection_and_recovers() {
     let url = crate::support::fresh_postgres_url().await;
@@ -191,7 +191,7 @@ async fn postgres_watch_reports_a_lost_connection_and_recovers() {
     .await;
     let lost = timeout(Duration::from_secs(5), changes.recv())
         .await
-        .expect("loss not reported");
+        .expect("loss not reported once re-subscribed");
     assert_eq!(lost, Some(Change::All));
 
     // A change made before the watcher re-subscribed is covered by a further `All`; keep
@@ -206,9 +206,9 @@ async fn postgres_watch_reports_a_lost_connection_and_recovers() {
 }
 
 /// A `LISTEN` connection that goes silent without closing (a NAT or firewall that forgot it,
-/// so no error ever arrives) is noticed by the watcher's heartbeat and reported as
-/// `Change::All` within a few heartbeats; the watcher then subscribes again and hears changes.
-/// Heartbeats themselves are never reported.
+/// so no error ever arrives) is noticed by the watcher's heartbeat within a few heartbeats; the
+/// watcher subscribes again, reports `Change::All` for what it may have missed, and hears
+/// changes. Heartbeats themselves are never reported.
 #[tokio::test]
 async fn postgres_watch_notices_a_connection_that_went_silent() {
     let url = crate::support::fresh_postgres_url().await;
@@ -232,7 +232,7 @@ async fn postgres_watch_notices_a_connection_that_went_silent() {
     assert_eq!(next_change(&mut changes).await, Change::Token(t.id.clone()));
 
     // The path goes silent; a revocation made now cannot be heard, so everything cached must
-    // be forgotten instead.
+    // be forgotten once the watcher is subscribed again.
     network.stall();
     let revoked = cli.revoke_token(&t.id, Utc::now()).await.unwrap();
     assert!(matches!(revoked, TokenWrite::Written { .. }));

@@ -1,7 +1,7 @@
 //! A TCP forwarder in front of the test PostgreSQL, standing in for the network between a
 //! gateway and its database: it can be told to stop forwarding on the connections it has
-//! without closing them (a NAT or firewall that forgot them), and to turn new connections
-//! away (a database that cannot be reached).
+//! without closing them (a NAT or firewall that forgot them), to close them (a database that
+//! went down), and to turn new connections away (a database that cannot be reached).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -19,6 +19,8 @@ struct Rules {
     admit: Option<usize>,
     /// Per connection let through: set to stop forwarding on it.
     stalls: Vec<watch::Sender<bool>>,
+    /// Per connection let through: set to close it.
+    cuts: Vec<watch::Sender<bool>>,
 }
 
 /// Forwards connections to one server until dropped, which closes them all.
@@ -74,6 +76,14 @@ impl Forwarder {
         self.rules.lock().expect("rules").admit = None;
     }
 
+    /// Closes every connection open now, both ways, as a database going down does; with
+    /// [`Forwarder::admit`]`(0)` first, the database is then unreachable.
+    pub(crate) fn cut(&self) {
+        for cut in self.rules.lock().expect("rules").cuts.drain(..) {
+            cut.send_replace(true);
+        }
+    }
+
     /// Stops forwarding on every connection open now, in both directions, without closing
     /// any: what either side sends is dropped. New connections are forwarded as before.
     pub(crate) fn stall(&self) {
@@ -109,10 +119,12 @@ async fn accept(listener: TcpListener, target: SocketAddr, rules: Arc<Mutex<Rule
             admitted.then(|| {
                 let (stall, stalled) = watch::channel(false);
                 rules.stalls.push(stall);
-                stalled
+                let (cut, cut_off) = watch::channel(false);
+                rules.cuts.push(cut);
+                (stalled, cut_off)
             })
         };
-        let Some(stalled) = stalled else {
+        let Some((stalled, cut_off)) = stalled else {
             drop(client);
             continue;
         };
@@ -121,16 +133,31 @@ async fn accept(listener: TcpListener, target: SocketAddr, rules: Arc<Mutex<Rule
         };
         let (client_read, client_write) = client.into_split();
         let (server_read, server_write) = server.into_split();
-        pumps.spawn(pump(client_read, server_write, stalled.clone()));
-        pumps.spawn(pump(server_read, client_write, stalled));
+        pumps.spawn(pump(
+            client_read,
+            server_write,
+            stalled.clone(),
+            cut_off.clone(),
+        ));
+        pumps.spawn(pump(server_read, client_write, stalled, cut_off));
     }
 }
 
-/// Copies one direction until either side closes it; once stalled, reads and drops.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, stalled: watch::Receiver<bool>) {
+/// Copies one direction until either side closes it; once stalled, reads and drops; once cut,
+/// closes both.
+async fn pump(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    stalled: watch::Receiver<bool>,
+    mut cut_off: watch::Receiver<bool>,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = match from.read(&mut buf).await {
+        let read = tokio::select! {
+            read = from.read(&mut buf) => read,
+            _ = cut_off.wait_for(|cut| *cut) => return,
+        };
+        let n = match read {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
