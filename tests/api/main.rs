@@ -6,6 +6,7 @@ mod auth;
 mod changes;
 mod cli;
 mod config;
+mod docker;
 mod ops;
 mod pages;
 mod proxy;
