@@ -258,6 +258,15 @@ pub fn load_raw(
     read(file, vars.into_iter().collect()).map(|(raw, _)| raw)
 }
 
+/// A config from TOML `text` and the environment `vars`, validated, as if read from a file
+/// (for the fuzz target of config parsing).
+pub(crate) fn from_text(text: &str, vars: Vec<(String, String)>) -> Result<Config, ConfigError> {
+    let (raw, overrides) = parse(text, Path::new("(text)"), vars)?;
+    let mut config = Config::from_raw(raw).map_err(|e| overrides.blame(e))?;
+    config.ignored_env = overrides.ignored;
+    Ok(config)
+}
+
 /// The raw form, and what the environment changed in it.
 fn read(
     file: &ConfigFile,
@@ -276,9 +285,16 @@ fn read(
         })?,
         None => String::new(),
     };
-    let path = file
-        .path()
-        .map_or_else(|| PathBuf::from("(none)"), Path::to_path_buf);
+    parse(&text, file.path().unwrap_or(Path::new("(none)")), vars)
+}
+
+/// The raw form of TOML `text` (read from `path`, for messages) with `vars` applied.
+fn parse(
+    text: &str,
+    path: &Path,
+    vars: Vec<(String, String)>,
+) -> Result<(RawConfig, env::Overrides), ConfigError> {
+    let path = path.to_path_buf();
     let mut doc: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| ConfigError::Parse {

@@ -27,6 +27,7 @@
 //! - [`vault`]: users' Bitbucket credentials for the upstream, sealed at rest.
 //! - [`shutdown`]: the stop signal of listeners and background tasks.
 //! - [`usage`]: coalesced last-used tracking; [`metrics`]: the Prometheus registry.
+//! - `fuzzing`: the parsers of untrusted input as the fuzz targets in `fuzz/` run them.
 
 pub mod admin;
 pub mod app;
@@ -35,6 +36,8 @@ pub mod auth;
 pub mod bitbucket;
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notify;

@@ -26,6 +26,7 @@ pub use postgres::PgStore;
 pub use runtime::StoreRuntime;
 pub use schema::Schema;
 pub use sqlite::{BackupError, BackupSummary, SqliteStore, backup as backup_sqlite};
+pub(crate) use sqlite::{SEGMENT_FORMAT, decode_segment};
 
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord, TokenState};

@@ -10,6 +10,8 @@ mod credentials;
 mod notices;
 mod segment;
 
+pub(crate) use segment::{FORMAT as SEGMENT_FORMAT, decode as decode_segment};
+
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::LazyLock;

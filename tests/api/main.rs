@@ -7,6 +7,7 @@ mod changes;
 mod cli;
 mod config;
 mod docker;
+mod fuzz_corpus;
 mod ops;
 mod pages;
 mod proxy;

@@ -22,7 +22,7 @@ use crate::store::rows::{corrupt, floor_ms};
 use crate::store::sql::{storable, storable_attributes};
 
 /// The body layout written by [`encode`] (the `format` column).
-pub(super) const FORMAT: i64 = 1;
+pub(crate) const FORMAT: i64 = 1;
 /// Most events in one segment.
 pub(super) const MAX_EVENTS: usize = 4096;
 /// Event ids of segment `s` are `s * ID_STRIDE + index`.
@@ -217,7 +217,7 @@ pub(super) fn encode(events: &[(u16, &AuditEvent)]) -> Encoded {
 }
 
 /// The events of segment `segment_id` from its `format` and `body`, in the order written.
-pub(super) fn decode(
+pub(crate) fn decode(
     segment_id: i64,
     format: i64,
     body: &[u8],
