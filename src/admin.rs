@@ -4,6 +4,7 @@
 pub(crate) mod audit;
 mod auth;
 mod credentials;
+pub(crate) mod cursor;
 pub(crate) mod error;
 pub(crate) mod extract;
 mod health;

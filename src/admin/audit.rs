@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AdminState;
+use super::cursor;
 use super::error::{ApiError, ErrorBody};
 use super::extract::AdminQuery;
-use super::model::{cursor_millis, cursor_time};
 use crate::audit::{AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent, stored_text};
 use crate::store::TokenStore;
 
@@ -167,7 +167,7 @@ pub(crate) async fn page(
     let next_cursor = events
         .last()
         .filter(|_| more)
-        .map(|e| encode_cursor(e.event.time, e.id));
+        .map(|e| cursor::encode_audit(e.event.time, e.id));
     let events = events.into_iter().map(AuditEventView::from).collect();
     Ok(AuditPage {
         events,
@@ -234,7 +234,7 @@ impl AuditParams {
             limit: limit.unwrap_or(DEFAULT_LIMIT),
             after: given(self.cursor)
                 .as_deref()
-                .map(decode_cursor)
+                .map(cursor::decode_audit)
                 .transpose()?,
         };
         Ok((query, format, limit))
@@ -252,32 +252,6 @@ fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
                 "{name}: {value:?} is not an RFC 3339 time like 2024-06-01T08:00:00Z ({e})"
             ))
         })
-}
-
-/// An audit listing's cursor, `{time in ms}-{id}`. Every text of this shape is a place in the
-/// listing (a time after the year 9999 reads as its end).
-pub(crate) const AUDIT_CURSOR_PATTERN: &str = "^[0-9]{1,15}-[1-9][0-9]{0,17}$";
-
-/// The cursor after an event: `{time in ms}-{id}`.
-fn encode_cursor(time: DateTime<Utc>, id: i64) -> String {
-    format!("{}-{id}", cursor_millis(time))
-}
-
-pub(crate) fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
-    let (ms, id) = cursor.split_once('-').unwrap_or_default();
-    let id = Some(id)
-        .filter(|id| {
-            (1..=18).contains(&id.len())
-                && !id.starts_with('0')
-                && id.bytes().all(|b| b.is_ascii_digit())
-        })
-        .and_then(|id| id.parse::<i64>().ok());
-    cursor_time(ms).zip(id).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_cursor",
-            "cursor: not a cursor this API returned; pass next_cursor from the previous page",
-        )
-    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use serde::de::{MapAccess, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer};
 use utoipa::{IntoParams, ToSchema};
 
+use super::cursor;
 use super::error::ApiError;
 use crate::lifecycle::{self, Invalid, TokenSpec};
 use crate::ratelimit::RateQuota;
@@ -287,7 +288,11 @@ impl ListParams {
                     ))
                 })?,
         };
-        let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
+        let after = self
+            .cursor
+            .as_deref()
+            .map(cursor::decode_token)
+            .transpose()?;
         Ok(ListFilter {
             user,
             state,
@@ -297,169 +302,5 @@ impl ListParams {
     }
 }
 
-/// The times a cursor may name, in milliseconds: from 1970 to the end of the year 9999. chrono
-/// takes times some 260,000 years either side, which PostgreSQL refuses as out of range.
-const CURSOR_MILLIS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999;
-
-/// A token listing's cursor, `{created_at in ms}-{id}`. Every text of this shape is a place in
-/// the listing (a time after the year 9999 reads as its end), so a cursor is refused only when
-/// it is not of this shape.
-pub(crate) const TOKEN_CURSOR_PATTERN: &str = "^[0-9]{1,15}-[0-9a-z]{12}$";
-
-/// The time part of a cursor: up to 15 digits of milliseconds, a time after the last one a
-/// store holds read as that last one.
-pub(crate) fn cursor_time(ms: &str) -> Option<DateTime<Utc>> {
-    if ms.is_empty() || ms.len() > 15 || !ms.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let ms: i64 = ms.parse().ok()?;
-    DateTime::from_timestamp_millis(ms.min(*CURSOR_MILLIS.end()))
-}
-
-/// The time of a record as a cursor writes it.
-pub(crate) fn cursor_millis(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-        .clamp(*CURSOR_MILLIS.start(), *CURSOR_MILLIS.end())
-}
-
-/// The cursor after a record: `{created_at in ms}-{id}`.
-pub(crate) fn encode_cursor(created_at: DateTime<Utc>, id: &TokenId) -> String {
-    format!("{}-{id}", cursor_millis(created_at))
-}
-
-pub(crate) fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, TokenId), ApiError> {
-    let (ms, id) = cursor.split_once('-').unwrap_or_default();
-    cursor_time(ms).zip(TokenId::parse(id)).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_cursor",
-            "cursor: not a cursor this API returned; pass next_cursor from the previous page",
-        )
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::admin::extract::parse_json;
-
-    #[test]
-    fn cursors_round_trip_and_refuse_forgeries() {
-        let id = TokenId::parse("abcdefghijkl").unwrap();
-        let at = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
-        assert_eq!(encode_cursor(at, &id), "1700000000123-abcdefghijkl");
-        assert_eq!(
-            decode_cursor(&encode_cursor(at, &id)).unwrap(),
-            (at, id.clone())
-        );
-        for edge in ["0", "253402300799999"] {
-            assert!(decode_cursor(&format!("{edge}-{id}")).is_ok(), "{edge}");
-        }
-        // Every cursor of the documented shape is a place: beyond the year 9999 is its end.
-        let (end, _) = decode_cursor(&format!("999999999999999-{id}")).unwrap();
-        assert_eq!(end.timestamp_millis(), 253_402_300_799_999);
-        for bad in [
-            "",
-            "x",
-            "-abcdefghijkl",
-            "1-short",
-            "x-abcdefghijkl",
-            "-1-abcdefghijkl",
-            "+1-abcdefghijkl",
-            "1000000000000000-abcdefghijkl",
-            "1-ABCDEFGHIJKL",
-            "MTcwMDAwMDAwMDEyM3xhYmNkZWZnaGlqa2w",
-        ] {
-            assert!(decode_cursor(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn patch_tells_null_from_absent() {
-        let p: PatchTokenRequest =
-            parse_json(br#"{"expires_at": null, "rate_limit": null}"#).unwrap();
-        let patch = p.into_patch().unwrap();
-        assert_eq!(patch.expires_at, Some(None));
-        assert_eq!(patch.rate_limit, Some(None));
-        assert_eq!(patch.description, None);
-        assert_eq!(patch.allowed_ips, None);
-        let p: PatchTokenRequest = parse_json(br#"{}"#).unwrap();
-        assert!(p.into_patch().unwrap().is_empty());
-        let p: PatchTokenRequest = parse_json(br#"{"description": null}"#).unwrap();
-        assert_eq!(p.into_patch().unwrap_err().field, "description");
-        let p: PatchTokenRequest = parse_json(br#"{"allowed_ips": ["1.2.3.4", "x"]}"#).unwrap();
-        assert_eq!(p.into_patch().unwrap_err().field, "allowed_ips[1]");
-    }
-
-    #[test]
-    fn create_defaults_to_read_only() {
-        let c: CreateTokenRequest = parse_json(br#"{"user": "u", "description": "d"}"#).unwrap();
-        let spec = c.into_spec().unwrap();
-        assert_eq!(spec.scope, Scope::ReadOnly);
-        assert!(
-            spec.allowed_ips.is_empty() && spec.rate_limit.is_none() && spec.expires_at.is_none()
-        );
-        let c: CreateTokenRequest =
-            parse_json(br#"{"user": "u", "description": "d", "scope": "admin"}"#).unwrap();
-        assert_eq!(c.into_spec().unwrap_err().field, "scope");
-        let c: CreateTokenRequest =
-            parse_json(br#"{"user": "u", "description": "d", "rate_limit": {"requests": 0, "period_seconds": 60}}"#).unwrap();
-        assert_eq!(c.into_spec().unwrap_err().field, "rate_limit.requests");
-    }
-
-    #[test]
-    fn a_quota_takes_whole_numbers_written_either_way() {
-        for body in [
-            r#"{"user": "u", "description": "d", "rate_limit": {"requests": 313.0, "period_seconds": 6e1}}"#,
-            r#"{"user": "u", "description": "d", "rate_limit": {"requests": 313, "period_seconds": 60}}"#,
-        ] {
-            let c: CreateTokenRequest = parse_json(body.as_bytes()).unwrap();
-            assert_eq!(
-                c.into_spec().unwrap().rate_limit.unwrap().to_string(),
-                "313/1m"
-            );
-        }
-        for bad in ["313.5", "-1", "1e20", "-0.5"] {
-            let body = format!(
-                r#"{{"user": "u", "description": "d", "rate_limit": {{"requests": {bad}, "period_seconds": 60}}}}"#
-            );
-            let e = parse_json::<CreateTokenRequest>(body.as_bytes()).unwrap_err();
-            assert!(
-                format!("{e:?}").contains("rate_limit.requests"),
-                "{bad}: {e:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_rate_limit_is_an_object() {
-        let c: CreateTokenRequest = parse_json(
-            br#"{"user": "u", "description": "d", "rate_limit": {"requests": 5, "period_seconds": 60}}"#,
-        )
-        .unwrap();
-        assert!(c.into_spec().unwrap().rate_limit.is_some());
-        for body in [
-            r#"{"user": "u", "description": "d", "rate_limit": [5, 60]}"#,
-            r#"{"user": "u", "description": "d", "rate_limit": 5}"#,
-        ] {
-            let e = parse_json::<CreateTokenRequest>(body.as_bytes()).unwrap_err();
-            let shown = format!("{e:?}");
-            assert!(
-                shown.contains("invalid_field") && shown.contains("rate_limit: invalid type"),
-                "{shown}"
-            );
-        }
-        let e = parse_json::<PatchTokenRequest>(br#"{"rate_limit": [5, 60]}"#).unwrap_err();
-        assert!(format!("{e:?}").contains("rate_limit: invalid type"));
-        // Paths inside the object are still named.
-        let e = parse_json::<CreateTokenRequest>(
-            br#"{"user": "u", "description": "d", "rate_limit": {"requests": "5", "period_seconds": 60}}"#,
-        )
-        .unwrap_err();
-        assert!(format!("{e:?}").contains("rate_limit.requests"));
-        let e = parse_json::<CreateTokenRequest>(
-            br#"{"user": "u", "description": "d", "rate_limit": {"requests": 5, "burst": 1}}"#,
-        )
-        .unwrap_err();
-        assert!(format!("{e:?}").contains("burst"));
-    }
-}
+mod tests;

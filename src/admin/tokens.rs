@@ -9,11 +9,10 @@ use axum::routing::{get, post};
 use chrono::Utc;
 
 use super::AdminState;
+use super::cursor;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AdminJson, AdminPath, AdminQuery, OptionalJson};
-use super::model::{
-    CreateTokenRequest, ListParams, PatchTokenRequest, RotateRequest, encode_cursor,
-};
+use super::model::{CreateTokenRequest, ListParams, PatchTokenRequest, RotateRequest};
 use crate::lifecycle::{CreatedToken, Origin, RotatedToken, TokenPage, TokenView};
 use crate::store::TokenQuery;
 
@@ -90,7 +89,7 @@ pub(super) async fn list(
     let next_cursor = records
         .last()
         .filter(|_| more)
-        .map(|r| encode_cursor(r.created_at, &r.id));
+        .map(|r| cursor::encode_token(r.created_at, &r.id));
     let tokens = records.iter().map(|r| TokenView::new(r, now)).collect();
     Ok(Json(TokenPage {
         tokens,

@@ -16,9 +16,7 @@ use super::ops::CreateInput;
 use super::{Asked, Caller, Me, SelfService};
 use crate::admin::error::{ApiError, ErrorBody};
 use crate::admin::extract::{AdminJson, AdminPath, AdminQuery, OptionalJson};
-use crate::admin::model::{
-    ListParams, PatchTokenRequest, RateLimitBody, RotateRequest, encode_cursor,
-};
+use crate::admin::model::{ListParams, PatchTokenRequest, RateLimitBody, RotateRequest};
 use crate::lifecycle::{self, CreatedToken, LifecycleError, RotatedToken, TokenPage, TokenView};
 use crate::token::Scope;
 
@@ -137,7 +135,7 @@ pub(crate) async fn list(
     let next_cursor = records
         .last()
         .filter(|_| more)
-        .map(|r| encode_cursor(r.created_at, &r.id));
+        .map(|r| crate::admin::cursor::encode_token(r.created_at, &r.id));
     let now = Utc::now();
     Ok(Json(TokenPage {
         tokens: records.iter().map(|r| TokenView::new(r, now)).collect(),

@@ -8,6 +8,7 @@ mod audit;
 mod backup;
 mod credentials;
 mod notices;
+mod poll;
 mod segment;
 
 pub(crate) use segment::{FORMAT as SEGMENT_FORMAT, decode as decode_segment};
@@ -18,7 +19,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -26,7 +27,6 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, watch};
-use tokio::time::MissedTickBehavior;
 
 use super::rows::{self, ReadRow, corrupt, from_millis, token_from_row};
 use super::sql::{self, Dialect};
@@ -52,12 +52,6 @@ static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a query waits for a free connection before the store counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often watchers look for new rows in `token_changes`.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// Change rows older than this are deleted (every watcher is far more recent).
-const CHANGE_RETENTION: TimeDelta = TimeDelta::minutes(1);
-/// Polls between two deletions of old change rows (about 30 s).
-const CLEANUP_EVERY: u32 = 150;
 
 /// A [`TokenStore`] on an SQLite file.
 pub struct SqliteStore {
@@ -458,77 +452,13 @@ impl TokenStore for SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(poll(self.pool.clone(), last, tx, self.alive.subscribe()));
+        tokio::spawn(poll::poll(
+            self.pool.clone(),
+            last,
+            tx,
+            self.alive.subscribe(),
+        ));
         Ok(rx)
-    }
-}
-
-/// Relays new `token_changes` rows until the receiver or the store is dropped. After a
-/// failed poll it reports [`Change::All`] once polling works again, since rows may have been
-/// cleaned up in between.
-async fn poll(
-    pool: SqlitePool,
-    mut last: i64,
-    tx: mpsc::Sender<Change>,
-    mut alive: watch::Receiver<()>,
-) {
-    let mut tick = tokio::time::interval(POLL_INTERVAL);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut failing = false;
-    let mut polls = 0u32;
-    loop {
-        tokio::select! {
-            () = tx.closed() => return,
-            _ = alive.changed() => return,
-            _ = tick.tick() => {}
-        }
-        let changes: Result<Vec<(i64, String, Option<String>)>, _> = sqlx::query_as(
-            "SELECT seq, token_id, user_name FROM token_changes WHERE seq > ? ORDER BY seq",
-        )
-        .bind(last)
-        .fetch_all(&pool)
-        .await;
-        let mut out = Vec::new();
-        match changes {
-            Ok(changes) => {
-                if std::mem::take(&mut failing) {
-                    out.push(Change::All);
-                }
-                for (seq, id, user) in changes {
-                    last = seq;
-                    let change = match user {
-                        Some(user) => Some(Change::Credential(user)),
-                        None => TokenId::parse(&id).map(Change::Token),
-                    };
-                    match change {
-                        Some(change) => out.push(change),
-                        None => tracing::warn!(token_id = id, "ignoring a malformed token change"),
-                    }
-                }
-            }
-            Err(e) => {
-                if !failing {
-                    tracing::warn!(error = %e, "polling token changes failed");
-                }
-                failing = true;
-            }
-        }
-        for change in out {
-            if tx.send(change).await.is_err() {
-                return;
-            }
-        }
-        polls = polls.wrapping_add(1);
-        if polls.is_multiple_of(CLEANUP_EVERY) {
-            let cutoff = millis(Utc::now() - CHANGE_RETENTION);
-            if let Err(e) = sqlx::query("DELETE FROM token_changes WHERE at < ?")
-                .bind(cutoff)
-                .execute(&pool)
-                .await
-            {
-                tracing::debug!(error = %e, "cleaning up old token changes failed");
-            }
-        }
     }
 }
 

@@ -5,11 +5,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::admin::audit::{
-    AUDIT_CURSOR_PATTERN, CSV_CONTENT_TYPE, MAX_LIMIT as MAX_AUDIT_PAGE, NDJSON_CONTENT_TYPE,
-};
+use crate::admin::audit::{CSV_CONTENT_TYPE, MAX_LIMIT as MAX_AUDIT_PAGE, NDJSON_CONTENT_TYPE};
+use crate::admin::cursor::{AUDIT_CURSOR_PATTERN, TOKEN_CURSOR_PATTERN};
 use crate::admin::extract::MAX_BODY_BYTES;
-use crate::admin::model::{MAX_LIMIT as MAX_TOKEN_PAGE, TOKEN_CURSOR_PATTERN};
+use crate::admin::model::MAX_LIMIT as MAX_TOKEN_PAGE;
 use crate::lifecycle::{
     CREDENTIAL_PATTERN, DESCRIPTION_PATTERN, MAX_ALLOWED_IPS, MAX_CREDENTIAL_BYTES, MAX_TEXT_CHARS,
     USER_PATTERN,

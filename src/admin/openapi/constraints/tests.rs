@@ -134,20 +134,20 @@ proptest! {
     ) {
         prop_assert!(Regex::new(TOKEN_CURSOR_PATTERN).unwrap().is_match(&token));
         prop_assert!(Regex::new(AUDIT_CURSOR_PATTERN).unwrap().is_match(&audit));
-        prop_assert!(crate::admin::model::decode_cursor(&token).is_ok(), "{}", token);
-        prop_assert!(crate::admin::audit::decode_cursor(&audit).is_ok(), "{}", audit);
+        prop_assert!(crate::admin::cursor::decode_token(&token).is_ok(), "{}", token);
+        prop_assert!(crate::admin::cursor::decode_audit(&audit).is_ok(), "{}", audit);
     }
 
     #[test]
     fn a_cursor_of_another_shape_is_refused(s in "[0-9a-z|+-]{0,40}") {
         prop_assert_eq!(
             Regex::new(TOKEN_CURSOR_PATTERN).unwrap().is_match(&s),
-            crate::admin::model::decode_cursor(&s).is_ok(),
+            crate::admin::cursor::decode_token(&s).is_ok(),
             "{}", s
         );
         prop_assert_eq!(
             Regex::new(AUDIT_CURSOR_PATTERN).unwrap().is_match(&s),
-            crate::admin::audit::decode_cursor(&s).is_ok(),
+            crate::admin::cursor::decode_audit(&s).is_ok(),
             "{}", s
         );
     }
