@@ -5,6 +5,7 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY .cargo ./.cargo
 COPY src ./src
 COPY migrations ./migrations
+COPY assets ./assets
 COPY benches ./benches
 RUN cargo build --release --locked --bin tokengate
 

@@ -217,8 +217,8 @@ pub(crate) struct SetCredentialRequest {
 pub(crate) struct RotateRequest {
     /// How long the old token keeps working, in seconds (at most 2592000, 30 days); 0 or
     /// absent revokes it at once.
-    #[serde(default)]
-    #[schema(example = 3600, maximum = 2592000)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(example = 3600, minimum = 0, maximum = 2592000)]
     pub(crate) grace_seconds: u64,
 }
 

@@ -102,3 +102,74 @@ fn the_docker_example_keeps_the_store_and_the_spill_file_on_the_image_volume() {
         );
     }
 }
+
+/// Every file the crate reads while it compiles, outside `src/`: the `include_bytes!` and
+/// `include_str!` targets and the migrations. Paths relative to the repository.
+fn compile_time_inputs() -> Vec<PathBuf> {
+    let mut inputs = vec![PathBuf::from("migrations")];
+    let mut pending = vec![root().join("src")];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for marker in ["include_bytes!(\"", "include_str!(\""] {
+                for (at, _) in text.match_indices(marker) {
+                    let rest = &text[at + marker.len()..];
+                    let target = &rest[..rest.find('"').unwrap_or(0)];
+                    let file = path.parent().unwrap().join(target);
+                    let file = std::path::absolute(&file).unwrap();
+                    // Normalised by hand: `..` segments, without touching the file system.
+                    let mut parts: Vec<std::ffi::OsString> = Vec::new();
+                    for part in file.components() {
+                        match part {
+                            std::path::Component::ParentDir => {
+                                parts.pop();
+                            }
+                            other => parts.push(other.as_os_str().to_owned()),
+                        }
+                    }
+                    let file: PathBuf = parts.iter().collect();
+                    if let Ok(relative) = file.strip_prefix(root()) {
+                        inputs.push(relative.to_path_buf());
+                    }
+                }
+            }
+        }
+    }
+    inputs
+}
+
+#[test]
+fn the_image_build_copies_every_file_the_crate_compiles_from() {
+    let dockerfile = read("Dockerfile");
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .flat_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words[..words.len().saturating_sub(1)].to_vec()
+        })
+        .collect();
+    for input in compile_time_inputs() {
+        if input.starts_with("src") {
+            continue;
+        }
+        let top = input
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            copied.contains(&top.as_str()),
+            "the build stage compiles from {} but does not COPY {top}",
+            input.display()
+        );
+    }
+}

@@ -121,22 +121,25 @@ pub(super) fn refine(doc: &mut Value) {
     );
 
     let token = "/admin/v1/tokens/{id}";
+    let id = || json!({ "type": "string", "pattern": ID_PATTERN });
     for method in ["get", "patch", "delete"] {
-        set_parameter_schema(
-            doc,
-            token,
-            method,
-            "id",
-            json!({ "type": "string", "pattern": ID_PATTERN }),
-        );
+        set_parameter_schema(doc, token, method, "id", id());
     }
-    set_parameter_schema(
+    let rotate = "/admin/v1/tokens/{id}/rotate";
+    set_parameter_schema(doc, rotate, "post", "id", id());
+    // The body may be left out, and when it is sent it is an object (not `null`).
+    merge(
         doc,
-        "/admin/v1/users/{user}/credential",
-        "put",
-        "user",
-        user(),
+        &["paths", rotate, "post", "requestBody"],
+        json!({
+            "required": false,
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RotateRequest" } } },
+        }),
     );
+    let credential = "/admin/v1/users/{user}/credential";
+    for method in ["put", "delete"] {
+        set_parameter_schema(doc, credential, method, "user", user());
+    }
 
     let tokens = "/admin/v1/tokens";
     set_parameter_schema(doc, tokens, "get", "user", user());
@@ -220,7 +223,8 @@ pub(super) fn refine(doc: &mut Value) {
     for (path, method) in [
         (tokens, "post"),
         (token, "patch"),
-        ("/admin/v1/users/{user}/credential", "put"),
+        (rotate, "post"),
+        (credential, "put"),
     ] {
         merge(
             doc,
