@@ -138,6 +138,8 @@ fn store_commands_never_create_a_database() {
     ] {
         let run = command(dir.path(), args, &key)
             .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .and_then(|mut child| {
                 use std::io::Write as _;
