@@ -232,6 +232,7 @@ impl App {
                     store: Arc::clone(&store),
                     vault: credentials.clone(),
                     upstream_tls: upstream_tls.clone(),
+                    usage: Arc::clone(&usage),
                 },
             );
             parts.self_service = Some(Edge::new(

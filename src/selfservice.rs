@@ -43,6 +43,7 @@ use crate::config::{Config, SelfServiceConfig};
 use crate::lifecycle::Lifecycle;
 use crate::ratelimit::RateQuota;
 use crate::store::TokenStore;
+use crate::usage::UsageTracker;
 use crate::vault::CredentialVault;
 
 /// Where tokengate's own REST API lives.
@@ -75,6 +76,8 @@ pub struct SelfService {
     pub(crate) signins: moka::future::Cache<[u8; 32], String>,
     /// Users whose Bitbucket credential is being provisioned now.
     pub(crate) provisioning: Mutex<HashSet<String>>,
+    /// Last uses of tokens, shared with the proxy.
+    pub(crate) usage: Arc<UsageTracker>,
 }
 
 /// What [`SelfService::new`] takes besides the config.
@@ -86,6 +89,8 @@ pub struct SelfServiceParts {
     pub vault: Option<Arc<CredentialVault>>,
     /// The client settings for an `https://` Bitbucket.
     pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Last uses of tokens, shared with the proxy: signing in here with a token is a use.
+    pub usage: Arc<UsageTracker>,
 }
 
 impl SelfService {
@@ -110,6 +115,7 @@ impl SelfService {
                 .time_to_live(SIGN_IN_TTL)
                 .build(),
             provisioning: Mutex::new(HashSet::new()),
+            usage: parts.usage,
         }
     }
 

@@ -281,6 +281,10 @@ impl SelfService {
         if via == Via::Token && !granted.use_tokens {
             return Err(SignInError::NotSignedIn("No valid API token was provided."));
         }
+        // Signing in with a token is a use of it, as a proxied request is.
+        if let Some(record) = &token {
+            self.usage.record(&record.id, Utc::now(), meta.client_ip);
+        }
         // A Bitbucket token with admin permissions is made only for someone whose tokengate
         // tokens may be used: for anyone else it would be a credential nothing can use.
         if let Some(sign_in) = &sign_in

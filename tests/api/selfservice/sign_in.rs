@@ -16,6 +16,7 @@ both_backends!(
     every_kind_of_sign_in_names_the_caller,
     bitbucket_out_of_reach_is_503_and_tokens_still_sign_in,
     me_tells_rights_and_limits,
+    signing_in_with_a_token_is_a_use_of_it,
 );
 
 async fn every_kind_of_sign_in_names_the_caller(backend: Backend) {
@@ -312,4 +313,28 @@ async fn me_tells_rights_and_limits(backend: Backend) {
         .to_utc();
     assert_eq!(latest.timestamp(), expires.timestamp());
     app.finish().await;
+}
+
+async fn signing_in_with_a_token_is_a_use_of_it(backend: Backend) {
+    let mut app = start(options(backend)).await;
+    let (used, token) = app
+        .create_token("alice", Scope::ReadWrite, TokenOpts::default())
+        .await;
+    let (unused, _) = app
+        .create_token("alice", Scope::ReadWrite, TokenOpts::default())
+        .await;
+    get(&app, ME, &As::bearer(&token)).await.expect(200);
+    // Last uses are written in the background and at the latest when the gateway stops.
+    app.sigterm();
+    assert!(app.wait_for_exit().await.success());
+    let read = async |id| app.store().get_token(id).await.unwrap().unwrap();
+    let record = read(&used).await;
+    assert!(record.last_used_at.is_some(), "{record:?}");
+    assert_eq!(
+        record.last_used_ip,
+        Some("127.0.0.1".parse().unwrap()),
+        "{record:?}"
+    );
+    let record = read(&unused).await;
+    assert_eq!(record.last_used_at, None, "{record:?}");
 }
