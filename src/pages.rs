@@ -14,6 +14,7 @@ mod form;
 mod layout;
 mod manage;
 mod mine;
+mod rotate;
 mod views;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub(crate) fn routes(base: &str) -> Router<Arc<SelfService>> {
     Router::new()
         .route(base, get(mine::show).post(mine::create))
         .route(&format!("{base}revoke"), post(mine::revoke))
+        .route(&format!("{base}rotate"), post(rotate::rotate))
         .route(
             &format!("{base}manage"),
             get(manage::show).post(manage::create),

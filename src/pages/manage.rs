@@ -283,6 +283,7 @@ async fn render(
     let back = filters.query(filters.page);
     let table = Table {
         revoke_action: format!("{base}manage/revoke"),
+        rotate_action: None,
         show_user: true,
         back: Some(&back),
         empty: "No token matches these filters.",

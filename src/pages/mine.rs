@@ -1,5 +1,5 @@
 //! **My API tokens** (`{path}`): the caller's tokens, the create form and, in the answer to a
-//! create, the new token's secret; revoking after a confirmation.
+//! create or a rotation, the new token's secret; revoking after a confirmation.
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::form::{Choices, CreateForm, labelled};
@@ -16,7 +16,7 @@ use super::layout::{Frame, Nav, Tone, answer, notice};
 use super::views::{Create, Table, confirm_dialog, confirm_page, secret};
 use super::{Signed, failed, parse, unreadable};
 use crate::admin::error::ApiError;
-use crate::lifecycle::{CreatedToken, LifecycleError};
+use crate::lifecycle::{CreatedToken, LifecycleError, RotatedToken};
 use crate::selfservice::{Caller, SelfService};
 use crate::token::Scope;
 
@@ -36,6 +36,8 @@ struct Shown {
     status: Option<StatusCode>,
     revoked: Option<String>,
     created: Option<CreatedToken>,
+    /// What became of the token a rotation replaced.
+    replaced: Option<Markup>,
     form: CreateForm,
     error: Option<(Option<&'static str>, String)>,
 }
@@ -141,7 +143,21 @@ pub(super) async fn revoke(
     }
 }
 
-fn frame<'a>(base: &'a str, caller: &'a Caller, canonical: Option<String>) -> Frame<'a> {
+/// The answer to a rotation: the page with the successor's secret, once.
+pub(super) async fn rotated(
+    service: &SelfService,
+    caller: &Caller,
+    rotated: RotatedToken,
+) -> Response {
+    let shown = Shown {
+        replaced: Some(super::rotate::replaced(&rotated)),
+        created: Some(rotated.created),
+        ..Shown::default()
+    };
+    render(service, caller, shown).await
+}
+
+pub(super) fn frame<'a>(base: &'a str, caller: &'a Caller, canonical: Option<String>) -> Frame<'a> {
     Frame {
         base,
         title: "My API tokens",
@@ -179,6 +195,7 @@ async fn render(service: &SelfService, caller: &Caller, shown: Shown) -> Respons
     };
     let table = Table {
         revoke_action: format!("{base}revoke"),
+        rotate_action: caller.granted.create_own.then(|| format!("{base}rotate")),
         show_user: false,
         back: None,
         empty: "You have no API tokens yet.",
@@ -189,6 +206,7 @@ async fn render(service: &SelfService, caller: &Caller, shown: Shown) -> Respons
              limited to a scope, the addresses you allow and an expiry."
         }
         @if let Some(text) = &revoked { (notice(Tone::Success, text)) }
+        @if let Some(replaced) = &shown.replaced { (replaced) }
         @if let Some(created) = &shown.created { (secret(created)) }
         @if caller.granted.create_own {
             (create.render())

@@ -1,5 +1,5 @@
-//! The parts the token pages share: the table of tokens with its Revoke buttons, the create
-//! form, the new token's secret with its Copy button, and the revoke confirmation.
+//! The parts the token pages share: the table of tokens with its Rotate and Revoke buttons,
+//! the create form, the new token's secret with its Copy button, and the revoke confirmation.
 
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
@@ -26,6 +26,8 @@ fn scope_text(scope: Scope) -> &'static str {
 pub(super) struct Table<'a> {
     /// Where the Revoke forms post.
     pub(super) revoke_action: String,
+    /// Where the Rotate forms post, where the caller may rotate.
+    pub(super) rotate_action: Option<String>,
     /// Show each token's user (the token manager).
     pub(super) show_user: bool,
     /// Hidden `back` field of the Revoke forms: the page's filters, kept after revoking.
@@ -87,6 +89,14 @@ impl Table<'_> {
                 }
                 td data-label="State" { (lozenge(state)) }
                 td.tg-actions {
+                    @if let Some(action) = self.rotate_action.as_deref().filter(|_| state == TokenState::Active) {
+                        form method="post" action=(action) {
+                            (no_check())
+                            input type="hidden" name="id" value=(r.id);
+                            button.tg-button.tg-subtle type="submit"
+                                aria-label=(format!("Rotate “{}”", r.description)) { "Rotate" }
+                        }
+                    }
                     @if state != TokenState::Revoked {
                         form method="post" action=(self.revoke_action)
                             data-confirm=(format!("Revoke “{}”? Anything using it stops working at once. This cannot be undone.", r.description)) {

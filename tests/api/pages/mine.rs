@@ -1,5 +1,5 @@
 //! My API tokens: signing in through Bitbucket, making a token and copying it, the secret shown
-//! once, revoking after a confirmation, and the form by keyboard alone.
+//! once, rotating with a grace, revoking after a confirmation, and the form by keyboard alone.
 
 use fantoccini::key::Key;
 use serde_json::json;
@@ -320,6 +320,126 @@ async fn the_pages_follow_a_system_set_to_dark_mode() {
         .unwrap();
     assert_eq!(background, "rgba(29, 33, 37, 1)", "the dark colours apply");
     browser.screenshot("my-tokens-dark").await;
+    browser.finish().await;
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn rotating_shows_the_successor_once_and_the_old_token_works_for_the_grace() {
+    let app = site(Backend::Postgres).await;
+    let (id, old) = token(&app, "alice", "CI runner", Scope::ReadWrite).await;
+    let browser = Browser::start().await;
+    sign_in(&app, &browser, "alice", "/tokengate/").await;
+
+    // Rotate asks how long the old token keeps working; Cancel changes nothing.
+    browser
+        .button(&row(&id), "Rotate")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_text("Rotate “CI runner”?").await;
+    assert_eq!(browser.link_href("Cancel").await, "/tokengate/");
+    browser
+        .find_xpath("//a[normalize-space()='Cancel']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.find("#tokens-title").await;
+    assert_eq!(browser.all("tr[data-token]").await.len(), 1);
+
+    browser
+        .button(&row(&id), "Rotate")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .field("//form[@id='rotate']", "The old token")
+        .await
+        .select_by_value("3600")
+        .await
+        .unwrap();
+    browser
+        .button("//form[@id='rotate']", "Rotate")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let successor = browser
+        .find("#secret")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    app.track_secret(&successor);
+    assert!(successor.starts_with("tgt_") && successor != old);
+    browser
+        .wait_for_text("Rotated “CI runner”. The old token keeps working until")
+        .await;
+    assert_eq!(browser.url().await.path(), "/tokengate/");
+
+    // Both work through the gateway for the grace; the old one now expires with it.
+    assert_eq!(use_token(&app, &successor).await, 200);
+    assert_eq!(use_token(&app, &old).await, 200);
+    let expires = app
+        .store()
+        .get_token(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .expires_at;
+    let left = expires.expect("the old token expires") - chrono::Utc::now();
+    assert!(
+        left > chrono::Duration::minutes(55) && left <= chrono::Duration::hours(1),
+        "{left}"
+    );
+    assert_eq!(browser.all("tr[data-token]").await.len(), 2);
+    let new_row = browser
+        .find_xpath(&format!(
+            "//tr[not(@data-token='{id}')][.//span[normalize-space()='CI runner']]"
+        ))
+        .await;
+    let new_id = new_row.attr("data-token").await.unwrap().unwrap();
+    assert_ne!(new_id, id.as_str());
+
+    // Rotated again with no grace, the token it replaces is refused at once.
+    browser
+        .button(&format!("//tr[@data-token='{new_id}']"), "Rotate")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .field("//form[@id='rotate']", "The old token")
+        .await
+        .select_by_value("0")
+        .await
+        .unwrap();
+    browser
+        .button("//form[@id='rotate']", "Rotate")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("Rotated “CI runner”. The old token is revoked")
+        .await;
+    let third = browser
+        .find("#secret")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    app.track_secret(&third);
+    assert_eq!(use_token(&app, &third).await, 200);
+    eventually("the replaced token to be refused", async || {
+        (use_token(&app, &successor).await == 401).then_some(())
+    })
+    .await;
     browser.finish().await;
     app.finish().await;
 }

@@ -205,9 +205,13 @@ async fn a_form_posted_from_another_site_changes_nothing() {
         (Some(other.as_str()), format!("atl_token=no-check&{revoke}")),
     ];
     for (origin, body) in refused {
-        let response = post_as(&app, "alice", "/tokengate/revoke", origin, &body).await;
-        assert_eq!(response.status(), 403, "{origin:?} {body}");
+        for path in ["/tokengate/revoke", "/tokengate/rotate"] {
+            let response = post_as(&app, "alice", path, origin, &body).await;
+            assert_eq!(response.status(), 403, "{path} {origin:?} {body}");
+        }
     }
+    let tokens = app.store().list_tokens(&query).await.unwrap();
+    assert_eq!(tokens.len(), 1, "nothing was rotated");
     // A browser sends a remembered Basic password with another site's form too: the pages
     // hold such a post to the same rule.
     app.upstream.bitbucket().add_user("alice", "alice-password");
