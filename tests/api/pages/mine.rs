@@ -6,7 +6,7 @@ use serde_json::json;
 use tokengate::token::Scope;
 
 use super::{row, sign_in, site, token, use_token};
-use crate::support::app::Backend;
+use crate::support::app::{Backend, TestApp};
 use crate::support::browser::Browser;
 use crate::support::eventually;
 
@@ -84,21 +84,9 @@ async fn a_new_token_is_shown_once_copied_and_works_through_the_gateway() {
         .send_keys("127.0.0.1, 10.0.0.0/8")
         .await
         .unwrap();
-    browser
-        .button(CREATE, "Create token")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, CREATE, "Create token").await;
 
-    let secret = browser
-        .find("#secret")
-        .await
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
-    app.track_secret(&secret);
+    let secret = shown_secret(&app, &browser).await;
     assert!(secret.starts_with("tgt_"), "{secret}");
     browser.wait_for_text("Copy it now.").await;
     browser.screenshot("my-tokens").await;
@@ -174,12 +162,7 @@ async fn revoking_asks_first_and_then_the_token_stops_working() {
     let browser = Browser::start().await;
     sign_in(&app, &browser, "alice", "/tokengate/").await;
 
-    browser
-        .button(&row(&id), "Revoke")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, &row(&id), "Revoke").await;
     let dialog = browser.find("dialog#tg-confirm[open]").await;
     assert!(
         dialog
@@ -189,12 +172,7 @@ async fn revoking_asks_first_and_then_the_token_stops_working() {
             .contains("Revoke “Nightly backup”?")
     );
     browser.screenshot("my-tokens-revoke").await;
-    browser
-        .button("//dialog", "Cancel")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "//dialog", "Cancel").await;
     browser
         .wait_until(
             "the dialog to close",
@@ -207,19 +185,9 @@ async fn revoking_asks_first_and_then_the_token_stops_working() {
         "cancelled: still valid"
     );
 
-    browser
-        .button(&row(&id), "Revoke")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, &row(&id), "Revoke").await;
     browser.find("dialog#tg-confirm[open]").await;
-    browser
-        .button("//dialog", "Revoke")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "//dialog", "Revoke").await;
     browser.wait_for_text("Revoked “Nightly backup”.").await;
     let row_text = browser.find_xpath(&row(&id)).await.text().await.unwrap();
     assert!(row_text.contains("REVOKED"), "{row_text}");
@@ -272,14 +240,7 @@ async fn the_form_is_reached_and_used_by_keyboard_alone() {
     assert_eq!(browser.focused().await, "description");
     browser.type_text("Keyboard job").await;
     browser.press(Key::Enter).await;
-    let secret = browser
-        .find("#secret")
-        .await
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
-    app.track_secret(&secret);
+    shown_secret(&app, &browser).await;
     assert_eq!(browser.focused().await, "Copy", "the focus waits on Copy");
     let labelled = browser
         .run(
@@ -332,12 +293,7 @@ async fn rotating_shows_the_successor_once_and_the_old_token_works_for_the_grace
     sign_in(&app, &browser, "alice", "/tokengate/").await;
 
     // Rotate asks how long the old token keeps working; Cancel changes nothing.
-    browser
-        .button(&row(&id), "Rotate")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, &row(&id), "Rotate").await;
     browser.wait_for_text("Rotate “CI runner”?").await;
     assert_eq!(browser.link_href("Cancel").await, "/tokengate/");
     browser
@@ -349,32 +305,15 @@ async fn rotating_shows_the_successor_once_and_the_old_token_works_for_the_grace
     browser.find("#tokens-title").await;
     assert_eq!(browser.all("tr[data-token]").await.len(), 1);
 
-    browser
-        .button(&row(&id), "Rotate")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, &row(&id), "Rotate").await;
     browser
         .field("//form[@id='rotate']", "The old token")
         .await
         .select_by_value("3600")
         .await
         .unwrap();
-    browser
-        .button("//form[@id='rotate']", "Rotate")
-        .await
-        .click()
-        .await
-        .unwrap();
-    let successor = browser
-        .find("#secret")
-        .await
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
-    app.track_secret(&successor);
+    click(&browser, "//form[@id='rotate']", "Rotate").await;
+    let successor = shown_secret(&app, &browser).await;
     assert!(successor.starts_with("tgt_") && successor != old);
     browser
         .wait_for_text("Rotated “CI runner”. The old token keeps working until")
@@ -406,35 +345,18 @@ async fn rotating_shows_the_successor_once_and_the_old_token_works_for_the_grace
     assert_ne!(new_id, id.as_str());
 
     // Rotated again with no grace, the token it replaces is refused at once.
-    browser
-        .button(&format!("//tr[@data-token='{new_id}']"), "Rotate")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, &format!("//tr[@data-token='{new_id}']"), "Rotate").await;
     browser
         .field("//form[@id='rotate']", "The old token")
         .await
         .select_by_value("0")
         .await
         .unwrap();
-    browser
-        .button("//form[@id='rotate']", "Rotate")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "//form[@id='rotate']", "Rotate").await;
     browser
         .wait_for_text("Rotated “CI runner”. The old token is revoked")
         .await;
-    let third = browser
-        .find("#secret")
-        .await
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
-    app.track_secret(&third);
+    let third = shown_secret(&app, &browser).await;
     assert_eq!(use_token(&app, &third).await, 200);
     eventually("the replaced token to be refused", async || {
         (use_token(&app, &successor).await == 401).then_some(())
@@ -442,4 +364,28 @@ async fn rotating_shows_the_successor_once_and_the_old_token_works_for_the_grace
     .await;
     browser.finish().await;
     app.finish().await;
+}
+
+/// The new token's secret as the page shows it, remembered so that the test's end checks it
+/// was written nowhere.
+async fn shown_secret(app: &TestApp, browser: &Browser) -> String {
+    let secret = browser
+        .find("#secret")
+        .await
+        .prop("value")
+        .await
+        .expect("reading the secret")
+        .expect("a secret");
+    app.track_secret(&secret);
+    secret
+}
+
+/// Clicks the button reading `text` within `scope` (an XPath).
+async fn click(browser: &Browser, scope: &str, text: &str) {
+    browser
+        .button(scope, text)
+        .await
+        .click()
+        .await
+        .expect("clicking");
 }
