@@ -10,7 +10,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use chrono::Utc;
-use http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
+use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use sha2::{Digest, Sha256};
 
@@ -21,6 +21,11 @@ use crate::auth::{Credential, Scheme, Verification, ip_allowed};
 use crate::bitbucket::SignIn;
 use crate::lifecycle::{Acting, Origin, Via};
 use crate::token::{TokenRecord, TokenState};
+
+mod cross_site;
+
+pub use cross_site::FormNoCheck;
+pub(crate) use cross_site::session_write_allowed;
 
 /// Bitbucket's own session cookies: the only cookies sent to Bitbucket to ask who it is.
 const SESSION_COOKIES: [&str; 3] = [
@@ -175,46 +180,6 @@ fn digest(kind: u8, value: &HeaderValue) -> [u8; 32] {
     hasher.update([kind]);
     hasher.update(value.as_bytes());
     hasher.finalize().into()
-}
-
-/// Set on a request whose form carried the pages' no-check field (`atl_token=no-check`): the
-/// form's equivalent of `X-Atlassian-Token: no-check`, which a plain HTML form cannot send.
-/// Only the pages' own middleware sets it, after reading the form; a client cannot.
-#[derive(Debug, Clone, Copy)]
-pub struct FormNoCheck;
-
-/// Whether a change signed in by a Bitbucket session may go ahead, for the REST API and the
-/// pages alike: it carries the no-check marker (`X-Atlassian-Token: no-check`, or the pages'
-/// form field) and an `Origin` of this site.
-pub(crate) fn session_write_allowed(parts: &Parts, public_url: Option<&str>, secure: bool) -> bool {
-    let marked = no_check(&parts.headers) || parts.extensions.get::<FormNoCheck>().is_some();
-    marked && same_origin(&parts.headers, public_url, secure)
-}
-
-/// Whether the request's `Origin` is this site: `public_url` where configured, else the
-/// scheme and `Host` the request came with. A missing `Origin` is not.
-pub(super) fn same_origin(headers: &HeaderMap, public_url: Option<&str>, secure: bool) -> bool {
-    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let origin = origin.trim().to_ascii_lowercase();
-    match public_url {
-        Some(public) => origin == public,
-        None => headers
-            .get(HOST)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|host| {
-                let scheme = if secure { "https" } else { "http" };
-                origin == format!("{scheme}://{}", host.trim().to_ascii_lowercase())
-            }),
-    }
-}
-
-fn no_check(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-atlassian-token")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("no-check"))
 }
 
 impl SelfService {
@@ -376,103 +341,4 @@ impl SelfService {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                http::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
-    }
-
-    #[test]
-    fn only_bitbucket_session_cookies_are_kept() {
-        let h = headers(&[
-            ("cookie", "theme=dark; BITBUCKETSESSIONID=abc"),
-            (
-                "cookie",
-                "_atl_bitbucket_remember_login=r1; other=x; JSESSIONID=",
-            ),
-        ]);
-        assert_eq!(
-            session_cookies(&h).unwrap(),
-            "BITBUCKETSESSIONID=abc; _atl_bitbucket_remember_login=r1"
-        );
-        assert!(session_cookies(&headers(&[("cookie", "theme=dark")])).is_none());
-    }
-
-    #[test]
-    fn passwords_and_bitbucket_tokens_are_told_apart() {
-        let basic = |text: &str| {
-            HeaderValue::from_str(&format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(text)
-            ))
-            .unwrap()
-        };
-        assert_eq!(foreign_via(&basic("alice:hunter2")), Via::Password);
-        assert_eq!(foreign_via(&basic("alice:BBDC-xyz")), Via::BitbucketToken);
-        assert_eq!(
-            foreign_via(&HeaderValue::from_static("Bearer BBDC-xyz")),
-            Via::BitbucketToken
-        );
-    }
-
-    #[test]
-    fn session_writes_must_come_from_this_site() {
-        let from = |origin: &str, host: &str| headers(&[("origin", origin), ("host", host)]);
-        assert!(same_origin(
-            &from("http://bb.example:8080", "bb.example:8080"),
-            None,
-            false
-        ));
-        assert!(!same_origin(
-            &from("https://bb.example:8080", "bb.example:8080"),
-            None,
-            false
-        ));
-        assert!(!same_origin(
-            &from("http://evil.example", "bb.example"),
-            None,
-            false
-        ));
-        assert!(same_origin(
-            &from("https://bb.example", "10.0.0.1:8080"),
-            Some("https://bb.example"),
-            false
-        ));
-        assert!(
-            !same_origin(&headers(&[("host", "bb.example")]), None, false),
-            "a missing Origin"
-        );
-    }
-
-    #[test]
-    fn a_session_write_needs_the_no_check_marker_and_this_site_s_origin() {
-        let parts = |pairs: &[(&str, &str)], form_marked: bool| {
-            let mut request = http::Request::post("/tokengate/").body(()).unwrap();
-            *request.headers_mut() = headers(pairs);
-            let (mut parts, ()) = request.into_parts();
-            if form_marked {
-                parts.extensions.insert(FormNoCheck);
-            }
-            parts
-        };
-        let allowed = |pairs: &[(&str, &str)], form_marked: bool| {
-            session_write_allowed(&parts(pairs, form_marked), None, false)
-        };
-        let site = [("origin", "http://bb.example"), ("host", "bb.example")];
-        let header = [site[0], site[1], ("x-atlassian-token", "no-check")];
-        let elsewhere = [("origin", "http://evil.example"), ("host", "bb.example")];
-        assert!(!allowed(&site, false), "no marker");
-        assert!(allowed(&site, true), "the form's marker");
-        assert!(allowed(&header, false), "the header");
-        assert!(!allowed(&elsewhere, true), "another site");
-        assert!(!allowed(&[("host", "bb.example")], true), "no Origin");
-    }
-}
+mod tests;
