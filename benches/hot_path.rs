@@ -24,7 +24,7 @@ use tokengate::auth::{
 use tokengate::proxy::{remote, session_id};
 use tokengate::ratelimit::{RateDecision, RateQuota, RateStatus};
 use tokengate::request_id::RequestIds;
-use tokengate::store::{SqliteStore, TokenStore};
+use tokengate::store::{AuditStore, SqliteStore, TokenStore};
 use tokengate::telemetry::{
     AUTH_TARGET, LogSettings, RequestContext, SystemClock, build_filter, build_subscriber,
     in_request, in_request_sync,

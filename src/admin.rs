@@ -28,13 +28,13 @@ use crate::auth::Verifier;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{Metrics, StatusLabel};
 use crate::request_id::RequestIds;
-use crate::store::TokenStore;
+use crate::store::Store;
 use crate::vault::CredentialVault;
 
 /// State shared by admin handlers.
 #[derive(Clone)]
 pub struct AdminState {
-    pub store: Arc<dyn TokenStore>,
+    pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     /// Request ids and the proxy's in-flight count.
     pub requests: Arc<RequestIds>,

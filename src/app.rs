@@ -27,7 +27,9 @@ use crate::ratelimit::{RateLimits, RedisLimiter};
 use crate::request_id::RequestIds;
 use crate::selfservice::{Directory, Edge, Rights, SelfService, SelfServiceParts};
 use crate::shutdown;
-use crate::store::{self, Schema, StoreError, StoreRuntime, TokenStore};
+use crate::store::{
+    self, AuditStore, CredentialStore, Schema, Store, StoreError, StoreRuntime, TokenStore,
+};
 use crate::tls::{self, Acceptor};
 use crate::usage::UsageTracker;
 use crate::vault::{CredentialKey, CredentialVault};
@@ -40,7 +42,7 @@ pub struct App {
     /// What every proxy worker's [`Gateway`] shares.
     parts: GatewayParts,
     admin: AdminState,
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn Store>,
     audit: AuditWriter,
     limits: Arc<RateLimits>,
     /// The shared backend's probe connection, opened at start.
@@ -97,9 +99,7 @@ pub enum ExistingStoreError {
 /// Opens the configured store for a command that only uses it (`token`, `credential`, …): an
 /// SQLite file is not created, and the schema must be this release's or a newer one's
 /// (migrations are applied by `tokengate migrate` and `serve` alone).
-pub async fn open_existing_store(
-    config: &Config,
-) -> Result<Arc<dyn TokenStore>, ExistingStoreError> {
+pub async fn open_existing_store(config: &Config) -> Result<Arc<dyn Store>, ExistingStoreError> {
     let url = config.database.url.expose_secret();
     let store = store::connect_existing(url, config.database.max_connections)
         .await
@@ -119,7 +119,7 @@ pub async fn open_existing_store(
 }
 
 /// Opens the configured store and applies its migrations.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn TokenStore>> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let store = store::connect(
         config.database.url.expose_secret(),
         config.database.max_connections,
@@ -149,7 +149,7 @@ impl App {
         let upstream_tls = tls.upstream.as_ref().map(|(config, _)| Arc::clone(config));
         let verifier = Arc::new(
             Verifier::new(
-                Arc::clone(&store),
+                Arc::clone(&store) as Arc<dyn TokenStore>,
                 VerifierSettings {
                     cache_ttl: config.auth.cache_ttl,
                     hash_concurrency: config.auth.hash_concurrency,
@@ -161,7 +161,7 @@ impl App {
             .with_limits(Arc::clone(&limits)),
         );
         let (audit_sink, audit) = audit::start(
-            Arc::clone(&store),
+            Arc::clone(&store) as Arc<dyn AuditStore>,
             &config.audit,
             config.upstream.url.to_string(),
             Arc::clone(&metrics),
@@ -169,7 +169,7 @@ impl App {
         let credentials = match (&config.upstream.credential_key, config.upstream.identity) {
             (Some(key), _) => Some(Arc::new(
                 CredentialVault::new(
-                    Arc::clone(&store),
+                    Arc::clone(&store) as Arc<dyn CredentialStore>,
                     CredentialKey::from_secret(key).context("upstream.credential_key")?,
                     config.auth.cache_ttl,
                 )
@@ -243,7 +243,7 @@ impl App {
         let lifecycle = lifecycle(Actor::AdminApi)?;
         let notifier = Notifier::new(
             &config.notify,
-            Arc::clone(&store),
+            Arc::clone(&store) as Arc<dyn TokenStore>,
             audit_sink.clone(),
             config.node_id.clone(),
         )
@@ -329,7 +329,7 @@ impl App {
         let (proxy_tls, admin_tls) = (acceptor(&tls.proxy), acceptor(&tls.admin));
 
         let mut background = background::spawn(
-            Arc::clone(&store),
+            Arc::clone(&store) as Arc<dyn TokenStore>,
             Arc::clone(&verifier),
             admin.credentials.clone(),
             (limits, probe),
@@ -399,7 +399,9 @@ impl App {
                 task.abort();
             }
         }
-        usage.flush(&store, Duration::ZERO).await;
+        usage
+            .flush(&(store as Arc<dyn TokenStore>), Duration::ZERO)
+            .await;
         audit.shutdown().await;
         tracing::info!(target: "tokengate::app", "stopped");
         drop(log_writer);

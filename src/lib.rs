@@ -5,7 +5,8 @@
 //! - [`cli`] parses the command line; [`app`] wires the parts together and runs them.
 //! - [`config`]: the TOML file and `TOKENGATE_SECTION__KEY` overrides, validated into [`config::Config`].
 //! - [`token`]: the token string format, its checksum, argon2id hashing, the stored record.
-//! - [`store`]: the [`store::TokenStore`] trait with PostgreSQL and SQLite backends.
+//! - [`store`]: the store contract, [`store::Store`], split by user (tokens, credentials, audit),
+//!   with PostgreSQL and SQLite backends.
 //! - [`auth`]: credential parsing, verification with its cache, the pure decision table and
 //!   the wording of its log lines.
 //! - [`ratelimit`]: per-token quotas and the failure throttle, counted with governor in each

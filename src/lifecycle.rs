@@ -36,7 +36,7 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateQuota;
-use crate::store::{Change, StoreError, TokenStore, TokenWrite};
+use crate::store::{Change, Store, StoreError, TokenWrite};
 use crate::token::{self, NewToken, Scope, TokenId, TokenPatch, TokenRecord};
 use crate::vault::{CredentialError, CredentialKey, CredentialVault};
 
@@ -207,7 +207,7 @@ pub struct TokenSpec {
 
 /// Creates, changes and revokes tokens and stores credentials.
 pub struct Lifecycle {
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn Store>,
     settings: LifecycleSettings,
     actor: Actor,
     audit: AuditTo,
@@ -220,7 +220,7 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     pub fn new(
-        store: Arc<dyn TokenStore>,
+        store: Arc<dyn Store>,
         settings: LifecycleSettings,
         actor: Actor,
         audit: AuditTo,
@@ -258,7 +258,7 @@ impl Lifecycle {
     }
 
     /// The store, for reads.
-    pub fn store(&self) -> &Arc<dyn TokenStore> {
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 

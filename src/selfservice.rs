@@ -42,7 +42,7 @@ use crate::bitbucket::Bitbucket;
 use crate::config::{Config, SelfServiceConfig};
 use crate::lifecycle::Lifecycle;
 use crate::ratelimit::RateQuota;
-use crate::store::TokenStore;
+use crate::store::Store;
 use crate::usage::UsageTracker;
 use crate::vault::CredentialVault;
 
@@ -63,7 +63,7 @@ pub struct SelfService {
     pub(crate) verifier: Arc<Verifier>,
     /// Token and credential changes (actor `self-service`, each naming the acting user).
     pub(crate) lifecycle: Arc<Lifecycle>,
-    pub(crate) store: Arc<dyn TokenStore>,
+    pub(crate) store: Arc<dyn Store>,
     /// Users' stored Bitbucket credentials, to provision one where none works.
     pub(crate) vault: Option<Arc<CredentialVault>>,
     /// `auth.allowed_ips`.
@@ -85,7 +85,7 @@ pub struct SelfServiceParts {
     pub directory: Arc<Directory>,
     pub verifier: Arc<Verifier>,
     pub lifecycle: Arc<Lifecycle>,
-    pub store: Arc<dyn TokenStore>,
+    pub store: Arc<dyn Store>,
     pub vault: Option<Arc<CredentialVault>>,
     /// The client settings for an `https://` Bitbucket.
     pub upstream_tls: Option<Arc<rustls::ClientConfig>>,

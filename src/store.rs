@@ -1,8 +1,11 @@
-//! Persistence behind one trait, [`TokenStore`], with a PostgreSQL and an SQLite
-//! implementation chosen by the database URL's scheme.
+//! Persistence behind one contract, [`Store`], with a PostgreSQL and an SQLite implementation
+//! chosen by the database URL's scheme.
 //!
-//! Both backends keep tokens (hashes only), users' sealed upstream credentials and the audit
-//! trail, and both tell running gateways when a token changed ([`TokenStore::watch`]).
+//! The contract is split by who uses it: [`TokenStore`] (tokens, expiry notices, the schema and
+//! the change stream), [`CredentialStore`] (users' sealed upstream credentials) and
+//! [`AuditStore`] (the audit trail); the first and the last also answer a ping ([`Reachable`]).
+//! Both backends keep all of it, and both tell running gateways when a token changed
+//! ([`TokenStore::watch`]).
 
 mod change_count;
 mod error;
@@ -161,9 +164,17 @@ pub enum TokenWrite {
     Unknown,
 }
 
-/// Storage of tokens, credentials and audit events.
+/// What every part of the store answers: whether the database is reachable.
 #[async_trait]
-pub trait TokenStore: Send + Sync + 'static {
+pub trait Reachable: Send + Sync + 'static {
+    /// A cheap round trip, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Tokens and their expiry notices, the database's schema, and the stream of changes: what
+/// the verifier, the lifecycle and the gateway's background jobs use.
+#[async_trait]
+pub trait TokenStore: Reachable {
     /// Which backend this is.
     fn backend(&self) -> Backend;
 
@@ -173,9 +184,6 @@ pub trait TokenStore: Send + Sync + 'static {
     /// How the database's applied migrations compare with this release's, read without
     /// changing anything.
     async fn schema(&self) -> Result<Schema, StoreError>;
-
-    /// A cheap round trip, for readiness.
-    async fn ping(&self) -> Result<(), StoreError>;
 
     /// Stores a new token. A duplicate id is [`StoreError::Conflict`].
     async fn insert_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError>;
@@ -204,28 +212,6 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Tokens neither revoked nor expired at `now`.
     async fn count_active_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
-
-    /// Stores (or replaces) a user's sealed upstream credential, clearing any refusal, and
-    /// announces the change.
-    async fn put_credential(
-        &self,
-        user: &str,
-        sealed: &[u8],
-        provisioned: bool,
-    ) -> Result<(), StoreError>;
-
-    /// A user's sealed upstream credential.
-    async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError>;
-
-    /// Marks a user's credential refused by Bitbucket at `at` (unless it is already marked)
-    /// and announces the change; false when no credential is stored.
-    async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
-
-    /// The users with a stored credential, by user name, without the credentials.
-    async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, StoreError>;
-
-    /// Deletes a user's stored credential and announces the change; false when none is stored.
-    async fn delete_credential(&self, user: &str) -> Result<bool, StoreError>;
 
     /// Stores `new` and ends the token `old` in one transaction, if `old` is known, not
     /// revoked and not rotated already: revoked at `at` when `grace_until` is `None`, otherwise expiring at
@@ -273,6 +259,40 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Deletes the notices of expiries before `before`; returns how many.
     async fn purge_notices(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
+    /// A stream of token changes made by any process on this database, delivered within a
+    /// second. Ends when the store is dropped.
+    async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError>;
+}
+
+/// Users' sealed upstream credentials: what the vault and the credential calls use.
+#[async_trait]
+pub trait CredentialStore: Send + Sync + 'static {
+    /// Stores (or replaces) a user's sealed upstream credential, clearing any refusal, and
+    /// announces the change.
+    async fn put_credential(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        provisioned: bool,
+    ) -> Result<(), StoreError>;
+
+    /// A user's sealed upstream credential.
+    async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError>;
+
+    /// Marks a user's credential refused by Bitbucket at `at` (unless it is already marked)
+    /// and announces the change; false when no credential is stored.
+    async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// The users with a stored credential, by user name, without the credentials.
+    async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, StoreError>;
+
+    /// Deletes a user's stored credential and announces the change; false when none is stored.
+    async fn delete_credential(&self, user: &str) -> Result<bool, StoreError>;
+}
+
+/// The audit trail: what the audit writer, its spill replay, retention and the audit reads use.
+#[async_trait]
+pub trait AuditStore: Reachable {
     /// Inserts audit events in one batch.
     async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
 
@@ -287,11 +307,13 @@ pub trait TokenStore: Send + Sync + 'static {
         max_rows: Option<u64>,
         batch: u32,
     ) -> Result<u64, StoreError>;
-
-    /// A stream of token changes made by any process on this database, delivered within a
-    /// second. Ends when the store is dropped.
-    async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError>;
 }
+
+/// All of the store, for what uses more than one part of it (the gateway's startup, the admin
+/// API, the lifecycle). Every type with all the parts is one.
+pub trait Store: TokenStore + CredentialStore + AuditStore {}
+
+impl<T: TokenStore + CredentialStore + AuditStore> Store for T {}
 
 /// How a rotated token ends, as `(revoked_at, expires_at)` to write: revoked at `at` without a
 /// grace, else expiring when the grace ends (or at its own expiry, if that comes first).
@@ -311,7 +333,7 @@ fn rotation_end(
 
 /// Opens the store a URL names: `postgres://…`/`postgresql://…` or `sqlite://path`, creating
 /// an SQLite file that does not exist yet.
-pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn TokenStore>, StoreError> {
+pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url, max_connections).await?))
     } else if url.starts_with("sqlite:") {
@@ -326,7 +348,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn TokenSto
 pub async fn connect_existing(
     url: &str,
     max_connections: u32,
-) -> Result<Arc<dyn TokenStore>, StoreError> {
+) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(
             SqliteStore::open_existing(url, max_connections).await?,

@@ -145,7 +145,7 @@ impl Upstream {
 
 /// Opens users' stored credentials for forwarding, with a short cache in front of the store.
 pub struct CredentialVault {
-    store: std::sync::Arc<dyn crate::store::TokenStore>,
+    store: std::sync::Arc<dyn crate::store::CredentialStore>,
     /// Where store lookups run; `None` runs them on the caller's runtime.
     store_runtime: Option<crate::store::StoreRuntime>,
     key: CredentialKey,
@@ -165,7 +165,7 @@ pub enum VaultError {
 
 impl CredentialVault {
     pub fn new(
-        store: std::sync::Arc<dyn crate::store::TokenStore>,
+        store: std::sync::Arc<dyn crate::store::CredentialStore>,
         key: CredentialKey,
         ttl: std::time::Duration,
     ) -> Self {

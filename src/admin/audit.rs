@@ -22,7 +22,7 @@ use super::cursor;
 use super::error::{ApiError, ErrorBody};
 use super::extract::AdminQuery;
 use crate::audit::{AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent, stored_text};
-use crate::store::TokenStore;
+use crate::store::AuditStore;
 
 /// Page size when none is given.
 const DEFAULT_LIMIT: u32 = 100;
@@ -155,7 +155,7 @@ pub(super) async fn list(
 
 /// One page of the events `query` matches, and the cursor of the next page if there is one.
 pub(crate) async fn page(
-    store: &dyn TokenStore,
+    store: &dyn AuditStore,
     mut query: AuditQuery,
 ) -> Result<AuditPage, ApiError> {
     let limit = query.limit;

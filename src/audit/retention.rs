@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::AuditConfig;
 use crate::shutdown::Shutdown;
-use crate::store::{StoreError, TokenStore};
+use crate::store::{AuditStore, StoreError};
 
 /// Time between purges.
 const PURGE_EVERY: Duration = Duration::from_secs(5 * 60);
@@ -20,7 +20,7 @@ const PURGE_BATCH: u32 = 1_000;
 /// Deletes what `config` no longer keeps at `now`, batch by batch until none is left; returns
 /// how many events went.
 pub async fn purge(
-    store: &dyn TokenStore,
+    store: &dyn AuditStore,
     config: &AuditConfig,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
@@ -41,7 +41,7 @@ pub async fn purge(
 
 /// Purges now and every [`PURGE_EVERY`] until `stop` turns true.
 pub(super) fn spawn(
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn AuditStore>,
     config: AuditConfig,
     shutdown: Shutdown,
 ) -> JoinHandle<()> {

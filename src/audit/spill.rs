@@ -30,7 +30,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufR
 use tokio::time::timeout;
 
 use super::{AuditEvent, AuditQuery, stored_json, stored_text};
-use crate::store::{StoreError, TokenStore};
+use crate::store::{AuditStore, StoreError};
 
 /// Most events replayed in one insert.
 const REPLAY_BATCH: usize = 500;
@@ -143,7 +143,7 @@ impl Spill {
     /// cancelled, the pass is closed; the next call starts a new one.
     pub(super) async fn replay_next(
         &mut self,
-        store: &dyn TokenStore,
+        store: &dyn AuditStore,
         limit: Duration,
     ) -> Result<Option<Replayed>, ReplayError> {
         if self.pass.is_none() && !self.open_pass().await? {
@@ -289,7 +289,7 @@ async fn within<T>(
 }
 
 /// Whether `event` is in the store: looked up, and compared, as the store keeps it.
-async fn is_stored(store: &dyn TokenStore, event: &AuditEvent) -> Result<bool, StoreError> {
+async fn is_stored(store: &dyn AuditStore, event: &AuditEvent) -> Result<bool, StoreError> {
     let expected = stored_form(event);
     let at = expected.time;
     let mut query = AuditQuery {

@@ -10,16 +10,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use tempfile::TempDir;
-use tokio::sync::mpsc;
 
 use super::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent};
-use crate::store::{
-    Backend, Change, CredentialInfo, LastUse, NoticeKey, NoticeStep, Schema, SqliteStore,
-    StoreError, StoredCredential, TokenQuery, TokenRotation, TokenStore, TokenWrite,
-};
-use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
+use crate::store::{AuditStore, Reachable, SqliteStore, StoreError, TokenStore};
 
-/// A migrated SQLite store whose audit calls and `ping` fail while `down` is set.
+/// The audit part of a migrated SQLite store, whose calls and `ping` fail while `down` is set.
 pub(super) struct Flaky {
     inner: SqliteStore,
     pub(super) down: AtomicBool,
@@ -140,108 +135,15 @@ pub(super) fn event(i: usize) -> AuditEvent {
 }
 
 #[async_trait]
-impl TokenStore for Flaky {
-    fn backend(&self) -> Backend {
-        self.inner.backend()
-    }
-    async fn migrate(&self) -> Result<(), StoreError> {
-        self.inner.migrate().await
-    }
-
-    async fn schema(&self) -> Result<Schema, StoreError> {
-        self.inner.schema().await
-    }
+impl Reachable for Flaky {
     async fn ping(&self) -> Result<(), StoreError> {
         self.check()?;
         self.inner.ping().await
     }
-    async fn insert_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError> {
-        self.inner.insert_token(token).await
-    }
-    async fn get_token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        self.inner.get_token(id).await
-    }
-    async fn list_tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError> {
-        self.inner.list_tokens(query).await
-    }
-    async fn update_token(
-        &self,
-        id: &TokenId,
-        patch: &TokenPatch,
-    ) -> Result<TokenWrite, StoreError> {
-        self.inner.update_token(id, patch).await
-    }
-    async fn revoke_token(
-        &self,
-        id: &TokenId,
-        at: DateTime<Utc>,
-    ) -> Result<TokenWrite, StoreError> {
-        self.inner.revoke_token(id, at).await
-    }
-    async fn record_last_used(&self, uses: &[LastUse]) -> Result<(), StoreError> {
-        self.inner.record_last_used(uses).await
-    }
-    async fn count_active_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.count_active_tokens(now).await
-    }
-    async fn put_credential(
-        &self,
-        user: &str,
-        sealed: &[u8],
-        provisioned: bool,
-    ) -> Result<(), StoreError> {
-        self.inner.put_credential(user, sealed, provisioned).await
-    }
-    async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError> {
-        self.inner.get_credential(user).await
-    }
-    async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.inner.refuse_credential(user, at).await
-    }
-    async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, StoreError> {
-        self.inner.list_credentials().await
-    }
-    async fn delete_credential(&self, user: &str) -> Result<bool, StoreError> {
-        self.inner.delete_credential(user).await
-    }
-    async fn rotate_token(
-        &self,
-        old: &TokenId,
-        new: &NewToken,
-        at: DateTime<Utc>,
-        grace_until: Option<DateTime<Utc>>,
-    ) -> Result<TokenRotation, StoreError> {
-        self.inner.rotate_token(old, new, at, grace_until).await
-    }
-    async fn expiring_tokens(
-        &self,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.inner.expiring_tokens(now, until, limit).await
-    }
-    async fn claim_notice(
-        &self,
-        key: &NoticeKey,
-        claim: &str,
-        now: DateTime<Utc>,
-        stale_before: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.inner.claim_notice(key, claim, now, stale_before).await
-    }
-    async fn settle_notice(
-        &self,
-        key: &NoticeKey,
-        claim: &str,
-        step: NoticeStep,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.inner.settle_notice(key, claim, step, now).await
-    }
-    async fn purge_notices(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.purge_notices(before).await
-    }
+}
+
+#[async_trait]
+impl AuditStore for Flaky {
     async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         self.audit_call(events.iter().map(|e| e.user.as_deref()))
             .await?;
@@ -260,8 +162,5 @@ impl TokenStore for Flaky {
     ) -> Result<u64, StoreError> {
         self.check()?;
         self.inner.purge_audit(older_than, max_rows, batch).await
-    }
-    async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError> {
-        self.inner.watch().await
     }
 }

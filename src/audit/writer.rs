@@ -22,7 +22,7 @@ use super::{AuditEvent, AuditSink, Coverage, retention};
 use crate::config::AuditConfig;
 use crate::metrics::Metrics;
 use crate::shutdown;
-use crate::store::TokenStore;
+use crate::store::AuditStore;
 
 /// Most events in one batch, which the store writes at once (SQLite: one segment).
 const BATCH: usize = 4096;
@@ -84,7 +84,7 @@ pub struct AuditWriter {
 /// retention job, and returns the sink that feeds the writer. `system` names the Bitbucket
 /// instance in the audit file.
 pub fn start(
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn AuditStore>,
     config: &AuditConfig,
     system: String,
     metrics: Arc<Metrics>,
@@ -93,7 +93,7 @@ pub fn start(
 }
 
 fn start_timed(
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn AuditStore>,
     config: &AuditConfig,
     system: String,
     metrics: Arc<Metrics>,
@@ -169,7 +169,7 @@ impl AuditWriter {
 }
 
 struct Writer {
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn AuditStore>,
     metrics: Arc<Metrics>,
     spill: Spill,
     /// `audit.file`, and its handle while it is open (reopened after a write error).

@@ -165,7 +165,7 @@ pub(super) async fn export(
         }
     };
     let exported = match params.check() {
-        Ok((query, _)) => export::stream(Arc::clone(&service.store), query, Format::Csv).await,
+        Ok((query, _)) => export::stream(Arc::clone(&service.store) as _, query, Format::Csv).await,
         Err(e) => Err(e),
     };
     exported.unwrap_or_else(|e| failed(base, &caller, &e))

@@ -22,8 +22,9 @@ use tokio::sync::{mpsc, watch};
 use super::rows::{self, ReadRow, audit_from_row, corrupt, token_from_row};
 use super::sql::{self, Dialect};
 use super::{
-    Backend, Change, CredentialInfo, LastUse, NoticeKey, NoticeStep, Schema, StoreError,
-    StoredCredential, TokenQuery, TokenRotation, TokenStore, TokenWrite, rotation_end,
+    AuditStore, Backend, Change, CredentialInfo, CredentialStore, LastUse, NoticeKey, NoticeStep,
+    Reachable, Schema, StoreError, StoredCredential, TokenQuery, TokenRotation, TokenStore,
+    TokenWrite, rotation_end,
 };
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
@@ -42,7 +43,7 @@ const CHANNEL: &str = "tokengate_tokens";
 /// How long a query waits for a connection before the store counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A [`TokenStore`] on PostgreSQL.
+/// A [`Store`](super::Store) on PostgreSQL.
 pub struct PgStore {
     pool: PgPool,
     /// Kept to open each watcher's dedicated `LISTEN` connection.
@@ -159,6 +160,14 @@ impl PgStore {
 }
 
 #[async_trait]
+impl Reachable for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl TokenStore for PgStore {
     fn backend(&self) -> Backend {
         Backend::Postgres
@@ -194,11 +203,6 @@ impl TokenStore for PgStore {
             Ok(applied) => Ok(Schema::compare(&MIGRATOR, &applied)),
             Err(e) => Err(self.explain(e).await),
         }
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
     }
 
     async fn insert_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError> {
@@ -279,31 +283,6 @@ impl TokenStore for PgStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(n).unwrap_or_default())
-    }
-
-    async fn put_credential(
-        &self,
-        user: &str,
-        sealed: &[u8],
-        provisioned: bool,
-    ) -> Result<(), StoreError> {
-        credentials::put(&self.pool, user, sealed, provisioned).await
-    }
-
-    async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError> {
-        credentials::get(&self.pool, user).await
-    }
-
-    async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        credentials::refuse(&self.pool, user, at).await
-    }
-
-    async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, StoreError> {
-        credentials::list(&self.pool).await
-    }
-
-    async fn delete_credential(&self, user: &str) -> Result<bool, StoreError> {
-        credentials::delete(&self.pool, user).await
     }
 
     async fn rotate_token(
@@ -387,6 +366,50 @@ impl TokenStore for PgStore {
         notices::purge(&self.pool, before).await
     }
 
+    async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError> {
+        // Subscribed before returning: a change committed after `watch()` is never missed.
+        let listener = listen::subscribe(&self.options).await?;
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(listen::forward(
+            self.options.clone(),
+            listener,
+            tx,
+            self.alive.subscribe(),
+        ));
+        Ok(rx)
+    }
+}
+
+#[async_trait]
+impl CredentialStore for PgStore {
+    async fn put_credential(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        provisioned: bool,
+    ) -> Result<(), StoreError> {
+        credentials::put(&self.pool, user, sealed, provisioned).await
+    }
+
+    async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError> {
+        credentials::get(&self.pool, user).await
+    }
+
+    async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        credentials::refuse(&self.pool, user, at).await
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, StoreError> {
+        credentials::list(&self.pool).await
+    }
+
+    async fn delete_credential(&self, user: &str) -> Result<bool, StoreError> {
+        credentials::delete(&self.pool, user).await
+    }
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
     async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -438,18 +461,5 @@ impl TokenStore for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
-    }
-
-    async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError> {
-        // Subscribed before returning: a change committed after `watch()` is never missed.
-        let listener = listen::subscribe(&self.options).await?;
-        let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(listen::forward(
-            self.options.clone(),
-            listener,
-            tx,
-            self.alive.subscribe(),
-        ));
-        Ok(rx)
     }
 }

@@ -31,8 +31,9 @@ use tokio::sync::{mpsc, watch};
 use super::rows::{self, ReadRow, corrupt, from_millis, token_from_row};
 use super::sql::{self, Dialect};
 use super::{
-    Backend, Change, CredentialInfo, LastUse, NoticeKey, NoticeStep, Schema, StoreError,
-    StoredCredential, TokenQuery, TokenRotation, TokenStore, TokenWrite, rotation_end,
+    AuditStore, Backend, Change, CredentialInfo, CredentialStore, LastUse, NoticeKey, NoticeStep,
+    Reachable, Schema, StoreError, StoredCredential, TokenQuery, TokenRotation, TokenStore,
+    TokenWrite, rotation_end,
 };
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::token::{NewToken, TokenId, TokenPatch, TokenRecord};
@@ -53,7 +54,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a query waits for a free connection before the store counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A [`TokenStore`] on an SQLite file.
+/// A [`Store`](super::Store) on an SQLite file.
 pub struct SqliteStore {
     pool: SqlitePool,
     /// Dropped with the store, which ends every watcher task.
@@ -205,6 +206,14 @@ impl SqliteStore {
 }
 
 #[async_trait]
+impl Reachable for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl TokenStore for SqliteStore {
     fn backend(&self) -> Backend {
         Backend::Sqlite
@@ -236,11 +245,6 @@ impl TokenStore for SqliteStore {
                 .await?
         };
         Ok(Schema::compare(&MIGRATOR, &applied))
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
     }
 
     async fn insert_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError> {
@@ -318,31 +322,6 @@ impl TokenStore for SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(n).unwrap_or_default())
-    }
-
-    async fn put_credential(
-        &self,
-        user: &str,
-        sealed: &[u8],
-        provisioned: bool,
-    ) -> Result<(), StoreError> {
-        credentials::put(&self.pool, user, sealed, provisioned).await
-    }
-
-    async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError> {
-        credentials::get(&self.pool, user).await
-    }
-
-    async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        credentials::refuse(&self.pool, user, at).await
-    }
-
-    async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, StoreError> {
-        credentials::list(&self.pool).await
-    }
-
-    async fn delete_credential(&self, user: &str) -> Result<bool, StoreError> {
-        credentials::delete(&self.pool, user).await
     }
 
     async fn rotate_token(
@@ -426,6 +405,52 @@ impl TokenStore for SqliteStore {
         notices::purge(&self.pool, before).await
     }
 
+    async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError> {
+        // Start from what exists now: a change committed after `watch()` is never missed.
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM token_changes")
+            .fetch_one(&self.pool)
+            .await?;
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(poll::poll(
+            self.pool.clone(),
+            last,
+            tx,
+            self.alive.subscribe(),
+        ));
+        Ok(rx)
+    }
+}
+
+#[async_trait]
+impl CredentialStore for SqliteStore {
+    async fn put_credential(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        provisioned: bool,
+    ) -> Result<(), StoreError> {
+        credentials::put(&self.pool, user, sealed, provisioned).await
+    }
+
+    async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError> {
+        credentials::get(&self.pool, user).await
+    }
+
+    async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        credentials::refuse(&self.pool, user, at).await
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, StoreError> {
+        credentials::list(&self.pool).await
+    }
+
+    async fn delete_credential(&self, user: &str) -> Result<bool, StoreError> {
+        credentials::delete(&self.pool, user).await
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
     async fn insert_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -444,21 +469,6 @@ impl TokenStore for SqliteStore {
         batch: u32,
     ) -> Result<u64, StoreError> {
         audit::purge(&self.pool, older_than, max_rows, batch).await
-    }
-
-    async fn watch(&self) -> Result<mpsc::Receiver<Change>, StoreError> {
-        // Start from what exists now: a change committed after `watch()` is never missed.
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM token_changes")
-            .fetch_one(&self.pool)
-            .await?;
-        let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(poll::poll(
-            self.pool.clone(),
-            last,
-            tx,
-            self.alive.subscribe(),
-        ));
-        Ok(rx)
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokengate::audit::{self, AuditEvent, AuditQuery, AuditSink, AuditWriter};
 use tokengate::config::AuditConfig;
 use tokengate::metrics::Metrics;
-use tokengate::store::TokenStore;
+use tokengate::store::{AuditStore, Store};
 
 use crate::support::app::TestApp;
 use crate::support::eventually;
@@ -63,12 +63,12 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
 
 /// Starts an audit writer of `config` into `store`, with metrics of its own.
 fn start_writer(
-    store: &Arc<dyn TokenStore>,
+    store: &Arc<dyn Store>,
     config: &AuditConfig,
 ) -> (AuditSink, AuditWriter, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let (sink, writer) = audit::start(
-        Arc::clone(store),
+        Arc::clone(store) as Arc<dyn AuditStore>,
         config,
         "sys".into(),
         Arc::clone(&metrics),
@@ -77,7 +77,7 @@ fn start_writer(
 }
 
 /// Every event in `store`, oldest first, read page by page.
-async fn stored_events(store: &dyn TokenStore) -> Vec<AuditEvent> {
+async fn stored_events(store: &dyn Store) -> Vec<AuditEvent> {
     let mut out = Vec::new();
     let mut query = AuditQuery {
         limit: 1_000,

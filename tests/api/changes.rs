@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tokengate::store::{self, TokenStore, TokenWrite};
+use tokengate::store::{self, Store, TokenWrite};
 use tokengate::token::{Scope, TokenId};
 
 use crate::support::app::{Backend, Options, TestApp, TokenOpts, spawn_app};
@@ -183,7 +183,7 @@ async fn during_an_outage_a_cached_token_is_trusted_for_cache_ttl_at_most() {
     app.finish().await;
 }
 
-async fn revoke(store: &dyn TokenStore, id: &TokenId) {
+async fn revoke(store: &dyn Store, id: &TokenId) {
     let revoking = store.revoke_token(id, Utc::now()).await;
     assert!(
         matches!(revoking, Ok(TokenWrite::Written { .. })),

@@ -15,7 +15,7 @@ use secrecy::ExposeSecret as _;
 use serde_json::Value;
 use tempfile::TempDir;
 use tokengate::audit::{AuditKind, AuditQuery};
-use tokengate::store::{TokenQuery, TokenStore};
+use tokengate::store::{Store, TokenQuery};
 use tokengate::token::TokenRecord;
 use tokengate::vault::CredentialKey;
 
@@ -23,7 +23,7 @@ use tokengate::vault::CredentialKey;
 struct Setup {
     dir: TempDir,
     config: PathBuf,
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn Store>,
 }
 
 /// What one run of the binary left.

@@ -16,7 +16,7 @@ use tokengate::ratelimit::RateQuota;
 use tokengate::token::{NewToken, Scope, TokenRecord};
 
 /// Generates `mod <case> { postgres, sqlite }` tests for each case. `store:` cases take an
-/// `Arc<dyn TokenStore>`; `url:` cases take the URL of a fresh database (to open a second
+/// `Arc<dyn Store>`; `url:` cases take the URL of a fresh database (to open a second
 /// store on it, or to reach it directly).
 macro_rules! both_backends {
     (store: $($case:ident),* $(,)?) => {$(

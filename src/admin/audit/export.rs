@@ -16,7 +16,7 @@ use futures_util::{StreamExt, stream};
 use super::{AuditEventView, Format};
 use crate::admin::error::ApiError;
 use crate::audit::{AuditQuery, StoredAuditEvent};
-use crate::store::{StoreError, TokenStore};
+use crate::store::{AuditStore, StoreError};
 
 /// Events read from the store per page.
 const PAGE: u32 = 1_000;
@@ -26,7 +26,7 @@ pub(crate) const CSV_HEADER: &str = "id,time,type,outcome,user,token_id,client_i
 
 /// Streams every event `query` matches, from its cursor on, as `format` (not `Json`).
 pub(crate) async fn stream(
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn AuditStore>,
     query: AuditQuery,
     format: Format,
 ) -> Result<Response, ApiError> {
@@ -36,7 +36,7 @@ pub(crate) async fn stream(
 /// Streams the events `query` matches, from its cursor on, as `format` (not `Json`): at most
 /// `limit` of them, or every one.
 pub(crate) async fn stream_limited(
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn AuditStore>,
     mut query: AuditQuery,
     format: Format,
     limit: Option<u32>,

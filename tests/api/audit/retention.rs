@@ -9,7 +9,7 @@ use serde_json::json;
 use tokengate::audit::{self, AuditEvent, AuditKind, AuditOutcome, AuditQuery, Coverage};
 use tokengate::config::AuditConfig;
 use tokengate::metrics::Metrics;
-use tokengate::store::TokenStore;
+use tokengate::store::{AuditStore, Store};
 
 use super::eventually;
 
@@ -41,7 +41,7 @@ fn event(time: DateTime<Utc>, label: &str) -> AuditEvent {
     }
 }
 
-async fn labels(store: &dyn TokenStore) -> Vec<String> {
+async fn labels(store: &dyn Store) -> Vec<String> {
     let all = store
         .query_audit(&AuditQuery {
             limit: 10_000,
@@ -61,7 +61,7 @@ fn now() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap()
 }
 
-async fn only_what_is_older_goes_and_max_rows_keeps_the_newest(store: Arc<dyn TokenStore>) {
+async fn only_what_is_older_goes_and_max_rows_keeps_the_newest(store: Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
     let now = now();
     let days = |d: i64| now - TimeDelta::days(d);
@@ -110,7 +110,7 @@ async fn only_what_is_older_goes_and_max_rows_keeps_the_newest(store: Arc<dyn To
     assert_eq!(labels(&*store).await, ["g-now"]);
 }
 
-async fn a_large_backlog_goes_in_many_batches(store: Arc<dyn TokenStore>) {
+async fn a_large_backlog_goes_in_many_batches(store: Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
     let now = now();
     let old: Vec<_> = (0..2_500)
@@ -132,7 +132,7 @@ async fn a_large_backlog_goes_in_many_batches(store: Arc<dyn TokenStore>) {
     assert_eq!(labels(&*store).await, ["new"]);
 }
 
-async fn the_job_purges_once_at_start(store: Arc<dyn TokenStore>) {
+async fn the_job_purges_once_at_start(store: Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
     let now = now();
     store
@@ -140,7 +140,7 @@ async fn the_job_purges_once_at_start(store: Arc<dyn TokenStore>) {
         .await
         .unwrap();
     let (_sink, writer) = audit::start(
-        Arc::clone(&store),
+        Arc::clone(&store) as Arc<dyn AuditStore>,
         &config(7, None, dir.path()),
         "sys".into(),
         Arc::new(Metrics::new()),

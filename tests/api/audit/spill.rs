@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::json;
 use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome, AuditSink, Coverage};
 use tokengate::config::AuditConfig;
-use tokengate::store::TokenStore;
+use tokengate::store::Store;
 
 use super::cluster::Cluster;
 use super::{eventually, start_writer, stored_events};
@@ -37,7 +37,7 @@ fn record(sink: &AuditSink, range: std::ops::Range<usize>) {
 }
 
 /// Every stored request id, with repeats.
-async fn stored_ids(store: &dyn TokenStore) -> Vec<String> {
+async fn stored_ids(store: &dyn Store) -> Vec<String> {
     stored_events(store)
         .await
         .into_iter()

@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::Utc;
 use sqlx::{Connection as _, SqliteConnection};
-use tokengate::store::{TokenQuery, TokenStore};
+use tokengate::store::{Store, TokenQuery};
 use tokengate::token::Scope;
 
 use super::status;
 use crate::support::app::{Backend, Options, TokenOpts, run_binary, spawn_app};
 
-async fn token_ids(store: &dyn TokenStore) -> Vec<String> {
+async fn token_ids(store: &dyn Store) -> Vec<String> {
     let query = TokenQuery {
         user: None,
         state: None,

@@ -6,7 +6,7 @@
 use chrono::{Duration, Utc};
 use serde_json::Value;
 use tokengate::audit::{AuditKind, AuditQuery};
-use tokengate::store::TokenStore;
+use tokengate::store::Store;
 use tokengate::token::Scope;
 
 use super::both_backends;
@@ -29,7 +29,7 @@ fn gateway(backend: Backend, url: &str, hook: &Webhook) -> Options {
 
 async fn token(
     app: &TestApp,
-    store: &dyn TokenStore,
+    store: &dyn Store,
     description: &str,
     left: Option<Duration>,
 ) -> String {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent};
-use tokengate::store::TokenStore;
+use tokengate::store::Store;
 
 use super::{at, both_backends};
 
@@ -56,7 +56,7 @@ fn event(i: usize) -> AuditEvent {
     }
 }
 
-async fn all_pages(store: &dyn TokenStore, mut query: AuditQuery) -> Vec<StoredAuditEvent> {
+async fn all_pages(store: &dyn Store, mut query: AuditQuery) -> Vec<StoredAuditEvent> {
     let mut out: Vec<StoredAuditEvent> = Vec::new();
     loop {
         let page = store.query_audit(&query).await.unwrap();
@@ -83,7 +83,7 @@ fn paths(events: impl IntoIterator<Item = AuditEvent>) -> Vec<String> {
     p
 }
 
-async fn audit_event_round_trips_every_field(store: Arc<dyn TokenStore>) {
+async fn audit_event_round_trips_every_field(store: Arc<dyn Store>) {
     let full = AuditEvent {
         time: at("2024-06-01T08:52:38.540Z"),
         kind: AuditKind::ScopeDenied,
@@ -130,7 +130,7 @@ async fn audit_event_round_trips_every_field(store: Arc<dyn TokenStore>) {
 
 /// A client can present a Basic user name holding U+0000, which PostgreSQL text cannot store.
 /// The batch with it is stored whole, the character kept as U+FFFD, on both backends.
-async fn audit_text_with_nul_is_stored_and_does_not_fail_its_batch(store: Arc<dyn TokenStore>) {
+async fn audit_text_with_nul_is_stored_and_does_not_fail_its_batch(store: Arc<dyn Store>) {
     let mut poisoned = event(1);
     poisoned.user = Some("ev\0il".into());
     poisoned.path = Some("/rest/\0".into());
@@ -156,7 +156,7 @@ async fn audit_text_with_nul_is_stored_and_does_not_fail_its_batch(store: Arc<dy
     assert_eq!(got, expected);
 }
 
-async fn audit_batch_query_every_filter_and_page(store: Arc<dyn TokenStore>) {
+async fn audit_batch_query_every_filter_and_page(store: Arc<dyn Store>) {
     // More rows than one statement could bind parameters for on either backend, in one call.
     const N: usize = 6_000;
     let events: Vec<AuditEvent> = (0..N).map(event).collect();
@@ -277,7 +277,7 @@ async fn audit_batch_query_every_filter_and_page(store: Arc<dyn TokenStore>) {
 
 /// Purges until a call deletes nothing, returning each call's count.
 async fn purge_all(
-    store: &dyn TokenStore,
+    store: &dyn Store,
     older_than: DateTime<Utc>,
     max_rows: Option<u64>,
     batch: u32,
@@ -296,7 +296,7 @@ async fn purge_all(
     }
 }
 
-async fn remaining(store: &dyn TokenStore) -> Vec<AuditEvent> {
+async fn remaining(store: &dyn Store) -> Vec<AuditEvent> {
     let all = all_pages(
         store,
         AuditQuery {
@@ -308,7 +308,7 @@ async fn remaining(store: &dyn TokenStore) -> Vec<AuditEvent> {
     all.into_iter().map(|e| e.event).collect()
 }
 
-async fn purge_by_age_in_batches(store: Arc<dyn TokenStore>) {
+async fn purge_by_age_in_batches(store: Arc<dyn Store>) {
     let events: Vec<AuditEvent> = (0..200).map(event).collect();
     store.insert_audit(&events).await.unwrap();
     // Nothing is older than the first event.
@@ -330,7 +330,7 @@ async fn purge_by_age_in_batches(store: Arc<dyn TokenStore>) {
     assert_eq!(purge_all(&*store, cutoff, None, 0).await, [0]);
 }
 
-async fn purge_beyond_max_rows_in_batches(store: Arc<dyn TokenStore>) {
+async fn purge_beyond_max_rows_in_batches(store: Arc<dyn Store>) {
     let events: Vec<AuditEvent> = (0..100).map(event).collect();
     store.insert_audit(&events).await.unwrap();
     let long_ago = base() - TimeDelta::days(1);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokengate::store::{self, Backend, StoreError, TokenStore};
+use tokengate::store::{self, Backend, Store, StoreError};
 use tokio::time::timeout;
 
 use super::{at, both_backends, new_token};
@@ -107,7 +107,7 @@ async fn sqlite_in_memory_keeps_its_data_across_calls() {
     assert_eq!(change, Some(store::Change::Token(t.id)));
 }
 
-async fn ping(store: Arc<dyn TokenStore>) {
+async fn ping(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
     // Migrating again is a no-op.
     store.migrate().await.unwrap();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use tokengate::store::{Change, NoticeKey, NoticeStep, StoreError, TokenRotation, TokenStore};
+use tokengate::store::{Change, NoticeKey, NoticeStep, Store, StoreError, TokenRotation};
 
 use super::{at, both_backends, new_token, record_of};
 
@@ -47,9 +47,7 @@ async fn next_change(changes: &mut tokio::sync::mpsc::Receiver<Change>) -> Chang
         .expect("the watch goes on")
 }
 
-async fn rotation_without_grace_revokes_the_old_token_and_announces_both(
-    store: Arc<dyn TokenStore>,
-) {
+async fn rotation_without_grace_revokes_the_old_token_and_announces_both(store: Arc<dyn Store>) {
     let old = new_token("alice", at("2024-03-01T12:00:00Z"));
     store.insert_token(&old).await.unwrap();
     let mut changes = store.watch().await.unwrap();
@@ -79,7 +77,7 @@ async fn rotation_without_grace_revokes_the_old_token_and_announces_both(
     );
 }
 
-async fn rotation_with_grace_moves_the_expiry_and_never_later(store: Arc<dyn TokenStore>) {
+async fn rotation_with_grace_moves_the_expiry_and_never_later(store: Arc<dyn Store>) {
     let now = at("2024-03-02T12:00:00Z");
     let mut far = new_token("alice", at("2024-03-01T12:00:00Z"));
     far.expires_at = Some(at("2024-06-01T00:00:00Z"));
@@ -122,7 +120,7 @@ async fn rotation_with_grace_moves_the_expiry_and_never_later(store: Arc<dyn Tok
     assert_eq!(store.get_token(&second.id).await.unwrap(), None);
 }
 
-async fn rotation_of_a_revoked_or_unknown_token_writes_nothing(store: Arc<dyn TokenStore>) {
+async fn rotation_of_a_revoked_or_unknown_token_writes_nothing(store: Arc<dyn Store>) {
     let now = at("2024-03-02T12:00:00Z");
     let old = new_token("alice", at("2024-03-01T12:00:00Z"));
     store.insert_token(&old).await.unwrap();
@@ -151,9 +149,7 @@ async fn rotation_of_a_revoked_or_unknown_token_writes_nothing(store: Arc<dyn To
     );
 }
 
-async fn credentials_are_listed_by_user_and_deleted_with_an_announcement(
-    store: Arc<dyn TokenStore>,
-) {
+async fn credentials_are_listed_by_user_and_deleted_with_an_announcement(store: Arc<dyn Store>) {
     assert!(store.list_credentials().await.unwrap().is_empty());
     store
         .put_credential("zoe", b"sealed-z", false)
@@ -184,7 +180,7 @@ async fn credentials_are_listed_by_user_and_deleted_with_an_announcement(
 }
 
 async fn a_notice_is_claimed_once_and_taken_over_only_when_released_or_stale(
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn Store>,
 ) {
     let now = at("2024-03-02T12:00:00Z");
     let key = NoticeKey {
@@ -298,7 +294,7 @@ async fn a_notice_is_claimed_once_and_taken_over_only_when_released_or_stale(
     );
 }
 
-async fn expiring_tokens_leave_out_revoked_replaced_and_far_ones(store: Arc<dyn TokenStore>) {
+async fn expiring_tokens_leave_out_revoked_replaced_and_far_ones(store: Arc<dyn Store>) {
     let now = at("2024-03-02T12:00:00Z");
     let expiring = |hours: i64| {
         let mut t = new_token("alice", at("2024-03-01T12:00:00Z"));

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokengate::store::{LastUse, TokenQuery, TokenStore, TokenWrite};
+use tokengate::store::{LastUse, Store, TokenQuery, TokenWrite};
 use tokengate::token::{TokenId, TokenPatch, TokenRecord, TokenState};
 
 use super::{at, both_backends, new_token};
@@ -22,7 +22,7 @@ both_backends!(store:
     a_refused_credential_stays_refused_until_replaced,
 );
 
-async fn list_state_filter_judges_expiry_at_now(store: Arc<dyn TokenStore>) {
+async fn list_state_filter_judges_expiry_at_now(store: Arc<dyn Store>) {
     let expires = at("2025-06-01T00:00:00.500Z");
     let mut t = new_token("u", at("2025-01-01T00:00:00Z"));
     t.expires_at = Some(expires);
@@ -68,7 +68,7 @@ async fn list_state_filter_judges_expiry_at_now(store: Arc<dyn TokenStore>) {
     );
 }
 
-async fn revoke_keeps_the_first_time_and_is_idempotent(store: Arc<dyn TokenStore>) {
+async fn revoke_keeps_the_first_time_and_is_idempotent(store: Arc<dyn Store>) {
     let t = new_token("u", at("2024-01-01T00:00:00Z"));
     let other = new_token("u", at("2024-01-01T00:00:00Z"));
     store.insert_token(&t).await.unwrap();
@@ -101,7 +101,7 @@ async fn revoke_keeps_the_first_time_and_is_idempotent(store: Arc<dyn TokenStore
     );
 }
 
-async fn a_revoked_token_is_not_changed(store: Arc<dyn TokenStore>) {
+async fn a_revoked_token_is_not_changed(store: Arc<dyn Store>) {
     let t = new_token("u", at("2024-01-01T00:00:00Z"));
     store.insert_token(&t).await.unwrap();
     let TokenWrite::Written { after: revoked, .. } = store
@@ -124,7 +124,7 @@ async fn a_revoked_token_is_not_changed(store: Arc<dyn TokenStore>) {
 
 /// Eight revocations at once: one revokes, the others find it revoked, so exactly one caller
 /// reports (and audits) the revocation.
-async fn of_concurrent_revocations_one_writes(store: Arc<dyn TokenStore>) {
+async fn of_concurrent_revocations_one_writes(store: Arc<dyn Store>) {
     let t = new_token("u", at("2024-01-01T00:00:00Z"));
     store.insert_token(&t).await.unwrap();
     let revocations: Vec<_> = (0..8)
@@ -153,7 +153,7 @@ async fn of_concurrent_revocations_one_writes(store: Arc<dyn TokenStore>) {
 
 /// Eight patches at once: each one's `before` is the record another left (or the original),
 /// never a record another patch has already replaced, so the audit's old values are true.
-async fn concurrent_patches_each_see_the_one_before(store: Arc<dyn TokenStore>) {
+async fn concurrent_patches_each_see_the_one_before(store: Arc<dyn Store>) {
     let t = new_token("u", at("2024-01-01T00:00:00Z"));
     let original = store.insert_token(&t).await.unwrap();
     let patches: Vec<_> = (0..8)
@@ -188,7 +188,7 @@ async fn concurrent_patches_each_see_the_one_before(store: Arc<dyn TokenStore>) 
     assert_eq!(befores, afters);
 }
 
-async fn last_use_never_goes_backwards(store: Arc<dyn TokenStore>) {
+async fn last_use_never_goes_backwards(store: Arc<dyn Store>) {
     let t = new_token("u", at("2024-01-01T00:00:00Z"));
     let other = new_token("u", at("2024-01-01T00:00:00Z"));
     store.insert_token(&t).await.unwrap();
@@ -246,7 +246,7 @@ async fn last_use_never_goes_backwards(store: Arc<dyn TokenStore>) {
     );
 }
 
-async fn count_active_tokens(store: Arc<dyn TokenStore>) {
+async fn count_active_tokens(store: Arc<dyn Store>) {
     let now = at("2025-01-01T00:00:00Z");
     assert_eq!(store.count_active_tokens(now).await.unwrap(), 0);
     let forever = new_token("a", at("2024-01-01T00:00:00Z"));
@@ -279,7 +279,7 @@ async fn count_active_tokens(store: Arc<dyn TokenStore>) {
     );
 }
 
-async fn credentials_put_replace_get(store: Arc<dyn TokenStore>) {
+async fn credentials_put_replace_get(store: Arc<dyn Store>) {
     let sealed_of = async |user: &str| store.get_credential(user).await.unwrap().map(|c| c.sealed);
     assert_eq!(sealed_of("alice").await, None);
     let sealed = vec![0_u8, 1, 2, 255, 0, 10, 13];
@@ -298,7 +298,7 @@ async fn credentials_put_replace_get(store: Arc<dyn TokenStore>) {
     assert_eq!(sealed_of("ALICE").await, None);
 }
 
-async fn a_refused_credential_stays_refused_until_replaced(store: Arc<dyn TokenStore>) {
+async fn a_refused_credential_stays_refused_until_replaced(store: Arc<dyn Store>) {
     let at = Utc::now();
     assert!(
         !store.refuse_credential("alice", at).await.unwrap(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
 use tokengate::ratelimit::RateQuota;
-use tokengate::store::{StoreError, TokenQuery, TokenStore, TokenWrite};
+use tokengate::store::{Store, StoreError, TokenQuery, TokenWrite};
 use tokengate::token::{TokenId, TokenPatch, TokenRecord, TokenState};
 
 use super::{at, both_backends, full_token, new_token, record_of};
@@ -19,7 +19,7 @@ both_backends!(store:
     update_applies_each_field_and_clears_optional_ones,
 );
 
-async fn insert_and_get_round_trip_every_field(store: Arc<dyn TokenStore>) {
+async fn insert_and_get_round_trip_every_field(store: Arc<dyn Store>) {
     let full = full_token("automation-user");
     let inserted = store.insert_token(&full).await.unwrap();
     assert_eq!(inserted, record_of(&full));
@@ -45,7 +45,7 @@ async fn insert_and_get_round_trip_every_field(store: Arc<dyn TokenStore>) {
     );
 }
 
-async fn times_are_kept_to_the_millisecond(store: Arc<dyn TokenStore>) {
+async fn times_are_kept_to_the_millisecond(store: Arc<dyn Store>) {
     let mut t = new_token("u", at("2024-03-01T12:00:00.123456789Z"));
     t.expires_at = Some(at("1969-12-31T23:59:59.999999Z"));
     let stored = store.insert_token(&t).await.unwrap();
@@ -54,7 +54,7 @@ async fn times_are_kept_to_the_millisecond(store: Arc<dyn TokenStore>) {
     assert_eq!(store.get_token(&t.id).await.unwrap().unwrap(), stored);
 }
 
-async fn duplicate_id_is_a_conflict(store: Arc<dyn TokenStore>) {
+async fn duplicate_id_is_a_conflict(store: Arc<dyn Store>) {
     let first = new_token("alice", at("2024-03-01T12:00:00Z"));
     store.insert_token(&first).await.unwrap();
     let mut again = new_token("mallory", at("2024-03-02T12:00:00Z"));
@@ -67,7 +67,7 @@ async fn duplicate_id_is_a_conflict(store: Arc<dyn TokenStore>) {
     );
 }
 
-async fn unknown_id_is_none(store: Arc<dyn TokenStore>) {
+async fn unknown_id_is_none(store: Arc<dyn Store>) {
     let id = TokenId::parse("000000000000").unwrap();
     assert_eq!(store.get_token(&id).await.unwrap(), None);
     assert_eq!(
@@ -92,7 +92,7 @@ async fn unknown_id_is_none(store: Arc<dyn TokenStore>) {
 }
 
 /// Reads every page of `query` with `limit` and checks there are no duplicates.
-async fn all_pages(store: &dyn TokenStore, mut query: TokenQuery) -> Vec<TokenRecord> {
+async fn all_pages(store: &dyn Store, mut query: TokenQuery) -> Vec<TokenRecord> {
     let mut out: Vec<TokenRecord> = Vec::new();
     loop {
         let page = store.list_tokens(&query).await.unwrap();
@@ -111,7 +111,7 @@ fn newest_first(mut records: Vec<TokenRecord>) -> Vec<TokenRecord> {
     records
 }
 
-async fn list_pages_newest_first_with_filters(store: Arc<dyn TokenStore>) {
+async fn list_pages_newest_first_with_filters(store: Arc<dyn Store>) {
     let base = at("2024-03-01T12:00:00.000Z");
     let now = base + TimeDelta::days(1);
     let mut all = Vec::new();
@@ -185,7 +185,7 @@ async fn list_pages_newest_first_with_filters(store: Arc<dyn TokenStore>) {
 /// What a patch should do to the record.
 type Apply = fn(&mut TokenRecord);
 
-async fn update_applies_each_field_and_clears_optional_ones(store: Arc<dyn TokenStore>) {
+async fn update_applies_each_field_and_clears_optional_ones(store: Arc<dyn Store>) {
     let t = full_token("u");
     let original = store.insert_token(&t).await.unwrap();
 

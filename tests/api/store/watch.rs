@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::postgres::PgListener;
-use tokengate::store::{self, Change, StoreError, TokenStore, TokenWrite};
+use tokengate::store::{self, Change, Store, StoreError, TokenWrite};
 use tokengate::token::{TokenId, TokenPatch};
 use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
@@ -37,7 +37,7 @@ async fn next_change(rx: &mut Receiver<Change>) -> Change {
 /// over `All` and credential changes: the id heard and the id inserted, or `None` when no token
 /// change was heard in time.
 async fn insert_and_listen(
-    cli: &dyn TokenStore,
+    cli: &dyn Store,
     changes: &mut Receiver<Change>,
 ) -> Option<(TokenId, TokenId)> {
     let t = new_token("u", at("2024-01-01T00:00:00Z"));

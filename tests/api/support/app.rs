@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use secrecy::ExposeSecret as _;
 use tempfile::TempDir;
 use tokengate::ratelimit::RateQuota;
-use tokengate::store::TokenStore;
+use tokengate::store::Store;
 use tokengate::token::{NewToken, Scope, TokenId};
 
 pub(crate) use super::binary::{
@@ -137,7 +137,7 @@ pub(crate) struct TestApp {
     proxy_addr: SocketAddr,
     admin_addr: SocketAddr,
     database_url: String,
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn Store>,
     /// `http` or `https`, for each listener.
     schemes: (&'static str, &'static str),
     /// Every secret this test made; none may show up in a log or upstream.
@@ -327,7 +327,7 @@ impl TestApp {
     }
 
     /// The test's own connection to the gateway's store.
-    pub(crate) fn store(&self) -> &Arc<dyn TokenStore> {
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
@@ -422,7 +422,7 @@ impl TestApp {
     /// than the one [`spawn_app`] made.
     pub(crate) async fn create_token_in(
         &self,
-        store: &dyn TokenStore,
+        store: &dyn Store,
         user: &str,
         scope: Scope,
         opts: TokenOpts,

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
 use tempfile::TempDir;
-use tokengate::store::{self, TokenStore};
+use tokengate::store::{self, Store};
 
 /// The variable naming the PostgreSQL server the tests may create databases in.
 const PG_URL_VAR: &str = "TG_TEST_PG_URL";
@@ -52,7 +52,7 @@ fn with_database(base: &str, db: &str) -> String {
     url
 }
 
-async fn open_migrated(url: &str) -> Arc<dyn TokenStore> {
+async fn open_migrated(url: &str) -> Arc<dyn Store> {
     let store = store::connect(url, 5)
         .await
         .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
@@ -78,7 +78,7 @@ pub(crate) async fn fresh_postgres_url() -> String {
 }
 
 /// A store on a new, migrated PostgreSQL database of its own.
-pub(crate) async fn fresh_postgres() -> Arc<dyn TokenStore> {
+pub(crate) async fn fresh_postgres() -> Arc<dyn Store> {
     open_migrated(&fresh_postgres_url().await).await
 }
 
@@ -91,7 +91,7 @@ pub(crate) async fn fresh_sqlite_url() -> (String, TempDir) {
 }
 
 /// A store on a new, migrated SQLite file; the file lives as long as the [`TempDir`].
-pub(crate) async fn fresh_sqlite() -> (Arc<dyn TokenStore>, TempDir) {
+pub(crate) async fn fresh_sqlite() -> (Arc<dyn Store>, TempDir) {
     let (url, dir) = fresh_sqlite_url().await;
     (open_migrated(&url).await, dir)
 }
