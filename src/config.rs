@@ -1,16 +1,25 @@
 //! Configuration: the TOML file, overridden by `TOKENGATE_SECTION__KEY` variables, validated
 //! into a typed [`Config`]. Every error names the key and the value that is wrong.
 
+mod admin;
+mod audit;
+mod auth;
+mod database;
 mod duration;
 mod env;
 mod file;
+mod log;
+mod node_id;
 mod notify;
+mod proxy;
+mod rate_limit;
 mod raw;
 mod redact;
 #[cfg(test)]
 mod reference;
 mod schema;
 mod self_service;
+mod upstream;
 mod validate;
 
 use std::net::SocketAddr;

@@ -283,12 +283,12 @@ fn upstream_url_refuses_a_user_and_password() {
 #[test]
 fn node_ids_are_stable_base36() {
     assert_eq!(
-        validate::default_node_id("bitbucket-1"),
-        validate::default_node_id("bitbucket-1")
+        node_id::default_node_id("bitbucket-1"),
+        node_id::default_node_id("bitbucket-1")
     );
     assert_ne!(
-        validate::default_node_id("bitbucket-1"),
-        validate::default_node_id("bitbucket-2")
+        node_id::default_node_id("bitbucket-1"),
+        node_id::default_node_id("bitbucket-2")
     );
 }
 
