@@ -8,6 +8,7 @@ mod bitbucket;
 mod coverage;
 mod event;
 mod retention;
+mod settings;
 mod sink;
 mod spill;
 #[cfg(test)]
@@ -22,5 +23,6 @@ pub use event::{
     stored_json, stored_text,
 };
 pub use retention::purge;
+pub use settings::AuditSettings;
 pub use sink::AuditSink;
 pub use writer::{AuditWriter, start};

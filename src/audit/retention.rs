@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::task::JoinHandle;
 
-use crate::config::AuditConfig;
+use super::AuditSettings;
 use crate::shutdown::Shutdown;
 use crate::store::{AuditStore, StoreError};
 
@@ -21,7 +21,7 @@ const PURGE_BATCH: u32 = 1_000;
 /// how many events went.
 pub async fn purge(
     store: &dyn AuditStore,
-    config: &AuditConfig,
+    config: &AuditSettings,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     let older_than = now - TimeDelta::days(i64::from(config.retention_days));
@@ -42,7 +42,7 @@ pub async fn purge(
 /// Purges now and every [`PURGE_EVERY`] until `stop` turns true.
 pub(super) fn spawn(
     store: Arc<dyn AuditStore>,
-    config: AuditConfig,
+    config: AuditSettings,
     shutdown: Shutdown,
 ) -> JoinHandle<()> {
     let config = Arc::new(config);

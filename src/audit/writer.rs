@@ -18,8 +18,7 @@ use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 
 use super::bitbucket::AuditFile;
 use super::spill::Spill;
-use super::{AuditEvent, AuditSink, Coverage, retention};
-use crate::config::AuditConfig;
+use super::{AuditEvent, AuditSettings, AuditSink, Coverage, retention};
 use crate::metrics::Metrics;
 use crate::shutdown;
 use crate::store::AuditStore;
@@ -85,7 +84,7 @@ pub struct AuditWriter {
 /// instance in the audit file.
 pub fn start(
     store: Arc<dyn AuditStore>,
-    config: &AuditConfig,
+    config: &AuditSettings,
     system: String,
     metrics: Arc<Metrics>,
 ) -> (AuditSink, AuditWriter) {
@@ -94,7 +93,7 @@ pub fn start(
 
 fn start_timed(
     store: Arc<dyn AuditStore>,
-    config: &AuditConfig,
+    config: &AuditSettings,
     system: String,
     metrics: Arc<Metrics>,
     timing: Timing,

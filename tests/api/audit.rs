@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::Value;
-use tokengate::audit::{self, AuditEvent, AuditQuery, AuditSink, AuditWriter};
-use tokengate::config::AuditConfig;
+use tokengate::audit::{self, AuditEvent, AuditQuery, AuditSettings, AuditSink, AuditWriter};
 use tokengate::metrics::Metrics;
 use tokengate::store::{AuditStore, Store};
 
@@ -64,7 +63,7 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
 /// Starts an audit writer of `config` into `store`, with metrics of its own.
 fn start_writer(
     store: &Arc<dyn Store>,
-    config: &AuditConfig,
+    config: &AuditSettings,
 ) -> (AuditSink, AuditWriter, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let (sink, writer) = audit::start(

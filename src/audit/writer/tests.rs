@@ -7,8 +7,8 @@ use super::*;
 use crate::audit::AuditKind;
 use crate::audit::test_store::{Flaky, event};
 
-fn config(dir: &Path, coverage: Coverage) -> AuditConfig {
-    AuditConfig {
+fn config(dir: &Path, coverage: Coverage) -> AuditSettings {
+    AuditSettings {
         coverage,
         retention_days: 36_500,
         max_rows: None,
@@ -39,7 +39,7 @@ fn floored(events: impl IntoIterator<Item = AuditEvent>) -> Vec<AuditEvent> {
 
 /// A fresh store, and the config of a writer at full coverage whose spill file is in the
 /// temporary directory.
-async fn full_coverage() -> (Arc<Flaky>, TempDir, AuditConfig) {
+async fn full_coverage() -> (Arc<Flaky>, TempDir, AuditSettings) {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), Coverage::Full);
     (Flaky::new().await, dir, config)
@@ -51,7 +51,7 @@ fn events(range: Range<usize>) -> Vec<AuditEvent> {
 }
 
 /// Starts a writer on `store` with `config`, default timing and fresh metrics.
-fn started(store: &Arc<Flaky>, config: &AuditConfig) -> (AuditSink, AuditWriter, Arc<Metrics>) {
+fn started(store: &Arc<Flaky>, config: &AuditSettings) -> (AuditSink, AuditWriter, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let (sink, writer) = start(store.clone(), config, "sys".into(), Arc::clone(&metrics));
     (sink, writer, metrics)
@@ -60,7 +60,7 @@ fn started(store: &Arc<Flaky>, config: &AuditConfig) -> (AuditSink, AuditWriter,
 /// Starts a writer on `store` with `config`, `timing` and fresh metrics.
 fn started_timed(
     store: &Arc<Flaky>,
-    config: &AuditConfig,
+    config: &AuditSettings,
     timing: Timing,
 ) -> (AuditSink, AuditWriter, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
@@ -81,7 +81,7 @@ fn record_all(sink: &AuditSink, events: &[AuditEvent]) {
 }
 
 /// Leaves `events` in the spill file, as an earlier run that could not store them does.
-async fn leave_in_spill(config: &AuditConfig, events: &[AuditEvent]) {
+async fn leave_in_spill(config: &AuditSettings, events: &[AuditEvent]) {
     Spill::new(config.spill_file.clone())
         .append(events)
         .await
@@ -178,7 +178,7 @@ async fn with_the_store_down_and_the_spill_unwritable_a_full_queue_drops_and_cou
     store.set_down(true);
     // The spill file's directory is a file: nothing can be written there.
     std::fs::write(dir.path().join("spill"), "").unwrap();
-    let config = AuditConfig {
+    let config = AuditSettings {
         queue_capacity: 16,
         ..config
     };
@@ -199,7 +199,7 @@ async fn every_recorded_event_also_goes_to_the_audit_file() {
     let store = Flaky::new().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("audit/tokengate-audit.log");
-    let config = AuditConfig {
+    let config = AuditSettings {
         file: Some(file.clone()),
         ..config(dir.path(), Coverage::Base)
     };
@@ -321,7 +321,7 @@ async fn a_batch_the_store_refuses_while_it_answers_is_set_aside_and_live_events
 #[tokio::test]
 async fn a_replay_the_store_does_not_answer_holds_up_neither_the_queue_nor_shutdown() {
     let (store, _dir, config) = full_coverage().await;
-    let config = AuditConfig {
+    let config = AuditSettings {
         queue_capacity: 100,
         ..config
     };

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
-use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, Coverage};
-use tokengate::config::AuditConfig;
+use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, AuditSettings, Coverage};
 
 use super::{eventually, start_writer, stored_events};
 use crate::store::both_backends;
@@ -48,8 +47,8 @@ fn event(i: usize, user: &str) -> AuditEvent {
     }
 }
 
-fn config(spill_file: &Path, queue_capacity: usize) -> AuditConfig {
-    AuditConfig {
+fn config(spill_file: &Path, queue_capacity: usize) -> AuditSettings {
+    AuditSettings {
         coverage: Coverage::Full,
         retention_days: 36_500,
         max_rows: None,

@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
-use tokengate::audit::{self, AuditEvent, AuditKind, AuditOutcome, AuditQuery, Coverage};
-use tokengate::config::AuditConfig;
+use tokengate::audit::{
+    self, AuditEvent, AuditKind, AuditOutcome, AuditQuery, AuditSettings, Coverage,
+};
 use tokengate::metrics::Metrics;
 use tokengate::store::{AuditStore, Store};
 
 use super::eventually;
 
-fn config(retention_days: u32, max_rows: Option<u64>, dir: &std::path::Path) -> AuditConfig {
-    AuditConfig {
+fn config(retention_days: u32, max_rows: Option<u64>, dir: &std::path::Path) -> AuditSettings {
+    AuditSettings {
         coverage: Coverage::Full,
         retention_days,
         max_rows,

@@ -6,8 +6,7 @@ use std::collections::HashSet;
 
 use chrono::Utc;
 use serde_json::json;
-use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome, AuditSink, Coverage};
-use tokengate::config::AuditConfig;
+use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome, AuditSettings, AuditSink, Coverage};
 use tokengate::store::Store;
 
 use super::cluster::Cluster;
@@ -52,7 +51,7 @@ async fn a_postgres_outage_spills_and_every_event_arrives_exactly_once() {
     store.migrate().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let spill_file = dir.path().join("data/audit-spill.ndjson");
-    let config = AuditConfig {
+    let config = AuditSettings {
         coverage: Coverage::Full,
         retention_days: 90,
         max_rows: None,
