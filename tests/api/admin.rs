@@ -21,6 +21,7 @@ use tokengate::token::{Scope, TokenRecord};
 
 use crate::auth::HASHES;
 use crate::support::app::{Backend, NODE_ID, Options, TestApp, TokenOpts, spawn_app};
+use crate::support::{eventually, refused_within_a_second};
 
 /// The admin token every gateway here is configured with.
 pub(crate) const ADMIN_TOKEN: &str = "admin-token-for-the-tests-0123";
@@ -145,23 +146,15 @@ pub(crate) async fn audit_events(
         limit: 100,
         ..AuditQuery::default()
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(&format!("{n} {kind:?} events to be recorded"), async || {
         let events = app
             .store()
             .query_audit(&query)
             .await
             .expect("querying the audit trail");
-        if events.len() >= n {
-            return events;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} {kind:?} events were recorded",
-            events.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (events.len() >= n).then_some(events)
+    })
+    .await
 }
 
 /// Waits for the newest event of `kind`.
@@ -1271,18 +1264,19 @@ async fn a_revocation_reaches_another_gateway_within_a_second() {
         StatusCode::NO_CONTENT
     );
     let revoked_at = Instant::now();
-    loop {
-        let status = use_token(&second, secret).await;
-        if status == StatusCode::UNAUTHORIZED {
-            break;
-        }
-        assert_eq!(status, StatusCode::OK);
-        assert!(
-            revoked_at.elapsed() < Duration::from_secs(1),
-            "the second gateway still accepts a revoked token after 1 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    refused_within_a_second(
+        "the revoked token on the second gateway",
+        revoked_at,
+        async || {
+            let status = use_token(&second, secret).await;
+            if status == StatusCode::UNAUTHORIZED {
+                return Some(());
+            }
+            assert_eq!(status, StatusCode::OK);
+            None
+        },
+    )
+    .await;
     assert!(revoked_at.elapsed() < Duration::from_secs(1));
     second.finish().await;
     first.finish().await;

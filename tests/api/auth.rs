@@ -3,7 +3,7 @@
 //! the fixed prefix. Every case ends with [`TestApp::finish`], which also proves that no secret
 //! the case made reached the log files or the upstream.
 //!
-//! Each case is an `async fn case(backend)`; [`both_backends!`] makes
+//! Each case is an `async fn case(backend)`; [`both_backends!`](crate::support::both_backends) makes
 //! `auth::<area>::<case>::sqlite` and `…::postgres` tests of it.
 
 mod decision;
@@ -26,26 +26,6 @@ use crate::support::app::{TestApp, test_offset};
 use crate::support::eventually;
 use crate::support::log::LogLine;
 use crate::support::upstream::Seen;
-
-/// Generates `mod <case> { sqlite, postgres }` tests, each running `case(backend)`.
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            use crate::support::app::Backend;
-
-            #[tokio::test]
-            async fn sqlite() {
-                super::$case(Backend::Sqlite).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                super::$case(Backend::Postgres).await;
-            }
-        }
-    )*};
-}
-pub(crate) use both_backends;
 
 /// A REST path under the default protected paths.
 pub(crate) const REST: &str = "/rest/api/1.0/projects";

@@ -14,28 +14,6 @@ use http::StatusCode;
 
 use crate::support::app::TestApp;
 
-/// Generates `mod <case> { sqlite, postgres }` tests of a case taking a [`Backend`].
-///
-/// [`Backend`]: crate::support::app::Backend
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            use crate::support::app::Backend;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$case(Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$case(Backend::Postgres).await;
-            }
-        }
-    )*};
-}
-use both_backends;
-
 /// The status of a `GET` of a protected path on `app` with `token`.
 async fn status(app: &TestApp, token: &str) -> StatusCode {
     app.client

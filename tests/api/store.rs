@@ -1,5 +1,5 @@
 //! The store contract, written once and run against both backends: every case is an
-//! `async fn` taking a fresh store (or a fresh database URL), and [`both_backends!`] makes a
+//! `async fn` taking a fresh store (or a fresh database URL), and [`both_backends!`](crate::support::both_backends) makes a
 //! `postgres` and an `sqlite` test of it (`store::<case>::postgres`, `store::<case>::sqlite`).
 
 mod audit;
@@ -14,39 +14,6 @@ mod watch;
 use chrono::{DateTime, Utc};
 use tokengate::ratelimit::RateQuota;
 use tokengate::token::{NewToken, Scope, TokenRecord};
-
-/// Generates `mod <case> { postgres, sqlite }` tests for each case. `store:` cases take an
-/// `Arc<dyn Store>`; `url:` cases take the URL of a fresh database (to open a second
-/// store on it, or to reach it directly).
-macro_rules! both_backends {
-    (store: $($case:ident),* $(,)?) => {$(
-        mod $case {
-            #[tokio::test]
-            async fn postgres() {
-                super::$case(crate::support::fresh_postgres().await).await;
-            }
-            #[tokio::test]
-            async fn sqlite() {
-                let (store, _dir) = crate::support::fresh_sqlite().await;
-                super::$case(store).await;
-            }
-        }
-    )*};
-    (url: $($case:ident),* $(,)?) => {$(
-        mod $case {
-            #[tokio::test]
-            async fn postgres() {
-                super::$case(crate::support::fresh_postgres_url().await).await;
-            }
-            #[tokio::test]
-            async fn sqlite() {
-                let (url, _dir) = crate::support::fresh_sqlite_url().await;
-                super::$case(url).await;
-            }
-        }
-    )*};
-}
-pub(crate) use both_backends;
 
 /// A time written as RFC 3339.
 fn at(s: &str) -> DateTime<Utc> {

@@ -14,7 +14,7 @@ use sqlx::{Connection, PgConnection};
 use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, AuditSettings, Coverage};
 
 use super::{eventually, start_writer, stored_events};
-use crate::store::both_backends;
+use crate::support::both_backends;
 use crate::support::{execute_raw, fresh_postgres_url};
 
 both_backends!(url:

@@ -1,7 +1,7 @@
 //! Retention on both backends: only what is older than `retention_days` goes, `max_rows`
 //! keeps the newest, many batches are purged in one run, and the job runs once at start.
 
-use crate::store::both_backends;
+use crate::support::both_backends;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};

@@ -7,9 +7,10 @@ use tokengate::token::Scope;
 
 use super::{
     AUTH_LOGGER, BASIC_REALM, BEARER_INVALID, BEARER_SCOPE, RATE_LOGGER, REST, assert_line, basic,
-    bearer, both_backends, call, get, says,
+    bearer, call, get, says,
 };
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
+use crate::support::both_backends;
 use crate::support::raw::raw_exchange;
 
 both_backends!(

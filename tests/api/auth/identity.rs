@@ -12,8 +12,9 @@ use tokengate::audit::AuditKind;
 use tokengate::token::Scope;
 use tokengate::vault::CredentialKey;
 
-use super::{AUTH_LOGGER, REST, assert_audited, assert_line, bearer, both_backends, get};
+use super::{AUTH_LOGGER, REST, assert_audited, assert_line, bearer, get};
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
+use crate::support::both_backends;
 
 both_backends!(a_credential_user_is_forwarded_with_their_bitbucket_credential);
 

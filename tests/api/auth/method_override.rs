@@ -4,8 +4,9 @@
 
 use tokengate::token::Scope;
 
-use super::{AUTH_LOGGER, BEARER_SCOPE, REST, assert_line, bearer, both_backends, call, says};
+use super::{AUTH_LOGGER, BEARER_SCOPE, REST, assert_line, bearer, call, says};
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
+use crate::support::both_backends;
 
 both_backends!(row_6_a_method_override_header_naming_a_write_is_a_write);
 

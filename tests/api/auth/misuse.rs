@@ -8,8 +8,9 @@ use tokengate::audit::AuditKind;
 use tokengate::token::Scope;
 
 use super::tokens::{HASHES, wrong_secret};
-use super::{AUTH_LOGGER, REST, assert_audited, assert_line, bearer, both_backends, call, get};
+use super::{AUTH_LOGGER, REST, assert_audited, assert_line, bearer, call, get};
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
+use crate::support::both_backends;
 
 both_backends!(
     a_flood_of_unknown_ids_runs_no_hash,

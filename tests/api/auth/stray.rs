@@ -9,8 +9,9 @@ use serde_json::json;
 use tokengate::audit::AuditKind;
 use tokengate::token::Scope;
 
-use super::{AUTH_LOGGER, REST, Reply, assert_audited, assert_line, bearer, both_backends, call};
+use super::{AUTH_LOGGER, REST, Reply, assert_audited, assert_line, bearer, call};
 use crate::support::app::{Backend, Options, TestApp, TokenOpts, spawn_app};
+use crate::support::both_backends;
 
 both_backends!(
     a_token_in_any_authorization_form_never_reaches_bitbucket,

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::PATIENCE;
+
 /// A credential key, for `credential set` to get as far as the store.
 const KEY: &str = "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=";
 
@@ -189,7 +191,7 @@ fn serve_on_the_defaults_says_so() {
     .stderr(Stdio::null())
     .spawn()
     .expect("starting tokengate");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + PATIENCE;
     let line = loop {
         let out = std::fs::read_to_string(dir.path().join("stdout.txt")).unwrap_or_default();
         if let Some(line) = out.lines().find(|l| l.contains("no config file")) {

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use super::both_backends;
 use crate::support::app::{Backend, fresh_database};
+use crate::support::both_backends;
 
 /// A config file on a fresh database of one backend.
 struct Setup {

@@ -8,9 +8,10 @@ use http::{Method, StatusCode};
 use serde_json::json;
 use tokengate::token::Scope;
 
-use super::{both_backends, status};
+use super::status;
 use crate::admin::{ADMIN_TOKEN, call};
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
+use crate::support::both_backends;
 use crate::support::eventually;
 
 both_backends!(credentials_are_listed_without_secrets_and_deleted);

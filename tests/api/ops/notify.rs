@@ -9,8 +9,8 @@ use tokengate::audit::{AuditKind, AuditQuery};
 use tokengate::store::Store;
 use tokengate::token::Scope;
 
-use super::both_backends;
 use crate::support::app::{Backend, Options, TestApp, TokenOpts, fresh_database, spawn_app};
+use crate::support::both_backends;
 use crate::support::eventually;
 use crate::support::webhook::Webhook;
 

@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 use tokengate::audit::{AuditKind, AuditQuery};
 use tokengate::token::Scope;
 
-use super::{both_backends, status};
+use super::status;
 use crate::support::app::{Backend, Options, TestApp, TokenOpts, spawn_app};
+use crate::support::both_backends;
 use crate::support::eventually;
 
 both_backends!(a_token_rotates_itself_through_self_service_within_its_bounds);

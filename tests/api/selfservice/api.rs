@@ -9,8 +9,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{TOKENS, alice, bob, create, get, options, post, send, start, use_token};
-use crate::auth::both_backends;
 use crate::support::app::Backend;
+use crate::support::both_backends;
 
 both_backends!(people_make_read_change_and_revoke_their_tokens);
 

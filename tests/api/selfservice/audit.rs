@@ -11,8 +11,8 @@ use super::{
     CAROL_PASSWORD, COMPAT, TOKENS, alice, assert_not_stored, audit_event, carol, list, options,
     post, send, start,
 };
-use crate::auth::both_backends;
 use crate::support::app::{Backend, TestApp, TokenOpts};
+use crate::support::both_backends;
 
 both_backends!(every_change_names_who_made_it_and_how);
 

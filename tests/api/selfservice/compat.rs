@@ -14,8 +14,8 @@ use super::{
     As, COMPAT, alice, bob, carol, create_as_the_app, get, list, options, post, send, start,
     use_token,
 };
-use crate::auth::both_backends;
 use crate::support::app::{Backend, TestApp, TokenOpts};
+use crate::support::both_backends;
 use crate::support::eventually;
 
 both_backends!(

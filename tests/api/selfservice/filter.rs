@@ -9,8 +9,8 @@ use tokengate::store::LastUse;
 use tokengate::token::{Scope, TokenId};
 
 use super::{COMPAT, alice, carol, get, list, options, start};
-use crate::auth::both_backends;
 use crate::support::app::{Backend, TestApp, TokenOpts};
+use crate::support::both_backends;
 
 both_backends!(managers_filter_everyones_tokens_as_the_app_did);
 

@@ -12,8 +12,8 @@ use super::{
     As, COMPAT, ME, TOKENS, alice, create, create_as_the_app, get, list, options, post, send,
     start, use_token,
 };
-use crate::auth::both_backends;
 use crate::support::app::{Backend, TokenOpts};
+use crate::support::both_backends;
 
 both_backends!(
     force_read_only_makes_peoples_own_tokens_read_only,

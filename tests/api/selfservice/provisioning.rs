@@ -13,9 +13,9 @@ use super::{
     ALICE_BB_TOKEN, ALICE_PASSWORD, As, ME, REST, alice, assert_not_stored, audit_event, basic,
     bob, get, list, options, start, use_token,
 };
-use crate::auth::both_backends;
 use crate::support::app::{Backend, Options, TestApp, TokenOpts};
 use crate::support::bitbucket::slug_of;
+use crate::support::both_backends;
 use crate::support::upstream::Seen;
 
 both_backends!(

@@ -13,9 +13,9 @@ use super::{
     As, COMPAT, ME, REST, TOKENS, alice, bob, carol, create, get, list, options, post, send, start,
     use_token,
 };
-use crate::auth::both_backends;
 use crate::support::app::{Backend, TestApp, TokenOpts, run_binary_with_env};
 use crate::support::bitbucket::SERVICE_CREDENTIAL;
+use crate::support::both_backends;
 use crate::support::eventually;
 
 both_backends!(

@@ -9,8 +9,8 @@ use super::{
     ALICE_BB_TOKEN, ALICE_PASSWORD, ALICE_SESSION, As, ME, REST, TOKENS, WHOAMI, alice, get, list,
     options, start, whoami_requests,
 };
-use crate::auth::both_backends;
 use crate::support::app::{Backend, TokenOpts};
+use crate::support::both_backends;
 
 both_backends!(
     every_kind_of_sign_in_names_the_caller,

@@ -7,8 +7,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{ALICE_SESSION, As, COMPAT, ME, TOKENS, get, options, send, start};
-use crate::auth::both_backends;
 use crate::support::app::{Backend, TestApp};
+use crate::support::both_backends;
 
 both_backends!(
     session_writes_need_the_xsrf_header_and_this_sites_origin,

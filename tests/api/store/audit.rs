@@ -8,7 +8,8 @@ use serde_json::json;
 use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome, AuditQuery, StoredAuditEvent};
 use tokengate::store::Store;
 
-use super::{at, both_backends};
+use super::at;
+use crate::support::both_backends;
 
 both_backends!(store:
     audit_event_round_trips_every_field,

@@ -6,7 +6,8 @@ use std::time::Duration;
 use tokengate::store::{self, Backend, Store, StoreError};
 use tokio::time::timeout;
 
-use super::{at, both_backends, new_token};
+use super::{at, new_token};
+use crate::support::both_backends;
 
 both_backends!(store: ping);
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use tokengate::store::{Change, NoticeKey, NoticeStep, Store, StoreError, TokenRotation};
 
-use super::{at, both_backends, new_token, record_of};
+use super::{at, new_token, record_of};
+use crate::support::both_backends;
 
 both_backends!(store:
     rotation_without_grace_revokes_the_old_token_and_announces_both,

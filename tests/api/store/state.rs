@@ -8,7 +8,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokengate::store::{LastUse, Store, TokenQuery, TokenWrite};
 use tokengate::token::{TokenId, TokenPatch, TokenRecord, TokenState};
 
-use super::{at, both_backends, new_token};
+use super::{at, new_token};
+use crate::support::both_backends;
 
 both_backends!(store:
     list_state_filter_judges_expiry_at_now,

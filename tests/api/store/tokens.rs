@@ -8,7 +8,8 @@ use tokengate::ratelimit::RateQuota;
 use tokengate::store::{Store, StoreError, TokenQuery, TokenWrite};
 use tokengate::token::{TokenId, TokenPatch, TokenRecord, TokenState};
 
-use super::{at, both_backends, full_token, new_token, record_of};
+use super::{at, full_token, new_token, record_of};
+use crate::support::both_backends;
 
 both_backends!(store:
     insert_and_get_round_trip_every_field,

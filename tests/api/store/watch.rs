@@ -10,7 +10,8 @@ use tokengate::token::{TokenId, TokenPatch};
 use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
 
-use super::{at, both_backends, new_token};
+use super::{at, new_token};
+use crate::support::both_backends;
 use crate::support::forwarder::Forwarder;
 
 both_backends!(url:

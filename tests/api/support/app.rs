@@ -22,10 +22,11 @@ use tokengate::token::{NewToken, Scope, TokenId};
 pub(crate) use super::binary::{
     NODE_ID, binary, rss_kib, run_binary, run_binary_with_env, test_offset,
 };
-use super::binary::{PATIENCE, start, write_config};
+use super::binary::{start, write_config};
 use super::certs::Leaf;
 use super::log::LogLine;
 use super::upstream::{Upstream, UpstreamOptions};
+use super::{PATIENCE, eventually_explained};
 
 /// The store a gateway runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,20 +268,10 @@ impl TestApp {
         }
     }
 
-    /// Polls `check` every 10 ms, failing after [`PATIENCE`] or when the child exits.
+    /// Polls `check` as [`eventually`](super::eventually) does; a failure shows the
+    /// gateway's stderr and log.
     pub(crate) async fn poll<T>(&self, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            if let Some(found) = check() {
-                return found;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}\n{}",
-                self.diagnostics()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually_explained(what, async || check(), || self.diagnostics()).await
     }
 
     fn diagnostics(&self) -> String {

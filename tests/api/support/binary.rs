@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use chrono::FixedOffset;
 
+use super::PATIENCE;
+
 /// The time zone every gateway runs in: UTC+05:30 as a POSIX TZ string, so a line written in
 /// UTC instead of local time shows.
 pub(crate) const TEST_TZ: &str = "TGT-05:30";
@@ -18,9 +20,6 @@ pub(crate) fn test_offset() -> FixedOffset {
 
 /// The node id every gateway is configured with.
 pub(crate) const NODE_ID: &str = "TGTEST";
-
-/// How long a test waits for anything the gateway should do promptly.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Writes `config.toml` in `dir`: both listeners on port 0, the log file and spill file in
 /// `dir`, then the overrides.

@@ -16,10 +16,10 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use super::{PATIENCE, eventually};
+
 /// The variable naming the chromedriver binary.
 const DRIVER_VAR: &str = "TG_TEST_CHROMEDRIVER";
-/// How long a page may take to show what a test waits for.
-const PATIENCE: Duration = Duration::from_secs(20);
 
 /// A browser session of its own, in a fresh profile.
 pub(crate) struct Browser {
@@ -315,17 +315,10 @@ impl Browser {
 
     /// Polls `script` until it returns `true`.
     pub(crate) async fn wait_until(&self, what: &str, script: &str) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            if self.run(script, Vec::new()).await == json!(true) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(what, async || {
+            (self.run(script, Vec::new()).await == json!(true)).then_some(())
+        })
+        .await;
     }
 
     /// Resizes the window so the page's viewport is `width` CSS pixels wide.

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: fresh databases on both backends, and Redis.
 
 pub(crate) mod app;
+mod backends;
 mod binary;
 pub(crate) mod bitbucket;
 pub(crate) mod browser;
@@ -16,7 +17,8 @@ pub(crate) mod upstream;
 mod wait;
 pub(crate) mod webhook;
 
-pub(crate) use wait::eventually;
+pub(crate) use backends::both_backends;
+pub(crate) use wait::{PATIENCE, eventually, eventually_explained, refused_within_a_second};
 
 pub(crate) use db::{
     execute_raw, fresh_postgres, fresh_postgres_url, fresh_sqlite, fresh_sqlite_url,

@@ -19,7 +19,6 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -215,19 +214,9 @@ impl Drop for Upstream {
     }
 }
 
-/// Polls `check` every 10 ms for up to 10 s.
+/// Polls `check` as [`eventually`](super::eventually) does.
 async fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(found) = check() {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    super::eventually(what, async || check()).await
 }
 
 /// Lower-case hex.
