@@ -20,104 +20,11 @@ use tokengate::store::TokenQuery;
 use tokengate::token::{Scope, TokenRecord};
 
 use crate::auth::HASHES;
-use crate::support::app::{Backend, NODE_ID, Options, TestApp, TokenOpts, spawn_app};
+use crate::support::app::{ADMIN_TOKEN, Backend, NODE_ID, Options, TestApp, TokenOpts, spawn_app};
 use crate::support::{eventually, refused_within_a_second};
-
-/// The admin token every gateway here is configured with.
-pub(crate) const ADMIN_TOKEN: &str = "admin-token-for-the-tests-0123";
 
 fn sqlite() -> Options {
     Options::new(Backend::Sqlite).set("admin.token", ADMIN_TOKEN)
-}
-
-/// An answer: status, `WWW-Authenticate`, and the body as JSON (`null` when empty).
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub(crate) status: StatusCode,
-    pub(crate) www_authenticate: Option<String>,
-    /// `X-AREQUESTID`.
-    pub(crate) request_id: Option<String>,
-    pub(crate) body: Value,
-    pub(crate) text: String,
-}
-
-impl Answer {
-    /// Asserts an error answer: this status and code, and a message that names `field`.
-    #[track_caller]
-    pub(crate) fn refused(&self, status: u16, code: &str, field: &str) {
-        assert_eq!(self.status.as_u16(), status, "{self:?}");
-        assert_eq!(self.body["error"]["code"], code, "{self:?}");
-        let message = self.body["error"]["message"]
-            .as_str()
-            .expect("an error message");
-        assert!(
-            message.contains(field),
-            "the message does not name {field}: {message}"
-        );
-    }
-}
-
-/// Sends an admin call with `token` (or none) and a raw body sent as JSON.
-pub(crate) async fn call_as(
-    app: &TestApp,
-    token: Option<&str>,
-    method: Method,
-    path: &str,
-    body: Option<&str>,
-) -> Answer {
-    let mut request = app
-        .client
-        .request(method, format!("{}{path}", app.admin_url()));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-    }
-    let response = request.send().await.expect("an admin call");
-    let status = response.status();
-    let www_authenticate = response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let request_id = response
-        .headers()
-        .get("x-arequestid")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let text = response.text().await.expect("reading the answer");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"))
-    };
-    Answer {
-        status,
-        www_authenticate,
-        request_id,
-        body,
-        text,
-    }
-}
-
-/// Sends an admin call with the admin token.
-pub(crate) async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-) -> Answer {
-    let body = body.map(Value::to_string);
-    call_as(app, Some(ADMIN_TOKEN), method, path, body.as_deref()).await
-}
-
-/// Creates a token through the API, remembers its secret, and returns the answer's body.
-pub(crate) async fn create(app: &TestApp, body: Value) -> Value {
-    let answer = call(app, Method::POST, "/admin/v1/tokens", Some(&body)).await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
-    app.track_secret(answer.body["token"].as_str().expect("the secret"));
-    answer.body
 }
 
 /// Every token in the store, newest first, hashes included.
@@ -170,33 +77,20 @@ fn in_days(days: i64) -> String {
     rfc3339(Utc::now() + chrono::Duration::days(days))
 }
 
-/// A GET through the proxy with a token.
-async fn use_token(app: &TestApp, token: &str) -> StatusCode {
-    app.client
-        .get(format!("{}/rest/api/1.0/projects", app.proxy_url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("a proxied request")
-        .status()
-}
-
 #[tokio::test]
 async fn every_endpoint_does_its_job() {
     let app = spawn_app(sqlite()).await;
     let expires = in_days(30);
-    let created = create(
-        &app,
-        json!({
+    let created = app
+        .admin_create(json!({
             "user": "automation-user",
             "description": "CI token",
             "scope": "read-write",
             "expires_at": expires,
             "allowed_ips": ["10.0.0.0/8", "127.0.0.1", "::1"],
             "rate_limit": {"requests": 5, "period_seconds": 300},
-        }),
-    )
-    .await;
+        }))
+        .await;
     let secret = created["token"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
     assert!(secret.starts_with(&format!("tgt_{id}_")), "{secret}");
@@ -241,12 +135,14 @@ async fn every_endpoint_does_its_job() {
     );
 
     // Show and list: the same record, without the secret.
-    let shown = call(&app, Method::GET, &format!("/admin/v1/tokens/{id}"), None).await;
+    let shown = app
+        .admin(Method::GET, &format!("/admin/v1/tokens/{id}"), None)
+        .await;
     assert_eq!(shown.status, StatusCode::OK);
     let mut without_secret = created.clone();
     without_secret.as_object_mut().unwrap().remove("token");
     assert_eq!(shown.body, without_secret);
-    let listed = call(&app, Method::GET, "/admin/v1/tokens", None).await;
+    let listed = app.admin(Method::GET, "/admin/v1/tokens", None).await;
     assert_eq!(
         listed.body,
         json!({"tokens": [without_secret], "next_cursor": null})
@@ -256,13 +152,11 @@ async fn every_endpoint_does_its_job() {
     }
 
     // The token works through the proxy (from 127.0.0.1, in its allow-list).
-    assert_eq!(use_token(&app, &secret).await, StatusCode::OK);
+    assert_eq!(app.use_token(&secret).await, StatusCode::OK);
 
     // Patch every field, then clear the optional ones.
     let later = in_days(60);
-    let patched = call(
-        &app,
-        Method::PATCH,
+    let patched = app.admin(Method::PATCH,
         &format!("/admin/v1/tokens/{id}"),
         Some(&json!({"description": "renamed", "expires_at": later, "allowed_ips": [], "rate_limit": {"requests": 10, "period_seconds": 60}})),
     )
@@ -275,13 +169,13 @@ async fn every_endpoint_does_its_job() {
         json!({"requests": 10, "period_seconds": 60})
     );
     assert_eq!(patched.body["created_at"], created["created_at"]);
-    let cleared = call(
-        &app,
-        Method::PATCH,
-        &format!("/admin/v1/tokens/{id}"),
-        Some(&json!({"expires_at": null, "rate_limit": null})),
-    )
-    .await;
+    let cleared = app
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/tokens/{id}"),
+            Some(&json!({"expires_at": null, "rate_limit": null})),
+        )
+        .await;
     assert_eq!(cleared.status, StatusCode::OK, "{cleared:?}");
     assert_eq!(
         (
@@ -293,38 +187,31 @@ async fn every_endpoint_does_its_job() {
     assert_eq!(cleared.body["description"], "renamed");
 
     // Revoke: 204, the record stays, the proxy refuses the token on the next request.
-    let revoked = call(
-        &app,
-        Method::DELETE,
-        &format!("/admin/v1/tokens/{id}"),
-        None,
-    )
-    .await;
+    let revoked = app
+        .admin(Method::DELETE, &format!("/admin/v1/tokens/{id}"), None)
+        .await;
     assert_eq!(
         (revoked.status, revoked.text.as_str()),
         (StatusCode::NO_CONTENT, "")
     );
-    assert_eq!(use_token(&app, &secret).await, StatusCode::UNAUTHORIZED);
-    let shown = call(&app, Method::GET, &format!("/admin/v1/tokens/{id}"), None).await;
+    assert_eq!(app.use_token(&secret).await, StatusCode::UNAUTHORIZED);
+    let shown = app
+        .admin(Method::GET, &format!("/admin/v1/tokens/{id}"), None)
+        .await;
     assert_eq!(shown.body["state"], "revoked");
     assert!(shown.body["revoked_at"].is_string());
-    let again = call(
-        &app,
-        Method::DELETE,
-        &format!("/admin/v1/tokens/{id}"),
-        None,
-    )
-    .await;
+    let again = app
+        .admin(Method::DELETE, &format!("/admin/v1/tokens/{id}"), None)
+        .await;
     assert_eq!(again.status, StatusCode::NO_CONTENT);
     assert_eq!(
-        call(&app, Method::GET, &format!("/admin/v1/tokens/{id}"), None)
+        app.admin(Method::GET, &format!("/admin/v1/tokens/{id}"), None)
             .await
             .body["revoked_at"],
         shown.body["revoked_at"]
     );
     let before = all_tokens(&app).await;
-    call(
-        &app,
+    app.admin(
         Method::PATCH,
         &format!("/admin/v1/tokens/{id}"),
         Some(&json!({"description": "x"})),
@@ -405,12 +292,14 @@ async fn every_endpoint_does_its_job() {
 #[tokio::test]
 async fn scope_and_optional_fields_have_defaults() {
     let app = spawn_app(sqlite()).await;
-    let created = create(&app, json!({"user": "alice", "description": "minimal"})).await;
+    let created = app
+        .admin_create(json!({"user": "alice", "description": "minimal"}))
+        .await;
     assert_eq!(created["scope"], "read-only");
     assert_eq!(created["expires_at"], Value::Null);
     assert_eq!(created["allowed_ips"], json!([]));
     assert_eq!(created["rate_limit"], Value::Null);
-    let nulls = create(&app, json!({"user": "alice", "description": "nulls", "scope": null, "expires_at": null, "rate_limit": null})).await;
+    let nulls = app.admin_create(json!({"user": "alice", "description": "nulls", "scope": null, "expires_at": null, "rate_limit": null})).await;
     assert_eq!(nulls["scope"], "read-only");
     app.finish().await;
 }
@@ -420,12 +309,14 @@ async fn scope_and_optional_fields_have_defaults() {
 #[tokio::test]
 async fn a_changed_token_is_read_again_but_not_hashed_again() {
     let app = spawn_app(sqlite()).await;
-    let created = create(&app, json!({"user": "alice", "description": "d"})).await;
+    let created = app
+        .admin_create(json!({"user": "alice", "description": "d"}))
+        .await;
     let (id, secret) = (
         created["id"].as_str().unwrap(),
         created["token"].as_str().unwrap(),
     );
-    assert_eq!(use_token(&app, secret).await, StatusCode::OK);
+    assert_eq!(app.use_token(secret).await, StatusCode::OK);
     let hashes = app.metric(HASHES).await;
     let path = format!("/admin/v1/tokens/{id}");
     for (allowed, status) in [
@@ -433,9 +324,9 @@ async fn a_changed_token_is_read_again_but_not_hashed_again() {
         (json!([]), StatusCode::OK),
     ] {
         let body = json!({ "allowed_ips": allowed });
-        let patched = call(&app, Method::PATCH, &path, Some(&body)).await;
+        let patched = app.admin(Method::PATCH, &path, Some(&body)).await;
         assert_eq!(patched.status, StatusCode::OK, "{patched:?}");
-        assert_eq!(use_token(&app, secret).await, status, "allowed {allowed}");
+        assert_eq!(app.use_token(secret).await, status, "allowed {allowed}");
     }
     assert_eq!(
         app.metric(HASHES).await,
@@ -450,7 +341,9 @@ async fn a_changed_token_is_read_again_but_not_hashed_again() {
 #[tokio::test]
 async fn a_change_records_the_connecting_address_not_a_forwarded_one() {
     let app = spawn_app(sqlite().set("proxy.trusted_proxies", vec!["127.0.0.1/32"])).await;
-    let created = create(&app, json!({"user": "alice", "description": "d"})).await;
+    let created = app
+        .admin_create(json!({"user": "alice", "description": "d"}))
+        .await;
     let id = created["id"].as_str().unwrap();
     let response = app
         .client
@@ -471,7 +364,9 @@ async fn a_change_records_the_connecting_address_not_a_forwarded_one() {
 async fn refuses_all(app: &TestApp, method: Method, path: &str, cases: &[(&str, u16, &str, &str)]) {
     let before = all_tokens(app).await;
     for (body, status, code, field) in cases {
-        let answer = call_as(app, Some(ADMIN_TOKEN), method.clone(), path, Some(body)).await;
+        let answer = app
+            .admin_as(Some(ADMIN_TOKEN), method.clone(), path, Some(body))
+            .await;
         assert_eq!(answer.status.as_u16(), *status, "{body}: {answer:?}");
         assert_eq!(answer.body["error"]["code"], *code, "{body}: {answer:?}");
         let message = answer.body["error"]["message"].as_str().unwrap();
@@ -556,14 +451,14 @@ async fn bad_create_bodies_are_refused_and_change_nothing() {
     // Over the size limit: 413, however the body is sent.
     let padding = " ".repeat(64 * 1024);
     let oversized = format!(r#"{{"user": "a", "description": "d"{padding}}}"#);
-    let answer = call_as(
-        &app,
-        Some(ADMIN_TOKEN),
-        Method::POST,
-        "/admin/v1/tokens",
-        Some(&oversized),
-    )
-    .await;
+    let answer = app
+        .admin_as(
+            Some(ADMIN_TOKEN),
+            Method::POST,
+            "/admin/v1/tokens",
+            Some(&oversized),
+        )
+        .await;
     answer.refused(413, "payload_too_large", "64 KiB");
     let chunks: Vec<Result<String, std::io::Error>> = vec![Ok(oversized.clone()), Ok(oversized)];
     let streamed = app
@@ -583,8 +478,7 @@ async fn bad_create_bodies_are_refused_and_change_nothing() {
         r#"{{"user": "a b", "description": "d"{}}}"#,
         " ".repeat(60 * 1024)
     );
-    call_as(
-        &app,
+    app.admin_as(
         Some(ADMIN_TOKEN),
         Method::POST,
         "/admin/v1/tokens",
@@ -599,7 +493,9 @@ async fn bad_create_bodies_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn bad_patches_are_refused_and_change_nothing() {
     let app = spawn_app(sqlite()).await;
-    let id = create(&app, json!({"user": "alice", "description": "d"})).await["id"]
+    let id = app
+        .admin_create(json!({"user": "alice", "description": "d"}))
+        .await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -700,7 +596,8 @@ async fn bad_patches_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn unknown_and_malformed_ids_are_404() {
     let app = spawn_app(sqlite()).await;
-    create(&app, json!({"user": "alice", "description": "d"})).await;
+    app.admin_create(json!({"user": "alice", "description": "d"}))
+        .await;
     let before = all_tokens(&app).await;
     let long = "a".repeat(300);
     for id in [
@@ -711,22 +608,17 @@ async fn unknown_and_malformed_ids_are_404() {
         long.as_str(),
     ] {
         let path = format!("/admin/v1/tokens/{id}");
-        call(&app, Method::GET, &path, None)
+        app.admin(Method::GET, &path, None)
             .await
             .refused(404, "not_found", "");
-        call(&app, Method::DELETE, &path, None)
+        app.admin(Method::DELETE, &path, None)
             .await
             .refused(404, "not_found", "");
-        call(
-            &app,
-            Method::PATCH,
-            &path,
-            Some(&json!({"description": "x"})),
-        )
-        .await
-        .refused(404, "not_found", "");
+        app.admin(Method::PATCH, &path, Some(&json!({"description": "x"})))
+            .await
+            .refused(404, "not_found", "");
     }
-    call(&app, Method::GET, "/admin/v1/nothing-here", None)
+    app.admin(Method::GET, "/admin/v1/nothing-here", None)
         .await
         .refused(404, "not_found", "");
     assert_eq!(all_tokens(&app).await, before);
@@ -749,14 +641,9 @@ async fn list_parameters_are_checked() {
         ("cursor=garbage", "invalid_cursor", "cursor"),
         ("cursor=MTIzfGFiYw", "invalid_cursor", "cursor"),
     ] {
-        call(
-            &app,
-            Method::GET,
-            &format!("/admin/v1/tokens?{query}"),
-            None,
-        )
-        .await
-        .refused(400, code, field);
+        app.admin(Method::GET, &format!("/admin/v1/tokens?{query}"), None)
+            .await
+            .refused(400, code, field);
     }
     app.finish().await;
 }
@@ -793,7 +680,7 @@ async fn pagination_walks_every_token_once() {
                 if let Some(c) = &cursor {
                     path.push_str(&format!("&cursor={c}"));
                 }
-                let page = call(app, Method::GET, &path, None).await;
+                let page = app.admin(Method::GET, &path, None).await;
                 assert_eq!(page.status, StatusCode::OK, "{page:?}");
                 let tokens = page.body["tokens"].as_array().unwrap();
                 assert!(tokens.len() <= 5);
@@ -820,14 +707,9 @@ async fn pagination_walks_every_token_once() {
 
     for id in &all[..4] {
         assert_eq!(
-            call(
-                &app,
-                Method::DELETE,
-                &format!("/admin/v1/tokens/{id}"),
-                None
-            )
-            .await
-            .status,
+            app.admin(Method::DELETE, &format!("/admin/v1/tokens/{id}"), None)
+                .await
+                .status,
             StatusCode::NO_CONTENT
         );
     }
@@ -835,7 +717,9 @@ async fn pagination_walks_every_token_once() {
     assert_eq!(revoked, all[..4]);
     let (active, _) = walk("&state=active".into()).await;
     assert_eq!(active, all[4..]);
-    let exact = call(&app, Method::GET, "/admin/v1/tokens?limit=23", None).await;
+    let exact = app
+        .admin(Method::GET, "/admin/v1/tokens?limit=23", None)
+        .await;
     assert_eq!(
         exact.body["next_cursor"],
         Value::Null,
@@ -847,7 +731,9 @@ async fn pagination_walks_every_token_once() {
 #[tokio::test]
 async fn the_admin_token_is_required() {
     let app = spawn_app(sqlite()).await;
-    let id = create(&app, json!({"user": "alice", "description": "d"})).await["id"]
+    let id = app
+        .admin_create(json!({"user": "alice", "description": "d"}))
+        .await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -878,7 +764,7 @@ async fn the_admin_token_is_required() {
             Some("wrong-token-of-the-same-size-01"),
             Some(&ADMIN_TOKEN[1..]),
         ] {
-            let answer = call_as(&app, token, method.clone(), path, *body).await;
+            let answer = app.admin_as(token, method.clone(), path, *body).await;
             answer.refused(401, "unauthorized", "admin token");
             assert!(
                 answer
@@ -920,14 +806,14 @@ async fn the_admin_token_is_required() {
 async fn without_an_admin_token_every_call_is_refused() {
     let app = spawn_app(Options::new(Backend::Sqlite)).await;
     for token in [None, Some(ADMIN_TOKEN)] {
-        let answer = call_as(
-            &app,
-            token,
-            Method::POST,
-            "/admin/v1/tokens",
-            Some(r#"{"user": "a", "description": "d"}"#),
-        )
-        .await;
+        let answer = app
+            .admin_as(
+                token,
+                Method::POST,
+                "/admin/v1/tokens",
+                Some(r#"{"user": "a", "description": "d"}"#),
+            )
+            .await;
         answer.refused(401, "admin_token_unset", "TOKENGATE_ADMIN__TOKEN");
         assert!(
             answer.body["error"]["message"]
@@ -935,7 +821,7 @@ async fn without_an_admin_token_every_call_is_refused() {
                 .unwrap()
                 .contains("admin.token")
         );
-        call_as(&app, token, Method::GET, "/admin/v1/tokens", None)
+        app.admin_as(token, Method::GET, "/admin/v1/tokens", None)
             .await
             .refused(401, "admin_token_unset", "admin.token");
     }
@@ -959,7 +845,7 @@ async fn max_lifetime_days_bounds_every_expiry() {
         json!({"user": "a", "description": "d"}),
         json!({"user": "a", "description": "d", "expires_at": in_days(31)}),
     ] {
-        let answer = call(&app, Method::POST, path, Some(&body)).await;
+        let answer = app.admin(Method::POST, path, Some(&body)).await;
         answer.refused(422, "lifetime_exceeded", "expires_at");
         assert!(
             answer.body["error"]["message"]
@@ -970,26 +856,22 @@ async fn max_lifetime_days_bounds_every_expiry() {
         );
     }
     assert_eq!(all_tokens(&app).await, before);
-    let id = create(
-        &app,
-        json!({"user": "a", "description": "d", "expires_at": in_days(29)}),
-    )
-    .await["id"]
+    let id = app
+        .admin_create(json!({"user": "a", "description": "d", "expires_at": in_days(29)}))
+        .await["id"]
         .as_str()
         .unwrap()
         .to_owned();
     let before = all_tokens(&app).await;
     let token_path = format!("/admin/v1/tokens/{id}");
-    call(
-        &app,
+    app.admin(
         Method::PATCH,
         &token_path,
         Some(&json!({"expires_at": null})),
     )
     .await
     .refused(422, "lifetime_exceeded", "30 days");
-    call(
-        &app,
+    app.admin(
         Method::PATCH,
         &token_path,
         Some(&json!({"expires_at": in_days(31)})),
@@ -997,13 +879,13 @@ async fn max_lifetime_days_bounds_every_expiry() {
     .await
     .refused(422, "lifetime_exceeded", "30 days");
     assert_eq!(all_tokens(&app).await, before);
-    let shorter = call(
-        &app,
-        Method::PATCH,
-        &token_path,
-        Some(&json!({"expires_at": in_days(10)})),
-    )
-    .await;
+    let shorter = app
+        .admin(
+            Method::PATCH,
+            &token_path,
+            Some(&json!({"expires_at": in_days(10)})),
+        )
+        .await;
     assert_eq!(shorter.status, StatusCode::OK, "{shorter:?}");
     app.finish().await;
 }
@@ -1017,30 +899,21 @@ async fn credentials_are_stored_sealed_and_never_echoed() {
     // Without a key: 409, saying how to set one.
     let app = spawn_app(sqlite()).await;
     let body = json!({"credential": credential});
-    call(
-        &app,
-        Method::PUT,
-        "/admin/v1/users/alice/credential",
-        Some(&body),
-    )
-    .await
-    .refused(
-        409,
-        "credential_key_missing",
-        "TOKENGATE_UPSTREAM__CREDENTIAL_KEY",
-    );
+    app.admin(Method::PUT, "/admin/v1/users/alice/credential", Some(&body))
+        .await
+        .refused(
+            409,
+            "credential_key_missing",
+            "TOKENGATE_UPSTREAM__CREDENTIAL_KEY",
+        );
     assert_eq!(app.store().get_credential("alice").await.unwrap(), None);
     app.finish().await;
 
     let app = spawn_app(sqlite().set("upstream.credential_key", key.as_str())).await;
     app.track_secret(credential);
-    let stored = call(
-        &app,
-        Method::PUT,
-        "/admin/v1/users/alice/credential",
-        Some(&body),
-    )
-    .await;
+    let stored = app
+        .admin(Method::PUT, "/admin/v1/users/alice/credential", Some(&body))
+        .await;
     assert_eq!(
         (stored.status, stored.text.as_str()),
         (StatusCode::NO_CONTENT, "")
@@ -1121,7 +994,7 @@ async fn credentials_are_stored_sealed_and_never_echoed() {
             "user",
         ),
     ] {
-        call_as(&app, Some(ADMIN_TOKEN), Method::PUT, path, Some(body))
+        app.admin_as(Some(ADMIN_TOKEN), Method::PUT, path, Some(body))
             .await
             .refused(status, code, field);
     }
@@ -1139,7 +1012,9 @@ async fn credentials_are_stored_sealed_and_never_echoed() {
 #[tokio::test]
 async fn the_openapi_document_describes_the_api() {
     let app = spawn_app(sqlite()).await;
-    let answer = call_as(&app, None, Method::GET, "/admin/v1/openapi.json", None).await;
+    let answer = app
+        .admin_as(None, Method::GET, "/admin/v1/openapi.json", None)
+        .await;
     assert_eq!(answer.status, StatusCode::OK);
     let doc = answer.body;
     assert_eq!(doc["openapi"], "3.1.0");
@@ -1199,7 +1074,7 @@ fn random_bodies_never_get_a_5xx() {
         .build()
         .unwrap();
     let app = runtime.block_on(spawn_app(sqlite()));
-    let id = runtime.block_on(create(&app, json!({"user": "alice", "description": "d"})))["id"]
+    let id = runtime.block_on(app.admin_create(json!({"user": "alice", "description": "d"})))["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -1215,7 +1090,7 @@ fn random_bodies_never_get_a_5xx() {
                     (Method::POST, "/admin/v1/tokens"),
                     (Method::PATCH, patch_path.as_str()),
                 ] {
-                    let answer = call(&app, method.clone(), path, Some(&body)).await;
+                    let answer = app.admin(method.clone(), path, Some(&body)).await;
                     prop_assert!(answer.status.as_u16() < 500, "{method} {body}: {answer:?}");
                     if answer.status == StatusCode::CREATED {
                         app.track_secret(answer.body["token"].as_str().unwrap());
@@ -1239,28 +1114,26 @@ async fn a_revocation_reaches_another_gateway_within_a_second() {
             .set("database.url", first.database_url()),
     )
     .await;
-    let created = create(&first, json!({"user": "alice", "description": "shared"})).await;
+    let created = first
+        .admin_create(json!({"user": "alice", "description": "shared"}))
+        .await;
     let (id, secret) = (
         created["id"].as_str().unwrap(),
         created["token"].as_str().unwrap(),
     );
     second.track_secret(secret);
     assert_eq!(
-        use_token(&second, secret).await,
+        second.use_token(secret).await,
         StatusCode::OK,
         "the second gateway accepts (and caches) the token"
     );
-    assert_eq!(use_token(&second, secret).await, StatusCode::OK);
+    assert_eq!(second.use_token(secret).await, StatusCode::OK);
 
     assert_eq!(
-        call(
-            &first,
-            Method::DELETE,
-            &format!("/admin/v1/tokens/{id}"),
-            None
-        )
-        .await
-        .status,
+        first
+            .admin(Method::DELETE, &format!("/admin/v1/tokens/{id}"), None)
+            .await
+            .status,
         StatusCode::NO_CONTENT
     );
     let revoked_at = Instant::now();
@@ -1268,7 +1141,7 @@ async fn a_revocation_reaches_another_gateway_within_a_second() {
         "the revoked token on the second gateway",
         revoked_at,
         async || {
-            let status = use_token(&second, secret).await;
+            let status = second.use_token(secret).await;
             if status == StatusCode::UNAUTHORIZED {
                 return Some(());
             }

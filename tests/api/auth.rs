@@ -18,17 +18,13 @@ pub(crate) use tokens::HASHES;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
-use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokengate::audit::{AuditKind, AuditQuery};
 
-use crate::support::app::{TestApp, test_offset};
+use crate::support::app::{Reply, TestApp, test_offset};
 use crate::support::eventually;
 use crate::support::log::LogLine;
-use crate::support::upstream::Seen;
 
-/// A REST path under the default protected paths.
-pub(crate) const REST: &str = "/rest/api/1.0/projects";
 /// The decision lines' logger.
 const AUTH_LOGGER: &str = "d.r.a.p.auth.ApiTokenAuthSharedBase";
 /// The rate-limit lines' logger.
@@ -37,111 +33,6 @@ pub(crate) const RATE_LOGGER: &str = "d.r.a.p.auth.ApiTokenRateLimiter";
 const BEARER_INVALID: &str = r#"Bearer realm="tokengate", error="invalid_token""#;
 const BEARER_SCOPE: &str = r#"Bearer realm="tokengate", error="insufficient_scope""#;
 const BASIC_REALM: &str = r#"Basic realm="tokengate""#;
-
-/// A gateway answer and what the upstream received for that request.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: u16,
-    headers: HeaderMap,
-    /// `X-AREQUESTID`.
-    pub(crate) id: String,
-    body: String,
-    /// The upstream's record of this request, if it was forwarded.
-    seen: Option<Seen>,
-}
-
-impl Reply {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().expect("ASCII header"))
-    }
-
-    /// Forwarded as `user`: 200, no `Authorization`, the identity header set once.
-    pub(crate) fn assert_forwarded_as(&self, user: &str) {
-        assert_eq!(self.status, 200, "{self:?}");
-        let seen = self.seen.as_ref().expect("forwarded");
-        assert_eq!(
-            seen.header_values("authorization"),
-            Vec::<String>::new(),
-            "a token went upstream"
-        );
-        assert_eq!(seen.header_values("x-forwarded-user"), [user.to_owned()]);
-    }
-
-    /// Forwarded untouched: 200, the same `Authorization` (if any), no identity header.
-    fn assert_forwarded_untouched(&self, authorization: Option<&str>) {
-        assert_eq!(self.status, 200, "{self:?}");
-        let seen = self.seen.as_ref().expect("forwarded");
-        assert_eq!(seen.header("authorization").as_deref(), authorization);
-        assert_eq!(seen.header_values("x-forwarded-user"), Vec::<String>::new());
-    }
-
-    /// Refused with `status` in Bitbucket's error shape; the upstream saw nothing.
-    pub(crate) fn assert_refused(&self, status: u16) {
-        assert_eq!(self.status, status, "{self:?}");
-        assert!(
-            self.seen.is_none(),
-            "a refused request reached the upstream"
-        );
-        let value: serde_json::Value = serde_json::from_str(&self.body).expect("a JSON error body");
-        assert!(
-            value["errors"][0]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
-            "{}",
-            self.body
-        );
-        assert_eq!(value["errors"][0]["context"], serde_json::Value::Null);
-        assert_eq!(value["errors"][0]["exceptionName"], serde_json::Value::Null);
-    }
-}
-
-/// Sends `method target` with an optional `Authorization` value and extra headers.
-pub(crate) async fn call(
-    app: &TestApp,
-    method: &str,
-    target: &str,
-    authorization: Option<&str>,
-    extra: &[(&str, &str)],
-) -> Reply {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
-    let mut request = app
-        .client
-        .request(method, format!("{}{target}", app.proxy_url()));
-    if let Some(value) = authorization {
-        request = request.header("authorization", value);
-    }
-    for (name, value) in extra {
-        request = request.header(*name, *value);
-    }
-    let response = request
-        .send()
-        .await
-        .expect("sending a request to the gateway");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let id = headers
-        .get("x-arequestid")
-        .expect("every response carries X-AREQUESTID")
-        .to_str()
-        .expect("ASCII")
-        .to_owned();
-    let body = response.text().await.expect("reading the body");
-    let seen = app.upstream.request_with_id(&id);
-    Reply {
-        status,
-        headers,
-        id,
-        body,
-        seen,
-    }
-}
-
-/// `GET` on [`REST`] with this `Authorization` value.
-pub(crate) async fn get(app: &TestApp, authorization: &str) -> Reply {
-    call(app, "GET", REST, Some(authorization), &[]).await
-}
 
 pub(crate) fn bearer(token: &str) -> String {
     format!("Bearer {token}")

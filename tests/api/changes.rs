@@ -9,7 +9,7 @@ use chrono::Utc;
 use tokengate::store::{self, Store, TokenWrite};
 use tokengate::token::{Scope, TokenId};
 
-use crate::support::app::{Backend, Options, TestApp, TokenOpts, spawn_app};
+use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
 use crate::support::forwarder::Forwarder;
 use crate::support::{fresh_postgres_url, refused_within_a_second};
 
@@ -45,9 +45,9 @@ async fn a_watch_that_failed_at_start_up_is_retried_and_then_trusts_nothing_cach
     let (id, token) = app
         .create_token_in(&*store, "alice", Scope::ReadOnly, TokenOpts::default())
         .await;
-    assert_eq!(status(&app, &token).await, 200);
+    assert_eq!(app.use_token(&token).await, 200);
     revoke(&*store, &id).await;
-    assert_eq!(status(&app, &token).await, 200);
+    assert_eq!(app.use_token(&token).await, 200);
 
     network.admit_all();
     let again = app
@@ -56,16 +56,16 @@ async fn a_watch_that_failed_at_start_up_is_retried_and_then_trusts_nothing_cach
         })
         .await;
     assert_eq!(again.level, "INFO", "{again:?}");
-    assert_eq!(status(&app, &token).await, 401);
+    assert_eq!(app.use_token(&token).await, 401);
 
     // And from now on, a revocation reaches the gateway within a second.
     let (id, token) = app
         .create_token_in(&*store, "bob", Scope::ReadOnly, TokenOpts::default())
         .await;
-    assert_eq!(status(&app, &token).await, 200);
+    assert_eq!(app.use_token(&token).await, 200);
     revoke(&*store, &id).await;
     refused_within_a_second("the revoked token", Instant::now(), async || {
-        let status = status(&app, &token).await;
+        let status = app.use_token(&token).await;
         if status == 401 {
             return Some(());
         }
@@ -97,7 +97,7 @@ async fn cached_tokens_keep_working_while_postgres_is_down() {
     let (_, uncached) = app
         .create_token_in(&*store, "bob", Scope::ReadOnly, TokenOpts::default())
         .await;
-    assert_eq!(status(&app, &cached).await, 200);
+    assert_eq!(app.use_token(&cached).await, 200);
 
     network.admit(0);
     network.cut();
@@ -106,16 +106,16 @@ async fn cached_tokens_keep_working_while_postgres_is_down() {
     })
     .await;
     assert_eq!(
-        status(&app, &cached).await,
+        app.use_token(&cached).await,
         200,
         "a cached token is refused"
     );
-    assert_eq!(status(&app, &uncached).await, 503);
+    assert_eq!(app.use_token(&uncached).await, 503);
     // Revoked during the outage, by a route to the database the gateway does not have:
     // unheard, so still allowed.
     revoke(&*store, &cached_id).await;
-    assert_eq!(status(&app, &cached).await, 200);
-    assert_eq!(status(&app, &uncached).await, 503);
+    assert_eq!(app.use_token(&cached).await, 200);
+    assert_eq!(app.use_token(&uncached).await, 503);
 
     network.admit_all();
     app.wait_for_line("the subscription made again", |l| {
@@ -127,14 +127,14 @@ async fn cached_tokens_keep_working_while_postgres_is_down() {
     refused_within_a_second(
         "a token revoked while watching was down",
         Instant::now(),
-        async || match status(&app, &cached).await {
+        async || match app.use_token(&cached).await.as_u16() {
             401 => Some(()),
             200 => None,
             other => panic!("status {other}"),
         },
     )
     .await;
-    assert_eq!(status(&app, &uncached).await, 200);
+    assert_eq!(app.use_token(&uncached).await, 200);
     app.finish().await;
 }
 
@@ -154,12 +154,12 @@ async fn during_an_outage_a_cached_token_is_trusted_for_cache_ttl_at_most() {
     let (_, token) = app
         .create_token_in(&*store, "alice", Scope::ReadOnly, TokenOpts::default())
         .await;
-    assert_eq!(status(&app, &token).await, 200);
+    assert_eq!(app.use_token(&token).await, 200);
     let verified = Instant::now();
     network.admit(0);
     network.cut();
     loop {
-        let status = status(&app, &token).await;
+        let status = app.use_token(&token).await;
         if status == 503 {
             break;
         }
@@ -181,16 +181,4 @@ async fn revoke(store: &dyn Store, id: &TokenId) {
         matches!(revoking, Ok(TokenWrite::Written { .. })),
         "{revoking:?}"
     );
-}
-
-/// The status of a `GET` on a protected path with this token.
-async fn status(app: &TestApp, token: &str) -> u16 {
-    app.client
-        .get(format!("{}/rest/api/1.0/projects", app.proxy_url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sending a request to the gateway")
-        .status()
-        .as_u16()
 }

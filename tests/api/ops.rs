@@ -9,18 +9,3 @@ mod credentials;
 mod notify;
 mod rotate;
 mod selfservice;
-
-use http::StatusCode;
-
-use crate::support::app::TestApp;
-
-/// The status of a `GET` of a protected path on `app` with `token`.
-async fn status(app: &TestApp, token: &str) -> StatusCode {
-    app.client
-        .get(format!("{}/rest/api/1.0/projects", app.proxy_url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("a request to the gateway")
-        .status()
-}

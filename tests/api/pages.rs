@@ -60,18 +60,6 @@ pub(crate) async fn get_as(app: &TestApp, user: &str, path: &str) -> reqwest::Re
         .expect("a page request")
 }
 
-/// A request through the proxy with `secret` as a Bearer token: its status.
-pub(crate) async fn use_token(app: &TestApp, secret: &str) -> u16 {
-    app.client
-        .get(format!("{}/rest/api/1.0/projects", app.proxy_url()))
-        .bearer_auth(secret)
-        .send()
-        .await
-        .expect("a proxied request")
-        .status()
-        .as_u16()
-}
-
 /// A form post of the page's own, as a browser sends it from `origin`.
 pub(crate) async fn post_as(
     app: &TestApp,

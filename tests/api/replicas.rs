@@ -12,8 +12,8 @@ use secrecy::ExposeSecret as _;
 use tokengate::ratelimit::RateQuota;
 use tokengate::token::Scope;
 
-use crate::auth::{RATE_LOGGER, REST, Reply, assert_line, bearer, call, get, says};
-use crate::support::app::{Backend, Options, TestApp, TokenOpts, spawn_app};
+use crate::auth::{RATE_LOGGER, assert_line, bearer, says};
+use crate::support::app::{Backend, Options, REST, Reply, TestApp, TokenOpts, spawn_app};
 use crate::support::redis::{keys, redis_url, unique_prefix};
 use crate::support::refused_within_a_second;
 
@@ -63,7 +63,7 @@ pub(crate) async fn spread(
     concurrency: usize,
 ) -> Vec<(usize, Reply)> {
     futures_util::stream::iter(0..count)
-        .map(|i| async move { (i % 2, get(apps[i % 2], authorization).await) })
+        .map(|i| async move { (i % 2, apps[i % 2].get_rest(authorization).await) })
         .buffer_unordered(concurrency)
         .collect()
         .await
@@ -118,7 +118,7 @@ async fn answers_and_lines_read_as_with_the_local_limiter() {
         let auth = bearer(&token_with(app, "5/5m").await);
         let mut answers = Vec::new();
         for _ in 0..6 {
-            let reply = get(app, &auth).await;
+            let reply = app.get_rest(&auth).await;
             let header = |name| reply.header(name).unwrap_or("-").to_owned();
             answers.push((
                 reply.status,
@@ -195,13 +195,15 @@ async fn the_failure_throttle_counts_across_both_gateways() {
     };
     let from = |ip| [("x-forwarded-for", ip)];
     for app in [&a, &a, &b, &b] {
-        call(app, "GET", REST, Some(&guess(app)), &from("198.51.100.7"))
+        app.request("GET", REST, Some(&guess(app)), &from("198.51.100.7"))
             .await
             .assert_refused(401);
     }
     // Two failures on each: the budget of four is spent on both.
     for app in [&a, &b] {
-        let reply = call(app, "GET", REST, Some(&guess(app)), &from("198.51.100.7")).await;
+        let reply = app
+            .request("GET", REST, Some(&guess(app)), &from("198.51.100.7"))
+            .await;
         reply.assert_refused(429);
         assert_eq!(reply.header("ratelimit-limit"), Some("4"));
         assert_eq!(reply.header("ratelimit-remaining"), Some("0"));
@@ -209,7 +211,7 @@ async fn the_failure_throttle_counts_across_both_gateways() {
         assert!((1..=900).contains(&retry), "Retry-After {retry}");
     }
     // Another client is not affected.
-    call(&b, "GET", REST, Some(&guess(&b)), &from("198.51.100.8"))
+    b.request("GET", REST, Some(&guess(&b)), &from("198.51.100.8"))
         .await
         .assert_refused(401);
     a.finish().await;
@@ -225,7 +227,7 @@ async fn a_revocation_on_one_gateway_is_refused_by_the_other_within_a_second() {
     let auth = bearer(&token);
     // Verified and cached on both.
     for app in [&a, &b] {
-        get(app, &auth).await.assert_forwarded_as("alice");
+        app.get_rest(&auth).await.assert_forwarded_as("alice");
     }
     let revoked = a
         .client
@@ -236,9 +238,9 @@ async fn a_revocation_on_one_gateway_is_refused_by_the_other_within_a_second() {
         .expect("DELETE");
     assert_eq!(revoked.status(), 204);
     let since = Instant::now();
-    get(&a, &auth).await.assert_refused(401);
+    a.get_rest(&auth).await.assert_refused(401);
     refused_within_a_second("the token on the other gateway", since, async || {
-        let reply = get(&b, &auth).await;
+        let reply = b.get_rest(&auth).await;
         if reply.status == 401 {
             reply.assert_refused(401);
             return Some(());

@@ -5,7 +5,7 @@
 use http::Method;
 use serde_json::json;
 
-use super::{create, refuses_all, sqlite};
+use super::{refuses_all, sqlite};
 use crate::support::app::spawn_app;
 
 /// What every body that is not a JSON object is answered.
@@ -14,7 +14,9 @@ const NOT_AN_OBJECT: &str = "the body must be a JSON object";
 #[tokio::test]
 async fn a_body_that_is_not_an_object_is_refused_and_changes_nothing() {
     let app = spawn_app(sqlite()).await;
-    let id = create(&app, json!({"user": "alice", "description": "d"})).await["id"]
+    let id = app
+        .admin_create(json!({"user": "alice", "description": "d"}))
+        .await["id"]
         .as_str()
         .unwrap()
         .to_owned();

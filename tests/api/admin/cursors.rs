@@ -5,12 +5,12 @@
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use super::{ADMIN_TOKEN, call, create};
-use crate::support::app::{Backend, Options, spawn_app};
+use crate::support::app::{ADMIN_TOKEN, Backend, Options, spawn_app};
 
 async fn forged_list_cursors(backend: Backend) {
     let app = spawn_app(Options::new(backend).set("admin.token", ADMIN_TOKEN)).await;
-    create(&app, json!({"user": "alice", "description": "d"})).await;
+    app.admin_create(json!({"user": "alice", "description": "d"}))
+        .await;
     for forged in [
         "-8000000000000000-abcdefghijkl",
         "8000000000000000-abcdefghijkl",
@@ -21,7 +21,7 @@ async fn forged_list_cursors(backend: Backend) {
         "MHxhYmNkZWZnaGlqa2w",
     ] {
         let path = format!("/admin/v1/tokens?cursor={forged}");
-        call(&app, Method::GET, &path, None)
+        app.admin(Method::GET, &path, None)
             .await
             .refused(400, "invalid_cursor", "cursor");
     }
@@ -32,7 +32,7 @@ async fn forged_list_cursors(backend: Backend) {
         ("999999999999999-abcdefghijkl", 1),
     ] {
         let path = format!("/admin/v1/tokens?cursor={edge}");
-        let answer = call(&app, Method::GET, &path, None).await;
+        let answer = app.admin(Method::GET, &path, None).await;
         assert_eq!(answer.status, StatusCode::OK, "{edge}: {answer:?}");
         assert_eq!(
             answer.body["tokens"].as_array().map(Vec::len),
@@ -40,7 +40,7 @@ async fn forged_list_cursors(backend: Backend) {
             "{edge}: {answer:?}"
         );
     }
-    call(&app, Method::GET, "/admin/v1/tokens?user=%00", None)
+    app.admin(Method::GET, "/admin/v1/tokens?user=%00", None)
         .await
         .refused(400, "invalid_query", "user");
     app.finish().await;

@@ -8,8 +8,8 @@ use http::Method;
 use serde_json::json;
 use tokengate::audit::AuditKind;
 
-use super::{ADMIN_TOKEN, audit_event, call_as, sqlite};
-use crate::support::app::{NODE_ID, spawn_app};
+use super::{audit_event, sqlite};
+use crate::support::app::{ADMIN_TOKEN, NODE_ID, spawn_app};
 
 #[tokio::test]
 async fn every_admin_answer_carries_a_request_id() {
@@ -35,7 +35,7 @@ async fn every_admin_answer_carries_a_request_id() {
             201,
         ),
     ] {
-        let answer = call_as(&app, token, method.clone(), path, body).await;
+        let answer = app.admin_as(token, method.clone(), path, body).await;
         assert_eq!(
             answer.status.as_u16(),
             status,

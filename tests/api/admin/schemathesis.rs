@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-use super::{ADMIN_TOKEN, sqlite};
-use crate::support::app::{Backend, Options, spawn_app};
+use super::sqlite;
+use crate::support::app::{ADMIN_TOKEN, Backend, Options, spawn_app};
 
 /// Examples per operation and phase: enough to exercise every constraint, few enough for
 /// the suite.

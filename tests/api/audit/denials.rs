@@ -11,17 +11,6 @@ use tokengate::token::Scope;
 use super::eventually;
 use crate::support::app::{Backend, Options, TestApp, TokenOpts, spawn_app};
 
-async fn status(app: &TestApp, token: &str) -> u16 {
-    app.client
-        .get(format!("{}/rest/api/1.0/projects", app.proxy_url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("a proxied request")
-        .status()
-        .as_u16()
-}
-
 /// The newest event of `kind`, once the writer has stored it.
 async fn newest(app: &TestApp, kind: AuditKind) -> StoredAuditEvent {
     let query = AuditQuery {
@@ -54,7 +43,7 @@ async fn a_revoked_or_expired_token_is_named_by_its_denial() {
         .revoke_token(&revoked, Utc::now())
         .await
         .expect("revoking");
-    assert_eq!(status(&app, &secret).await, 401);
+    assert_eq!(app.use_token(&secret).await, 401);
     let event = newest(&app, AuditKind::AuthFailed).await.event;
     assert_eq!(
         event.token_id.as_deref(),
@@ -69,7 +58,7 @@ async fn a_revoked_or_expired_token_is_named_by_its_denial() {
         ..TokenOpts::default()
     };
     let (expired, secret) = app.create_token("bob", Scope::ReadOnly, past).await;
-    assert_eq!(status(&app, &secret).await, 401);
+    assert_eq!(app.use_token(&secret).await, 401);
     let event = newest(&app, AuditKind::ExpiredTokenUsed).await.event;
     assert_eq!(
         event.token_id.as_deref(),
@@ -93,7 +82,7 @@ async fn an_ip_denial_names_the_client_ip_and_the_list_that_refused_it() {
         ..TokenOpts::default()
     };
     let (id, secret) = app.create_token("alice", Scope::ReadOnly, fenced).await;
-    assert_eq!(status(&app, &secret).await, 401);
+    assert_eq!(app.use_token(&secret).await, 401);
     let event = newest(&app, AuditKind::IpDenied).await.event;
     assert_eq!(event.token_id.as_deref(), Some(id.as_str()));
     assert_eq!(
@@ -117,7 +106,7 @@ async fn an_ip_denial_names_the_client_ip_and_the_list_that_refused_it() {
         ..TokenOpts::default()
     };
     let (id, secret) = app.create_token("bob", Scope::ReadOnly, open).await;
-    assert_eq!(status(&app, &secret).await, 401);
+    assert_eq!(app.use_token(&secret).await, 401);
     let event = newest(&app, AuditKind::IpDenied).await.event;
     assert_eq!(event.token_id.as_deref(), Some(id.as_str()));
     assert_eq!(

@@ -6,10 +6,10 @@ use tokengate::ratelimit::RateQuota;
 use tokengate::token::Scope;
 
 use super::{
-    AUTH_LOGGER, BASIC_REALM, BEARER_INVALID, BEARER_SCOPE, RATE_LOGGER, REST, assert_line, basic,
-    bearer, call, get, says,
+    AUTH_LOGGER, BASIC_REALM, BEARER_INVALID, BEARER_SCOPE, RATE_LOGGER, assert_line, basic,
+    bearer, says,
 };
-use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
+use crate::support::app::{Backend, Options, REST, TokenOpts, spawn_app};
 use crate::support::both_backends;
 use crate::support::raw::raw_exchange;
 
@@ -28,11 +28,11 @@ both_backends!(
 
 async fn row_1_no_credential_is_forwarded_untouched_without_a_line(backend: Backend) {
     let app = spawn_app(Options::new(backend)).await;
-    let reply = call(&app, "GET", REST, None, &[]).await;
+    let reply = app.request("GET", REST, None, &[]).await;
     reply.assert_forwarded_untouched(None);
 
     // A request that does log; once its line is written, nothing of the first can be queued.
-    let barrier = get(&app, &basic("alice", "hunter2")).await;
+    let barrier = app.get_rest(&basic("alice", "hunter2")).await;
     assert_eq!(app.lines_for_after(&reply.id, &barrier.id).await, []);
     app.finish().await;
 }
@@ -40,13 +40,13 @@ async fn row_1_no_credential_is_forwarded_untouched_without_a_line(backend: Back
 async fn row_2_a_foreign_credential_falls_back_to_bitbucket(backend: Backend) {
     let app = spawn_app(Options::new(backend).set("auth.basic_auth_fallback", true)).await;
     let password = basic("alice", "hunter2");
-    let reply = get(&app, &password).await;
+    let reply = app.get_rest(&password).await;
     reply.assert_forwarded_untouched(Some(&password));
     assert_line(&app, &reply, AUTH_LOGGER, &says::fallback("alice", REST)).await;
 
     // A Bitbucket personal access token names no user.
     let pat = "Bearer BBDC-NzYyMzQ1Njc4OTAxOkRmUPRTz";
-    let reply = get(&app, pat).await;
+    let reply = app.get_rest(pat).await;
     reply.assert_forwarded_untouched(Some(pat));
     assert_line(
         &app,
@@ -60,7 +60,7 @@ async fn row_2_a_foreign_credential_falls_back_to_bitbucket(backend: Backend) {
 
 async fn row_3_a_foreign_credential_is_refused_without_fallback(backend: Backend) {
     let app = spawn_app(Options::new(backend).set("auth.basic_auth_fallback", false)).await;
-    let reply = get(&app, &basic("alice", "hunter2")).await;
+    let reply = app.get_rest(&basic("alice", "hunter2")).await;
     reply.assert_refused(401);
     assert_eq!(reply.header("www-authenticate"), Some(BASIC_REALM));
     assert_line(
@@ -71,7 +71,7 @@ async fn row_3_a_foreign_credential_is_refused_without_fallback(backend: Backend
     )
     .await;
 
-    let reply = get(&app, "Bearer BBDC-NzYyMzQ1Njc4OTAxOkRmUPRTz").await;
+    let reply = app.get_rest("Bearer BBDC-NzYyMzQ1Njc4OTAxOkRmUPRTz").await;
     reply.assert_refused(401);
     assert_eq!(reply.header("www-authenticate"), Some(BEARER_INVALID));
     assert_line(
@@ -95,14 +95,14 @@ async fn row_5_ip_allow_lists_judge_the_client_ip_not_its_claims(backend: Backen
     let auth = bearer(&token);
 
     // The client prepended an allowed address; the trusted proxy (127.0.0.1) appended the real one.
-    let reply = call(
-        &app,
-        "GET",
-        REST,
-        Some(&auth),
-        &[("x-forwarded-for", "10.0.0.1, 203.0.113.5")],
-    )
-    .await;
+    let reply = app
+        .request(
+            "GET",
+            REST,
+            Some(&auth),
+            &[("x-forwarded-for", "10.0.0.1, 203.0.113.5")],
+        )
+        .await;
     reply.assert_refused(401);
     assert_eq!(reply.header("www-authenticate"), Some(BEARER_INVALID));
     let line = assert_line(
@@ -117,18 +117,13 @@ async fn row_5_ip_allow_lists_judge_the_client_ip_not_its_claims(backend: Backen
         Some("10.0.0.1,203.0.113.5,127.0.0.1")
     );
 
-    let reply = call(
-        &app,
-        "GET",
-        REST,
-        Some(&auth),
-        &[("x-forwarded-for", "10.0.0.1")],
-    )
-    .await;
+    let reply = app
+        .request("GET", REST, Some(&auth), &[("x-forwarded-for", "10.0.0.1")])
+        .await;
     reply.assert_forwarded_as("alice");
 
     // Without a forwarded address the client is the peer itself.
-    let reply = get(&app, &auth).await;
+    let reply = app.get_rest(&auth).await;
     reply.assert_refused(401);
     assert_line(
         &app,
@@ -144,23 +139,23 @@ async fn row_5_ip_allow_lists_judge_the_client_ip_not_its_claims(backend: Backen
     };
     let (_, token) = app.create_token("bob", Scope::ReadOnly, v6).await;
     let auth = basic("bob", &token);
-    let reply = call(
-        &app,
-        "GET",
-        REST,
-        Some(&auth),
-        &[("x-forwarded-for", "2001:db8::7")],
-    )
-    .await;
+    let reply = app
+        .request(
+            "GET",
+            REST,
+            Some(&auth),
+            &[("x-forwarded-for", "2001:db8::7")],
+        )
+        .await;
     reply.assert_forwarded_as("bob");
-    let reply = call(
-        &app,
-        "GET",
-        REST,
-        Some(&auth),
-        &[("x-forwarded-for", "2001:db9::1")],
-    )
-    .await;
+    let reply = app
+        .request(
+            "GET",
+            REST,
+            Some(&auth),
+            &[("x-forwarded-for", "2001:db9::1")],
+        )
+        .await;
     reply.assert_refused(401);
     assert_eq!(reply.header("www-authenticate"), Some(BASIC_REALM));
     assert_line(
@@ -183,23 +178,18 @@ async fn row_5_the_global_allow_list_without_fallback(backend: Backend) {
         .create_token("alice", Scope::ReadOnly, TokenOpts::default())
         .await;
     let auth = bearer(&token);
-    let reply = call(
-        &app,
-        "GET",
-        REST,
-        Some(&auth),
-        &[("x-forwarded-for", "10.1.2.3")],
-    )
-    .await;
+    let reply = app
+        .request("GET", REST, Some(&auth), &[("x-forwarded-for", "10.1.2.3")])
+        .await;
     reply.assert_forwarded_as("alice");
-    let reply = call(
-        &app,
-        "GET",
-        REST,
-        Some(&auth),
-        &[("x-forwarded-for", "192.0.2.1")],
-    )
-    .await;
+    let reply = app
+        .request(
+            "GET",
+            REST,
+            Some(&auth),
+            &[("x-forwarded-for", "192.0.2.1")],
+        )
+        .await;
     reply.assert_refused(401);
     assert_line(
         &app,
@@ -217,7 +207,7 @@ async fn row_6_a_read_only_token_cannot_write(backend: Backend) {
         .create_token("alice", Scope::ReadOnly, TokenOpts::default())
         .await;
     for method in ["POST", "PUT", "DELETE", "PATCH"] {
-        let reply = call(&app, method, REST, Some(&bearer(&token)), &[]).await;
+        let reply = app.request(method, REST, Some(&bearer(&token)), &[]).await;
         reply.assert_refused(403);
         assert_eq!(reply.header("www-authenticate"), Some(BEARER_SCOPE));
         assert_line(
@@ -228,11 +218,13 @@ async fn row_6_a_read_only_token_cannot_write(backend: Backend) {
         )
         .await;
     }
-    let reply = call(&app, "POST", REST, Some(&basic("alice", &token)), &[]).await;
+    let reply = app
+        .request("POST", REST, Some(&basic("alice", &token)), &[])
+        .await;
     reply.assert_refused(403);
     assert_eq!(reply.header("www-authenticate"), Some(BEARER_SCOPE));
     for method in ["GET", "HEAD", "OPTIONS"] {
-        call(&app, method, REST, Some(&bearer(&token)), &[])
+        app.request(method, REST, Some(&bearer(&token)), &[])
             .await
             .assert_forwarded_as("alice");
     }
@@ -279,7 +271,9 @@ async fn row_6_git_over_http_follows_the_scope(backend: Backend) {
     ];
     for (method, target, push) in requests {
         // git sends the token as the Basic password.
-        let reply = call(&app, method, target, Some(&basic("alice", &read_only)), &[]).await;
+        let reply = app
+            .request(method, target, Some(&basic("alice", &read_only)), &[])
+            .await;
         if push {
             reply.assert_refused(403);
             let path = target.split('?').next().unwrap();
@@ -294,14 +288,9 @@ async fn row_6_git_over_http_follows_the_scope(backend: Backend) {
             reply.assert_forwarded_as("alice");
             assert_eq!(reply.seen.as_ref().unwrap().target, target);
         }
-        let reply = call(
-            &app,
-            method,
-            target,
-            Some(&basic("alice", &read_write)),
-            &[],
-        )
-        .await;
+        let reply = app
+            .request(method, target, Some(&basic("alice", &read_write)), &[])
+            .await;
         reply.assert_forwarded_as("alice");
     }
     app.finish().await;
@@ -315,7 +304,7 @@ async fn row_7_a_token_over_its_rate_limit_gets_429(backend: Backend) {
     };
     let (_, token) = app.create_token("alice", Scope::ReadOnly, limited).await;
     for remaining in (0..5).rev() {
-        let reply = get(&app, &bearer(&token)).await;
+        let reply = app.get_rest(&bearer(&token)).await;
         reply.assert_forwarded_as("alice");
         assert_eq!(reply.header("ratelimit-limit"), Some("5"));
         assert_eq!(
@@ -324,7 +313,7 @@ async fn row_7_a_token_over_its_rate_limit_gets_429(backend: Backend) {
         );
         assert!(reply.header("ratelimit-reset").is_some());
     }
-    let reply = get(&app, &bearer(&token)).await;
+    let reply = app.get_rest(&bearer(&token)).await;
     reply.assert_refused(429);
     let retry: u64 = reply
         .header("retry-after")
@@ -361,7 +350,7 @@ async fn row_8_a_valid_token_is_forwarded_as_its_user(backend: Backend) {
         .await;
     let path = "/rest/ssh/1.0/keys";
 
-    let reply = call(&app, "GET", path, Some(&bearer(&token)), &[]).await;
+    let reply = app.request("GET", path, Some(&bearer(&token)), &[]).await;
     reply.assert_forwarded_as("automation-user");
     let line = assert_line(
         &app,
@@ -374,14 +363,14 @@ async fn row_8_a_valid_token_is_forwarded_as_its_user(backend: Backend) {
 
     // The Basic password, from a session: the line carries a hash of the cookie, never the cookie.
     let cookie = ("cookie", "BITBUCKETSESSIONID=session-cookie-value-7f3a");
-    let reply = call(
-        &app,
-        "GET",
-        path,
-        Some(&basic("automation-user", &token)),
-        &[cookie],
-    )
-    .await;
+    let reply = app
+        .request(
+            "GET",
+            path,
+            Some(&basic("automation-user", &token)),
+            &[cookie],
+        )
+        .await;
     reply.assert_forwarded_as("automation-user");
     let line = app.line_for(&reply.id).await;
     assert!(
@@ -397,7 +386,7 @@ async fn row_8_a_valid_token_is_forwarded_as_its_user(backend: Backend) {
     let opts = TokenOpts::default();
     let created = opts.created_at;
     let (_, writer) = app.create_token("alice", Scope::ReadWrite, opts).await;
-    let reply = call(&app, "POST", REST, Some(&bearer(&writer)), &[]).await;
+    let reply = app.request("POST", REST, Some(&bearer(&writer)), &[]).await;
     reply.assert_forwarded_as("alice");
     assert_eq!(reply.seen.as_ref().unwrap().method, "POST");
     assert_line(

@@ -12,8 +12,8 @@ use tokengate::audit::AuditKind;
 use tokengate::token::Scope;
 use tokengate::vault::CredentialKey;
 
-use super::{AUTH_LOGGER, REST, assert_audited, assert_line, bearer, get};
-use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
+use super::{AUTH_LOGGER, assert_audited, assert_line, bearer};
+use crate::support::app::{Backend, Options, REST, TokenOpts, spawn_app};
 use crate::support::both_backends;
 
 both_backends!(a_credential_user_is_forwarded_with_their_bitbucket_credential);
@@ -41,7 +41,7 @@ async fn a_credential_user_is_forwarded_with_their_bitbucket_credential(backend:
     let (_, alice) = app
         .create_token("alice", Scope::ReadOnly, TokenOpts::default())
         .await;
-    let reply = get(&app, &bearer(&alice)).await;
+    let reply = app.get_rest(&bearer(&alice)).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     let seen = reply.seen.as_ref().expect("forwarded");
     assert_eq!(
@@ -60,7 +60,7 @@ async fn a_credential_user_is_forwarded_with_their_bitbucket_credential(backend:
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     loop {
-        let reply = get(&app, &bearer(&alice)).await;
+        let reply = app.get_rest(&bearer(&alice)).await;
         let sent = reply
             .seen
             .as_ref()
@@ -81,7 +81,7 @@ async fn a_credential_user_is_forwarded_with_their_bitbucket_credential(backend:
     let (_, bob) = app
         .create_token("bob", Scope::ReadOnly, TokenOpts::default())
         .await;
-    let reply = get(&app, &bearer(&bob)).await;
+    let reply = app.get_rest(&bearer(&bob)).await;
     reply.assert_refused(401);
     assert_line(
         &app,

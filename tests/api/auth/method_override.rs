@@ -4,8 +4,8 @@
 
 use tokengate::token::Scope;
 
-use super::{AUTH_LOGGER, BEARER_SCOPE, REST, assert_line, bearer, call, says};
-use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
+use super::{AUTH_LOGGER, BEARER_SCOPE, assert_line, bearer, says};
+use crate::support::app::{Backend, Options, REST, TokenOpts, spawn_app};
 use crate::support::both_backends;
 
 both_backends!(row_6_a_method_override_header_naming_a_write_is_a_write);
@@ -29,7 +29,9 @@ async fn row_6_a_method_override_header_naming_a_write_is_a_write(backend: Backe
     for (name, value, shown) in writes {
         for method in ["GET", "HEAD", "OPTIONS"] {
             let extra = [(name, value)];
-            let reply = call(&app, method, REST, Some(&bearer(&read_only)), &extra).await;
+            let reply = app
+                .request(method, REST, Some(&bearer(&read_only)), &extra)
+                .await;
             assert_eq!(reply.status, 403, "{method} with {name}: {value}");
             assert!(reply.seen.is_none(), "{method} with {name}: {value}");
             if method == "GET" {
@@ -45,14 +47,9 @@ async fn row_6_a_method_override_header_naming_a_write_is_a_write(backend: Backe
             }
         }
         // A read/write token may ask for any method; the header goes on to Bitbucket.
-        let reply = call(
-            &app,
-            "GET",
-            REST,
-            Some(&bearer(&read_write)),
-            &[(name, value)],
-        )
-        .await;
+        let reply = app
+            .request("GET", REST, Some(&bearer(&read_write)), &[(name, value)])
+            .await;
         reply.assert_forwarded_as("bob");
         let seen = reply.seen.as_ref().expect("forwarded");
         assert_eq!(seen.header(name).as_deref(), Some(value.trim()));
@@ -62,15 +59,9 @@ async fn row_6_a_method_override_header_naming_a_write_is_a_write(backend: Backe
         ("X-HTTP-Method", "head"),
         ("X-Method-Override", "OPTIONS"),
     ] {
-        call(
-            &app,
-            "GET",
-            REST,
-            Some(&bearer(&read_only)),
-            &[(name, value)],
-        )
-        .await
-        .assert_forwarded_as("alice");
+        app.request("GET", REST, Some(&bearer(&read_only)), &[(name, value)])
+            .await
+            .assert_forwarded_as("alice");
     }
     app.finish().await;
 }

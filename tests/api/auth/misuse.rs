@@ -8,8 +8,8 @@ use tokengate::audit::AuditKind;
 use tokengate::token::Scope;
 
 use super::tokens::{HASHES, wrong_secret};
-use super::{AUTH_LOGGER, REST, assert_audited, assert_line, bearer, call, get};
-use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
+use super::{AUTH_LOGGER, assert_audited, assert_line, bearer};
+use crate::support::app::{Backend, Options, REST, TokenOpts, spawn_app};
 use crate::support::both_backends;
 
 both_backends!(
@@ -27,7 +27,7 @@ async fn a_flood_of_unknown_ids_runs_no_hash(backend: Backend) {
     let (_, token) = app
         .create_token("alice", Scope::ReadOnly, TokenOpts::default())
         .await;
-    get(&app, &bearer(&token))
+    app.get_rest(&bearer(&token))
         .await
         .assert_forwarded_as("alice");
     let hashes = app.metric(HASHES).await;
@@ -41,7 +41,7 @@ async fn a_flood_of_unknown_ids_runs_no_hash(backend: Backend) {
             }
             let app = &app;
             async move {
-                call(app, "GET", REST, Some(&bearer(&guess)), &[])
+                app.request("GET", REST, Some(&bearer(&guess)), &[])
                     .await
                     .status
             }
@@ -81,7 +81,7 @@ async fn repeated_failures_from_one_ip_get_429(backend: Backend) {
     };
     let from = |ip| [("x-forwarded-for", ip)];
     for _ in 0..5 {
-        call(&app, "GET", REST, Some(&guess()), &from("198.51.100.7"))
+        app.request("GET", REST, Some(&guess()), &from("198.51.100.7"))
             .await
             .assert_refused(401);
     }
@@ -89,14 +89,9 @@ async fn repeated_failures_from_one_ip_get_429(backend: Backend) {
     let hashes = app.metric(HASHES).await;
     let wrong = wrong_secret(&token);
     app.track_secret(&wrong);
-    let reply = call(
-        &app,
-        "GET",
-        REST,
-        Some(&bearer(&wrong)),
-        &from("198.51.100.7"),
-    )
-    .await;
+    let reply = app
+        .request("GET", REST, Some(&bearer(&wrong)), &from("198.51.100.7"))
+        .await;
     reply.assert_refused(429);
     assert_eq!(app.metric(HASHES).await, hashes);
     let retry: u64 = reply
@@ -112,15 +107,9 @@ async fn repeated_failures_from_one_ip_get_429(backend: Backend) {
         Some(retry.to_string().as_str())
     );
     // A malformed token from the throttled address is throttled too, not a fresh 401.
-    call(
-        &app,
-        "GET",
-        REST,
-        Some("Bearer tgt_short"),
-        &from("198.51.100.7"),
-    )
-    .await
-    .assert_refused(429);
+    app.request("GET", REST, Some("Bearer tgt_short"), &from("198.51.100.7"))
+        .await
+        .assert_refused(429);
     let message = format!(
         "Token verification from IP address 198.51.100.7 refused: too many failed token verifications from this address. REST endpoint: {REST}"
     );
@@ -129,13 +118,12 @@ async fn repeated_failures_from_one_ip_get_429(backend: Backend) {
     assert_audited(&app, &reply, AuditKind::AuthFailed, reason).await;
 
     // Another client is not affected; an IPv6 client's /64 counts as one client.
-    call(&app, "GET", REST, Some(&guess()), &from("198.51.100.8"))
+    app.request("GET", REST, Some(&guess()), &from("198.51.100.8"))
         .await
         .assert_refused(401);
     for host in 1..=5 {
         let ip = format!("2001:db8::{host}");
-        call(
-            &app,
+        app.request(
             "GET",
             REST,
             Some(&guess()),
@@ -144,20 +132,14 @@ async fn repeated_failures_from_one_ip_get_429(backend: Backend) {
         .await
         .assert_refused(401);
     }
-    call(&app, "GET", REST, Some(&guess()), &from("2001:db8::ffff:6"))
+    app.request("GET", REST, Some(&guess()), &from("2001:db8::ffff:6"))
         .await
         .assert_refused(429);
-    call(&app, "GET", REST, Some(&guess()), &from("2001:db8:0:1::6"))
+    app.request("GET", REST, Some(&guess()), &from("2001:db8:0:1::6"))
         .await
         .assert_refused(401);
-    call(
-        &app,
-        "GET",
-        REST,
-        Some(&bearer(&token)),
-        &from("198.51.100.8"),
-    )
-    .await
-    .assert_forwarded_as("alice");
+    app.request("GET", REST, Some(&bearer(&token)), &from("198.51.100.8"))
+        .await
+        .assert_forwarded_as("alice");
     app.finish().await;
 }

@@ -9,8 +9,8 @@ use serde_json::json;
 use tokengate::audit::AuditKind;
 use tokengate::token::Scope;
 
-use super::{AUTH_LOGGER, REST, Reply, assert_audited, assert_line, bearer, call};
-use crate::support::app::{Backend, Options, TestApp, TokenOpts, spawn_app};
+use super::{AUTH_LOGGER, assert_audited, assert_line, bearer};
+use crate::support::app::{Backend, Options, REST, Reply, TestApp, TokenOpts, spawn_app};
 use crate::support::both_backends;
 
 both_backends!(
@@ -64,14 +64,14 @@ async fn a_token_in_any_authorization_form_never_reaches_bitbucket(backend: Back
         format!("Token {}", with_prefix(&token, "TGT_")),
     ];
     for value in &accepted {
-        let reply = call(&app, "GET", REST, Some(value), &[]).await;
+        let reply = app.request("GET", REST, Some(value), &[]).await;
         reply.assert_forwarded_as("alice");
-        assert_misplaced(&call(&app, "GET", UI, Some(value), &[]).await);
+        assert_misplaced(&app.request("GET", UI, Some(value), &[]).await);
     }
     for value in &refused {
-        let reply = call(&app, "GET", REST, Some(value), &[]).await;
+        let reply = app.request("GET", REST, Some(value), &[]).await;
         reply.assert_refused(401);
-        assert_misplaced(&call(&app, "GET", UI, Some(value), &[]).await);
+        assert_misplaced(&app.request("GET", UI, Some(value), &[]).await);
     }
     // Without a fallback to Bitbucket the same holds.
     app.finish().await;
@@ -80,10 +80,10 @@ async fn a_token_in_any_authorization_form_never_reaches_bitbucket(backend: Back
         .create_token("alice", Scope::ReadWrite, TokenOpts::default())
         .await;
     for value in [basic_raw(&token), bearer(&with_prefix(&token, "TGT_"))] {
-        call(&app, "GET", REST, Some(&value), &[])
+        app.request("GET", REST, Some(&value), &[])
             .await
             .assert_refused(401);
-        assert_misplaced(&call(&app, "GET", UI, Some(&value), &[]).await);
+        assert_misplaced(&app.request("GET", UI, Some(&value), &[]).await);
     }
     assert!(app.upstream.requests().is_empty());
     app.finish().await;
@@ -108,19 +108,21 @@ async fn a_token_in_the_query_or_a_cookie_is_refused_and_redacted(backend: Backe
 
     // In the query, with and without a valid token in Authorization, on any path.
     let target = format!("{REST}?private_token={token}&limit=25");
-    let reply = call(&app, "GET", &target, None, &[]).await;
+    let reply = app.request("GET", &target, None, &[]).await;
     assert_misplaced(&reply);
     let shown = format!("GET {REST}?private_token={redacted}&limit=25 HTTP/1.1");
     assert_query_line(&app, &reply, REST, &shown).await;
     let reason = json!({ "reason": "token_in_query" });
     assert_audited(&app, &reply, AuditKind::AuthFailed, reason).await;
 
-    let reply = call(&app, "POST", &target, Some(&bearer(&token)), &[]).await;
+    let reply = app
+        .request("POST", &target, Some(&bearer(&token)), &[])
+        .await;
     assert_misplaced(&reply);
 
     let upper = with_prefix(&token, "TGT_");
     let target = format!("{UI}?at=main&t={upper}");
-    let reply = call(&app, "GET", &target, None, &[]).await;
+    let reply = app.request("GET", &target, None, &[]).await;
     assert_misplaced(&reply);
     let shown = format!("GET {UI}?at=main&t=TGT_{id}_[redacted] HTTP/1.1");
     assert_query_line(&app, &reply, UI, &shown).await;
@@ -128,7 +130,7 @@ async fn a_token_in_the_query_or_a_cookie_is_refused_and_redacted(backend: Backe
     // Percent-encoded, as a client library may write it: the whole query is hidden.
     let encoded = token.replace('_', "%5F");
     let target = format!("{REST}?token={encoded}");
-    let reply = call(&app, "GET", &target, None, &[]).await;
+    let reply = app.request("GET", &target, None, &[]).await;
     assert_misplaced(&reply);
     assert_query_line(
         &app,
@@ -141,7 +143,7 @@ async fn a_token_in_the_query_or_a_cookie_is_refused_and_redacted(backend: Backe
     // In a cookie.
     let cookie = format!("BITBUCKETSESSIONID=abc123; api={token}");
     for path in [REST, UI] {
-        let reply = call(&app, "GET", path, None, &[("cookie", &cookie)]).await;
+        let reply = app.request("GET", path, None, &[("cookie", &cookie)]).await;
         assert_misplaced(&reply);
         let message = format!(
             "An API token was sent in a cookie, where tokens are not accepted; the request was refused and not forwarded. REST endpoint: {path}"
@@ -152,7 +154,9 @@ async fn a_token_in_the_query_or_a_cookie_is_refused_and_redacted(backend: Backe
 
     // Text that merely starts like a token is no token.
     let target = format!("{REST}?filter=tgt_abc&q={}", &token[..30]);
-    let reply = call(&app, "GET", &target, None, &[("cookie", "x=tgt_; _ga=1")]).await;
+    let reply = app
+        .request("GET", &target, None, &[("cookie", "x=tgt_; _ga=1")])
+        .await;
     reply.assert_forwarded_untouched(None);
     assert_eq!(reply.seen.as_ref().expect("forwarded").target, target);
     app.finish().await;

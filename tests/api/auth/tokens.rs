@@ -12,10 +12,9 @@ use tokengate::store::TokenWrite;
 use tokengate::token::Scope;
 
 use super::{
-    AUTH_LOGGER, BASIC_REALM, BEARER_INVALID, REST, assert_audited, assert_line, basic, bearer,
-    call, get, says,
+    AUTH_LOGGER, BASIC_REALM, BEARER_INVALID, assert_audited, assert_line, basic, bearer, says,
 };
-use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
+use crate::support::app::{Backend, Options, REST, TokenOpts, spawn_app};
 use crate::support::log::LogLine;
 use crate::support::{both_backends, refused_within_a_second};
 
@@ -73,7 +72,7 @@ async fn row_4_tokens_that_do_not_verify_are_refused(backend: Backend) {
 
         let unknown = tokengate::token::generate().1.expose_secret().to_owned();
         app.track_secret(&unknown);
-        let reply = get(&app, &bearer(&unknown)).await;
+        let reply = app.get_rest(&bearer(&unknown)).await;
         reply.assert_refused(401);
         assert_eq!(reply.header("www-authenticate"), Some(BEARER_INVALID));
         assert_line(
@@ -88,7 +87,7 @@ async fn row_4_tokens_that_do_not_verify_are_refused(backend: Backend) {
         // named, and nothing was hashed.
         let tampered = tampered(&token);
         app.track_secret(&tampered);
-        let reply = get(&app, &bearer(&tampered)).await;
+        let reply = app.get_rest(&bearer(&tampered)).await;
         reply.assert_refused(401);
         assert_line(
             &app,
@@ -102,7 +101,7 @@ async fn row_4_tokens_that_do_not_verify_are_refused(backend: Backend) {
         // A known id with a well-formed wrong secret: one hash, and the owner is named.
         let wrong = wrong_secret(&token);
         app.track_secret(&wrong);
-        let reply = get(&app, &bearer(&wrong)).await;
+        let reply = app.get_rest(&bearer(&wrong)).await;
         reply.assert_refused(401);
         assert_eq!(reply.header("www-authenticate"), Some(BEARER_INVALID));
         assert_line(
@@ -115,7 +114,7 @@ async fn row_4_tokens_that_do_not_verify_are_refused(backend: Backend) {
         assert_eq!(app.metric(HASHES).await, hashes + 1.0);
 
         // Basic with the right token but another user name.
-        let reply = get(&app, &basic("bob", &token)).await;
+        let reply = app.get_rest(&basic("bob", &token)).await;
         reply.assert_refused(401);
         assert_eq!(reply.header("www-authenticate"), Some(BASIC_REALM));
         assert_line(
@@ -133,7 +132,7 @@ async fn row_4_tokens_that_do_not_verify_are_refused(backend: Backend) {
             ..TokenOpts::default()
         };
         let (_, expired) = app.create_token("carol", Scope::ReadWrite, old).await;
-        let reply = get(&app, &bearer(&expired)).await;
+        let reply = app.get_rest(&bearer(&expired)).await;
         reply.assert_refused(401);
         assert_line(
             &app,
@@ -144,10 +143,10 @@ async fn row_4_tokens_that_do_not_verify_are_refused(backend: Backend) {
         .await;
 
         // The owner with the real token still gets in.
-        get(&app, &bearer(&token))
+        app.get_rest(&bearer(&token))
             .await
             .assert_forwarded_as("alice");
-        get(&app, &basic("alice", &token))
+        app.get_rest(&basic("alice", &token))
             .await
             .assert_forwarded_as("alice");
         app.finish().await;
@@ -160,7 +159,7 @@ async fn row_4_a_revoked_token_is_refused_within_a_second(backend: Backend) {
         .create_token("alice", Scope::ReadOnly, TokenOpts::default())
         .await;
     // Verified once, so the gateway has it cached.
-    get(&app, &bearer(&token))
+    app.get_rest(&bearer(&token))
         .await
         .assert_forwarded_as("alice");
 
@@ -172,7 +171,7 @@ async fn row_4_a_revoked_token_is_refused_within_a_second(backend: Backend) {
     // Every request sent a second or more after the revocation must be refused (its own
     // latency is not the gateway's propagation delay).
     let reply = refused_within_a_second("the revoked token", Instant::now(), async || {
-        let reply = get(&app, &bearer(&token)).await;
+        let reply = app.get_rest(&bearer(&token)).await;
         (reply.status != 200).then_some(reply)
     })
     .await;
@@ -196,7 +195,7 @@ async fn a_token_outside_the_protected_paths_is_refused_and_not_forwarded(backen
         ("/projects/P/repos/r", bearer(&token)),
         ("/plugins/servlet/x", basic("alice", &token)),
     ] {
-        let reply = call(&app, "GET", path, Some(&authorization), &[]).await;
+        let reply = app.request("GET", path, Some(&authorization), &[]).await;
         reply.assert_refused(401);
         assert!(
             reply.body.contains("/rest/, /scm/"),
@@ -224,13 +223,13 @@ async fn user_text_is_escaped_into_one_line(backend: Backend) {
     let created = opts.created_at;
     let (_, token) = app.create_token("o\"brien", Scope::ReadOnly, opts).await;
 
-    let reply = get(&app, &bearer(&token)).await;
+    let reply = app.get_rest(&bearer(&token)).await;
     reply.assert_forwarded_as("o\"brien");
     let description = format!("deploy \\\"prod\\\"\\r\\n{forged}");
     let message = says::success(&description, "Read Only", "o\\\"brien", created, REST);
     assert_line(&app, &reply, AUTH_LOGGER, &message).await;
 
-    let reply = get(&app, &basic("ev\r\nil", &token)).await;
+    let reply = app.get_rest(&basic("ev\r\nil", &token)).await;
     reply.assert_refused(401);
     assert_line(
         &app,
@@ -241,7 +240,7 @@ async fn user_text_is_escaped_into_one_line(backend: Backend) {
     .await;
 
     let password = basic("mal\nlory", "hunter2");
-    let reply = get(&app, &password).await;
+    let reply = app.get_rest(&password).await;
     reply.assert_forwarded_untouched(Some(&password));
     assert_line(
         &app,
@@ -284,7 +283,7 @@ async fn an_uncached_token_while_postgres_is_down_gets_503() {
     .expect("dropping the gateway's database");
     admin.close().await.ok();
 
-    let reply = get(&app, &bearer(&token)).await;
+    let reply = app.get_rest(&bearer(&token)).await;
     reply.assert_refused(503);
     app.wait_for_line("the store warning", |l| {
         l.message.contains("token store unavailable")

@@ -12,7 +12,6 @@ use sqlx::{Connection as _, SqliteConnection};
 use tokengate::store::{Store, TokenQuery};
 use tokengate::token::Scope;
 
-use super::status;
 use crate::support::app::{Backend, Options, TokenOpts, run_binary, spawn_app};
 
 async fn token_ids(store: &dyn Store) -> Vec<String> {
@@ -47,7 +46,7 @@ async fn a_backup_under_load_is_consistent_and_holds_every_token() {
         tokio::spawn(async move {
             let mut rounds = 0;
             while !done.load(Ordering::SeqCst) && rounds < 10_000 {
-                assert_eq!(status(&app, &token).await, 200);
+                assert_eq!(app.use_token(&token).await, 200);
                 app.create_token("carol", Scope::ReadOnly, TokenOpts::default())
                     .await;
                 rounds += 1;
@@ -107,7 +106,7 @@ async fn a_backup_under_load_is_consistent_and_holds_every_token() {
         Options::new(Backend::Sqlite).set("database.url", format!("sqlite://{}", path.display())),
     )
     .await;
-    assert_eq!(status(&restored, &token).await, 200);
+    assert_eq!(restored.use_token(&token).await, 200);
     restored.finish().await;
 
     // An existing file is never overwritten.

@@ -8,9 +8,7 @@ use http::{Method, StatusCode};
 use serde_json::json;
 use tokengate::token::Scope;
 
-use super::status;
-use crate::admin::{ADMIN_TOKEN, call};
-use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
+use crate::support::app::{ADMIN_TOKEN, Backend, Options, TokenOpts, spawn_app};
 use crate::support::both_backends;
 use crate::support::eventually;
 
@@ -27,26 +25,26 @@ async fn credentials_are_listed_without_secrets_and_deleted(backend: Backend) {
             ),
     )
     .await;
-    let empty = call(&app, Method::GET, "/admin/v1/credentials", None).await;
+    let empty = app.admin(Method::GET, "/admin/v1/credentials", None).await;
     assert_eq!(empty.status, StatusCode::OK, "{empty:?}");
     assert_eq!(empty.body, json!({"credentials": []}));
 
     let secret = "BBDC-c2VjcmV0LWNyZWRlbnRpYWwtb2YtYWxpY2U";
     for user in ["alice", "bob"] {
-        let put = call(
-            &app,
-            Method::PUT,
-            &format!("/admin/v1/users/{user}/credential"),
-            Some(&json!({"credential": secret})),
-        )
-        .await;
+        let put = app
+            .admin(
+                Method::PUT,
+                &format!("/admin/v1/users/{user}/credential"),
+                Some(&json!({"credential": secret})),
+            )
+            .await;
         assert_eq!(put.status, StatusCode::NO_CONTENT, "{put:?}");
     }
     app.store()
         .refuse_credential("bob", chrono::Utc::now())
         .await
         .unwrap();
-    let listed = call(&app, Method::GET, "/admin/v1/credentials", None).await;
+    let listed = app.admin(Method::GET, "/admin/v1/credentials", None).await;
     assert!(
         !listed.text.contains(secret),
         "never the credential: {}",
@@ -65,37 +63,23 @@ async fn credentials_are_listed_without_secrets_and_deleted(backend: Backend) {
     let (_, token) = app
         .create_token("alice", Scope::ReadOnly, TokenOpts::default())
         .await;
-    assert_eq!(status(&app, &token).await, StatusCode::OK);
-    let deleted = call(
-        &app,
-        Method::DELETE,
-        "/admin/v1/users/alice/credential",
-        None,
-    )
-    .await;
+    assert_eq!(app.use_token(&token).await, StatusCode::OK);
+    let deleted = app
+        .admin(Method::DELETE, "/admin/v1/users/alice/credential", None)
+        .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
     assert_eq!(
-        status(&app, &token).await,
+        app.use_token(&token).await,
         StatusCode::UNAUTHORIZED,
         "the gateway forgot the deleted credential at once"
     );
-    call(
-        &app,
-        Method::DELETE,
-        "/admin/v1/users/alice/credential",
-        None,
-    )
-    .await
-    .refused(404, "not_found", "alice");
-    call(
-        &app,
-        Method::DELETE,
-        "/admin/v1/users/al%0Aice/credential",
-        None,
-    )
-    .await
-    .refused(422, "invalid_value", "user");
-    let left = call(&app, Method::GET, "/admin/v1/credentials", None).await;
+    app.admin(Method::DELETE, "/admin/v1/users/alice/credential", None)
+        .await
+        .refused(404, "not_found", "alice");
+    app.admin(Method::DELETE, "/admin/v1/users/al%0Aice/credential", None)
+        .await
+        .refused(422, "invalid_value", "user");
+    let left = app.admin(Method::GET, "/admin/v1/credentials", None).await;
     let users: Vec<_> = left.body["credentials"]
         .as_array()
         .unwrap()
@@ -105,7 +89,7 @@ async fn credentials_are_listed_without_secrets_and_deleted(backend: Backend) {
     assert_eq!(users, [json!("bob")]);
     let events = eventually("the deletion's audit event", async || {
         let path = "/admin/v1/audit?type=credential_deleted";
-        let audit = call(&app, Method::GET, path, None).await;
+        let audit = app.admin(Method::GET, path, None).await;
         let events = audit.body["events"].as_array().unwrap().clone();
         (!events.is_empty()).then_some(events)
     })

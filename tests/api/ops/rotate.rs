@@ -9,9 +9,7 @@ use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::status;
-use crate::admin::{ADMIN_TOKEN, call, call_as, create};
-use crate::support::app::{Backend, Options, TestApp, spawn_app};
+use crate::support::app::{ADMIN_TOKEN, Backend, Options, TestApp, spawn_app};
 use crate::support::both_backends;
 use crate::support::{eventually, refused_within_a_second};
 
@@ -29,7 +27,7 @@ fn time(v: &Value) -> DateTime<Utc> {
 async fn audit_of(app: &TestApp, id: &str, kind: &str) -> Vec<Value> {
     let path = format!("/admin/v1/audit?token_id={id}&type={kind}");
     eventually(&format!("a {kind} event of {id}"), async || {
-        let answer = call(app, Method::GET, &path, None).await;
+        let answer = app.admin(Method::GET, &path, None).await;
         assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
         let events = answer.body["events"].as_array().expect("events").clone();
         (!events.is_empty()).then_some(events)
@@ -46,34 +44,32 @@ async fn a_rotated_token_works_through_its_grace_and_stops_on_every_gateway(back
     )
     .await;
     let expires = (Utc::now() + chrono::Duration::days(30)).to_rfc3339();
-    let old = create(
-        &one,
-        json!({
+    let old = one
+        .admin_create(json!({
             "user": "automation-user",
             "description": "CI pipeline",
             "scope": "read-write",
             "expires_at": expires,
             "allowed_ips": ["127.0.0.0/8", "::1/128"],
             "rate_limit": {"requests": 1000, "period_seconds": 60},
-        }),
-    )
-    .await;
+        }))
+        .await;
     let (old_id, old_secret) = (
         old["id"].as_str().unwrap().to_owned(),
         old["token"].as_str().unwrap().to_owned(),
     );
     two.track_secret(&old_secret);
     // The second gateway has the old token verified and cached.
-    assert_eq!(status(&two, &old_secret).await, StatusCode::OK);
+    assert_eq!(two.use_token(&old_secret).await, StatusCode::OK);
 
     let asked = Instant::now();
-    let rotated = call(
-        &one,
-        Method::POST,
-        &format!("/admin/v1/tokens/{old_id}/rotate"),
-        Some(&json!({"grace_seconds": GRACE.as_secs()})),
-    )
-    .await;
+    let rotated = one
+        .admin(
+            Method::POST,
+            &format!("/admin/v1/tokens/{old_id}/rotate"),
+            Some(&json!({"grace_seconds": GRACE.as_secs()})),
+        )
+        .await;
     let answered = Instant::now();
     assert_eq!(rotated.status, StatusCode::CREATED, "{rotated:?}");
     let new = &rotated.body;
@@ -110,8 +106,7 @@ async fn a_rotated_token_works_through_its_grace_and_stops_on_every_gateway(back
     );
 
     // Rotating the old token again is refused: it has a successor.
-    call(
-        &one,
+    one.admin(
         Method::POST,
         &format!("/admin/v1/tokens/{old_id}/rotate"),
         None,
@@ -120,12 +115,12 @@ async fn a_rotated_token_works_through_its_grace_and_stops_on_every_gateway(back
     .refused(409, "token_replaced", &new_id);
 
     // The successor works on both gateways; the old secret too, while the grace lasts.
-    assert_eq!(status(&one, &new_secret).await, StatusCode::OK);
-    assert_eq!(status(&two, &new_secret).await, StatusCode::OK);
+    assert_eq!(one.use_token(&new_secret).await, StatusCode::OK);
+    assert_eq!(two.use_token(&new_secret).await, StatusCode::OK);
     let mut seen_working = false;
     loop {
         let sent = Instant::now();
-        let answer = status(&two, &old_secret).await;
+        let answer = two.use_token(&old_secret).await;
         if answer == StatusCode::UNAUTHORIZED {
             // Refused after the grace ended (measured from when the rotation was asked),
             // within a second of it.
@@ -151,8 +146,8 @@ async fn a_rotated_token_works_through_its_grace_and_stops_on_every_gateway(back
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(seen_working, "the old secret worked during its grace");
-    assert_eq!(status(&one, &old_secret).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(status(&two, &new_secret).await, StatusCode::OK);
+    assert_eq!(one.use_token(&old_secret).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(two.use_token(&new_secret).await, StatusCode::OK);
 
     // Both audited, each naming the other.
     let created = audit_of(&one, &new_id, "token_created").await;
@@ -166,28 +161,28 @@ async fn a_rotated_token_works_through_its_grace_and_stops_on_every_gateway(back
 
     // Without a body there is no grace: the old token is revoked at once, here and within a
     // second on the other gateway.
-    let again = call_as(
-        &one,
-        Some(ADMIN_TOKEN),
-        Method::POST,
-        &format!("/admin/v1/tokens/{new_id}/rotate"),
-        None,
-    )
-    .await;
+    let again = one
+        .admin_as(
+            Some(ADMIN_TOKEN),
+            Method::POST,
+            &format!("/admin/v1/tokens/{new_id}/rotate"),
+            None,
+        )
+        .await;
     let revoked_at = Instant::now();
     assert_eq!(again.status, StatusCode::CREATED, "{again:?}");
     let third = again.body["token"].as_str().unwrap().to_owned();
     one.track_secret(&third);
     two.track_secret(&third);
     assert_eq!(again.body["replaces"]["state"], "revoked");
-    assert_eq!(status(&one, &new_secret).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(one.use_token(&new_secret).await, StatusCode::UNAUTHORIZED);
     refused_within_a_second(
         "the revoked token on the other gateway",
         revoked_at,
-        async || (status(&two, &new_secret).await != StatusCode::OK).then_some(()),
+        async || (two.use_token(&new_secret).await != StatusCode::OK).then_some(()),
     )
     .await;
-    assert_eq!(status(&two, &third).await, StatusCode::OK);
+    assert_eq!(two.use_token(&third).await, StatusCode::OK);
     let revoked = audit_of(&one, &new_id, "token_revoked").await;
     assert_eq!(revoked[0]["type"], "token_revoked", "{revoked:?}");
     assert_eq!(
@@ -197,37 +192,31 @@ async fn a_rotated_token_works_through_its_grace_and_stops_on_every_gateway(back
 
     // Refusals name what is wrong and change nothing.
     let path = format!("/admin/v1/tokens/{new_id}/rotate");
-    call(&one, Method::POST, &path, None)
+    one.admin(Method::POST, &path, None)
         .await
         .refused(409, "token_revoked", &new_id);
     let third_id = again.body["id"].as_str().unwrap().to_owned();
     let third_path = format!("/admin/v1/tokens/{third_id}/rotate");
-    call(
-        &one,
+    one.admin(
         Method::POST,
         &third_path,
         Some(&json!({"grace_seconds": 31 * 86_400})),
     )
     .await
     .refused(422, "invalid_value", "grace_seconds");
-    call(&one, Method::POST, &third_path, Some(&json!({"grace": 5})))
+    one.admin(Method::POST, &third_path, Some(&json!({"grace": 5})))
         .await
         .refused(400, "invalid_field", "grace");
-    call(
-        &one,
-        Method::POST,
-        "/admin/v1/tokens/zzzzzzzzzzzz/rotate",
-        None,
-    )
-    .await
-    .refused(404, "not_found", "zzzzzzzzzzzz");
-    let tokens = call(&one, Method::GET, "/admin/v1/tokens", None).await;
+    one.admin(Method::POST, "/admin/v1/tokens/zzzzzzzzzzzz/rotate", None)
+        .await
+        .refused(404, "not_found", "zzzzzzzzzzzz");
+    let tokens = one.admin(Method::GET, "/admin/v1/tokens", None).await;
     assert_eq!(
         tokens.body["tokens"].as_array().unwrap().len(),
         3,
         "no token was made"
     );
-    assert_eq!(status(&one, &third).await, StatusCode::OK);
+    assert_eq!(one.use_token(&third).await, StatusCode::OK);
     two.finish().await;
     one.finish().await;
 }

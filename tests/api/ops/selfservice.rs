@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use tokengate::audit::{AuditKind, AuditQuery};
 use tokengate::token::Scope;
 
-use super::status;
 use crate::support::app::{Backend, Options, TestApp, TokenOpts, spawn_app};
 use crate::support::both_backends;
 use crate::support::eventually;
@@ -58,9 +57,9 @@ async fn a_token_rotates_itself_through_self_service_within_its_bounds(backend: 
     let successor = body["token"].as_str().unwrap().to_owned();
     assert_eq!(body["replaces"]["id"], id.as_str());
     assert_eq!(body["scope"], "read-write");
-    assert_eq!(status(&app, &successor).await, StatusCode::OK);
+    assert_eq!(app.use_token(&successor).await, StatusCode::OK);
     assert_eq!(
-        status(&app, &secret).await,
+        app.use_token(&secret).await,
         StatusCode::OK,
         "within its grace"
     );
@@ -77,7 +76,7 @@ async fn a_token_rotates_itself_through_self_service_within_its_bounds(backend: 
     let (answer, body) = rotate(&app, &ro, ro_id.as_str(), None).await;
     assert_eq!(answer, StatusCode::CREATED, "{body}");
     assert_eq!(body["replaces"]["state"], "revoked");
-    assert_eq!(status(&app, &ro).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.use_token(&ro).await, StatusCode::UNAUTHORIZED);
 
     // A successor must be within the signing token's bounds: no expiry is later than its own.
     let (forever_id, _) = app

@@ -8,7 +8,7 @@ use chrono::{Duration, TimeZone, Utc};
 use tokengate::store::LastUse;
 use tokengate::token::{Scope, TokenId};
 
-use super::{get_as, post_as, row, sign_in, site, token, use_token};
+use super::{get_as, post_as, row, sign_in, site, token};
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
 use crate::support::browser::Browser;
 use crate::support::eventually;
@@ -148,7 +148,7 @@ async fn the_manager_filters_everyone_s_tokens_makes_one_for_someone_and_revokes
         .unwrap()
         .unwrap();
     app.track_secret(&secret);
-    assert_eq!(use_token(&app, &secret).await, 200);
+    assert_eq!(app.use_token(&secret).await, 200);
     let dave = browser
         .find_xpath("//tr[td[normalize-space()='dave']]")
         .await;
@@ -274,9 +274,10 @@ async fn without_the_right_neither_the_pages_nor_links_to_them_show() {
 async fn the_audit_page_filters_the_trail_and_exports_it_as_csv() {
     let app = site(Backend::Postgres).await;
     let (_, secret) = token(&app, "bob", "CI deploy", Scope::ReadOnly).await;
-    assert_eq!(use_token(&app, &secret).await, 200);
+    assert_eq!(app.use_token(&secret).await, 200);
     assert_eq!(
-        use_token(&app, &format!("{}x", &secret[..secret.len() - 1])).await,
+        app.use_token(&format!("{}x", &secret[..secret.len() - 1]))
+            .await,
         401
     );
     // A token made for carol on the manager's page, and revoked there.

@@ -5,7 +5,7 @@ use fantoccini::key::Key;
 use serde_json::json;
 use tokengate::token::Scope;
 
-use super::{row, sign_in, site, token, use_token};
+use super::{row, sign_in, site, token};
 use crate::support::app::{Backend, TestApp};
 use crate::support::browser::Browser;
 use crate::support::eventually;
@@ -103,7 +103,7 @@ async fn a_new_token_is_shown_once_copied_and_works_through_the_gateway() {
     );
 
     // It works through the gateway, as alice, from an allowed address.
-    assert_eq!(use_token(&app, &secret).await, 200);
+    assert_eq!(app.use_token(&secret).await, 200);
     let seen = app.upstream.requests();
     let used = seen
         .iter()
@@ -179,11 +179,7 @@ async fn revoking_asks_first_and_then_the_token_stops_working() {
             "return !document.getElementById('tg-confirm').open;",
         )
         .await;
-    assert_eq!(
-        use_token(&app, &secret).await,
-        200,
-        "cancelled: still valid"
-    );
+    assert_eq!(app.use_token(&secret).await, 200, "cancelled: still valid");
 
     click(&browser, &row(&id), "Revoke").await;
     browser.find("dialog#tg-confirm[open]").await;
@@ -198,7 +194,7 @@ async fn revoking_asks_first_and_then_the_token_stops_working() {
         .unwrap();
     assert!(buttons.is_empty(), "a revoked token has no Revoke button");
     eventually("the revoked token to be refused", async || {
-        (use_token(&app, &secret).await == 401).then_some(())
+        (app.use_token(&secret).await == 401).then_some(())
     })
     .await;
     browser.finish().await;
@@ -321,8 +317,8 @@ async fn rotating_shows_the_successor_once_and_the_old_token_works_for_the_grace
     assert_eq!(browser.url().await.path(), "/tokengate/");
 
     // Both work through the gateway for the grace; the old one now expires with it.
-    assert_eq!(use_token(&app, &successor).await, 200);
-    assert_eq!(use_token(&app, &old).await, 200);
+    assert_eq!(app.use_token(&successor).await, 200);
+    assert_eq!(app.use_token(&old).await, 200);
     let expires = app
         .store()
         .get_token(&id)
@@ -357,9 +353,9 @@ async fn rotating_shows_the_successor_once_and_the_old_token_works_for_the_grace
         .wait_for_text("Rotated “CI runner”. The old token is revoked")
         .await;
     let third = shown_secret(&app, &browser).await;
-    assert_eq!(use_token(&app, &third).await, 200);
+    assert_eq!(app.use_token(&third).await, 200);
     eventually("the replaced token to be refused", async || {
-        (use_token(&app, &successor).await == 401).then_some(())
+        (app.use_token(&successor).await == 401).then_some(())
     })
     .await;
     browser.finish().await;

@@ -5,7 +5,7 @@
 use axum::response::Html;
 use tokengate::token::Scope;
 
-use super::{get_as, post_as, row, session_of, sign_in, site, token, use_token};
+use super::{get_as, post_as, row, session_of, sign_in, site, token};
 use crate::support::app::Backend;
 use crate::support::browser::Browser;
 
@@ -192,7 +192,7 @@ async fn a_form_posted_from_another_site_changes_nothing() {
     };
     let tokens = app.store().list_tokens(&query).await.unwrap();
     assert_eq!(tokens.len(), 1, "no token was planted");
-    assert_eq!(use_token(&app, &secret).await, 200, "nothing was revoked");
+    assert_eq!(app.use_token(&secret).await, 200, "nothing was revoked");
     browser.goto(&format!("{gateway}/tokengate/")).await;
     let state = browser.find_xpath(&row(&id)).await.text().await.unwrap();
     assert!(state.contains("ACTIVE"), "{state}");
@@ -226,7 +226,7 @@ async fn a_form_posted_from_another_site_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(basic.status(), 403);
-    assert_eq!(use_token(&app, &secret).await, 200);
+    assert_eq!(app.use_token(&secret).await, 200);
     let done = post_as(
         &app,
         "alice",

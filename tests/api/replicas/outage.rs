@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{on_redis, spread, token_with, two_gateways};
-use crate::auth::{bearer, get};
+use crate::auth::bearer;
 use crate::support::app::{Options, TestApp, spawn_app};
 use crate::support::forwarder::Forwarder;
 use crate::support::redis::{RedisServer, redis_url, unique_prefix};
@@ -25,7 +25,7 @@ async fn backend_up(app: &TestApp, value: f64) {
 
 /// The lines that say Redis went away, once every line of a request made now was written.
 async fn warnings(app: &TestApp) -> Vec<String> {
-    let barrier = get(app, "Bearer not-a-tokengate-token").await;
+    let barrier = app.get_rest("Bearer not-a-tokengate-token").await;
     app.line_for(&barrier.id).await;
     app.log_lines()
         .into_iter()
@@ -42,7 +42,7 @@ async fn with_redis_stopped_both_gateways_keep_serving_and_come_back_when_it_doe
     }
     let shared = bearer(&token_with(&a, "1000/1h").await);
     for app in [&a, &b] {
-        get(app, &shared).await.assert_forwarded_as("alice");
+        app.get_rest(&shared).await.assert_forwarded_as("alice");
     }
 
     redis.stop().await;
@@ -53,7 +53,7 @@ async fn with_redis_stopped_both_gateways_keep_serving_and_come_back_when_it_doe
     let started = Instant::now();
     for _ in 0..10 {
         for app in [&a, &b] {
-            get(app, &shared).await.assert_forwarded_as("alice");
+            app.get_rest(&shared).await.assert_forwarded_as("alice");
         }
     }
     assert!(
@@ -76,9 +76,9 @@ async fn with_redis_stopped_both_gateways_keep_serving_and_come_back_when_it_doe
     let apart = bearer(&token_with(&a, "2/1h").await);
     for app in [&a, &b] {
         for _ in 0..2 {
-            get(app, &apart).await.assert_forwarded_as("alice");
+            app.get_rest(&apart).await.assert_forwarded_as("alice");
         }
-        get(app, &apart).await.assert_refused(429);
+        app.get_rest(&apart).await.assert_refused(429);
     }
 
     redis.resume().await;
@@ -93,7 +93,7 @@ async fn with_redis_stopped_both_gateways_keep_serving_and_come_back_when_it_doe
     let together = bearer(&token_with(&a, "3/1h").await);
     let mut statuses = Vec::new();
     for app in [&a, &b, &a, &b, &a, &b] {
-        statuses.push(get(app, &together).await.status);
+        statuses.push(app.get_rest(&together).await.status);
     }
     assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
 
@@ -118,15 +118,15 @@ async fn a_gateway_starts_while_redis_is_down_and_joins_it_when_it_answers() {
     .await;
     assert_eq!(app.metric(UP).await, 0.0);
     let auth = bearer(&token_with(&app, "1/1h").await);
-    get(&app, &auth).await.assert_forwarded_as("alice");
-    get(&app, &auth).await.assert_refused(429);
+    app.get_rest(&auth).await.assert_forwarded_as("alice");
+    app.get_rest(&auth).await.assert_refused(429);
     assert_eq!(warnings(&app).await.len(), 1);
 
     redis.resume().await;
     backend_up(&app, 1.0).await;
     // Counted in Redis now, from its own (fresh) count.
-    get(&app, &auth).await.assert_forwarded_as("alice");
-    get(&app, &auth).await.assert_refused(429);
+    app.get_rest(&auth).await.assert_forwarded_as("alice");
+    app.get_rest(&auth).await.assert_refused(429);
     app.finish().await;
 }
 
@@ -136,14 +136,14 @@ async fn a_redis_that_stops_answering_costs_one_timeout_then_nothing() {
     let network = Forwarder::start(&redis_url()).await;
     let app = spawn_app(on_redis(&network.url(&redis_url()), &unique_prefix(), &[])).await;
     let auth = bearer(&token_with(&app, "1000/1h").await);
-    get(&app, &auth).await.assert_forwarded_as("alice");
+    app.get_rest(&auth).await.assert_forwarded_as("alice");
     assert_eq!(app.metric(UP).await, 1.0);
 
     network.admit(0);
     network.stall();
     let started = Instant::now();
     for _ in 0..20 {
-        get(&app, &auth).await.assert_forwarded_as("alice");
+        app.get_rest(&auth).await.assert_forwarded_as("alice");
     }
     // At most one check per worker waited out the 50 ms timeout; the others asked Redis nothing.
     assert!(
@@ -156,6 +156,6 @@ async fn a_redis_that_stops_answering_costs_one_timeout_then_nothing() {
 
     network.admit_all();
     backend_up(&app, 1.0).await;
-    get(&app, &auth).await.assert_forwarded_as("alice");
+    app.get_rest(&auth).await.assert_forwarded_as("alice");
     app.finish().await;
 }

@@ -22,6 +22,10 @@ use tokengate::token::{NewToken, Scope, TokenId};
 pub(crate) use super::binary::{
     NODE_ID, binary, rss_kib, run_binary, run_binary_with_env, test_offset,
 };
+mod requests;
+
+pub(crate) use requests::{ADMIN_TOKEN, REST, Reply};
+
 use super::binary::{start, write_config};
 use super::certs::Leaf;
 use super::log::LogLine;
