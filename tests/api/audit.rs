@@ -19,43 +19,12 @@ use tokengate::audit::{self, AuditEvent, AuditQuery, AuditSettings, AuditSink, A
 use tokengate::metrics::Metrics;
 use tokengate::store::{AuditStore, Store};
 
-use crate::support::app::TestApp;
+use crate::support::app::{ADMIN_TOKEN, TestApp};
 use crate::support::eventually;
-
-/// The admin token of every gateway here.
-const ADMIN_TOKEN: &str = "audit-admin-token-for-the-tests";
-
-/// An admin call with the admin token: status, body text, content type.
-async fn admin(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, String, String) {
-    let mut request = app
-        .client
-        .request(method, format!("{}{path}", app.admin_url()))
-        .bearer_auth(ADMIN_TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("an admin call");
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (
-        status,
-        response.text().await.expect("reading the answer"),
-        content_type,
-    )
-}
 
 /// `GET path` answered 200 with JSON.
 async fn get_json(app: &TestApp, path: &str) -> Value {
-    let (status, text, _) = admin(app, Method::GET, path, None).await;
+    let (status, text, _) = app.admin_text(Method::GET, path, None).await;
     assert_eq!(status, 200, "GET {path}: {text}");
     serde_json::from_str(&text).expect("a JSON answer")
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokengate::audit::{AuditKind, AuditQuery, StoredAuditEvent};
 use tokengate::token::Scope;
 
-use super::{ADMIN_TOKEN, admin, assert_no_secret, eventually, get_json};
+use super::{ADMIN_TOKEN, assert_no_secret, eventually, get_json};
 use crate::auth::basic;
 use crate::support::app::{Backend, NODE_ID, Options, TestApp, TokenOpts, spawn_app};
 
@@ -25,11 +25,8 @@ struct Scenario {
 
 /// Creates a token through the admin API; returns its id and secret.
 async fn create(app: &TestApp, body: Value) -> (String, String) {
-    let (status, text, _) = admin(app, Method::POST, "/admin/v1/tokens", Some(body)).await;
-    assert_eq!(status, 201, "{text}");
-    let body: Value = serde_json::from_str(&text).unwrap();
+    let body = app.admin_create(body).await;
     let secret = body["token"].as_str().unwrap().to_owned();
-    app.track_secret(&secret);
     (body["id"].as_str().unwrap().to_owned(), secret)
 }
 
@@ -108,24 +105,20 @@ async fn run_scenario(app: &TestApp) -> Scenario {
     );
 
     let path = format!("/admin/v1/tokens/{id}");
-    let (status, text, _) = admin(
-        app,
-        Method::PATCH,
-        &path,
-        Some(json!({ "description": "CI, renamed" })),
-    )
-    .await;
+    let (status, text, _) = app
+        .admin_text(
+            Method::PATCH,
+            &path,
+            Some(json!({ "description": "CI, renamed" })),
+        )
+        .await;
     assert_eq!(status, 200, "{text}");
-    let (status, text, _) = admin(app, Method::DELETE, &path, None).await;
+    let (status, text, _) = app.admin_text(Method::DELETE, &path, None).await;
     assert_eq!(status, 204, "{text}");
     let body = json!({ "credential": CREDENTIAL });
-    let (status, text, _) = admin(
-        app,
-        Method::PUT,
-        "/admin/v1/users/alice/credential",
-        Some(body),
-    )
-    .await;
+    let (status, text, _) = app
+        .admin_text(Method::PUT, "/admin/v1/users/alice/credential", Some(body))
+        .await;
     assert_eq!(status, 204, "{text}");
 
     use AuditKind::*;
@@ -222,13 +215,13 @@ async fn the_query_api_shows_no_secret(app: &TestApp, secrets: &[String]) {
     let page = get_json(app, "/admin/v1/audit?limit=1000").await;
     assert_no_secret("the audit API's page", &page.to_string(), secrets);
     for format in ["ndjson", "csv"] {
-        let (status, text, _) = admin(
-            app,
-            Method::GET,
-            &format!("/admin/v1/audit?format={format}"),
-            None,
-        )
-        .await;
+        let (status, text, _) = app
+            .admin_text(
+                Method::GET,
+                &format!("/admin/v1/audit?format={format}"),
+                None,
+            )
+            .await;
         assert_eq!(status, 200);
         assert_no_secret(format, &text, secrets);
     }

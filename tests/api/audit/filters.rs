@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome};
 
-use super::{ADMIN_TOKEN, admin, get_json};
+use super::{ADMIN_TOKEN, get_json};
 use crate::support::app::{Backend, Options, TestApp, spawn_app};
 use crate::support::execute_raw;
 
@@ -41,7 +41,7 @@ fn users(page: &Value) -> Vec<String> {
 
 /// Asserts a 400 with this code, for `GET path`.
 async fn refused(app: &TestApp, path: &str, code: &str) {
-    let (status, text, _) = admin(app, Method::GET, path, None).await;
+    let (status, text, _) = app.admin_text(Method::GET, path, None).await;
     assert_eq!(status, 400, "{path}: {text}");
     let body: Value = serde_json::from_str(&text).expect("a JSON error");
     assert_eq!(body["error"]["code"], code, "{path}: {text}");
@@ -70,7 +70,7 @@ async fn filters_and_cursors(backend: Backend) {
     }
     for format in ["ndjson", "csv"] {
         let path = format!("/admin/v1/audit?user=a%00b&format={format}");
-        let (status, text, _) = admin(&app, Method::GET, &path, None).await;
+        let (status, text, _) = app.admin_text(Method::GET, &path, None).await;
         assert_eq!(status, 200, "{path}: {text}");
         assert!(text.contains(stored), "{path}: {text}");
         assert!(!text.contains("alice"), "{path}: {text}");
@@ -144,7 +144,7 @@ async fn export_of_a_failing_store(backend: Backend) {
     .await;
     for format in ["ndjson", "csv"] {
         let path = format!("/admin/v1/audit?user=alice&format={format}");
-        let (status, text, content_type) = admin(&app, Method::GET, &path, None).await;
+        let (status, text, content_type) = app.admin_text(Method::GET, &path, None).await;
         assert_eq!(
             (status, content_type.as_str()),
             (503, "application/json"),
@@ -158,13 +158,9 @@ async fn export_of_a_failing_store(backend: Backend) {
         &format!("ALTER TABLE {table}_away RENAME TO {table}"),
     )
     .await;
-    let (status, text, _) = admin(
-        &app,
-        Method::GET,
-        "/admin/v1/audit?user=alice&format=csv",
-        None,
-    )
-    .await;
+    let (status, text, _) = app
+        .admin_text(Method::GET, "/admin/v1/audit?user=alice&format=csv", None)
+        .await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(text.lines().count(), 2, "a header and the event: {text}");
     app.finish().await;

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokengate::audit::{AuditEvent, AuditKind, AuditOutcome};
 
-use super::{ADMIN_TOKEN, admin, get_json};
+use super::{ADMIN_TOKEN, get_json};
 use crate::support::app::{Backend, Options, TestApp, spawn_app};
 
 /// More than two export pages.
@@ -183,8 +183,9 @@ async fn refusals(app: &TestApp) {
         ("cursor=1-0", "invalid_cursor", "cursor"),
         ("colour=blue", "invalid_query", "colour"),
     ] {
-        let (status, text, _) =
-            admin(app, Method::GET, &format!("/admin/v1/audit?{query}"), None).await;
+        let (status, text, _) = app
+            .admin_text(Method::GET, &format!("/admin/v1/audit?{query}"), None)
+            .await;
         assert_eq!(status, 400, "{query}: {text}");
         let body: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(body["error"]["code"], code, "{query}: {text}");
@@ -201,7 +202,7 @@ async fn refusals(app: &TestApp) {
         let path = format!(
             "/admin/v1/audit?since=2024-06-02T00:00:00Z&until=2024-06-01T00:00:00Z&format={format}"
         );
-        let (status, text, _) = admin(app, Method::GET, &path, None).await;
+        let (status, text, _) = app.admin_text(Method::GET, &path, None).await;
         assert_eq!((status, text.as_str()), (200, empty), "{path}");
     }
     let anonymous = app
@@ -215,8 +216,9 @@ async fn refusals(app: &TestApp) {
 
 async fn exports(app: &TestApp, events: &[AuditEvent]) {
     // NDJSON: every event, newest first, one a line.
-    let (status, text, content_type) =
-        admin(app, Method::GET, "/admin/v1/audit?format=ndjson", None).await;
+    let (status, text, content_type) = app
+        .admin_text(Method::GET, "/admin/v1/audit?format=ndjson", None)
+        .await;
     assert_eq!(
         (status, content_type.as_str()),
         (200, "application/x-ndjson")
@@ -236,41 +238,42 @@ async fn exports(app: &TestApp, events: &[AuditEvent]) {
     // At most `limit` events, in either format: the newest ones.
     for limit in [1, 5, 1000] {
         let path = format!("/admin/v1/audit?format=ndjson&limit={limit}");
-        let (status, limited, _) = admin(app, Method::GET, &path, None).await;
+        let (status, limited, _) = app.admin_text(Method::GET, &path, None).await;
         assert_eq!(status, 200, "{path}: {limited}");
         let expected: Vec<&str> = text.lines().take(limit).collect();
         assert_eq!(limited.lines().collect::<Vec<_>>(), expected, "{path}");
         let path = format!("/admin/v1/audit?format=csv&limit={limit}");
-        let (status, csv, _) = admin(app, Method::GET, &path, None).await;
+        let (status, csv, _) = app.admin_text(Method::GET, &path, None).await;
         assert_eq!(status, 200, "{path}: {csv}");
         assert_eq!(parse_csv(&csv).len(), limit + 1, "{path}");
     }
 
     // From a cursor on, and filtered.
     let cursor = first["next_cursor"].as_str().unwrap();
-    let (_, text, _) = admin(
-        app,
-        Method::GET,
-        &format!("/admin/v1/audit?format=ndjson&cursor={cursor}"),
-        None,
-    )
-    .await;
+    let (_, text, _) = app
+        .admin_text(
+            Method::GET,
+            &format!("/admin/v1/audit?format=ndjson&cursor={cursor}"),
+            None,
+        )
+        .await;
     assert_eq!(text.lines().count(), N - 10);
-    let (_, text, _) = admin(
-        app,
-        Method::GET,
-        "/admin/v1/audit?format=ndjson&type=fallback",
-        None,
-    )
-    .await;
+    let (_, text, _) = app
+        .admin_text(
+            Method::GET,
+            "/admin/v1/audit?format=ndjson&type=fallback",
+            None,
+        )
+        .await;
     assert_eq!(
         text.lines().count(),
         newest_first(events, |e| e.kind == AuditKind::Fallback).len()
     );
 
     // CSV: a header and one record per event, quoted where needed.
-    let (status, text, content_type) =
-        admin(app, Method::GET, "/admin/v1/audit?format=csv", None).await;
+    let (status, text, content_type) = app
+        .admin_text(Method::GET, "/admin/v1/audit?format=csv", None)
+        .await;
     assert_eq!(
         (status, content_type.as_str()),
         (200, "text/csv; charset=utf-8")

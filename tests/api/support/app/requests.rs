@@ -216,6 +216,35 @@ impl TestApp {
             .await
     }
 
+    /// Sends an admin call with [`ADMIN_TOKEN`] and `body` as JSON, for an answer that need not
+    /// be JSON (an export): its status, text and content type.
+    pub(crate) async fn admin_text(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, String, String) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.admin_url()))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("an admin call");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (
+            status,
+            response.text().await.expect("reading the answer"),
+            content_type,
+        )
+    }
+
     /// Creates a token through the admin API, remembers its secret, and returns the answer's
     /// body.
     pub(crate) async fn admin_create(&self, body: Value) -> Value {
