@@ -164,7 +164,7 @@ pub enum TokenWrite {
     Unknown,
 }
 
-/// What every part of the store answers: whether the database is reachable.
+/// Whether the database answers: asked by the readiness check and by the audit writer's probe.
 #[async_trait]
 pub trait Reachable: Send + Sync + 'static {
     /// A cheap round trip, for readiness.
@@ -172,7 +172,7 @@ pub trait Reachable: Send + Sync + 'static {
 }
 
 /// Tokens and their expiry notices, the database's schema, and the stream of changes: what
-/// the verifier, the lifecycle and the gateway's background jobs use.
+/// the verifier, last-used writes, expiry notices and the gateway's background tasks use.
 #[async_trait]
 pub trait TokenStore: Reachable {
     /// Which backend this is.
