@@ -422,26 +422,7 @@ impl TestApp {
         scope: Scope,
         opts: TokenOpts,
     ) -> (TokenId, String) {
-        let (id, secret) = tokengate::token::generate();
-        let secret = secret.expose_secret().to_owned();
-        let hash = {
-            let secret = secret.clone();
-            tokio::task::spawn_blocking(move || tokengate::token::hash_secret(&secret))
-                .await
-                .expect("hashing")
-        };
-        let token = NewToken {
-            id: id.clone(),
-            user: user.to_owned(),
-            description: opts.description,
-            scope,
-            created_at: opts.created_at,
-            expires_at: opts.expires_at,
-            allowed_ips: opts.allowed_ips,
-            rate_limit: opts.rate_limit,
-            secret_hash: hash,
-        };
-        store.insert_token(&token).await.expect("inserting a token");
+        let (id, secret) = insert_token(store, user, scope, opts).await;
         self.track_secret(&secret);
         (id, secret)
     }
@@ -569,4 +550,35 @@ impl Drop for TestApp {
             );
         }
     }
+}
+
+/// Stores a token for `user` in `store` directly, before any gateway runs: the caller hands its
+/// secret to [`TestApp::track_secret`] once there is one. Returns the id and the whole token.
+pub(crate) async fn insert_token(
+    store: &dyn Store,
+    user: &str,
+    scope: Scope,
+    opts: TokenOpts,
+) -> (TokenId, String) {
+    let (id, secret) = tokengate::token::generate();
+    let secret = secret.expose_secret().to_owned();
+    let hash = {
+        let secret = secret.clone();
+        tokio::task::spawn_blocking(move || tokengate::token::hash_secret(&secret))
+            .await
+            .expect("hashing")
+    };
+    let token = NewToken {
+        id: id.clone(),
+        user: user.to_owned(),
+        description: opts.description,
+        scope,
+        created_at: opts.created_at,
+        expires_at: opts.expires_at,
+        allowed_ips: opts.allowed_ips,
+        rate_limit: opts.rate_limit,
+        secret_hash: hash,
+    };
+    store.insert_token(&token).await.expect("inserting a token");
+    (id, secret)
 }
