@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use super::raw::RawSelfService;
 use super::validate::{bad, count, duration, secret};
-use super::{ConfigError, Identity, UpstreamConfig};
+use super::{AuthConfig, ConfigError, Identity, UpstreamConfig};
 use crate::selfservice::{Rule, Rules};
 
 /// `[self_service]`, validated.
@@ -110,10 +110,23 @@ fn origin(key: &'static str, value: &str) -> Result<String, ConfigError> {
 pub(super) fn validate(
     raw: RawSelfService,
     upstream: &UpstreamConfig,
+    auth: &AuthConfig,
 ) -> Result<SelfServiceConfig, ConfigError> {
+    let path = web_path("self_service.path", &raw.path)?;
+    // The pages answer everything under their path: a protected path there would never reach
+    // Bitbucket.
+    if let Some(hidden) = auth.protected_paths.iter().find(|p| p.starts_with(&path)) {
+        return Err(bad(
+            "self_service.path",
+            &path,
+            format!(
+                "would hide {hidden} of auth.protected_paths from Bitbucket: the pages answer every path under their own"
+            ),
+        ));
+    }
     let config = SelfServiceConfig {
         enabled: raw.enabled,
-        path: web_path("self_service.path", &raw.path)?,
+        path,
         whoami_path: match raw.whoami_path.parse::<http::uri::PathAndQuery>() {
             Ok(p) if raw.whoami_path.starts_with('/') => p.to_string(),
             _ => {

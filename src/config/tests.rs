@@ -3,6 +3,7 @@ use std::io::Write;
 use super::*;
 
 mod rate_limit;
+mod self_service;
 
 fn load(toml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let mut file = tempfile::NamedTempFile::new().unwrap();

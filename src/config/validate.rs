@@ -129,7 +129,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let admin = super::admin::validate(raw.admin)?;
     let audit = super::audit::validate(raw.audit)?;
     let log = super::log::validate(raw.log)?;
-    let self_service = super::self_service::validate(raw.self_service, &upstream)?;
+    let self_service = super::self_service::validate(raw.self_service, &upstream, &auth)?;
     let notify = super::notify::validate(raw.notify)?;
 
     Ok(Config {
