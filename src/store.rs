@@ -280,8 +280,15 @@ pub trait CredentialStore: Send + Sync + 'static {
     async fn get_credential(&self, user: &str) -> Result<Option<StoredCredential>, StoreError>;
 
     /// Marks a user's credential refused by Bitbucket at `at` (unless it is already marked)
-    /// and announces the change; false when no credential is stored.
-    async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// and announces the change, only while the stored credential is still `sealed`, the one
+    /// Bitbucket refused: a credential stored since (the user signed in again) is left alone.
+    /// False when that credential is no longer stored.
+    async fn refuse_credential(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// The users with a stored credential, by user name, without the credentials.
     async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, StoreError>;

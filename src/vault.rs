@@ -7,6 +7,8 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use secrecy::{ExposeSecret, SecretString};
 
+use subtle::ConstantTimeEq as _;
+
 use crate::store::{Change, ChangeCount};
 
 const NONCE_LEN: usize = 12;
@@ -143,12 +145,21 @@ impl Upstream {
     }
 }
 
+/// The `Authorization` value that sends `credential` to Bitbucket, marked sensitive; `None`
+/// for a credential a header cannot carry.
+pub fn bearer(credential: &SecretString) -> Option<http::HeaderValue> {
+    let mut value =
+        http::HeaderValue::from_str(&format!("Bearer {}", credential.expose_secret())).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 /// Opens users' stored credentials for forwarding, with a short cache in front of the store.
 pub struct CredentialVault {
     store: std::sync::Arc<dyn crate::store::CredentialStore>,
     /// Where store lookups run; `None` runs them on the caller's runtime.
     store_runtime: Option<crate::store::StoreRuntime>,
-    key: CredentialKey,
+    key: std::sync::Arc<CredentialKey>,
     cache: moka::future::Cache<String, Upstream>,
     /// Credential changes heard, so a lookup that one overtook is not kept.
     changes: ChangeCount,
@@ -172,7 +183,7 @@ impl CredentialVault {
         Self {
             store,
             store_runtime: None,
-            key,
+            key: std::sync::Arc::new(key),
             cache: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(ttl)
@@ -220,25 +231,46 @@ impl CredentialVault {
     }
 
     /// Marks the user's credential refused by Bitbucket, here and (through the store's change
-    /// announcement) on every replica.
-    pub async fn refuse(&self, user: &str) -> Result<(), crate::store::StoreError> {
-        let (store, owner, at) = (
+    /// announcement) on every replica, if it is still the one `sent` (the `Authorization` value
+    /// made by [`bearer`]) carried. An answer to a request sent before the user's credential
+    /// was replaced refuses nothing: the replacement was never shown to Bitbucket. True when the
+    /// credential was marked.
+    pub async fn refuse(
+        &self,
+        user: &str,
+        sent: &http::HeaderValue,
+    ) -> Result<bool, crate::store::StoreError> {
+        let (store, owner, sent, at) = (
             std::sync::Arc::clone(&self.store),
             user.to_owned(),
+            sent.clone(),
             chrono::Utc::now(),
         );
-        match &self.store_runtime {
-            Some(runtime) => {
-                runtime
-                    .run(async move { store.refuse_credential(&owner, at).await })
-                    .await?;
+        let key = std::sync::Arc::clone(&self.key);
+        let refuse = async move {
+            let Some(stored) = store.get_credential(&owner).await? else {
+                return Ok(false);
+            };
+            // A credential that cannot be opened was not the one sent.
+            let Some(stored_value) = key
+                .open(&owner, &stored.sealed)
+                .ok()
+                .and_then(|secret| bearer(&secret))
+            else {
+                return Ok(false);
+            };
+            if !bool::from(stored_value.as_bytes().ct_eq(sent.as_bytes())) {
+                return Ok(false);
             }
-            None => {
-                store.refuse_credential(&owner, at).await?;
-            }
-        }
+            // Compared again by the store, so a replacement stored since is not marked.
+            store.refuse_credential(&owner, &stored.sealed, at).await
+        };
+        let marked = match &self.store_runtime {
+            Some(runtime) => runtime.run(refuse).await?,
+            None => refuse.await?,
+        };
         self.forget(user).await;
-        Ok(())
+        Ok(marked)
     }
 
     /// Forgets a cached credential (after it was replaced).

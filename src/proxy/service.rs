@@ -11,7 +11,6 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use secrecy::ExposeSecret;
 
 use super::Gateway;
 use super::context::{Remote, remote, session_id};
@@ -29,7 +28,7 @@ use crate::request_id::{REQUEST_ID_HEADER, request_id_header};
 use crate::selfservice::{Edge, RequestMeta};
 use crate::telemetry::{CLIPPED, MAX_FIELD_BYTES, RequestContext, clip, in_request};
 use crate::token::TokenRecord;
-use crate::vault::Upstream;
+use crate::vault::{Upstream, bearer};
 
 /// The header Bitbucket names the authenticated user with on its answers.
 const X_AUSERNAME: HeaderName = HeaderName::from_static("x-ausername");
@@ -252,6 +251,8 @@ async fn decide_and_act(
             let headers = request.headers_mut();
             headers.remove(AUTHORIZATION);
             let (name, value) = identity.expect("settled above for an allowed request");
+            // The credential sent, to refuse only that one if Bitbucket refuses it.
+            let sent = (gateway.identity == Identity::Credential).then(|| value.clone());
             headers.insert(name, value);
             let mut response = forward(gateway, request, remote, ids.header).await;
             // Bitbucket also answers 401 to a signed-in user who lacks a permission, but then
@@ -260,12 +261,19 @@ async fn decide_and_act(
                 && response.status() == StatusCode::UNAUTHORIZED
                 && !response.headers().contains_key(X_AUSERNAME)
                 && let Some(vault) = &gateway.credentials
+                && let Some(sent) = &sent
             {
                 // Bitbucket refused the user's stored credential (expired, revoked, or its user
                 // lost access): not sent again until it is replaced.
-                tracing::warn!(target: "tokengate::proxy", user = %crate::telemetry::Escaped(&token.user), "Bitbucket refused the stored credential; marked refused until it is replaced");
-                if let Err(e) = vault.refuse(&token.user).await {
-                    tracing::warn!(target: "tokengate::proxy", error = %e, "marking the stored credential refused failed");
+                match vault.refuse(&token.user, sent).await {
+                    Ok(true) => {
+                        tracing::warn!(target: "tokengate::proxy", user = %crate::telemetry::Escaped(&token.user), "Bitbucket refused the stored credential; marked refused until it is replaced");
+                    }
+                    // Replaced since this request was sent: the new one is not refused.
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(target: "tokengate::proxy", error = %e, "marking the stored credential refused failed");
+                    }
                 }
             }
             add_rate_headers(&mut response, &status);
@@ -399,17 +407,13 @@ async fn identity_value(
                 .as_ref()
                 .expect("credential identity has a vault");
             match vault.get(&token.user).await {
-                Ok(Upstream::Usable(credential)) => {
-                    let value = format!("Bearer {}", credential.expose_secret());
-                    let Ok(mut value) = HeaderValue::from_str(&value) else {
-                        return Err(respond::error(
-                            StatusCode::BAD_GATEWAY,
-                            "The stored Bitbucket credential cannot be used.",
-                        ));
-                    };
-                    value.set_sensitive(true);
-                    Ok((AUTHORIZATION, value))
-                }
+                Ok(Upstream::Usable(credential)) => match bearer(&credential) {
+                    Some(value) => Ok((AUTHORIZATION, value)),
+                    None => Err(respond::error(
+                        StatusCode::BAD_GATEWAY,
+                        "The stored Bitbucket credential cannot be used.",
+                    )),
+                },
                 Ok(Upstream::Missing) => {
                     gateway.metrics.count_request("no_upstream_credential");
                     report_no_credential(gateway, token, reported, NoCredential::Missing);

@@ -436,8 +436,13 @@ impl CredentialStore for SqliteStore {
         credentials::get(&self.pool, user).await
     }
 
-    async fn refuse_credential(&self, user: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        credentials::refuse(&self.pool, user, at).await
+    async fn refuse_credential(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        credentials::refuse(&self.pool, user, sealed, at).await
     }
 
     async fn list_credentials(&self) -> Result<Vec<CredentialInfo>, StoreError> {

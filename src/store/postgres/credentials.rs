@@ -59,14 +59,17 @@ pub(super) async fn get(pool: &PgPool, user: &str) -> Result<Option<StoredCreden
 pub(super) async fn refuse(
     pool: &PgPool,
     user: &str,
+    sealed: &[u8],
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
     let marked = sqlx::query(
-        "UPDATE credentials SET refused_at = COALESCE(refused_at, $2) WHERE user_name = $1",
+        "UPDATE credentials SET refused_at = COALESCE(refused_at, $2) \
+         WHERE user_name = $1 AND sealed = $3",
     )
     .bind(user)
     .bind(floor_ms(at))
+    .bind(sealed)
     .execute(&mut *tx)
     .await?
     .rows_affected()

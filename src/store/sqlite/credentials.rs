@@ -77,15 +77,18 @@ fn opt_time(
 pub(super) async fn refuse(
     pool: &SqlitePool,
     user: &str,
+    sealed: &[u8],
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let now = millis(at);
     let mut tx = pool.begin().await?;
     let marked = sqlx::query(
-        "UPDATE credentials SET refused_at = COALESCE(refused_at, ?) WHERE user_name = ?",
+        "UPDATE credentials SET refused_at = COALESCE(refused_at, ?) \
+         WHERE user_name = ? AND sealed = ?",
     )
     .bind(now)
     .bind(user)
+    .bind(sealed)
     .execute(&mut *tx)
     .await?
     .rows_affected()

@@ -40,8 +40,9 @@ async fn credentials_are_listed_without_secrets_and_deleted(backend: Backend) {
             .await;
         assert_eq!(put.status, StatusCode::NO_CONTENT, "{put:?}");
     }
+    let bobs = app.store().get_credential("bob").await.unwrap().unwrap();
     app.store()
-        .refuse_credential("bob", chrono::Utc::now())
+        .refuse_credential("bob", &bobs.sealed, chrono::Utc::now())
         .await
         .unwrap();
     let listed = app.admin(Method::GET, "/admin/v1/credentials", None).await;

@@ -24,6 +24,7 @@ both_backends!(
     nothing_is_made_for_someone_whose_tokens_may_not_be_used,
     a_missing_permission_is_not_a_refused_credential,
     the_token_is_made_at_the_users_slug,
+    a_late_refusal_of_the_old_credential_leaves_the_new_one_usable,
 );
 
 const ACCESS_TOKENS: &str = "/rest/access-tokens/1.0/users/";
@@ -274,5 +275,60 @@ async fn the_token_is_made_at_the_users_slug(backend: Backend) {
         format!("{ACCESS_TOKENS}{}", slug_of(jane))
     );
     reaches_bitbucket_with(&app, &token, &made[0].secret).await;
+    app.finish().await;
+}
+
+async fn a_late_refusal_of_the_old_credential_leaves_the_new_one_usable(backend: Backend) {
+    let app = start_provisioning(backend).await;
+    let bitbucket = app.upstream.bitbucket();
+    let (_, token) = app
+        .create_token("alice", Scope::ReadWrite, TokenOpts::default())
+        .await;
+    get(&app, ME, &alice()).await.expect(200);
+    let first = bitbucket.made_tokens()[0].secret.clone();
+    app.track_unwritten(&first);
+
+    // A slow call leaves with the first credential and is held at Bitbucket.
+    let slow = {
+        let (client, url, token) = (
+            app.client.clone(),
+            format!("{}{REST}/slow", app.proxy_url()),
+            token.clone(),
+        );
+        tokio::spawn(async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("the slow call")
+                .status()
+        })
+    };
+    crate::support::eventually("the slow call at Bitbucket", async || {
+        app.upstream
+            .requests()
+            .iter()
+            .any(|s| s.target.ends_with("/slow"))
+            .then_some(())
+    })
+    .await;
+
+    // Bitbucket revokes it, a quick call is refused, the next sign-in makes a second one.
+    bitbucket.revoke_tokens_of("alice");
+    assert_eq!(use_token(&app, &token).await.status, 401);
+    get(&app, ME, &alice()).await.expect(200);
+    let made = bitbucket.made_tokens();
+    assert_eq!(made.len(), 2, "{made:?}");
+    let second = made[1].secret.clone();
+    app.track_unwritten(&second);
+
+    // The slow call's refusal arrives after that: it was the first credential's, and it does
+    // not mark the second one.
+    app.upstream.release_slow();
+    assert_eq!(slow.await.unwrap(), 401);
+    reaches_bitbucket_with(&app, &token, &second).await;
+    let stored = app.store().get_credential("alice").await.unwrap().unwrap();
+    assert_eq!(stored.refused_at, None);
     app.finish().await;
 }

@@ -160,7 +160,10 @@ async fn credentials_are_listed_by_user_and_deleted_with_an_announcement(store: 
         .put_credential("adam", b"sealed-a", true)
         .await
         .unwrap();
-    store.refuse_credential("adam", Utc::now()).await.unwrap();
+    store
+        .refuse_credential("adam", b"sealed-a", Utc::now())
+        .await
+        .unwrap();
     let listed = store.list_credentials().await.unwrap();
     let users: Vec<_> = listed.iter().map(|c| c.user.as_str()).collect();
     assert_eq!(users, ["adam", "zoe"]);

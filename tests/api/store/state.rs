@@ -302,16 +302,37 @@ async fn credentials_put_replace_get(store: Arc<dyn Store>) {
 async fn a_refused_credential_stays_refused_until_replaced(store: Arc<dyn Store>) {
     let at = Utc::now();
     assert!(
-        !store.refuse_credential("alice", at).await.unwrap(),
+        !store
+            .refuse_credential("alice", b"sealed", at)
+            .await
+            .unwrap(),
         "nothing stored, nothing marked"
     );
     store
         .put_credential("alice", b"sealed", true)
         .await
         .unwrap();
-    assert!(store.refuse_credential("alice", at).await.unwrap());
+    // A refusal of a credential stored before this one (an answer that overtook a sign-in)
+    // leaves this one usable.
+    assert!(
+        !store
+            .refuse_credential("alice", b"the one before", at)
+            .await
+            .unwrap()
+    );
+    let stored = store.get_credential("alice").await.unwrap().unwrap();
+    assert_eq!(stored.refused_at, None, "another credential's refusal");
+    assert!(
+        store
+            .refuse_credential("alice", b"sealed", at)
+            .await
+            .unwrap()
+    );
     let later = at + TimeDelta::seconds(5);
-    store.refuse_credential("alice", later).await.unwrap();
+    store
+        .refuse_credential("alice", b"sealed", later)
+        .await
+        .unwrap();
     let refused = store.get_credential("alice").await.unwrap().unwrap();
     assert_eq!(
         refused.refused_at.map(|t| t.timestamp_millis()),

@@ -309,6 +309,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if git && let Some(root) = &shared.git_root {
         return super::git::serve(root, &parts, kept).await;
     }
+    // Held before anything is answered, so a credential is judged as it stands on release.
+    if path.ends_with("/slow") {
+        let mut released = shared.released.clone();
+        let _ = released.wait_for(|r| *r).await;
+    }
     if let Some(answer) = shared.bitbucket.answer(
         &parts.method,
         path,
@@ -321,10 +326,6 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if let Some((_, n)) = path.rsplit_once("/download/") {
         let len: u64 = n.parse().expect("/download/N takes a byte count");
         return download(shared, len);
-    }
-    if path.ends_with("/slow") {
-        let mut released = shared.released.clone();
-        let _ = released.wait_for(|r| *r).await;
     }
     let mut response = Response::builder().header("content-type", "application/json");
     if path.ends_with("/hop-headers") {
