@@ -13,7 +13,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// How long one delivery may take, from connecting to the end of the answer.
@@ -53,9 +53,7 @@ impl Webhook {
     ///
     /// An `https://` URL on a system without CA certificates.
     pub fn new(url: SecretString) -> Result<Self, String> {
-        let mut roots = RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        let (found, _unusable) = roots.add_parsable_certificates(native.certs);
+        let (roots, found) = crate::tls::system_roots();
         if found == 0 && url.expose_secret().starts_with("https:") {
             return Err(
                 "an https:// notify.webhook_url needs the system's CA certificates, and \

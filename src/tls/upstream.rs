@@ -40,12 +40,7 @@ fn ca_file_error(path: &Path, reason: impl Into<String>) -> ConfigError {
 /// `ca_file` cannot be read or holds a certificate that is not a usable CA certificate, or
 /// there are no CA certificates at all.
 pub fn client_config(ca_file: Option<&Path>) -> Result<(Arc<ClientConfig>, Roots), ConfigError> {
-    let mut store = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for e in &native.errors {
-        tracing::debug!(target: "tokengate::tls", error = %e, "reading the system CA certificates");
-    }
-    let (system, _unusable) = store.add_parsable_certificates(native.certs);
+    let (mut store, system) = system_roots();
     let mut from_file = 0;
     if let Some(path) = ca_file {
         let bytes = pem::read_file(path).map_err(|reason| ca_file_error(path, reason))?;
@@ -81,6 +76,18 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<(Arc<ClientConfig>, Roots
             ca_file: from_file,
         },
     ))
+}
+
+/// The system's CA certificates (as `SSL_CERT_FILE`, `SSL_CERT_DIR` or the system's store
+/// name them), and how many of them are usable.
+pub fn system_roots() -> (RootCertStore, usize) {
+    let mut store = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::debug!(target: "tokengate::tls", error = %e, "reading the system CA certificates");
+    }
+    let (usable, _unusable) = store.add_parsable_certificates(native.certs);
+    (store, usable)
 }
 
 /// A pooled HTTP/1.1 client to Bitbucket: plain TCP for `http://`, TLS for `https://`.
