@@ -9,7 +9,7 @@ pub(crate) mod error;
 pub(crate) mod extract;
 mod health;
 pub(crate) mod model;
-mod openapi;
+pub(crate) mod openapi;
 mod origin;
 mod tokens;
 

@@ -31,7 +31,7 @@ use tower::ServiceExt as _;
 pub(crate) use compat::Filter as TokenFilter;
 pub use directory::Directory;
 pub use narrow::{Asked, Bounds, Settled, Signing};
-pub use openapi::SelfServiceDoc;
+pub use openapi::{SelfServiceDoc, self_service_document};
 pub use ops::{CreateInput, Limits, Me};
 pub use rights::{Granted, Rights, Rule, Rules};
 pub(crate) use signin::session_write_allowed;

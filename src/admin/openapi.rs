@@ -5,7 +5,7 @@
 //! The document is served without the admin token: it describes the API and holds no data,
 //! and client generators can fetch it before they are given a secret.
 
-mod constraints;
+pub(crate) mod constraints;
 
 use std::sync::LazyLock;
 

@@ -172,6 +172,7 @@ pub(crate) async fn create(
 #[utoipa::path(
     get,
     path = "/rest/tokengate/1.0/tokens/{id}",
+    operation_id = "get_token",
     tag = "self-service",
     params(("id" = String, Path, description = "The token's id")),
     responses(

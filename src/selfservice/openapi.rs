@@ -12,6 +12,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::SelfService;
 
+mod constraints;
+
 /// The self-service API on the proxy listener.
 #[derive(OpenApi)]
 #[openapi(
@@ -60,11 +62,15 @@ impl utoipa::Modify for SignInSchemes {
     }
 }
 
-static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    SelfServiceDoc::openapi()
-        .to_json()
-        .expect("the OpenAPI document serializes")
-});
+/// The whole document, constraints included.
+pub fn self_service_document() -> serde_json::Value {
+    let mut doc =
+        serde_json::to_value(SelfServiceDoc::openapi()).expect("the OpenAPI document serializes");
+    constraints::refine(&mut doc);
+    doc
+}
+
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| self_service_document().to_string());
 
 pub(super) fn routes() -> Router<Arc<SelfService>> {
     Router::new().route("/rest/tokengate/1.0/openapi.json", get(document))
@@ -103,5 +109,26 @@ mod tests {
         ] {
             assert!(schemas.contains_key(schema), "{schema} is described");
         }
+    }
+
+    #[test]
+    fn states_what_the_handlers_check() {
+        let doc = self_service_document();
+        let one = &doc["paths"]["/rest/tokengate/1.0/tokens/{id}"];
+        assert_eq!(
+            one["get"]["parameters"][0]["schema"]["pattern"],
+            "^[0-9a-z]{12}$"
+        );
+        let create = &doc["paths"]["/rest/tokengate/1.0/tokens"]["post"]["responses"];
+        for status in ["400", "413", "415", "422"] {
+            assert!(create[status].is_object(), "{status} of create");
+        }
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["PatchTokenRequest"]["minProperties"], 1);
+        assert_eq!(
+            schemas["SelfCreateRequest"]["properties"]["description"]["minLength"],
+            1
+        );
+        assert!(schemas["GatewayRefusal"].is_object());
     }
 }

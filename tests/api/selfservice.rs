@@ -12,6 +12,7 @@ mod limits;
 mod paths;
 mod provisioning;
 mod rights;
+mod schemathesis;
 mod sign_in;
 mod xsrf;
 

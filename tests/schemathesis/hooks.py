@@ -1,4 +1,4 @@
-"""Schemathesis hooks for tokengate's admin API (loaded through SCHEMATHESIS_HOOKS).
+"""Schemathesis hooks for tokengate's admin and self-service APIs (loaded through SCHEMATHESIS_HOOKS).
 
 They teach Schemathesis the two rules the OpenAPI document states in words only, because JSON
 Schema has no keyword for them:

@@ -22,7 +22,7 @@ pub(crate) const ID_PATTERN: &str = "^[0-9a-z]{12}$";
 /// and explained in the entry's description.
 pub(crate) const IP_NETWORK_FORMAT: &str = "ip-network";
 
-fn user() -> Value {
+pub(crate) fn user() -> Value {
     json!({
         "type": "string",
         "minLength": 1,
@@ -31,7 +31,7 @@ fn user() -> Value {
     })
 }
 
-fn description() -> Value {
+pub(crate) fn description() -> Value {
     json!({
         "type": "string",
         "minLength": 1,
@@ -40,7 +40,7 @@ fn description() -> Value {
     })
 }
 
-fn allowed_ips(nullable: bool) -> Value {
+pub(crate) fn allowed_ips(nullable: bool) -> Value {
     json!({
         "type": if nullable { json!(["array", "null"]) } else { json!("array") },
         "maxItems": MAX_ALLOWED_IPS,
@@ -54,7 +54,7 @@ fn allowed_ips(nullable: bool) -> Value {
 }
 
 /// Merges `fields` into the object at `path` (object keys), keeping what is there otherwise.
-fn merge(doc: &mut Value, path: &[&str], fields: Value) {
+pub(crate) fn merge(doc: &mut Value, path: &[&str], fields: Value) {
     let mut at = &mut *doc;
     for key in path {
         at = at
@@ -75,11 +75,17 @@ fn parameter<'a>(doc: &'a mut Value, path: &str, method: &str, name: &str) -> &'
         .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"))
 }
 
-fn set_parameter_schema(doc: &mut Value, path: &str, method: &str, name: &str, schema: Value) {
+pub(crate) fn set_parameter_schema(
+    doc: &mut Value,
+    path: &str,
+    method: &str,
+    name: &str,
+    schema: Value,
+) {
     parameter(doc, path, method, name)["schema"] = schema;
 }
 
-fn error_response(description: &str) -> Value {
+pub(crate) fn error_response(description: &str) -> Value {
     json!({
         "description": description,
         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } },

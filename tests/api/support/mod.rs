@@ -12,6 +12,7 @@ pub(crate) mod git;
 pub(crate) mod log;
 pub(crate) mod raw;
 pub(crate) mod redis;
+pub(crate) mod schemathesis;
 pub(crate) mod tls_client;
 pub(crate) mod upstream;
 mod wait;
