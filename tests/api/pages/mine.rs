@@ -302,6 +302,8 @@ async fn rotating_shows_the_successor_once_and_the_old_token_works_for_the_grace
     assert_eq!(browser.all("tr[data-token]").await.len(), 1);
 
     click(&browser, &row(&id), "Rotate").await;
+    browser.wait_for_text("Rotate “CI runner”?").await;
+    browser.screenshot("my-tokens-rotate").await;
     browser
         .field("//form[@id='rotate']", "The old token")
         .await
