@@ -48,6 +48,7 @@ pub(crate) fn routes(base: &str) -> Router<Arc<SelfService>> {
             get(manage::show).post(manage::create),
         )
         .route(&format!("{base}manage/revoke"), post(manage::revoke))
+        .route(&format!("{base}manage/rotate"), post(rotate::rotate_any))
         .route(&format!("{base}audit"), get(audit::show))
         .route(&format!("{base}audit/export.csv"), get(audit::export))
         .route(&format!("{base}assets/{{file}}"), get(assets::serve))

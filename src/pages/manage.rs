@@ -1,6 +1,6 @@
 //! **Token manager** (`{path}manage`, `manage_all`): everyone's tokens by the filters of the
 //! app tokengate replaces (user, description, scope, created, last used, expiring between),
-//! a page at a time; creating a token for someone; revoking anyone's.
+//! a page at a time; creating a token for someone; rotating and revoking anyone's.
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use super::mine::RevokeForm;
 use super::views::{Create, Table, confirm_dialog, confirm_page, secret};
 use super::{Signed, failed, not_a_manager, parse, unreadable};
 use crate::admin::error::ApiError;
-use crate::lifecycle::{CreatedToken, LifecycleError};
+use crate::lifecycle::{CreatedToken, LifecycleError, RotatedToken};
 use crate::selfservice::{Caller, SelfService, TokenFilter};
 use crate::token::{Scope, TokenState};
 
@@ -52,7 +52,7 @@ pub(super) struct Filters {
     #[serde(skip_serializing_if = "String::is_empty")]
     expires_until: String,
     #[serde(skip_serializing_if = "is_zero")]
-    page: usize,
+    pub(super) page: usize,
     /// The id of a token just revoked, to say so.
     #[serde(skip_serializing_if = "String::is_empty")]
     revoked: String,
@@ -81,6 +81,12 @@ fn day(label: &str, value: &str, end: bool) -> Result<Option<i64>, String> {
 }
 
 impl Filters {
+    /// The filters a form's `back` field carries; none where it carries nothing readable.
+    pub(super) fn from_back(back: Option<&str>) -> Self {
+        back.and_then(|back| serde_urlencoded::from_str(back).ok())
+            .unwrap_or_default()
+    }
+
     fn to_filter(&self) -> Result<(TokenFilter, Option<TokenState>), String> {
         let scope = match self.scope.as_str() {
             "" => None,
@@ -119,7 +125,7 @@ impl Filters {
     }
 
     /// The query string of these filters on `page`, without the revoked notice.
-    fn query(&self, page: usize) -> String {
+    pub(super) fn query(&self, page: usize) -> String {
         let plain = Self {
             page,
             revoked: String::new(),
@@ -196,11 +202,7 @@ pub(super) async fn revoke(
         Ok(form) => form,
         Err(e) => return unreadable(base, &e),
     };
-    let filters: Filters = form
-        .back
-        .as_deref()
-        .and_then(|back| serde_urlencoded::from_str(back).ok())
-        .unwrap_or_default();
+    let filters = Filters::from_back(form.back.as_deref());
     let page = format!("{base}manage");
     if form.confirmed.as_deref() != Some("yes") {
         return match service.token(&caller, &form.id).await {
@@ -227,7 +229,22 @@ pub(super) async fn revoke(
     }
 }
 
-fn frame<'a>(base: &'a str, caller: &'a Caller, canonical: Option<String>) -> Frame<'a> {
+/// The answer to a rotation: the page with its filters and the successor's secret, once.
+pub(super) async fn rotated(
+    service: &SelfService,
+    caller: &Caller,
+    filters: &Filters,
+    rotated: RotatedToken,
+) -> Response {
+    let extra = Extra {
+        replaced: Some(super::rotate::replaced(&rotated)),
+        created: Some(rotated.created),
+        ..Extra::default()
+    };
+    render(service, caller, filters, extra).await
+}
+
+pub(super) fn frame<'a>(base: &'a str, caller: &'a Caller, canonical: Option<String>) -> Frame<'a> {
     Frame {
         base,
         title: "Token manager",
@@ -242,6 +259,8 @@ fn frame<'a>(base: &'a str, caller: &'a Caller, canonical: Option<String>) -> Fr
 struct Extra {
     status: Option<StatusCode>,
     created: Option<CreatedToken>,
+    /// What became of the token a rotation replaced.
+    replaced: Option<Markup>,
     form: CreateForm,
     error: Option<(Option<&'static str>, String)>,
 }
@@ -283,7 +302,7 @@ async fn render(
     let back = filters.query(filters.page);
     let table = Table {
         revoke_action: format!("{base}manage/revoke"),
-        rotate_action: None,
+        rotate_action: Some(format!("{base}manage/rotate")),
         show_user: true,
         back: Some(&back),
         empty: "No token matches these filters.",
@@ -300,6 +319,7 @@ async fn render(
     let content = html! {
         p.tg-lead { "Everyone's API tokens. Find them by the filters, revoke them, or make one for someone." }
         @if let Some(text) = &revoked { (notice(Tone::Success, text)) }
+        @if let Some(replaced) = &extra.replaced { (replaced) }
         @if let Some(created) = &extra.created { (secret(created)) }
         (filter_form(base, filters))
         section aria-labelledby="tokens-title" {

@@ -1,6 +1,7 @@
-//! Rotating one of the caller's tokens from **My API tokens**: the Rotate button asks how long
-//! the old token keeps working, then the answer shows the successor's secret, once, and until
-//! when the old one works. The successor copies the old token's scope, addresses and expiry.
+//! Rotating a token from **My API tokens** (the caller's own) or the **Token manager**
+//! (anyone's): the Rotate button asks how long the old token keeps working, then the answer
+//! shows the successor's secret, once, and until when the old one works. The successor copies
+//! the old token's scope, addresses and expiry.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use serde::Deserialize;
 
 use super::layout::{Tone, answer, notice, time};
 use super::views::no_check;
-use super::{Signed, failed, mine, parse, unreadable};
+use super::{Signed, failed, manage, mine, not_a_manager, parse, unreadable};
 use crate::lifecycle::{MAX_GRACE, RotatedToken};
 use crate::selfservice::SelfService;
 use crate::token::TokenRecord;
@@ -40,6 +41,9 @@ pub(super) struct RotateForm {
     /// Seconds the old token keeps working.
     #[serde(default)]
     grace: Option<u64>,
+    /// The filters of the token manager's page the form is on.
+    #[serde(default)]
+    back: Option<String>,
 }
 
 /// `POST {path}rotate`: without a confirmation, the page asking for the grace; with one, the
@@ -59,7 +63,7 @@ pub(super) async fn rotate(
             Ok(record) => answer(
                 StatusCode::OK,
                 &mine::frame(base, &caller, None),
-                &ask(&format!("{base}rotate"), &record, base),
+                &ask(&format!("{base}rotate"), &record, None, base),
             ),
             Err(e) => failed(base, &caller, &e),
         };
@@ -71,11 +75,50 @@ pub(super) async fn rotate(
     }
 }
 
+/// `POST {path}manage/rotate`: as [`rotate`], for anyone's token, from the token manager's
+/// page (whose filters the answer keeps).
+pub(super) async fn rotate_any(
+    State(service): State<Arc<SelfService>>,
+    Signed(caller): Signed,
+    body: Bytes,
+) -> Response {
+    let base = service.pages_path();
+    if !caller.granted.manage_all {
+        return not_a_manager(base, &caller);
+    }
+    let form: RotateForm = match parse(&body) {
+        Ok(form) => form,
+        Err(e) => return unreadable(base, &e),
+    };
+    let filters = manage::Filters::from_back(form.back.as_deref());
+    if form.confirmed.as_deref() != Some("yes") {
+        return match service.token(&caller, &form.id).await {
+            Ok(record) => {
+                let back = filters.query(filters.page);
+                let cancel = format!("{base}manage?{back}");
+                let action = format!("{base}manage/rotate");
+                answer(
+                    StatusCode::OK,
+                    &manage::frame(base, &caller, None),
+                    &ask(&action, &record, Some(&back), &cancel),
+                )
+            }
+            Err(e) => failed(base, &caller, &e),
+        };
+    }
+    let grace = Duration::from_secs(form.grace.unwrap_or(0));
+    match service.rotate(&caller, &form.id, grace).await {
+        Ok(rotated) => manage::rotated(&service, &caller, &filters, rotated).await,
+        Err(e) => failed(base, &caller, &e),
+    }
+}
+
 /// The question before a rotation: how long the old token keeps working.
-fn ask(action: &str, record: &TokenRecord, cancel: &str) -> Markup {
+fn ask(action: &str, record: &TokenRecord, back: Option<&str>, cancel: &str) -> Markup {
     html! {
         section.tg-form aria-labelledby="rotate-title" {
             h2 #rotate-title { "Rotate “" (record.description) "”?" }
+            p.tg-hint { "A token of " (record.user) ", ID " code { (record.id) } "." }
             p {
                 "A new token with the same scope, addresses and expiry replaces this one. Its \
                  secret is shown once, on the next page."
@@ -84,6 +127,7 @@ fn ask(action: &str, record: &TokenRecord, cancel: &str) -> Markup {
                 (no_check())
                 input type="hidden" name="id" value=(record.id);
                 input type="hidden" name="confirmed" value="yes";
+                @if let Some(back) = back { input type="hidden" name="back" value=(back); }
                 div.tg-fields {
                     div.tg-field {
                         label for="grace" { "The old token" }

@@ -93,6 +93,7 @@ impl Table<'_> {
                         form method="post" action=(action) {
                             (no_check())
                             input type="hidden" name="id" value=(r.id);
+                            @if let Some(back) = self.back { input type="hidden" name="back" value=(back); }
                             button.tg-button.tg-subtle type="submit"
                                 aria-label=(format!("Rotate “{}”", r.description)) { "Rotate" }
                         }

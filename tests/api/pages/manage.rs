@@ -1,5 +1,5 @@
 //! The token manager and the audit page: everyone's tokens by the filters, making a token for
-//! someone, revoking anyone's; the audit trail with its filters and CSV export; neither page
+//! someone, rotating and revoking anyone's; the audit trail with its filters and CSV export; neither page
 //! nor a link to it for people without the right; every page at 320 px.
 
 use std::collections::BTreeSet;
@@ -187,6 +187,72 @@ async fn the_manager_filters_everyone_s_tokens_makes_one_for_someone_and_revokes
     assert!(state.contains("REVOKED"), "{state}");
     filter(&browser, &[("State", "Revoked")]).await;
     assert_eq!(listed(&browser).await, ids(&[&carol_ci]));
+    browser.finish().await;
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn the_manager_rotates_someone_s_token_and_keeps_the_filters() {
+    let app = site(Backend::Postgres).await;
+    let (bob_ci, old) = token(&app, "bob", "CI deploy", Scope::ReadWrite).await;
+    let (carol_ci, _) = token(&app, "carol", "CI deploy", Scope::ReadOnly).await;
+    let browser = Browser::start().await;
+    sign_in(&app, &browser, "admin", "/tokengate/manage").await;
+    filter(&browser, &[("User", "bob")]).await;
+    assert_eq!(listed(&browser).await, ids(&[&bob_ci]));
+
+    browser
+        .button(&row(&bob_ci), "Rotate")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_text("Rotate “CI deploy”?").await;
+    browser.wait_for_text("A token of bob").await;
+    browser
+        .field("//form[@id='rotate']", "The old token")
+        .await
+        .select_by_value("0")
+        .await
+        .unwrap();
+    browser
+        .button("//form[@id='rotate']", "Rotate")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("Rotated “CI deploy”. The old token is revoked")
+        .await;
+    let successor = browser
+        .find("#secret")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    app.track_secret(&successor);
+    // The page keeps bob's filter: his two tokens, the old one revoked; carol's is not listed.
+    let shown = listed(&browser).await;
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert!(shown.contains(bob_ci.as_str()) && !shown.contains(carol_ci.as_str()));
+    let old_row = browser
+        .find_xpath(&row(&bob_ci))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(old_row.contains("REVOKED"), "{old_row}");
+
+    // The successor acts for bob.
+    assert_eq!(app.use_token(&successor).await, 200);
+    let seen = app.upstream.requests();
+    let last = seen.last().expect("forwarded");
+    assert_eq!(last.header("x-forwarded-user").as_deref(), Some("bob"));
+    eventually("the old token to be refused", async || {
+        (app.use_token(&old).await == 401).then_some(())
+    })
+    .await;
     browser.finish().await;
     app.finish().await;
 }
