@@ -3,8 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use chrono::Timelike;
-use compact_str::{CompactString, format_compact};
+use chrono::{DateTime, Timelike, Utc};
+use compact_str::CompactString;
 use http::HeaderValue;
 use http::header::HeaderName;
 
@@ -22,7 +22,8 @@ pub fn request_id_header(id: &str) -> HeaderValue {
 /// flight.
 #[derive(Debug)]
 pub struct RequestIds {
-    node: String,
+    /// `@{NODE}x`, the start of every id.
+    prefix: String,
     /// Requests seen by this process.
     counter: AtomicU64,
     /// Requests being handled now.
@@ -42,7 +43,7 @@ impl Drop for InFlight<'_> {
 impl RequestIds {
     pub fn new(node: impl Into<String>) -> Self {
         Self {
-            node: node.into(),
+            prefix: format!("@{}x", node.into()),
             counter: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
         }
@@ -51,11 +52,24 @@ impl RequestIds {
     /// A new request id for a request arriving now (local time), and its in-flight mark. A
     /// typical id (up to 24 bytes) is held inline, so issuing or copying one allocates nothing.
     pub fn next(&self) -> (CompactString, InFlight<'_>) {
-        let now = crate::telemetry::local_now();
+        self.next_at(Utc::now())
+    }
+
+    /// The same for a request that arrived at `now`, for a caller that has read the clock.
+    pub fn next_at(&self, now: DateTime<Utc>) -> (CompactString, InFlight<'_>) {
+        let now = crate::telemetry::local_at(now);
         let minute = now.hour() * 60 + now.minute();
         let count = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let others = self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let id = format_compact!("@{}x{minute}x{count}x{others}", self.node);
+        // Written digit by digit: the formatting machinery cost more than the rest of a
+        // request's id.
+        let mut id = CompactString::with_capacity(self.prefix.len() + 30);
+        id.push_str(&self.prefix);
+        push_decimal(&mut id, u64::from(minute));
+        id.push('x');
+        push_decimal(&mut id, count);
+        id.push('x');
+        push_decimal(&mut id, u64::try_from(others).unwrap_or(u64::MAX));
         (id, InFlight(&self.in_flight))
     }
 
@@ -63,6 +77,22 @@ impl RequestIds {
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut CompactString, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // `n % 10` is below 10, so the cast keeps every bit.
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits"));
 }
 
 #[cfg(test)]
@@ -81,5 +111,14 @@ mod tests {
         assert!(second.ends_with("x2x1"), "{second}");
         drop(mark);
         assert_eq!(ids.in_flight(), 1);
+    }
+
+    #[test]
+    fn decimals_are_written_as_formatting_writes_them() {
+        for n in [0, 7, 10, 99, 1440, 1_000_001, u64::MAX] {
+            let mut out = CompactString::default();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
     }
 }

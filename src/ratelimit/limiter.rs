@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
+use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
 use super::RateQuota;
@@ -71,13 +71,17 @@ impl RateDecision {
     }
 }
 
-type Keyed<K, C> = RateLimiter<K, DefaultKeyedStateStore<K>, C, StateInformationMiddleware>;
+/// The maps' hasher: seeded at random per map, and far cheaper than SipHash (governor's
+/// default), which cost more than the rest of a check.
+type Hasher = foldhash::fast::RandomState;
+
+type Keyed<K, C> = RateLimiter<K, DashMapStateStore<K, Hasher>, C, StateInformationMiddleware>;
 
 /// The in-process limiter: governor's GCRA, one keyed state store per distinct quota, so each
 /// key's quota is its burst, refilled evenly over the period.
 pub struct GovernorLimiter<K: Hash + Eq + Clone, C: Clock = DefaultClock> {
     clock: C,
-    by_quota: RwLock<HashMap<RateQuota, Arc<Keyed<K, C>>>>,
+    by_quota: RwLock<HashMap<RateQuota, Arc<Keyed<K, C>>, Hasher>>,
 }
 
 impl<K: Hash + Eq + Clone> GovernorLimiter<K, DefaultClock> {
@@ -98,7 +102,7 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> GovernorLimiter<K, C> {
     pub fn with_clock(clock: C) -> Self {
         Self {
             clock,
-            by_quota: RwLock::new(HashMap::new()),
+            by_quota: RwLock::new(HashMap::default()),
         }
     }
 
@@ -109,8 +113,12 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> GovernorLimiter<K, C> {
         let mut map = self.by_quota.write().expect("limiter lock");
         Arc::clone(map.entry(quota).or_insert_with(|| {
             Arc::new(
-                RateLimiter::dashmap_with_clock(quota.to_governor(), self.clock.clone())
-                    .with_middleware::<StateInformationMiddleware>(),
+                RateLimiter::dashmap_with_clock_and_hasher(
+                    quota.to_governor(),
+                    self.clock.clone(),
+                    Hasher::default(),
+                )
+                .with_middleware::<StateInformationMiddleware>(),
             )
         }))
     }
