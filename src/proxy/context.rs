@@ -123,9 +123,12 @@ pub fn remote(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> Remot
     let peer_ip = canonical(peer.ip());
     // Entry by entry, from the raw bytes: one unreadable entry (which the client may have
     // written) must not hide the entries a trusted proxy appended after it.
-    let forwarded: Vec<Option<IpAddr>> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
+    // Looked for among the names present first: a lookup hashes the name, present or not.
+    let has_forwarded = headers.keys().any(|name| *name == X_FORWARDED_FOR);
+    let forwarded: Vec<Option<IpAddr>> = has_forwarded
+        .then(|| headers.get_all(X_FORWARDED_FOR))
+        .into_iter()
+        .flatten()
         .flat_map(|v| v.as_bytes().split(|b| *b == b','))
         .map(<[u8]>::trim_ascii)
         .filter(|entry| !entry.is_empty())

@@ -249,8 +249,15 @@ async fn decide_and_act(
     // Hop-by-hop headers go first: a client naming the identity header (or `Authorization`)
     // in `Connection` must not make the forward strip what the gateway sets below.
     strip_hop_by_hop(request.headers_mut());
-    // Whatever happens next, a client's copy of the identity header never goes upstream.
-    request.headers_mut().remove(&gateway.identity_header);
+    // Whatever happens next, a client's copy of the identity header never goes upstream. It is
+    // looked for among the names present first: removing an absent name still hashes it.
+    if request
+        .headers()
+        .keys()
+        .any(|name| *name == gateway.identity_header)
+    {
+        request.headers_mut().remove(&gateway.identity_header);
+    }
     match decision {
         Decision::PassThrough | Decision::Fallback { .. } => {
             forward(gateway, request, remote, ids.header).await

@@ -7,7 +7,7 @@ use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::{Clock, MonotonicClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
@@ -79,19 +79,23 @@ type Keyed<K, C> = RateLimiter<K, DashMapStateStore<K, Hasher>, C, StateInformat
 
 /// The in-process limiter: governor's GCRA, one keyed state store per distinct quota, so each
 /// key's quota is its burst, refilled evenly over the period.
-pub struct GovernorLimiter<K: Hash + Eq + Clone, C: Clock = DefaultClock> {
+///
+/// Its clock is the standard library's monotonic one, not governor's default (quanta): quanta
+/// calibrates its counter against that clock when first used, a loop whose length depends on
+/// the machine's speed, which made start-up cost (and the instruction count of a run) wobble.
+pub struct GovernorLimiter<K: Hash + Eq + Clone, C: Clock = MonotonicClock> {
     clock: C,
     by_quota: RwLock<HashMap<RateQuota, Arc<Keyed<K, C>>, Hasher>>,
 }
 
-impl<K: Hash + Eq + Clone> GovernorLimiter<K, DefaultClock> {
+impl<K: Hash + Eq + Clone> GovernorLimiter<K, MonotonicClock> {
     /// A limiter on the monotonic system clock.
     pub fn new() -> Self {
-        Self::with_clock(DefaultClock::default())
+        Self::with_clock(MonotonicClock)
     }
 }
 
-impl<K: Hash + Eq + Clone> Default for GovernorLimiter<K, DefaultClock> {
+impl<K: Hash + Eq + Clone> Default for GovernorLimiter<K, MonotonicClock> {
     fn default() -> Self {
         Self::new()
     }

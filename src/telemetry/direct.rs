@@ -12,12 +12,12 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use tracing::Level;
 use tracing_appender::non_blocking::NonBlocking;
-use tracing_subscriber::fmt::format::Writer;
 
 use super::clock::local_at;
-use super::context::with_current;
+use super::context::{RequestContext, with_current};
+use super::escape::{Escaping, MAX_FIELD_BYTES, any_byte, may_start_control};
 use super::fields::OneLine;
-use super::format::{with_thread_name, write_request};
+use super::format::with_thread_name;
 use super::logger::LoggerNames;
 use super::stamp::write_time;
 use super::{AUTH_TARGET, RATE_LIMIT_TARGET};
@@ -36,6 +36,10 @@ pub trait Message: fmt::Display {
 struct Direct {
     writer: NonBlocking,
     names: LoggerNames,
+    /// Whether the filter lets INFO lines of [`AUTH_TARGET`] and [`RATE_LIMIT_TARGET`]
+    /// through; it is built once and never changes.
+    auth: bool,
+    rate_limit: bool,
 }
 
 static DIRECT: OnceLock<Direct> = OnceLock::new();
@@ -47,8 +51,14 @@ thread_local! {
 
 /// Writes decision lines directly to `writer`, which the installed subscriber writes to in
 /// the Bitbucket layout, with the logger names of `names`.
+/// Called once the subscriber is the global default, whose filter it asks.
 pub(super) fn install(writer: NonBlocking, names: LoggerNames) {
-    let _ = DIRECT.set(Direct { writer, names });
+    let _ = DIRECT.set(Direct {
+        writer,
+        names,
+        auth: tracing::enabled!(target: AUTH_TARGET, Level::INFO),
+        rate_limit: tracing::enabled!(target: RATE_LIMIT_TARGET, Level::INFO),
+    });
 }
 
 /// Writes the INFO line of a decision `target` ([`AUTH_TARGET`] or [`RATE_LIMIT_TARGET`])
@@ -60,8 +70,8 @@ pub fn info_line(target: &'static str, time: DateTime<Utc>, message: &impl Messa
         return false;
     };
     let enabled = match target {
-        AUTH_TARGET => tracing::enabled!(target: AUTH_TARGET, Level::INFO),
-        RATE_LIMIT_TARGET => tracing::enabled!(target: RATE_LIMIT_TARGET, Level::INFO),
+        AUTH_TARGET => direct.auth,
+        RATE_LIMIT_TARGET => direct.rate_limit,
         _ => return false,
     };
     if !enabled {
@@ -96,7 +106,7 @@ fn lay_out(
     buf.push_str(" INFO [");
     with_thread_name(|name| OneLine(buf).write_str(name))?;
     buf.push_str("] ");
-    with_current(|request| request.map_or(Ok(()), |r| write_request(&mut Writer::new(buf), r)))?;
+    with_current(|request| request.map_or(Ok(()), |r| push_request(buf, r)))?;
     names.write(target, &mut OneLine(buf))?;
     buf.push(' ');
     match message.write_one_line(buf) {
@@ -104,5 +114,43 @@ fn lay_out(
         None => write!(OneLine(buf), "{message}")?,
     }
     buf.push('\n');
+    Ok(())
+}
+
+/// `{request_id} {session_id }{addresses} "{request_line}" `, as the formatter writes it:
+/// each part is written as it is and then checked for anything [`OneLine`] or [`Escaping`]
+/// would change (nothing, nearly always: the id, session and addresses are the gateway's own
+/// text, and a request line rarely holds a quote or a control); only a part that has is
+/// written again through them. A request line longer than [`MAX_FIELD_BYTES`] is written
+/// through them too, so a piece they would clip is clipped.
+fn push_request(buf: &mut String, r: &RequestContext) -> fmt::Result {
+    let start = buf.len();
+    buf.push_str(r.request_id());
+    buf.push(' ');
+    if let Some(session) = r.session_id() {
+        buf.push_str(session);
+        buf.push(' ');
+    }
+    buf.push_str(r.addresses());
+    if any_byte(&buf[start..], may_start_control) {
+        buf.truncate(start);
+        let mut field = OneLine(buf);
+        field.write_str(r.request_id())?;
+        field.write_char(' ')?;
+        if let Some(session) = r.session_id() {
+            field.write_str(session)?;
+            field.write_char(' ')?;
+        }
+        field.write_str(r.addresses())?;
+    }
+    buf.push_str(" \"");
+    let start = buf.len();
+    write!(buf, "{}", r.request_line())?;
+    let needs_escaping = |b: u8| (b == b'"') | (b == b'\\') | may_start_control(b);
+    if buf.len() - start > MAX_FIELD_BYTES || any_byte(&buf[start..], needs_escaping) {
+        buf.truncate(start);
+        write!(Escaping(buf), "{}", r.request_line())?;
+    }
+    buf.push_str("\" ");
     Ok(())
 }
