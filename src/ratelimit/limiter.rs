@@ -77,6 +77,9 @@ type Hasher = foldhash::fast::RandomState;
 
 type Keyed<K, C> = RateLimiter<K, DashMapStateStore<K, Hasher>, C, StateInformationMiddleware>;
 
+/// One keyed limiter per distinct quota.
+type ByQuota<K, C> = HashMap<RateQuota, Arc<Keyed<K, C>>, Hasher>;
+
 /// The in-process limiter: governor's GCRA, one keyed state store per distinct quota, so each
 /// key's quota is its burst, refilled evenly over the period.
 ///
@@ -85,7 +88,7 @@ type Keyed<K, C> = RateLimiter<K, DashMapStateStore<K, Hasher>, C, StateInformat
 /// the machine's speed, which made start-up cost (and the instruction count of a run) wobble.
 pub struct GovernorLimiter<K: Hash + Eq + Clone, C: Clock = MonotonicClock> {
     clock: C,
-    by_quota: RwLock<HashMap<RateQuota, Arc<Keyed<K, C>>, Hasher>>,
+    by_quota: RwLock<ByQuota<K, C>>,
 }
 
 impl<K: Hash + Eq + Clone> GovernorLimiter<K, MonotonicClock> {
