@@ -26,7 +26,7 @@ use super::tag::{Tag, TagKey};
 use super::{Unverified, Verification};
 use crate::ratelimit::{RateDecision, RateLimits, RateQuota};
 use crate::store::{Change, ChangeCount, StoreError, StoreRuntime, TokenStore};
-use crate::token::{ParseError, PresentedToken, TokenId, TokenRecord, verify_secret};
+use crate::token::{ParseError, PresentedToken, TOKEN_LEN, TokenId, TokenRecord, verify_secret};
 
 /// The caches' hasher: seeded at random per cache, and far cheaper than SipHash.
 type Hasher = foldhash::fast::RandomState;
@@ -189,18 +189,20 @@ impl Verifier {
 
     /// Verifies `token` presented from `client_ip`.
     pub async fn verify(&self, token: &str, client_ip: IpAddr) -> Verification {
-        let parsed = PresentedToken::parse(token);
-        let digest: Option<Tag> = parsed
-            .as_ref()
-            .ok()
-            .map(|presented| self.tag(presented.expose()));
+        // Only a token's length is tagged: a longer value is refused by its shape below, and
+        // must not cost a tag as long as itself.
+        let tag = (token.len() == TOKEN_LEN).then(|| self.tag(token));
         // A verified token works from a throttled address (a shared NAT); nothing else does,
-        // malformed tokens included.
-        if let Some(digest) = &digest
-            && let Some(record) = self.front_get(digest)
+        // malformed tokens included. A token in the front map verified before, so its shape
+        // and checksum passed then, and its tag stands for it: they are not checked again.
+        if let Some(tag) = &tag
+            && let Some(record) = self.front_get(tag)
         {
             return Verification::Verified(record);
         }
+        let parsed = PresentedToken::parse(token);
+        // The whole token is what was tagged (`expose` is the token as presented).
+        let digest = tag.filter(|_| parsed.is_ok());
         // Boxed: the rest (cache bookkeeping, lookup, hashing) is a large future that every
         // request's future would otherwise hold, and move, in full.
         Box::pin(self.verify_further(parsed, digest, client_ip)).await

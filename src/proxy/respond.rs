@@ -95,6 +95,9 @@ pub(super) fn add_rate_headers<B>(response: &mut Response<B>, status: &RateStatu
     const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
     const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
     let headers = response.headers_mut();
+    // Room for these and `X-AREQUESTID` at once: an upstream's answer comes with room for
+    // its own headers only, and each time the map grows it places every name again.
+    headers.reserve(4);
     headers.insert(LIMIT, number(0, u64::from(status.limit)));
     headers.insert(REMAINING, number(1, u64::from(status.remaining)));
     headers.insert(RESET, number(2, ceil_seconds(status.reset)));
