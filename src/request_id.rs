@@ -63,13 +63,15 @@ impl RequestIds {
         let others = self.in_flight.fetch_add(1, Ordering::Relaxed);
         // Written digit by digit: the formatting machinery cost more than the rest of a
         // request's id.
-        let mut id = CompactString::with_capacity(self.prefix.len() + 30);
+        let mut numbers = Digits::default();
+        numbers.push(u64::from(minute));
+        numbers.push_byte(b'x');
+        numbers.push(count);
+        numbers.push_byte(b'x');
+        numbers.push(u64::try_from(others).unwrap_or(u64::MAX));
+        let mut id = CompactString::with_capacity(self.prefix.len() + numbers.len);
         id.push_str(&self.prefix);
-        push_decimal(&mut id, u64::from(minute));
-        id.push('x');
-        push_decimal(&mut id, count);
-        id.push('x');
-        push_decimal(&mut id, u64::try_from(others).unwrap_or(u64::MAX));
+        id.push_str(numbers.as_str());
         (id, InFlight(&self.in_flight))
     }
 
@@ -79,20 +81,49 @@ impl RequestIds {
     }
 }
 
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut CompactString, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        // `n % 10` is below 10, so the cast keeps every bit.
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// The numbers of an id, `{minute}x{count}x{in_flight}`, written into a buffer of their own
+/// and added to the id at once.
+struct Digits {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for Digits {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 64],
+            len: 0,
         }
     }
-    out.push_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits"));
+}
+
+impl Digits {
+    fn push_byte(&mut self, b: u8) {
+        self.bytes[self.len] = b;
+        self.len += 1;
+    }
+
+    /// Appends `n` in decimal.
+    fn push(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            // `n % 10` is below 10, so the cast keeps every bit.
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let digits = &digits[start..];
+        self.bytes[self.len..self.len + digits.len()].copy_from_slice(digits);
+        self.len += digits.len();
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("ASCII digits")
+    }
 }
 
 #[cfg(test)]
@@ -115,10 +146,15 @@ mod tests {
 
     #[test]
     fn decimals_are_written_as_formatting_writes_them() {
-        for n in [0, 7, 10, 99, 1440, 1_000_001, u64::MAX] {
-            let mut out = CompactString::default();
-            push_decimal(&mut out, n);
-            assert_eq!(out, n.to_string());
+        let all = [0, 7, 10, 99, 1440, 1_000_001, u64::MAX];
+        let mut out = Digits::default();
+        for (i, n) in all.into_iter().enumerate() {
+            if i > 0 {
+                out.push_byte(b'x');
+            }
+            out.push(n);
         }
+        let expected: Vec<String> = all.iter().map(u64::to_string).collect();
+        assert_eq!(out.as_str(), expected.join("x"));
     }
 }
