@@ -243,6 +243,8 @@ file = "$work/tokengate/tokengate.log"
 EOF
 config="$work/tokengate/tokengate.toml"
 "$bin" --config "$config" token --help >/dev/null 2>&1 || die "this tokengate has no 'token create' command"
+"$bin" --config "$config" migrate >"$work/tokengate/migrate.log" 2>&1 \
+  || die "tokengate migrate failed: $(cat "$work/tokengate/migrate.log")"
 token=$("$bin" --config "$config" token create --user bench-user --description "tokengate bench" --scope read-only 2>"$work/tokengate/create.err" \
   | grep -o 'tgt_[0-9a-z]\{12\}_[0-9A-Za-z]\{38\}' | head -n1) || true
 [[ -n $token ]] || die "token create failed: $(cat "$work/tokengate/create.err")"

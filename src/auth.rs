@@ -6,6 +6,7 @@ mod decision;
 pub mod messages;
 mod route;
 mod stray;
+mod tag;
 mod verifier;
 
 pub use credential::{Credential, Scheme};

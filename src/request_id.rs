@@ -3,8 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use chrono::Timelike;
-use compact_str::{CompactString, format_compact};
+use chrono::{DateTime, Timelike, Utc};
+use compact_str::CompactString;
 use http::HeaderValue;
 use http::header::HeaderName;
 
@@ -22,7 +22,8 @@ pub fn request_id_header(id: &str) -> HeaderValue {
 /// flight.
 #[derive(Debug)]
 pub struct RequestIds {
-    node: String,
+    /// `@{NODE}x`, the start of every id.
+    prefix: String,
     /// Requests seen by this process.
     counter: AtomicU64,
     /// Requests being handled now.
@@ -42,7 +43,7 @@ impl Drop for InFlight<'_> {
 impl RequestIds {
     pub fn new(node: impl Into<String>) -> Self {
         Self {
-            node: node.into(),
+            prefix: format!("@{}x", node.into()),
             counter: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
         }
@@ -51,17 +52,77 @@ impl RequestIds {
     /// A new request id for a request arriving now (local time), and its in-flight mark. A
     /// typical id (up to 24 bytes) is held inline, so issuing or copying one allocates nothing.
     pub fn next(&self) -> (CompactString, InFlight<'_>) {
-        let now = crate::telemetry::local_now();
+        self.next_at(Utc::now())
+    }
+
+    /// The same for a request that arrived at `now`, for a caller that has read the clock.
+    pub fn next_at(&self, now: DateTime<Utc>) -> (CompactString, InFlight<'_>) {
+        let now = crate::telemetry::local_at(now);
         let minute = now.hour() * 60 + now.minute();
         let count = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let others = self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let id = format_compact!("@{}x{minute}x{count}x{others}", self.node);
+        // Written digit by digit: the formatting machinery cost more than the rest of a
+        // request's id.
+        let mut numbers = Digits::default();
+        numbers.push(u64::from(minute));
+        numbers.push_byte(b'x');
+        numbers.push(count);
+        numbers.push_byte(b'x');
+        numbers.push(u64::try_from(others).unwrap_or(u64::MAX));
+        let mut id = CompactString::with_capacity(self.prefix.len() + numbers.len);
+        id.push_str(&self.prefix);
+        id.push_str(numbers.as_str());
         (id, InFlight(&self.in_flight))
     }
 
     /// Requests being handled now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// The numbers of an id, `{minute}x{count}x{in_flight}`, written into a buffer of their own
+/// and added to the id at once.
+struct Digits {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for Digits {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl Digits {
+    fn push_byte(&mut self, b: u8) {
+        self.bytes[self.len] = b;
+        self.len += 1;
+    }
+
+    /// Appends `n` in decimal.
+    fn push(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            // `n % 10` is below 10, so the cast keeps every bit.
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let digits = &digits[start..];
+        self.bytes[self.len..self.len + digits.len()].copy_from_slice(digits);
+        self.len += digits.len();
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("ASCII digits")
     }
 }
 
@@ -81,5 +142,19 @@ mod tests {
         assert!(second.ends_with("x2x1"), "{second}");
         drop(mark);
         assert_eq!(ids.in_flight(), 1);
+    }
+
+    #[test]
+    fn decimals_are_written_as_formatting_writes_them() {
+        let all = [0, 7, 10, 99, 1440, 1_000_001, u64::MAX];
+        let mut out = Digits::default();
+        for (i, n) in all.into_iter().enumerate() {
+            if i > 0 {
+                out.push_byte(b'x');
+            }
+            out.push(n);
+        }
+        let expected: Vec<String> = all.iter().map(u64::to_string).collect();
+        assert_eq!(out.as_str(), expected.join("x"));
     }
 }

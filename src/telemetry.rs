@@ -18,6 +18,7 @@
 
 mod clock;
 mod context;
+mod direct;
 mod error;
 mod escape;
 mod fields;
@@ -41,10 +42,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-pub use clock::{Clock, FixedClock, SystemClock, local_now};
+pub use clock::{Clock, FixedClock, SystemClock, local_at, local_now};
 pub use context::{RequestContext, in_request, in_request_sync};
+pub use direct::{Message, info_line};
 pub use error::TelemetryError;
-pub use escape::{CLIPPED, Escaped, MAX_FIELD_BYTES, clip};
+pub use escape::{CLIPPED, Escaped, MAX_FIELD_BYTES, clip, push_escaped};
 pub use filter::build_filter;
 pub use format::BitbucketFormat;
 pub use json::JsonFormat;
@@ -116,9 +118,13 @@ impl Default for LogSettings {
 pub fn init(settings: &LogSettings) -> Result<LogGuard, TelemetryError> {
     let filter = build_filter(settings)?;
     let (writer, guard) = writer::open(settings.file.as_deref())?;
+    let direct = writer.clone();
     build_subscriber(settings, filter, SystemClock, writer)
         .try_init()
         .map_err(TelemetryError::AlreadyInstalled)?;
+    if settings.format == LogFormat::Bitbucket {
+        direct::install(direct, logger::LoggerNames::new(settings));
+    }
     guard.publish_counter();
     Ok(guard)
 }

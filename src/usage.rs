@@ -26,7 +26,9 @@ struct Pending {
 /// Coalesces token uses between writes.
 #[derive(Default)]
 pub struct UsageTracker {
-    pending: DashMap<[u8; 12], Pending>,
+    /// Keyed by token id with a randomly seeded foldhash: SipHash, the default, cost more than
+    /// the rest of a use's recording.
+    pending: DashMap<[u8; 12], Pending, foldhash::fast::RandomState>,
 }
 
 impl UsageTracker {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Local, Utc};
 
 use super::TokenPlace;
 use crate::ratelimit::{RateQuota, Wording};
-use crate::telemetry::Escaped;
+use crate::telemetry::{Escaped, Message, push_escaped};
 use crate::token::Scope;
 
 /// The user named in a line when no user is known.
@@ -110,6 +110,13 @@ impl CreatedOn {
 
 impl fmt::Display for CreatedOn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f)
+    }
+}
+
+impl CreatedOn {
+    /// Writes the text, as `Display` does, to any writer.
+    fn write(&self, f: &mut impl fmt::Write) -> fmt::Result {
         let unix = self.0.timestamp();
         let slot = usize::try_from(unix.rem_euclid(CACHED_TIMES as i64)).unwrap_or(0);
         let cached = CREATED_TEXTS.with_borrow(|texts| texts[slot].filter(|t| t.unix == unix));
@@ -229,6 +236,36 @@ impl fmt::Display for AuthMessage<'_> {
     }
 }
 
+impl Message for AuthMessage<'_> {
+    /// The success line, nearly every request's, piece by piece: its fixed text and the
+    /// creation time hold nothing to escape, and [`Escaped`] text holds nothing left for a
+    /// line to escape, so this is exactly what the line shows of its `Display`.
+    fn write_one_line(&self, out: &mut String) -> Option<fmt::Result> {
+        let Self::Success {
+            description,
+            scope,
+            user,
+            created_at,
+            path,
+        } = *self
+        else {
+            return None;
+        };
+        Some((|| {
+            out.push_str("Found a matching token \"");
+            push_escaped(out, description)?;
+            out.push_str("\" with ");
+            out.push_str(scope.log_name());
+            out.push_str(" scope and authenticated user ");
+            push_escaped(out, user)?;
+            out.push_str(". Token was created on ");
+            CreatedOn(created_at).write(out)?;
+            out.push_str(". REST endpoint: ");
+            push_escaped(out, path)
+        })())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{Local, NaiveDate, TimeZone, Utc};
@@ -246,6 +283,41 @@ mod tests {
             .earliest()
             .expect("a local time that exists")
             .with_timezone(&Utc)
+    }
+
+    /// The success line's pieces are its `Display`, escaping and clipping included.
+    #[test]
+    fn the_success_message_written_in_pieces_is_its_display() {
+        use crate::telemetry::Message as _;
+        use crate::token::Scope;
+
+        let long = format!("/rest/{}", "é".repeat(2000));
+        let cases = [
+            (
+                "CI \"nightly\"\n",
+                "jürgen\u{2028}",
+                "/rest/api/1.0/projects",
+            ),
+            ("tokengate bench", "bench-user", long.as_str()),
+            ("", "", "/"),
+        ];
+        for (description, user, path) in cases {
+            for scope in [Scope::ReadOnly, Scope::ReadWrite] {
+                let message = super::AuthMessage::Success {
+                    description,
+                    scope,
+                    user,
+                    created_at: local(2021, 1, 6, 14, 14, 46),
+                    path,
+                };
+                let mut pieces = String::new();
+                message
+                    .write_one_line(&mut pieces)
+                    .expect("a fast path")
+                    .unwrap();
+                assert_eq!(pieces, message.to_string());
+            }
+        }
     }
 
     #[test]

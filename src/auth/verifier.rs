@@ -1,5 +1,9 @@
-//! Verifying tokengate tokens: checksum first, then a cache keyed by a SHA-256 digest of the
-//! whole token, then one indexed store lookup and one argon2 verification on the blocking pool.
+//! Verifying tokengate tokens: checksum first, then a cache keyed by a tag of the whole token,
+//! then one indexed store lookup and one argon2 verification on the blocking pool.
+//!
+//! The tag ([`super::tag`]) is Poly1305 under a key drawn at random when the verifier is
+//! made: a keyed hash that costs a few hundred instructions where a SHA-256 digest costs a few
+//! thousand, every request.
 //!
 //! A verified token is trusted for the cache lifetime; then (or after a change to it) its record
 //! is read again, but its secret is not hashed again while the stored hash is the one it
@@ -8,36 +12,47 @@
 //! secrets are remembered briefly; clients that keep failing are throttled per IP, counted where
 //! the token quotas are (with a shared backend, across every replica).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use moka::future::Cache;
 use prometheus_client::metrics::counter::Counter;
-use sha2::{Digest, Sha256};
+use rand::RngCore;
 use tokio::sync::Semaphore;
 
+use super::tag::{Tag, TagKey};
 use super::{Unverified, Verification};
 use crate::ratelimit::{RateDecision, RateLimits, RateQuota};
 use crate::store::{Change, ChangeCount, StoreError, StoreRuntime, TokenStore};
-use crate::token::{PresentedToken, TokenId, TokenRecord, verify_secret};
+use crate::token::{ParseError, PresentedToken, TOKEN_LEN, TokenId, TokenRecord, verify_secret};
 
-type Digest32 = [u8; 32];
+/// The caches' hasher: seeded at random per cache, and far cheaper than SipHash.
+type Hasher = foldhash::fast::RandomState;
 
 /// Verifies presented tokens against the store, with caches in front of it.
 pub struct Verifier {
     store: Arc<dyn TokenStore>,
     /// Where store lookups run; `None` runs them on the caller's runtime.
     store_runtime: Option<StoreRuntime>,
-    /// Digest of a whole token that verified → its record.
-    verified: Cache<Digest32, Arc<TokenRecord>>,
+    /// This verifier's random key for the tags of presented tokens.
+    tag_key: TagKey,
+    /// Tag of a whole token that verified → its record.
+    verified: Cache<Tag, Trusted, Hasher>,
+    /// The same answers, in front of `verified`: a hit there costs an order of magnitude more
+    /// (its bookkeeping of reads and expiry) than this map's lookup. Emptied on every change
+    /// and when full; never holds a record longer than `verified` would trust it.
+    front: RwLock<HashMap<Tag, Trusted, Hasher>>,
+    /// How long a verified token is trusted without the store.
+    cache_ttl: Duration,
     /// Ids the store does not know.
-    unknown_ids: moka::sync::Cache<[u8; 12], ()>,
-    /// Digest of a whole token whose secret did not match → the owner.
-    wrong_secrets: moka::sync::Cache<Digest32, Arc<str>>,
-    /// Digest of a whole token whose secret matched → the stored hash it matched. A record read
+    unknown_ids: moka::sync::Cache<[u8; 12], (), Hasher>,
+    /// Tag of a whole token whose secret did not match → the owner.
+    wrong_secrets: moka::sync::Cache<Tag, Arc<str>, Hasher>,
+    /// Tag of a whole token whose secret matched → the stored hash it matched. A record read
     /// again with this same hash needs no new argon2 verification: the verdict is the same.
-    matched_hashes: moka::sync::Cache<Digest32, Arc<str>>,
+    matched_hashes: moka::sync::Cache<Tag, Arc<str>, Hasher>,
     /// Bounds concurrent argon2 verifications.
     hash_slots: Semaphore,
     /// Where failed verifications per client IP are counted (with the token quotas).
@@ -45,13 +60,20 @@ pub struct Verifier {
     /// The time one failure's worth of budget takes to refill.
     failure_interval: Duration,
     /// Client IPs over their failure budget → until when, as this process learnt it.
-    throttled: moka::sync::Cache<IpAddr, Instant>,
+    throttled: moka::sync::Cache<IpAddr, Instant, Hasher>,
     /// `auth.failed_attempts_per_ip`.
     failure_quota: RateQuota,
     /// argon2 verifications run so far (the `tokengate_hash_verifications_total` metric).
     hashes: Counter,
     /// Token changes heard, so a lookup that one overtook is not kept.
     changes: ChangeCount,
+}
+
+/// A verified token's record and until when it is trusted without the store.
+#[derive(Debug, Clone)]
+struct Trusted {
+    record: Arc<TokenRecord>,
+    until: Instant,
 }
 
 /// Verifier settings.
@@ -71,6 +93,8 @@ const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 const MATCHED_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Entries in each cache at most.
 const CACHE_CAPACITY: u64 = 100_000;
+/// Entries in the front map at most; it is emptied when full.
+const FRONT_CAPACITY: usize = 10_000;
 
 #[derive(Debug, Clone)]
 enum Miss {
@@ -92,26 +116,30 @@ fn failure_key(ip: IpAddr) -> IpAddr {
 impl Verifier {
     pub fn new(store: Arc<dyn TokenStore>, settings: VerifierSettings, hashes: Counter) -> Self {
         let quota = settings.failed_attempts_per_ip;
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        let tag_key = TagKey::new(&key);
         Self {
             store,
             store_runtime: None,
+            tag_key,
             verified: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(settings.cache_ttl)
                 .support_invalidation_closures()
-                .build(),
+                .build_with_hasher(Hasher::default()),
             unknown_ids: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(NEGATIVE_TTL.min(settings.cache_ttl))
-                .build(),
+                .build_with_hasher(Hasher::default()),
             wrong_secrets: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(NEGATIVE_TTL.min(settings.cache_ttl))
-                .build(),
+                .build_with_hasher(Hasher::default()),
             matched_hashes: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(MATCHED_TTL)
-                .build(),
+                .build_with_hasher(Hasher::default()),
             hash_slots: Semaphore::new(settings.hash_concurrency.max(1)),
             limits: Arc::new(RateLimits::local()),
             failure_interval: quota.replenish_interval(),
@@ -119,9 +147,11 @@ impl Verifier {
             throttled: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(quota.period())
-                .build(),
+                .build_with_hasher(Hasher::default()),
             hashes,
             changes: ChangeCount::default(),
+            front: RwLock::new(HashMap::default()),
+            cache_ttl: settings.cache_ttl,
         }
     }
 
@@ -152,19 +182,46 @@ impl Verifier {
         self.hashes.get()
     }
 
+    /// The tag of a whole token under this verifier's key.
+    fn tag(&self, token: &str) -> Tag {
+        self.tag_key.tag(token.as_bytes())
+    }
+
     /// Verifies `token` presented from `client_ip`.
     pub async fn verify(&self, token: &str, client_ip: IpAddr) -> Verification {
-        let parsed = PresentedToken::parse(token);
-        let digest: Option<Digest32> = parsed
-            .as_ref()
-            .ok()
-            .map(|presented| Sha256::digest(presented.expose().as_bytes()).into());
+        // Only a token's length is tagged: a longer value is refused by its shape below, and
+        // must not cost a tag as long as itself.
+        let tag = (token.len() == TOKEN_LEN).then(|| self.tag(token));
         // A verified token works from a throttled address (a shared NAT); nothing else does,
-        // malformed tokens included.
-        if let Some(digest) = &digest
-            && let Some(record) = self.verified.get(digest).await
+        // malformed tokens included. A token in the front map verified before, so its shape
+        // and checksum passed then, and its tag stands for it: they are not checked again.
+        if let Some(tag) = &tag
+            && let Some(record) = self.front_get(tag)
         {
             return Verification::Verified(record);
+        }
+        let parsed = PresentedToken::parse(token);
+        // The whole token is what was tagged (`expose` is the token as presented).
+        let digest = tag.filter(|_| parsed.is_ok());
+        // Boxed: the rest (cache bookkeeping, lookup, hashing) is a large future that every
+        // request's future would otherwise hold, and move, in full.
+        Box::pin(self.verify_further(parsed, digest, client_ip)).await
+    }
+
+    /// [`Verifier::verify`] past the front map.
+    async fn verify_further(
+        &self,
+        parsed: Result<PresentedToken<'_>, ParseError>,
+        digest: Option<Tag>,
+        client_ip: IpAddr,
+    ) -> Verification {
+        if let Some(digest) = &digest {
+            let mark = self.changes.mark();
+            if let Some(trusted) = self.verified.get(digest).await {
+                let record = Arc::clone(&trusted.record);
+                self.front_put(*digest, trusted, mark);
+                return Verification::Verified(record);
+            }
         }
         if let Some(wait) = self.throttled_for(client_ip).await {
             return Verification::Throttled(wait);
@@ -190,7 +247,11 @@ impl Verifier {
             self.verified.invalidate(&digest).await;
         }
         match result {
-            Ok(record) => Verification::Verified(record),
+            Ok(trusted) => {
+                let record = Arc::clone(&trusted.record);
+                self.front_put(digest, trusted, mark);
+                Verification::Verified(record)
+            }
             Err(miss) => match &*miss {
                 Miss::Unknown => self.failed(client_ip, Unverified::UnknownId, None).await,
                 Miss::WrongSecret(owner) => {
@@ -202,11 +263,40 @@ impl Verifier {
         }
     }
 
+    /// A trusted record from the front map, unless its time is up.
+    fn front_get(&self, digest: &Tag) -> Option<Arc<TokenRecord>> {
+        let front = self.front.read().unwrap_or_else(PoisonError::into_inner);
+        let trusted = front.get(digest)?;
+        (Instant::now() < trusted.until).then(|| Arc::clone(&trusted.record))
+    }
+
+    /// Puts a record `verified` answered into the front map, unless a change was heard since
+    /// `mark` (taken before `verified` was asked): [`Verifier::forget`] counts a change before
+    /// emptying the map, and the count is read under the map's lock, so a record read before a
+    /// change never outlives it there.
+    fn front_put(&self, digest: Tag, trusted: Trusted, mark: u64) {
+        let mut front = self.front.write().unwrap_or_else(PoisonError::into_inner);
+        if self.changes.changed_since(mark) {
+            return;
+        }
+        if front.len() >= FRONT_CAPACITY {
+            front.clear();
+        }
+        front.insert(digest, trusted);
+    }
+
+    fn forget_front(&self) {
+        self.front
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     async fn look_up_and_hash(
         &self,
         presented: &PresentedToken<'_>,
-        digest: Digest32,
-    ) -> Result<Arc<TokenRecord>, Miss> {
+        digest: Tag,
+    ) -> Result<Trusted, Miss> {
         let id = presented.id();
         let looked_up = match &self.store_runtime {
             Some(runtime) => {
@@ -234,7 +324,7 @@ impl Verifier {
             .get(&digest)
             .is_some_and(|hash| *hash == *record.secret_hash)
         {
-            return Ok(Arc::new(record));
+            return Ok(self.trust(record));
         }
         let _slot = self
             .hash_slots
@@ -250,11 +340,19 @@ impl Verifier {
         if matches {
             self.matched_hashes
                 .insert(digest, record.secret_hash.as_str().into());
-            Ok(Arc::new(record))
+            Ok(self.trust(record))
         } else {
             let owner: Arc<str> = record.user.into();
             self.wrong_secrets.insert(digest, Arc::clone(&owner));
             Err(Miss::WrongSecret(owner))
+        }
+    }
+
+    /// `record`, trusted for the cache lifetime from now.
+    fn trust(&self, record: TokenRecord) -> Trusted {
+        Trusted {
+            record: Arc::new(record),
+            until: Instant::now() + self.cache_ttl,
         }
     }
 
@@ -302,12 +400,14 @@ impl Verifier {
                 // Registering a predicate cannot fail: closures are enabled at build time.
                 let _ = self
                     .verified
-                    .invalidate_entries_if(move |_, record| record.id == id);
+                    .invalidate_entries_if(move |_, trusted| trusted.record.id == id);
+                self.forget_front();
             }
             Change::Credential(_) => {}
             Change::All => {
                 self.changes.count();
                 self.verified.invalidate_all();
+                self.forget_front();
                 self.unknown_ids.invalidate_all();
                 self.wrong_secrets.invalidate_all();
             }

@@ -3,12 +3,13 @@
 //! streamed both ways without buffering. Every request goes upstream as HTTP/1.1, an HTTP/2
 //! one included.
 
+use std::cell::RefCell;
 use std::error::Error as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use compact_str::format_compact;
+use http::header::Entry;
 use http::header::{
     CONNECTION, COOKIE, HOST, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
     TRAILER, UPGRADE,
@@ -212,26 +213,57 @@ fn client_body_failed(error: &hyper_util::client::legacy::Error) -> bool {
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over the few names present is cheaper than hashing
-    // each hop-by-hop name for a removal.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    // One pass over the few names present notes which hop-by-hop names are there (most
+    // requests carry none; a keep-alive answer carries `Connection`): only those are removed,
+    // rather than hashing each of the eight names for a removal.
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    if headers.contains_key(CONNECTION) {
+    // `HOP_BY_HOP[0]` is `Connection`.
+    if present & 1 != 0 {
+        // Names of the list itself are removed below when present.
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .filter(|name| !HOP_BY_HOP.contains(name))
             .collect();
         for name in named {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
+}
+
+thread_local! {
+    /// The peer this thread forwarded for last, and its `X-Forwarded-For` value: a
+    /// connection's requests all come from one peer, and a clone shares the value's bytes.
+    static PEER_VALUE: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+}
+
+/// `peer` as a header value.
+fn peer_value(peer: IpAddr) -> HeaderValue {
+    PEER_VALUE.with_borrow_mut(|last| match last {
+        Some((known, value)) if *known == peer => value.clone(),
+        _ => {
+            let value = HeaderValue::from_str(&super::context::ip_text(peer))
+                .expect("an address is a header value");
+            *last = Some((peer, value.clone()));
+            value
+        }
+    })
 }
 
 /// Sets `X-Forwarded-For` (appending the peer), `-Proto` (`proto`, the listener's scheme) and
@@ -243,39 +275,60 @@ pub(super) fn set_forwarded(
     peer_trusted: bool,
     proto: &HeaderValue,
 ) {
-    // Every line the request came with, in order, then the peer: a proxy that adds its own
-    // line (HAProxy's `option forwardfor`) must not lose its entry to the client's line.
-    let mut existing = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .map(|v| v.as_bytes().trim_ascii())
-        .filter(|v| !v.is_empty())
-        .peekable();
-    let value = if existing.peek().is_none() {
-        // Written inline (a peer address fits), so only the header value allocates.
-        HeaderValue::from_str(&format_compact!("{peer}"))
-    } else {
-        let mut joined = Vec::with_capacity(64);
-        for line in existing {
-            joined.extend_from_slice(line);
-            joined.extend_from_slice(b", ");
+    // Each header is found once (its name hashed once) through its entry, and set or kept
+    // there: setting an occupied entry replaces every line of it in place, as `insert` does.
+    match headers.entry(X_FORWARDED_FOR) {
+        Entry::Vacant(entry) => {
+            entry.insert(peer_value(peer));
         }
-        joined.extend_from_slice(format_compact!("{peer}").as_bytes());
-        HeaderValue::from_bytes(&joined)
-    };
-    if let Ok(value) = value {
-        headers.insert(X_FORWARDED_FOR, value);
-    }
-    if !peer_trusted || !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, proto.clone());
-    }
-    if !peer_trusted || !headers.contains_key(&X_FORWARDED_HOST) {
-        match headers.get(HOST).cloned() {
-            Some(host) => {
-                headers.insert(X_FORWARDED_HOST, host);
+        Entry::Occupied(mut entry) => {
+            // Every line the request came with, in order, then the peer: a proxy that adds its
+            // own line (HAProxy's `option forwardfor`) must not lose its entry to the client's.
+            let mut existing = entry
+                .iter()
+                .map(|v| v.as_bytes().trim_ascii())
+                .filter(|v| !v.is_empty())
+                .peekable();
+            let value = if existing.peek().is_none() {
+                Ok(peer_value(peer))
+            } else {
+                let mut joined = Vec::with_capacity(64);
+                for line in existing {
+                    joined.extend_from_slice(line);
+                    joined.extend_from_slice(b", ");
+                }
+                joined.extend_from_slice(super::context::ip_text(peer).as_bytes());
+                HeaderValue::from_bytes(&joined)
+            };
+            if let Ok(value) = value {
+                entry.insert(value);
             }
-            None => {
-                headers.remove(&X_FORWARDED_HOST);
+        }
+    }
+    match headers.entry(X_FORWARDED_PROTO) {
+        Entry::Vacant(entry) => {
+            entry.insert(proto.clone());
+        }
+        Entry::Occupied(mut entry) => {
+            if !peer_trusted {
+                entry.insert(proto.clone());
+            }
+        }
+    }
+    let host = headers.get(HOST).cloned();
+    match (headers.entry(X_FORWARDED_HOST), host) {
+        (Entry::Vacant(entry), Some(host)) => {
+            entry.insert(host);
+        }
+        (Entry::Vacant(_), None) => {}
+        (Entry::Occupied(mut entry), Some(host)) => {
+            if !peer_trusted {
+                entry.insert(host);
+            }
+        }
+        (Entry::Occupied(entry), None) => {
+            if !peer_trusted {
+                entry.remove_entry_mult();
             }
         }
     }

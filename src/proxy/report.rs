@@ -12,7 +12,7 @@ use super::Gateway;
 use crate::audit::{Attributes, AuditEvent, AuditKind, AuditOutcome, method_name};
 use crate::auth::messages::{ANONYMOUS, AuthMessage};
 use crate::auth::{AllowList, Decision, NoValidToken, TokenPlace, Unverified};
-use crate::telemetry::{AUTH_TARGET, RATE_LIMIT_TARGET};
+use crate::telemetry::{AUTH_TARGET, RATE_LIMIT_TARGET, info_line};
 use crate::token::TokenRecord;
 
 /// The request reported a report needs.
@@ -62,6 +62,19 @@ fn reason_name(reason: NoValidToken) -> &'static str {
     }
 }
 
+/// Writes a decision's line: straight to the log writer where the process has one
+/// ([`info_line`]), else through `tracing`.
+fn log_line(target: &'static str, now: DateTime<Utc>, message: &AuthMessage<'_>) {
+    if info_line(target, now, message) {
+        return;
+    }
+    if target == RATE_LIMIT_TARGET {
+        tracing::info!(target: RATE_LIMIT_TARGET, "{message}");
+    } else {
+        tracing::info!(target: AUTH_TARGET, "{message}");
+    }
+}
+
 /// Writes the decision's log line and audit event.
 pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported<'_>) {
     let fallback = gateway.basic_auth_fallback;
@@ -70,7 +83,11 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
         Decision::PassThrough | Decision::StoreUnavailable => return,
         Decision::Fallback { user } => {
             let user = user.as_deref().unwrap_or(ANONYMOUS);
-            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::Fallback { user, path });
+            log_line(
+                AUTH_TARGET,
+                reported.now,
+                &AuthMessage::Fallback { user, path },
+            );
             Event {
                 kind: AuditKind::Fallback,
                 user: Some(user),
@@ -88,7 +105,15 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
                 .as_deref()
                 .filter(|u| !u.is_empty())
                 .unwrap_or(ANONYMOUS);
-            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::NoValidToken { user: shown, fallback, path });
+            log_line(
+                AUTH_TARGET,
+                reported.now,
+                &AuthMessage::NoValidToken {
+                    user: shown,
+                    fallback,
+                    path,
+                },
+            );
             let kind = if *reason == NoValidToken::Expired {
                 AuditKind::ExpiredTokenUsed
             } else {
@@ -105,7 +130,16 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
         Decision::IpNotAllowed {
             token, refused_by, ..
         } => {
-            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::IpNotAllowed { user: &token.user, ip: reported.client_ip, fallback, path });
+            log_line(
+                AUTH_TARGET,
+                reported.now,
+                &AuthMessage::IpNotAllowed {
+                    user: &token.user,
+                    ip: reported.client_ip,
+                    fallback,
+                    path,
+                },
+            );
             let (list, nets) = match refused_by {
                 AllowList::Token => ("token", &token.allowed_ips),
                 AllowList::Global => ("auth.allowed_ips", &gateway.allowed_ips),
@@ -119,7 +153,15 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
         }
         Decision::ScopeDenied { token, overridden } => {
             let method = overridden.as_deref().unwrap_or(reported.method.as_str());
-            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::ScopeDenied { user: &token.user, method, path });
+            log_line(
+                AUTH_TARGET,
+                reported.now,
+                &AuthMessage::ScopeDenied {
+                    user: &token.user,
+                    method,
+                    path,
+                },
+            );
             Event::of(
                 token,
                 AuditKind::ScopeDenied,
@@ -127,7 +169,14 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
             )
         }
         Decision::RateLimited { token, quota, .. } => {
-            tracing::info!(target: RATE_LIMIT_TARGET, "{}", AuthMessage::RateLimited { user: &token.user, quota: *quota });
+            log_line(
+                RATE_LIMIT_TARGET,
+                reported.now,
+                &AuthMessage::RateLimited {
+                    user: &token.user,
+                    quota: *quota,
+                },
+            );
             Event::of(
                 token,
                 AuditKind::RateLimited,
@@ -135,16 +184,16 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
             )
         }
         Decision::Allow { token, .. } => {
-            tracing::info!(
-                target: AUTH_TARGET,
-                "{}",
-                AuthMessage::Success {
+            log_line(
+                AUTH_TARGET,
+                reported.now,
+                &AuthMessage::Success {
                     description: &token.description,
                     scope: token.scope,
                     user: &token.user,
                     created_at: token.created_at,
                     path,
-                }
+                },
             );
             Event::of(
                 token,
@@ -153,15 +202,33 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
             )
         }
         Decision::TokenOutsideProtectedPaths => {
-            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TokenOutsideProtectedPaths { path });
+            log_line(
+                AUTH_TARGET,
+                reported.now,
+                &AuthMessage::TokenOutsideProtectedPaths { path },
+            );
             Event::anonymous(Attributes::Pair("reason", "outside_protected_paths"))
         }
         Decision::TokenOutsideAuthorization { place } => {
-            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TokenOutsideAuthorization { place: *place, path });
+            log_line(
+                AUTH_TARGET,
+                reported.now,
+                &AuthMessage::TokenOutsideAuthorization {
+                    place: *place,
+                    path,
+                },
+            );
             Event::anonymous(Attributes::Pair("reason", place_reason(*place)))
         }
         Decision::TooManyFailures { .. } => {
-            tracing::info!(target: AUTH_TARGET, "{}", AuthMessage::TooManyFailures { ip: reported.client_ip, path });
+            log_line(
+                AUTH_TARGET,
+                reported.now,
+                &AuthMessage::TooManyFailures {
+                    ip: reported.client_ip,
+                    path,
+                },
+            );
             Event::anonymous(Attributes::Pair("reason", "too_many_failures"))
         }
     };
@@ -262,7 +329,7 @@ pub(super) fn report_no_credential(
             "upstream_credential_refused",
         ),
     };
-    tracing::info!(target: AUTH_TARGET, "{message}");
+    log_line(AUTH_TARGET, reported.now, &message);
     let event = Event::of(
         token,
         AuditKind::AuthFailed,

@@ -1,6 +1,7 @@
 //! Responses the gateway writes itself, in Bitbucket's REST error shape
 //! `{"errors":[{"context":null,"message":"…","exceptionName":null}]}`.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -94,7 +95,29 @@ pub(super) fn add_rate_headers<B>(response: &mut Response<B>, status: &RateStatu
     const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
     const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
     let headers = response.headers_mut();
-    headers.insert(LIMIT, HeaderValue::from(status.limit));
-    headers.insert(REMAINING, HeaderValue::from(status.remaining));
-    headers.insert(RESET, HeaderValue::from(ceil_seconds(status.reset)));
+    // Room for these and `X-AREQUESTID` at once: an upstream's answer comes with room for
+    // its own headers only, and each time the map grows it places every name again.
+    headers.reserve(4);
+    headers.insert(LIMIT, number(0, u64::from(status.limit)));
+    headers.insert(REMAINING, number(1, u64::from(status.remaining)));
+    headers.insert(RESET, number(2, ceil_seconds(status.reset)));
+}
+
+thread_local! {
+    /// The value each `RateLimit-*` header had last on this thread: a token's limit, and
+    /// mostly its reset, repeat from one answer to the next, and a clone shares the bytes.
+    static LAST_NUMBERS: RefCell<[Option<(u64, HeaderValue)>; 3]> =
+        const { RefCell::new([None, None, None]) };
+}
+
+/// `n` as a header value, remembered in `slot` for the next answer.
+fn number(slot: usize, n: u64) -> HeaderValue {
+    LAST_NUMBERS.with_borrow_mut(|last| match &last[slot] {
+        Some((known, value)) if *known == n => value.clone(),
+        _ => {
+            let value = HeaderValue::from(n);
+            last[slot] = Some((n, value.clone()));
+            value
+        }
+    })
 }

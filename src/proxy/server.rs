@@ -118,7 +118,10 @@ fn proxy_service(
     service_fn(move |mut request| {
         heads.mark(&mut request);
         let gateway = Arc::clone(&gateway);
-        async move { Ok::<_, Infallible>(service::handle(gateway, request, peer).await) }
+        // Boxed: the request's future is large, and hyper moves the future it is given
+        // (copying it whole) on its way in; a box moves as a pointer.
+        let handled = Box::pin(service::handle(gateway, request, peer));
+        async move { Ok::<_, Infallible>(handled.await) }
     })
 }
 

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Version};
@@ -42,7 +42,9 @@ pub(super) async fn handle(
     // An HTTP/2 request gets the head an HTTP/1.1 one has (Host from :authority), for
     // self-service's origin check and for Bitbucket alike.
     as_http1(&mut request);
-    let (request_id, _in_flight) = gateway.ids.next();
+    // The one clock read of the request: its id, decision, audit event and last use.
+    let now = Utc::now();
+    let (request_id, _in_flight) = gateway.ids.next_at(now);
     let mut remote = remote(request.headers(), peer, &gateway.trusted_proxies);
     // A token in the query string or a cookie: refused below, and never shown in a line.
     let stray = stray_token(request.uri().query(), request.headers());
@@ -60,7 +62,7 @@ pub(super) async fn handle(
     };
     let mut response = in_request(
         context,
-        decide_and_act(&gateway, request, &remote, ids, stray),
+        decide_and_act(&gateway, request, &remote, ids, stray, now),
     )
     .await;
     response.headers_mut().insert(REQUEST_ID_HEADER, id_header);
@@ -110,7 +112,12 @@ impl std::fmt::Display for RequestLine {
             _ => target,
         };
         let (target, t) = marked(clip(target, MAX_FIELD_BYTES));
-        write!(f, "{method}{m} {target}{t} {version}")
+        // Piece by piece: a line is written on nearly every request, and `write!` would run
+        // the formatting machinery for six plain texts.
+        for piece in [method, m, " ", target, t, " ", version] {
+            f.write_str(piece)?;
+        }
+        Ok(())
     }
 }
 
@@ -127,6 +134,7 @@ async fn decide_and_act(
     remote: &Remote,
     ids: Ids<'_>,
     stray: Option<TokenPlace>,
+    now: DateTime<Utc>,
 ) -> Response<ProxyBody> {
     if let Err(refusal) = framing::check(&request) {
         gateway.metrics.count_request(refusal.outcome());
@@ -134,7 +142,6 @@ async fn decide_and_act(
     }
     let client_ip = remote.client_ip;
     let request_id = ids.text;
-    let now = Utc::now();
     let path = request.uri().path();
     // Decided on the path as Bitbucket's Tomcat routes it (`//rest/`, `/%72est/` and
     // `/x/../rest/` are `/rest/` there); logged and forwarded as sent.
@@ -164,7 +171,9 @@ async fn decide_and_act(
             request_id: request_id.to_owned(),
             secure: gateway.tls,
         };
-        return self_service(edge, request, &routed, meta).await;
+        // Boxed, as every path most requests do not take: their futures would otherwise make
+        // every request's future larger, and it is moved in full.
+        return Box::pin(self_service(edge, request, &routed, meta)).await;
     }
     let protected = gateway.is_protected(&routed);
     let presented = match Credential::from_headers(request.headers()) {
@@ -228,9 +237,13 @@ async fn decide_and_act(
     // Whom to forward an allowed request as, settled before the decision is reported, so a
     // user without a stored credential is logged as refused, never as authenticated.
     let identity = match &decision {
-        Decision::Allow { token, .. } => match identity_value(gateway, token, &reported).await {
-            Ok(value) => Some(value),
-            Err(response) => return response,
+        Decision::Allow { token, .. } => match identity_value(gateway, token) {
+            Some(Ok(value)) => Some(value),
+            Some(Err(response)) => return response,
+            None => match Box::pin(credential_value(gateway, token, &reported)).await {
+                Ok(value) => Some(value),
+                Err(response) => return response,
+            },
         },
         _ => None,
     };
@@ -240,8 +253,15 @@ async fn decide_and_act(
     // Hop-by-hop headers go first: a client naming the identity header (or `Authorization`)
     // in `Connection` must not make the forward strip what the gateway sets below.
     strip_hop_by_hop(request.headers_mut());
-    // Whatever happens next, a client's copy of the identity header never goes upstream.
-    request.headers_mut().remove(&gateway.identity_header);
+    // Whatever happens next, a client's copy of the identity header never goes upstream. It is
+    // looked for among the names present first: removing an absent name still hashes it.
+    if request
+        .headers()
+        .keys()
+        .any(|name| *name == gateway.identity_header)
+    {
+        request.headers_mut().remove(&gateway.identity_header);
+    }
     match decision {
         Decision::PassThrough | Decision::Fallback { .. } => {
             forward(gateway, request, remote, ids.header).await
@@ -265,7 +285,8 @@ async fn decide_and_act(
             {
                 // Bitbucket refused the user's stored credential (expired, revoked, or its user
                 // lost access): not sent again until it is replaced.
-                match vault.refuse(&token.user, sent).await {
+                // Boxed: a cold path, kept out of every request's future.
+                match Box::pin(vault.refuse(&token.user, sent)).await {
                     Ok(true) => {
                         tracing::warn!(target: "tokengate::proxy", user = %crate::telemetry::Escaped(&token.user), "Bitbucket refused the stored credential; marked refused until it is replaced");
                     }
@@ -348,7 +369,11 @@ async fn may_use(gateway: &Gateway, verification: Verification) -> Verification 
     let Verification::Verified(token) = verification else {
         return verification;
     };
-    match gateway.directory.may_use_tokens(&token.user).await {
+    let allowed = match gateway.directory.may_use_tokens_now(&token.user) {
+        Some(settled) => Ok(settled),
+        None => Box::pin(gateway.directory.may_use_tokens(&token.user)).await,
+    };
+    match allowed {
         Ok(true) => Verification::Verified(token),
         Ok(false) => Verification::Withdrawn(token),
         Err(e) => {
@@ -386,21 +411,34 @@ async fn self_service(
         .map(|body| body.map_err(|never| match never {}).boxed())
 }
 
-/// The header that tells Bitbucket who the token's user is: the identity header, or the user's
-/// own credential as `Authorization`. An error is the finished refusal.
-async fn identity_value(
+/// The header that tells Bitbucket who the token's user is: the identity header, or `None`
+/// when it is the user's own credential ([`credential_value`]). An error is the finished
+/// refusal.
+fn identity_value(
     gateway: &Gateway,
     token: &TokenRecord,
-    reported: &Reported<'_>,
-) -> Result<(HeaderName, HeaderValue), Response<ProxyBody>> {
+) -> Option<Result<(HeaderName, HeaderValue), Response<ProxyBody>>> {
     match gateway.identity {
-        Identity::Header => match HeaderValue::from_str(&token.user) {
+        Identity::Header => Some(match HeaderValue::from_str(&token.user) {
             Ok(user) => Ok((gateway.identity_header.clone(), user)),
             Err(_) => Err(respond::error(
                 StatusCode::BAD_REQUEST,
                 "The token's user name cannot be sent to Bitbucket.",
             )),
-        },
+        }),
+        Identity::Credential => None,
+    }
+}
+
+/// The user's own credential as `Authorization`, with `upstream.identity = "credential"`. An
+/// error is the finished refusal.
+async fn credential_value(
+    gateway: &Gateway,
+    token: &TokenRecord,
+    reported: &Reported<'_>,
+) -> Result<(HeaderName, HeaderValue), Response<ProxyBody>> {
+    match gateway.identity {
+        Identity::Header => unreachable!("the identity header is set without a credential"),
         Identity::Credential => {
             let vault = gateway
                 .credentials

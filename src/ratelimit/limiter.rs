@@ -7,9 +7,9 @@ use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::{Clock, MonotonicClock};
 use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
+use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
 use super::RateQuota;
@@ -71,23 +71,34 @@ impl RateDecision {
     }
 }
 
-type Keyed<K, C> = RateLimiter<K, DefaultKeyedStateStore<K>, C, StateInformationMiddleware>;
+/// The maps' hasher: seeded at random per map, and far cheaper than SipHash (governor's
+/// default), which cost more than the rest of a check.
+type Hasher = foldhash::fast::RandomState;
+
+type Keyed<K, C> = RateLimiter<K, DashMapStateStore<K, Hasher>, C, StateInformationMiddleware>;
+
+/// One keyed limiter per distinct quota.
+type ByQuota<K, C> = HashMap<RateQuota, Arc<Keyed<K, C>>, Hasher>;
 
 /// The in-process limiter: governor's GCRA, one keyed state store per distinct quota, so each
 /// key's quota is its burst, refilled evenly over the period.
-pub struct GovernorLimiter<K: Hash + Eq + Clone, C: Clock = DefaultClock> {
+///
+/// Its clock is the standard library's monotonic one, not governor's default (quanta): quanta
+/// calibrates its counter against that clock when first used, a loop whose length depends on
+/// the machine's speed, which made start-up cost (and the instruction count of a run) wobble.
+pub struct GovernorLimiter<K: Hash + Eq + Clone, C: Clock = MonotonicClock> {
     clock: C,
-    by_quota: RwLock<HashMap<RateQuota, Arc<Keyed<K, C>>>>,
+    by_quota: RwLock<ByQuota<K, C>>,
 }
 
-impl<K: Hash + Eq + Clone> GovernorLimiter<K, DefaultClock> {
+impl<K: Hash + Eq + Clone> GovernorLimiter<K, MonotonicClock> {
     /// A limiter on the monotonic system clock.
     pub fn new() -> Self {
-        Self::with_clock(DefaultClock::default())
+        Self::with_clock(MonotonicClock)
     }
 }
 
-impl<K: Hash + Eq + Clone> Default for GovernorLimiter<K, DefaultClock> {
+impl<K: Hash + Eq + Clone> Default for GovernorLimiter<K, MonotonicClock> {
     fn default() -> Self {
         Self::new()
     }
@@ -98,7 +109,7 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> GovernorLimiter<K, C> {
     pub fn with_clock(clock: C) -> Self {
         Self {
             clock,
-            by_quota: RwLock::new(HashMap::new()),
+            by_quota: RwLock::new(HashMap::default()),
         }
     }
 
@@ -109,8 +120,12 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> GovernorLimiter<K, C> {
         let mut map = self.by_quota.write().expect("limiter lock");
         Arc::clone(map.entry(quota).or_insert_with(|| {
             Arc::new(
-                RateLimiter::dashmap_with_clock(quota.to_governor(), self.clock.clone())
-                    .with_middleware::<StateInformationMiddleware>(),
+                RateLimiter::dashmap_with_clock_and_hasher(
+                    quota.to_governor(),
+                    self.clock.clone(),
+                    Hasher::default(),
+                )
+                .with_middleware::<StateInformationMiddleware>(),
             )
         }))
     }

@@ -92,7 +92,12 @@ impl RateLimits {
 
     /// Counts one request of the token with id `id` under `quota`.
     pub async fn check_token(&self, id: &[u8; 12], quota: RateQuota) -> RateDecision {
-        if let Some(decision) = self.shared_step(SharedKey::Token(id), quota, true).await {
+        // Boxed, and only with Redis: its step is a large future that every request's future
+        // would otherwise hold (and move) in full, the local backend's included.
+        if self.shared.is_some()
+            && let Some(decision) =
+                Box::pin(self.shared_step(SharedKey::Token(id), quota, true)).await
+        {
             return decision;
         }
         self.tokens.check(id, quota)

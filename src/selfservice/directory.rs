@@ -34,6 +34,16 @@ impl Directory {
         }
     }
 
+    /// Whether `user` may use tokens, when that is settled without asking Bitbucket (nearly
+    /// always: `self_service.use_tokens` names no groups, or names the user); `None` when only
+    /// [`Directory::may_use_tokens`] can tell.
+    pub fn may_use_tokens_now(&self, user: &str) -> Option<bool> {
+        if self.rights.use_tokens.allows_anyone() {
+            return Some(true);
+        }
+        self.rights.use_tokens.allows_by_name(user)
+    }
+
     /// Whether `user`'s tokens authenticate. Free when `use_tokens` allows everyone or
     /// names the user; otherwise a cache lookup, and a question to Bitbucket on a miss.
     pub async fn may_use_tokens(&self, user: &str) -> Result<bool, Arc<BitbucketError>> {

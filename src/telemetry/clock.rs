@@ -30,7 +30,13 @@ thread_local! {
 /// only on whole seconds), not on every call.
 #[must_use]
 pub fn local_now() -> DateTime<Local> {
-    let utc = Utc::now();
+    local_at(Utc::now())
+}
+
+/// `utc` in the process's local time zone, its offset looked up as [`local_now`] does: for a
+/// caller that has read the clock already.
+#[must_use]
+pub fn local_at(utc: DateTime<Utc>) -> DateTime<Local> {
     let second = utc.timestamp();
     let offset = match OFFSET.get() {
         Some((cached, offset)) if cached == second => offset,

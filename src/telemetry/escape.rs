@@ -42,6 +42,11 @@ pub fn clip(s: &str, max: usize) -> (&str, bool) {
     (&s[..end], true)
 }
 
+/// Appends `s` as [`Escaped`] displays it.
+pub fn push_escaped(out: &mut String, s: &str) -> fmt::Result {
+    write_escaped(out, s)
+}
+
 fn write_escaped<W: fmt::Write + ?Sized>(f: &mut W, s: &str) -> fmt::Result {
     let (s, clipped) = clip(s, MAX_FIELD_BYTES);
     write_escaped_whole(f, s)?;
@@ -79,12 +84,19 @@ fn write_escaped_whole<W: fmt::Write + ?Sized>(f: &mut W, s: &str) -> fmt::Resul
     f.write_str(&s[start..])
 }
 
-/// Whether any byte of `s` passes `test`. Each chunk is tested without an early exit, so the
-/// loop compiles to vector compares; log fields are short.
+/// Whether any byte of `s` passes `test`, which must not pass `a`. Each 32-byte chunk is tested
+/// without an early exit, so the loop compiles to vector compares; the last, shorter one (the
+/// whole of most log fields) is copied into a chunk filled with `a` first, rather than tested
+/// byte by byte.
 pub(super) fn any_byte(s: &str, test: impl Fn(u8) -> bool) -> bool {
-    s.as_bytes()
-        .chunks(32)
-        .any(|chunk| chunk.iter().fold(false, |found, &b| found | test(b)))
+    let in_chunk = |chunk: &[u8; 32]| chunk.iter().fold(false, |found, &b| found | test(b));
+    let (chunks, rest) = s.as_bytes().as_chunks::<32>();
+    if chunks.iter().any(in_chunk) {
+        return true;
+    }
+    let mut last = [b'a'; 32];
+    last[..rest.len()].copy_from_slice(rest);
+    in_chunk(&last)
 }
 
 /// Whether a byte of UTF-8 text may begin a control character or a line separator: an ASCII
@@ -142,6 +154,21 @@ mod tests {
         let nasty: String = (0u32..0x3000).filter_map(char::from_u32).collect();
         let out = Escaped(&nasty).to_string();
         assert!(!out.contains(['\n', '\r', '\u{2028}', '\u{2029}', '\u{85}']));
+    }
+
+    /// Every length around a chunk's, with the byte looked for at every place, and without it.
+    #[test]
+    fn the_byte_scan_finds_a_byte_anywhere() {
+        for len in 0..100 {
+            let plain = "x".repeat(len);
+            assert!(!super::any_byte(&plain, may_start_control));
+            for at in 0..len {
+                let mut text = plain.clone().into_bytes();
+                text[at] = b'\n';
+                let text = String::from_utf8(text).unwrap();
+                assert!(super::any_byte(&text, may_start_control), "{len} {at}");
+            }
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{Attributes, AuditEvent, AuditKind, AuditOutcome, StoredAuditEvent};
 use crate::store::StoreError;
-use crate::store::rows::{corrupt, floor_ms};
+use crate::store::rows::corrupt;
 use crate::store::sql::{storable, storable_attributes};
 
 /// The body layout written by [`encode`] (the `format` column).
@@ -150,7 +150,8 @@ pub(super) fn encode(events: &[(u16, &AuditEvent)]) -> Encoded {
     assert!(!events.is_empty(), "a segment holds at least one event");
     let times: Vec<i64> = events
         .iter()
-        .map(|(_, e)| floor_ms(e.time).timestamp_millis())
+        // Whole milliseconds, rounded down, as the store keeps times.
+        .map(|(_, e)| e.time.timestamp_millis())
         .collect();
     let first_time = times.iter().copied().min().unwrap_or(0);
     let last_time = times.iter().copied().max().unwrap_or(0);

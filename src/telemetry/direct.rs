@@ -1,0 +1,156 @@
+//! Decision lines written straight to the log writer, byte for byte the lines the subscriber
+//! writes for the same events, without `tracing`'s dispatch and field machinery: a decision
+//! line is the one line nearly every request writes, and that machinery cost more than laying
+//! the line out. [`super::init`] enables it for the Bitbucket layout; with the JSON layout,
+//! or with a subscriber installed any other way (tests), lines go through `tracing`.
+
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+use tracing::Level;
+use tracing_appender::non_blocking::NonBlocking;
+
+use super::clock::local_at;
+use super::context::{RequestContext, with_current};
+use super::escape::{Escaping, MAX_FIELD_BYTES, any_byte, may_start_control};
+use super::fields::OneLine;
+use super::format::with_thread_name;
+use super::logger::LoggerNames;
+use super::stamp::write_time;
+use super::{AUTH_TARGET, RATE_LIMIT_TARGET};
+
+/// A log message that can also write itself in one piece.
+pub trait Message: fmt::Display {
+    /// Writes exactly what [`OneLine`] makes of the message's `Display`, when the message has
+    /// a faster way to (text that needs no escaping for one line, written piece by piece);
+    /// `None` writes the `Display` through [`OneLine`].
+    fn write_one_line(&self, _out: &mut String) -> Option<fmt::Result> {
+        None
+    }
+}
+
+/// What the direct path writes with, set by [`super::init`].
+struct Direct {
+    writer: NonBlocking,
+    names: LoggerNames,
+    /// Whether the filter lets INFO lines of [`AUTH_TARGET`] and [`RATE_LIMIT_TARGET`]
+    /// through; it is built once and never changes.
+    auth: bool,
+    rate_limit: bool,
+}
+
+static DIRECT: OnceLock<Direct> = OnceLock::new();
+
+thread_local! {
+    /// This thread's line buffer and its handle on the writer.
+    static LINE: RefCell<Option<(String, NonBlocking)>> = const { RefCell::new(None) };
+}
+
+/// Writes decision lines directly to `writer`, which the installed subscriber writes to in
+/// the Bitbucket layout, with the logger names of `names`.
+/// Called once the subscriber is the global default, whose filter it asks.
+pub(super) fn install(writer: NonBlocking, names: LoggerNames) {
+    let _ = DIRECT.set(Direct {
+        writer,
+        names,
+        auth: tracing::enabled!(target: AUTH_TARGET, Level::INFO),
+        rate_limit: tracing::enabled!(target: RATE_LIMIT_TARGET, Level::INFO),
+    });
+}
+
+/// Writes the INFO line of a decision `target` ([`AUTH_TARGET`] or [`RATE_LIMIT_TARGET`])
+/// with `message`, stamped `time`, as the subscriber would have, if the filter lets it through.
+/// False when lines are not written directly in this process: the caller logs through
+/// `tracing`.
+pub fn info_line(target: &'static str, time: DateTime<Utc>, message: &impl Message) -> bool {
+    let Some(direct) = DIRECT.get() else {
+        return false;
+    };
+    let enabled = match target {
+        AUTH_TARGET => direct.auth,
+        RATE_LIMIT_TARGET => direct.rate_limit,
+        _ => return false,
+    };
+    if !enabled {
+        return true;
+    }
+    let written = LINE.try_with(|line| {
+        let mut line = line.borrow_mut();
+        let (buf, writer) = line.get_or_insert_with(|| (String::new(), direct.writer.clone()));
+        buf.clear();
+        if lay_out(buf, &direct.names, target, time, message).is_ok() {
+            // The lossy writer never fails: a line that does not fit is counted as dropped.
+            let _ = writer.write_all(buf.as_bytes());
+        }
+        // A line far longer than usual (a long path) does not keep its memory.
+        if buf.capacity() > 16 * 1024 {
+            *buf = String::new();
+        }
+    });
+    // While the thread's locals are being destroyed: through `tracing`.
+    written.is_ok()
+}
+
+/// The line as [`super::BitbucketFormat`] lays it out.
+fn lay_out(
+    buf: &mut String,
+    names: &LoggerNames,
+    target: &'static str,
+    time: DateTime<Utc>,
+    message: &impl Message,
+) -> fmt::Result {
+    write_time(buf, &local_at(time))?;
+    buf.push_str(" INFO [");
+    with_thread_name(|name| OneLine(buf).write_str(name))?;
+    buf.push_str("] ");
+    with_current(|request| request.map_or(Ok(()), |r| push_request(buf, r)))?;
+    names.write(target, &mut OneLine(buf))?;
+    buf.push(' ');
+    match message.write_one_line(buf) {
+        Some(result) => result?,
+        None => write!(OneLine(buf), "{message}")?,
+    }
+    buf.push('\n');
+    Ok(())
+}
+
+/// `{request_id} {session_id }{addresses} "{request_line}" `, as the formatter writes it:
+/// each part is written as it is and then checked for anything [`OneLine`] or [`Escaping`]
+/// would change (nothing, nearly always: the id, session and addresses are the gateway's own
+/// text, and a request line rarely holds a quote or a control); only a part that has is
+/// written again through them. A request line longer than [`MAX_FIELD_BYTES`] is written
+/// through them too, so a piece they would clip is clipped.
+fn push_request(buf: &mut String, r: &RequestContext) -> fmt::Result {
+    let start = buf.len();
+    buf.push_str(r.request_id());
+    buf.push(' ');
+    if let Some(session) = r.session_id() {
+        buf.push_str(session);
+        buf.push(' ');
+    }
+    buf.push_str(r.addresses());
+    if any_byte(&buf[start..], may_start_control) {
+        buf.truncate(start);
+        let mut field = OneLine(buf);
+        field.write_str(r.request_id())?;
+        field.write_char(' ')?;
+        if let Some(session) = r.session_id() {
+            field.write_str(session)?;
+            field.write_char(' ')?;
+        }
+        field.write_str(r.addresses())?;
+    }
+    buf.push_str(" \"");
+    let start = buf.len();
+    write!(buf, "{}", r.request_line())?;
+    let needs_escaping = |b: u8| (b == b'"') | (b == b'\\') | may_start_control(b);
+    if buf.len() - start > MAX_FIELD_BYTES || any_byte(&buf[start..], needs_escaping) {
+        buf.truncate(start);
+        write!(Escaping(buf), "{}", r.request_line())?;
+    }
+    buf.push_str("\" ");
+    Ok(())
+}
