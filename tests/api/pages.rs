@@ -79,3 +79,27 @@ pub(crate) async fn post_as(
     }
     request.send().await.expect("a form post")
 }
+
+/// The new token's secret as the page shows it, remembered so that the test's end checks it
+/// was written nowhere.
+pub(crate) async fn shown_secret(app: &TestApp, browser: &Browser) -> String {
+    let secret = browser
+        .find("#secret")
+        .await
+        .prop("value")
+        .await
+        .expect("reading the secret")
+        .expect("a secret");
+    app.track_secret(&secret);
+    secret
+}
+
+/// Clicks the button reading `text` within `scope` (an XPath).
+pub(crate) async fn click(browser: &Browser, scope: &str, text: &str) {
+    browser
+        .button(scope, text)
+        .await
+        .click()
+        .await
+        .expect("clicking");
+}

@@ -8,7 +8,7 @@ use chrono::{Duration, TimeZone, Utc};
 use tokengate::store::LastUse;
 use tokengate::token::{Scope, TokenId};
 
-use super::{get_as, post_as, row, sign_in, site, token};
+use super::{click, get_as, post_as, row, shown_secret, sign_in, site, token};
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
 use crate::support::browser::Browser;
 use crate::support::eventually;
@@ -45,12 +45,7 @@ async fn filter(browser: &Browser, fields: &[(&str, &str)]) {
             _ => field.send_keys(value).await.unwrap(),
         }
     }
-    browser
-        .button(FILTERS, "Filter")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(browser, FILTERS, "Filter").await;
     browser
         .wait_until("the filtered page", "return location.search.length > 1;")
         .await;
@@ -134,20 +129,8 @@ async fn the_manager_filters_everyone_s_tokens_makes_one_for_someone_and_revokes
         .select_by_value("7")
         .await
         .unwrap();
-    browser
-        .button(CREATE, "Create token")
-        .await
-        .click()
-        .await
-        .unwrap();
-    let secret = browser
-        .find("#secret")
-        .await
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
-    app.track_secret(&secret);
+    click(&browser, CREATE, "Create token").await;
+    let secret = shown_secret(&app, &browser).await;
     assert_eq!(app.use_token(&secret).await, 200);
     let dave = browser
         .find_xpath("//tr[td[normalize-space()='dave']]")
@@ -156,18 +139,8 @@ async fn the_manager_filters_everyone_s_tokens_makes_one_for_someone_and_revokes
 
     // Revoking keeps the filters the page had.
     filter(&browser, &[("User", "carol")]).await;
-    browser
-        .button(&row(&carol_ci), "Revoke")
-        .await
-        .click()
-        .await
-        .unwrap();
-    browser
-        .button("//dialog", "Revoke")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, &row(&carol_ci), "Revoke").await;
+    click(&browser, "//dialog", "Revoke").await;
     browser.wait_for_text("Revoked “CI deploy” of carol.").await;
     assert!(
         browser
@@ -201,12 +174,7 @@ async fn the_manager_rotates_someone_s_token_and_keeps_the_filters() {
     filter(&browser, &[("User", "bob")]).await;
     assert_eq!(listed(&browser).await, ids(&[&bob_ci]));
 
-    browser
-        .button(&row(&bob_ci), "Rotate")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, &row(&bob_ci), "Rotate").await;
     browser.wait_for_text("Rotate “CI deploy”?").await;
     browser.wait_for_text("A token of bob").await;
     browser
@@ -215,23 +183,11 @@ async fn the_manager_rotates_someone_s_token_and_keeps_the_filters() {
         .select_by_value("0")
         .await
         .unwrap();
-    browser
-        .button("//form[@id='rotate']", "Rotate")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "//form[@id='rotate']", "Rotate").await;
     browser
         .wait_for_text("Rotated “CI deploy”. The old token is revoked")
         .await;
-    let successor = browser
-        .find("#secret")
-        .await
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
-    app.track_secret(&successor);
+    let successor = shown_secret(&app, &browser).await;
     // The page keeps bob's filter: his two tokens, the old one revoked; carol's is not listed.
     let shown = listed(&browser).await;
     assert_eq!(shown.len(), 2, "{shown:?}");
@@ -401,12 +357,7 @@ async fn the_audit_page_filters_the_trail_and_exports_it_as_csv() {
         .send_keys("bob")
         .await
         .unwrap();
-    browser
-        .button(FILTERS, "Filter")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(&browser, FILTERS, "Filter").await;
     browser
         .wait_until(
             "the filtered page",

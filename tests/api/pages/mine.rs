@@ -5,8 +5,8 @@ use fantoccini::key::Key;
 use serde_json::json;
 use tokengate::token::Scope;
 
-use super::{row, sign_in, site, token};
-use crate::support::app::{Backend, TestApp};
+use super::{click, row, shown_secret, sign_in, site, token};
+use crate::support::app::Backend;
 use crate::support::browser::Browser;
 use crate::support::eventually;
 
@@ -362,28 +362,4 @@ async fn rotating_shows_the_successor_once_and_the_old_token_works_for_the_grace
     .await;
     browser.finish().await;
     app.finish().await;
-}
-
-/// The new token's secret as the page shows it, remembered so that the test's end checks it
-/// was written nowhere.
-async fn shown_secret(app: &TestApp, browser: &Browser) -> String {
-    let secret = browser
-        .find("#secret")
-        .await
-        .prop("value")
-        .await
-        .expect("reading the secret")
-        .expect("a secret");
-    app.track_secret(&secret);
-    secret
-}
-
-/// Clicks the button reading `text` within `scope` (an XPath).
-async fn click(browser: &Browser, scope: &str, text: &str) {
-    browser
-        .button(scope, text)
-        .await
-        .click()
-        .await
-        .expect("clicking");
 }
