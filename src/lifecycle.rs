@@ -6,13 +6,12 @@
 //! [`Lifecycle`] operation, which checks what depends on the store or the policy.
 
 mod credentials;
+mod error;
+mod origin;
 mod rotate;
 mod validate;
 mod view;
 
-use std::borrow::Cow;
-use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +19,8 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+pub use error::LifecycleError;
+pub use origin::{Acting, Actor, AuditTo, Origin, Via};
 pub use rotate::{MAX_GRACE, RotatedToken};
 pub use validate::{
     CREDENTIAL_PATTERN, DESCRIPTION_PATTERN, Invalid, MAX_ALLOWED_IPS, MAX_CREDENTIAL_BYTES,
@@ -29,9 +30,7 @@ pub use validate::{
 };
 pub use view::{CreatedToken, CredentialList, CredentialView, TokenPage, TokenView};
 
-use crate::audit::{
-    AuditEvent, AuditKind, AuditOutcome, AuditSink, Coverage, append_to_audit_file,
-};
+use crate::audit::{AuditEvent, AuditKind, AuditOutcome, append_to_audit_file};
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -39,91 +38,6 @@ use crate::ratelimit::RateQuota;
 use crate::store::{Change, Store, StoreError, TokenWrite};
 use crate::token::{self, NewToken, Scope, TokenId, TokenPatch, TokenRecord};
 use crate::vault::{CredentialError, CredentialKey, CredentialVault};
-
-/// Who makes the changes, as recorded in audit events' `actor`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Actor {
-    AdminApi,
-    Cli,
-    /// People through the self-service API and pages: each change names the acting user
-    /// ([`Origin::acting`]).
-    SelfService,
-}
-
-impl Actor {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AdminApi => "admin-api",
-            Self::Cli => "cli",
-            Self::SelfService => "self-service",
-        }
-    }
-}
-
-/// How a person signed in to self-service, recorded as the attribute `via`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Via {
-    /// A tokengate token.
-    Token,
-    /// A Bitbucket password.
-    Password,
-    /// A Bitbucket personal or HTTP access token.
-    BitbucketToken,
-    /// Bitbucket's session cookie.
-    Session,
-}
-
-impl Via {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Token => "token",
-            Self::Password => "password",
-            Self::BitbucketToken => "bitbucket_token",
-            Self::Session => "session",
-        }
-    }
-}
-
-/// The person who made a self-service change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Acting {
-    /// Their Bitbucket user name, the event's `actor`.
-    pub user: String,
-    pub via: Via,
-}
-
-/// The admin API request a change arrived in, recorded on its audit event. The CLI's
-/// changes have none ([`Origin::default`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Origin {
-    /// The address the call came from (the admin listener's peer).
-    pub client_ip: Option<IpAddr>,
-    /// The call's HTTP method.
-    pub method: Option<Cow<'static, str>>,
-    /// The call's path, without the query.
-    pub path: Option<String>,
-    /// The request id, also answered as `X-AREQUESTID`.
-    pub request_id: Option<String>,
-    /// Who made the change through self-service; `None` for the admin API and the CLI.
-    pub acting: Option<Acting>,
-}
-
-/// Where lifecycle audit events go.
-#[derive(Clone)]
-pub enum AuditTo {
-    /// The running gateway's batching writer.
-    Sink(AuditSink),
-    /// Straight into the store (the CLI has no writer), when the coverage records them, and
-    /// into `audit.file` when one is configured.
-    Store {
-        coverage: Coverage,
-        /// `audit.file`.
-        file: Option<PathBuf>,
-        /// The Bitbucket instance the audit file names (`upstream.url`).
-        system: String,
-    },
-}
 
 /// What a [`Lifecycle`] takes from the config.
 pub struct LifecycleSettings {
@@ -149,49 +63,6 @@ impl LifecycleSettings {
                 .transpose()?,
         })
     }
-}
-
-/// Why a lifecycle operation did nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum LifecycleError {
-    /// A value was refused.
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    /// A change that changes nothing.
-    #[error(
-        "nothing to change: give at least one of description, expires_at, allowed_ips, rate_limit"
-    )]
-    EmptyPatch,
-    /// No token has this id (or the id is not shaped like one); holds the id as shown.
-    #[error("no token has the id {0}")]
-    NotFound(String),
-    /// A revoked token cannot be changed.
-    #[error("token {0} is revoked and can no longer be changed")]
-    Revoked(TokenId),
-    /// A token in the grace of a rotation is not rotated again: it has a successor.
-    #[error(
-        "token {id} was rotated already; its successor is {by} (rotate that one, or revoke \
-         this one to end its grace now)"
-    )]
-    Replaced { id: TokenId, by: TokenId },
-    /// An expired token cannot be rotated: its successor would be expired too.
-    #[error(
-        "token {0} has expired, so a rotation would make an expired token: give it a later \
-         expiry first (tokengate token update, or PATCH), or create a new token"
-    )]
-    Expired(TokenId),
-    /// No credential is stored for this user; holds the user as shown.
-    #[error("no Bitbucket credential is stored for the user {0}")]
-    NoCredential(String),
-    /// Credentials cannot be stored without a key.
-    #[error(
-        "storing users' credentials needs upstream.credential_key: set it in the config file or \
-         in TOKENGATE_UPSTREAM__CREDENTIAL_KEY (32 random bytes in base64, for example from \
-         `openssl rand -base64 32`)"
-    )]
-    NoCredentialKey,
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// A token to create, its values already parsed by the edge.
