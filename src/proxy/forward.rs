@@ -227,15 +227,27 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     // `HOP_BY_HOP[0]` is `Connection`.
     if present & 1 != 0 {
-        // Names of the list itself are removed below when present.
-        let named: Vec<HeaderName> = headers
+        // Names of the list itself are removed below when present, so they are passed over
+        // here without being parsed: a keep-alive answer's `Connection: keep-alive` then
+        // costs no allocation.
+        let mut named: Vec<HeaderName> = Vec::new();
+        for name in headers
             .get_all(CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .filter(|name| !HOP_BY_HOP.contains(name))
-            .collect();
+            .map(str::trim)
+        {
+            if HOP_BY_HOP
+                .iter()
+                .any(|hop| hop.as_str().eq_ignore_ascii_case(name))
+            {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                named.push(name);
+            }
+        }
         for name in named {
             headers.remove(name);
         }
