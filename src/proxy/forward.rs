@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::error::Error as _;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::header::Entry;
 use http::header::{
@@ -152,8 +152,15 @@ impl Upstream {
         if request.version() == Version::HTTP_2 {
             *request.version_mut() = Version::HTTP_11;
         }
-        let started = Instant::now();
-        match tokio::time::timeout(self.response_timeout, self.pool.request(request)).await {
+        // One clock read for both the deadline and the latency: `timeout` would read the
+        // clock again for its deadline.
+        let started = tokio::time::Instant::now();
+        let answer = self.pool.request(request);
+        let answered = match started.checked_add(self.response_timeout) {
+            Some(deadline) => tokio::time::timeout_at(deadline, answer).await,
+            None => tokio::time::timeout(self.response_timeout, answer).await,
+        };
+        match answered {
             Ok(Ok(mut response)) => {
                 strip_hop_by_hop(response.headers_mut());
                 Ok((response, started.elapsed()))
