@@ -37,6 +37,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     UPGRADE,
 ];
 
+/// The lengths of the [`HOP_BY_HOP`] names, one bit each (`connection` and `keep-alive`,
+/// `proxy-connection`, `proxy-authenticate`, `proxy-authorization`, `te`, `trailer` and
+/// `upgrade`).
+const HOP_BY_HOP_LENGTHS: u32 = 1 << 10 | 1 << 16 | 1 << 18 | 1 << 19 | 1 << 2 | 1 << 7;
+
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -223,8 +228,15 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the few names present notes which hop-by-hop names are there (most
     // requests carry none; a keep-alive answer carries `Connection`): only those are removed,
     // rather than hashing each of the eight names for a removal.
+    // A name whose length no hop-by-hop name has is passed over without comparing it to
+    // each of them.
+    const LENGTHS: u32 = HOP_BY_HOP_LENGTHS;
     let mut present = 0u8;
     for name in headers.keys() {
+        let len = name.as_str().len();
+        if len >= 32 || LENGTHS & (1 << len) == 0 {
+            continue;
+        }
         if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
             present |= 1 << i;
         }
@@ -242,6 +254,8 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .get_all(CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
+            // The usual value, a hop-by-hop name itself, is not split.
+            .filter(|v| !v.eq_ignore_ascii_case("keep-alive"))
             .flat_map(|v| v.split(','))
             .map(str::trim)
         {
@@ -373,6 +387,14 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn hop_by_hop_lengths_are_the_names_lengths() {
+        let lengths = HOP_BY_HOP
+            .iter()
+            .fold(0u32, |bits, name| bits | 1 << name.as_str().len());
+        assert_eq!(lengths, HOP_BY_HOP_LENGTHS);
     }
 
     #[test]
