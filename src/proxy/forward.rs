@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::error::Error as _;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::header::Entry;
 use http::header::{
@@ -36,6 +36,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     TRAILER,
     UPGRADE,
 ];
+
+/// The lengths of the [`HOP_BY_HOP`] names, one bit each (`connection` and `keep-alive`,
+/// `proxy-connection`, `proxy-authenticate`, `proxy-authorization`, `te`, `trailer` and
+/// `upgrade`).
+const HOP_BY_HOP_LENGTHS: u32 = 1 << 10 | 1 << 16 | 1 << 18 | 1 << 19 | 1 << 2 | 1 << 7;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -152,8 +157,15 @@ impl Upstream {
         if request.version() == Version::HTTP_2 {
             *request.version_mut() = Version::HTTP_11;
         }
-        let started = Instant::now();
-        match tokio::time::timeout(self.response_timeout, self.pool.request(request)).await {
+        // One clock read for both the deadline and the latency: `timeout` would read the
+        // clock again for its deadline.
+        let started = tokio::time::Instant::now();
+        let answer = self.pool.request(request);
+        let answered = match started.checked_add(self.response_timeout) {
+            Some(deadline) => tokio::time::timeout_at(deadline, answer).await,
+            None => tokio::time::timeout(self.response_timeout, answer).await,
+        };
+        match answered {
             Ok(Ok(mut response)) => {
                 strip_hop_by_hop(response.headers_mut());
                 Ok((response, started.elapsed()))
@@ -216,8 +228,15 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the few names present notes which hop-by-hop names are there (most
     // requests carry none; a keep-alive answer carries `Connection`): only those are removed,
     // rather than hashing each of the eight names for a removal.
+    // A name whose length no hop-by-hop name has is passed over without comparing it to
+    // each of them.
+    const LENGTHS: u32 = HOP_BY_HOP_LENGTHS;
     let mut present = 0u8;
     for name in headers.keys() {
+        let len = name.as_str().len();
+        if len >= 32 || LENGTHS & (1 << len) == 0 {
+            continue;
+        }
         if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
             present |= 1 << i;
         }
@@ -227,15 +246,29 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     // `HOP_BY_HOP[0]` is `Connection`.
     if present & 1 != 0 {
-        // Names of the list itself are removed below when present.
-        let named: Vec<HeaderName> = headers
+        // Names of the list itself are removed below when present, so they are passed over
+        // here without being parsed: a keep-alive answer's `Connection: keep-alive` then
+        // costs no allocation.
+        let mut named: Vec<HeaderName> = Vec::new();
+        for name in headers
             .get_all(CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
+            // The usual value, a hop-by-hop name itself, is not split.
+            .filter(|v| !v.eq_ignore_ascii_case("keep-alive"))
             .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .filter(|name| !HOP_BY_HOP.contains(name))
-            .collect();
+            .map(str::trim)
+        {
+            if HOP_BY_HOP
+                .iter()
+                .any(|hop| hop.as_str().eq_ignore_ascii_case(name))
+            {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                named.push(name);
+            }
+        }
         for name in named {
             headers.remove(name);
         }
@@ -354,6 +387,14 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn hop_by_hop_lengths_are_the_names_lengths() {
+        let lengths = HOP_BY_HOP
+            .iter()
+            .fold(0u32, |bits, name| bits | 1 << name.as_str().len());
+        assert_eq!(lengths, HOP_BY_HOP_LENGTHS);
     }
 
     #[test]
