@@ -4,9 +4,7 @@
 
 mod store;
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -19,41 +17,13 @@ use tokengate::store::{Store, TokenQuery};
 use tokengate::token::TokenRecord;
 use tokengate::vault::CredentialKey;
 
+use crate::support::command::{Run, run_tokengate};
+
 /// A config and an SQLite file for one test.
 struct Setup {
     dir: TempDir,
     config: PathBuf,
     store: Arc<dyn Store>,
-}
-
-/// What one run of the binary left.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, Some(0), "{self:?}");
-        &self.stdout
-    }
-
-    /// Asserts a failure with `code` whose message mentions `text`.
-    #[track_caller]
-    fn fails(&self, code: i32, text: &str) {
-        assert_eq!(self.code, Some(code), "{self:?}");
-        assert!(
-            self.stderr.contains(text),
-            "stderr does not mention {text}: {self:?}"
-        );
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
-    }
 }
 
 impl Setup {
@@ -86,29 +56,12 @@ impl Setup {
         Self { dir, config, store }
     }
 
-    /// Runs `tokengate ARGS --config PATH` with `stdin`, outside the test's `TOKENGATE_*`.
+    /// Runs `tokengate ARGS --config PATH` with `stdin`.
     fn run(&self, args: &[&str], stdin: &str) -> Run {
-        let mut command = Command::new(crate::support::app::binary());
-        command
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TOKENGATE_")) {
-            command.env_remove(name);
-        }
-        let mut child = command.spawn().expect("starting tokengate");
-        // A command that exits before reading (a refused argument) closes the pipe early.
-        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-        let output = child.wait_with_output().expect("running tokengate");
-        Run {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        let config = self.config.display().to_string();
+        let mut all = args.to_vec();
+        all.extend(["--config", &config]);
+        run_tokengate(self.dir.path(), &all, stdin)
     }
 
     async fn tokens(&self) -> Vec<TokenRecord> {

@@ -3,9 +3,7 @@
 //! `credential delete`, and the completion scripts and manual pages, which need no config.
 //! Bad input exits 2 with a message naming the flag, and changes nothing.
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -14,60 +12,13 @@ use tempfile::TempDir;
 
 use crate::support::app::{Backend, fresh_database};
 use crate::support::both_backends;
+use crate::support::command::{Run, run_tokengate};
 
 /// A config file on a fresh database of one backend.
 struct Setup {
     dir: TempDir,
     config: PathBuf,
     _db: Option<TempDir>,
-}
-
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, Some(0), "{self:?}");
-        &self.stdout
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
-    }
-
-    #[track_caller]
-    fn fails(&self, code: i32, text: &str) {
-        assert_eq!(self.code, Some(code), "{self:?}");
-        assert!(self.stderr.contains(text), "stderr lacks {text}: {self:?}");
-    }
-}
-
-/// Runs the binary in `dir` with `args`, outside the test's `TOKENGATE_*` variables.
-fn run_in(dir: &std::path::Path, args: &[&str], stdin: &str) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tokengate"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TOKENGATE_")) {
-        command.env_remove(name);
-    }
-    let mut child = command.spawn().expect("starting tokengate");
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let output = child.wait_with_output().expect("running tokengate");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
 }
 
 impl Setup {
@@ -96,7 +47,7 @@ impl Setup {
         let config = self.config.display().to_string();
         let mut all = args.to_vec();
         all.extend(["--config", &config]);
-        run_in(self.dir.path(), &all, stdin)
+        run_tokengate(self.dir.path(), &all, stdin)
     }
 }
 
@@ -377,22 +328,22 @@ async fn credentials_are_listed_and_deleted_from_the_command_line(backend: Backe
 #[test]
 fn completions_and_manual_pages_need_no_config() {
     let dir = tempfile::tempdir().unwrap();
-    let bash = run_in(dir.path(), &["completions", "bash"], "");
+    let bash = run_tokengate(dir.path(), &["completions", "bash"], "");
     assert!(
         bash.ok().contains("_tokengate") && bash.ok().contains("rotate"),
         "{bash:?}"
     );
-    let zsh = run_in(dir.path(), &["completions", "zsh"], "");
+    let zsh = run_tokengate(dir.path(), &["completions", "zsh"], "");
     assert!(zsh.ok().starts_with("#compdef tokengate"), "{zsh:?}");
-    let fish = run_in(dir.path(), &["completions", "fish"], "");
+    let fish = run_tokengate(dir.path(), &["completions", "fish"], "");
     assert!(fish.ok().contains("complete -c tokengate"), "{fish:?}");
-    run_in(dir.path(), &["completions", "tcsh"], "").fails(2, "tcsh");
+    run_tokengate(dir.path(), &["completions", "tcsh"], "").fails(2, "tcsh");
 
-    let man = run_in(dir.path(), &["man"], "");
+    let man = run_tokengate(dir.path(), &["man"], "");
     assert!(man.ok().contains(".TH tokengate 1"), "{man:?}");
     assert!(man.ok().contains("backup"), "{man:?}");
     let pages = dir.path().join("man");
-    run_in(dir.path(), &["man", "--dir", pages.to_str().unwrap()], "").ok();
+    run_tokengate(dir.path(), &["man", "--dir", pages.to_str().unwrap()], "").ok();
     let rotate = std::fs::read_to_string(pages.join("tokengate-token-rotate.1")).unwrap();
     assert!(rotate.contains("grace"), "{rotate}");
 }

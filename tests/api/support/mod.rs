@@ -6,6 +6,7 @@ mod binary;
 pub(crate) mod bitbucket;
 pub(crate) mod browser;
 pub(crate) mod certs;
+pub(crate) mod command;
 mod db;
 pub(crate) mod forwarder;
 pub(crate) mod git;
