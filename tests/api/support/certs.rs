@@ -83,6 +83,25 @@ impl Leaf {
         std::fs::write(&key, &self.key_pem).expect("writing key.pem");
         (cert, key)
     }
+
+    /// A TLS acceptor serving this certificate, with the gateway's crypto provider.
+    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(self.chain_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("the server's chain");
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).expect("the server's key");
+        #[allow(deprecated)] // ring, as the gateway uses it
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("the server's pair");
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+    }
 }
 
 /// Replaces `path` with `contents` as certificate managers do: a new file renamed over it.

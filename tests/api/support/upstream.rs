@@ -231,21 +231,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Serves `app` over TLS with `leaf` on every connection `listener` accepts.
 async fn serve_tls(listener: TcpListener, app: Router, leaf: Leaf, shared: Arc<Shared>) {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .expect("the upstream's chain");
-    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("the upstream's key");
-    #[allow(deprecated)] // ring, as the gateway uses it
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("the upstream's pair");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = leaf.acceptor();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
