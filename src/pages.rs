@@ -193,6 +193,25 @@ fn failed(base: &str, caller: &Caller, e: &ApiError) -> Response {
     layout::problem(base, Some(caller), e.status(), title, e.message())
 }
 
+/// A [`Signed`] caller with the token manager right (`self_service.manage_all`); anyone else
+/// gets the manager pages' 403 page.
+pub(crate) struct Manager(pub(crate) Caller);
+
+impl FromRequestParts<Arc<SelfService>> for Manager {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &Arc<SelfService>,
+    ) -> Result<Self, Response> {
+        let Signed(caller) = Signed::from_request_parts(parts, service).await?;
+        if !caller.granted.manage_all {
+            return Err(not_a_manager(service.pages_path(), &caller));
+        }
+        Ok(Self(caller))
+    }
+}
+
 /// The answer to someone without the token manager right, on its pages.
 fn not_a_manager(base: &str, caller: &Caller) -> Response {
     layout::problem(

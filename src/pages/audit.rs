@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
 use super::layout::{Frame, Nav, Tone, answer, notice};
-use super::{Signed, failed, not_a_manager, parse, unreadable};
+use super::{Manager, failed, parse, unreadable};
 use crate::admin::audit::export;
 use crate::admin::audit::{AuditEventView, AuditParams, Format};
 use crate::audit::AuditKind;
@@ -80,13 +80,10 @@ impl Filters {
 /// `GET {path}audit`.
 pub(super) async fn show(
     State(service): State<Arc<SelfService>>,
-    Signed(caller): Signed,
+    Manager(caller): Manager,
     RawQuery(query): RawQuery,
 ) -> Response {
     let base = service.pages_path();
-    if !caller.granted.manage_all {
-        return not_a_manager(base, &caller);
-    }
     let filters: Filters = match parse(query.unwrap_or_default().as_bytes()) {
         Ok(filters) => filters,
         Err(e) => return unreadable(base, &e),
@@ -141,13 +138,10 @@ pub(super) async fn show(
 /// `GET {path}audit/export.csv`: every event the filters match, as the admin API exports it.
 pub(super) async fn export(
     State(service): State<Arc<SelfService>>,
-    Signed(caller): Signed,
+    Manager(caller): Manager,
     RawQuery(query): RawQuery,
 ) -> Response {
     let base = service.pages_path();
-    if !caller.granted.manage_all {
-        return not_a_manager(base, &caller);
-    }
     let filters: Filters = match parse(query.unwrap_or_default().as_bytes()) {
         Ok(filters) => filters,
         Err(e) => return unreadable(base, &e),

@@ -16,7 +16,7 @@ use super::form::{Choices, CreateForm, labelled};
 use super::layout::{Frame, Nav, Tone, answer, notice};
 use super::mine::RevokeForm;
 use super::views::{Create, Table, confirm_dialog, confirm_page, secret};
-use super::{Signed, failed, not_a_manager, parse, unreadable};
+use super::{Manager, failed, parse, unreadable};
 use crate::admin::error::ApiError;
 use crate::lifecycle::{CreatedToken, LifecycleError, RotatedToken};
 use crate::selfservice::{Caller, SelfService, TokenFilter};
@@ -138,13 +138,10 @@ impl Filters {
 /// `GET {path}manage`.
 pub(super) async fn show(
     State(service): State<Arc<SelfService>>,
-    Signed(caller): Signed,
+    Manager(caller): Manager,
     RawQuery(query): RawQuery,
 ) -> Response {
     let base = service.pages_path();
-    if !caller.granted.manage_all {
-        return not_a_manager(base, &caller);
-    }
     match parse::<Filters>(query.unwrap_or_default().as_bytes()) {
         Ok(filters) => render(&service, &caller, &filters, Extra::default()).await,
         Err(e) => unreadable(base, &e),
@@ -154,13 +151,10 @@ pub(super) async fn show(
 /// `POST {path}manage`: creates a token for the user the form names.
 pub(super) async fn create(
     State(service): State<Arc<SelfService>>,
-    Signed(caller): Signed,
+    Manager(caller): Manager,
     body: Bytes,
 ) -> Response {
     let base = service.pages_path();
-    if !caller.granted.manage_all {
-        return not_a_manager(base, &caller);
-    }
     let form: CreateForm = match parse(&body) {
         Ok(form) => form,
         Err(e) => return unreadable(base, &e),
@@ -191,13 +185,10 @@ pub(super) async fn create(
 /// shows the page again with its filters.
 pub(super) async fn revoke(
     State(service): State<Arc<SelfService>>,
-    Signed(caller): Signed,
+    Manager(caller): Manager,
     body: Bytes,
 ) -> Response {
     let base = service.pages_path();
-    if !caller.granted.manage_all {
-        return not_a_manager(base, &caller);
-    }
     let form: RevokeForm = match parse(&body) {
         Ok(form) => form,
         Err(e) => return unreadable(base, &e),

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::layout::{Tone, answer, notice, time};
 use super::views::no_check;
-use super::{Signed, failed, manage, mine, not_a_manager, parse, unreadable};
+use super::{Manager, Signed, failed, manage, mine, parse, unreadable};
 use crate::lifecycle::{MAX_GRACE, RotatedToken};
 use crate::selfservice::SelfService;
 use crate::token::TokenRecord;
@@ -79,13 +79,10 @@ pub(super) async fn rotate(
 /// page (whose filters the answer keeps).
 pub(super) async fn rotate_any(
     State(service): State<Arc<SelfService>>,
-    Signed(caller): Signed,
+    Manager(caller): Manager,
     body: Bytes,
 ) -> Response {
     let base = service.pages_path();
-    if !caller.granted.manage_all {
-        return not_a_manager(base, &caller);
-    }
     let form: RotateForm = match parse(&body) {
         Ok(form) => form,
         Err(e) => return unreadable(base, &e),
