@@ -37,60 +37,22 @@ bin="$target_dir/release/tokengate"
 plain_bin="$target_dir/release/examples/plain_proxy"
 export PATH="$PATH:/usr/sbin:/sbin"
 
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 3; }
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 for tool in valgrind callgrind_annotate nginx python3 ss; do
   command -v "$tool" >/dev/null || die "$tool is missing (apt-get install valgrind nginx-light python3 iproute2)"
 done
 
-if [[ -z ${BENCH_NO_BUILD:-} ]]; then
-  say "cargo build --release"
-  cargo build --release --quiet --bin tokengate --example plain_proxy
-fi
-[[ -x $bin ]] || die "no binary at $bin (set CARGO_TARGET_DIR?)"
-[[ -x $plain_bin ]] || die "no binary at $plain_bin (cargo build --release --example plain_proxy)"
+build_release
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/tokengate-instructions.XXXXXX")
-pids=()
-cleanup() {
-  local status=$?
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [[ -n ${BENCH_KEEP:-} || $status -gt 1 ]]; then
-    echo "bench: work directory kept: $work" >&2
-  else
-    rm -rf "$work"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+start_work tokengate-instructions
 # The binaries counted are the ones just built, even if another build replaces them meanwhile.
 cp "$bin" "$work/tokengate-bin"
 cp "$plain_bin" "$work/plain_proxy-bin"
 bin="$work/tokengate-bin"
 plain_bin="$work/plain_proxy-bin"
 
-used_ports=" "
-ephemeral_low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-((ephemeral_low > 12000)) || ephemeral_low=32768
-free_port() {
-  local port
-  while :; do
-    port=$((10000 + RANDOM % (ephemeral_low - 10000)))
-    [[ $used_ports == *" $port "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      used_ports+="$port "
-      echo "$port"
-      return
-    fi
-  done
-}
 
 # Ready when the port is listening: no connection is made, so nothing is counted before the
 # client's requests.

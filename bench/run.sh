@@ -53,9 +53,8 @@ bin="$target_dir/release/tokengate"
 plain_bin="$target_dir/release/examples/plain_proxy"
 export PATH="$PATH:/usr/sbin:/sbin"
 
-say() { printf '==> %s\n' "$*" >&2; }
-# Exit codes: 0 every target met, 1 some target missed, 2 usage, 3 the bench itself failed.
-die() { printf 'bench: %s\n' "$*" >&2; exit 3; }
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 # --- tools -------------------------------------------------------------------------------
 missing=()
@@ -77,54 +76,14 @@ if ((${#missing[@]})); then
   fi
 fi
 
-if [[ -z ${BENCH_NO_BUILD:-} ]]; then
-  say "cargo build --release"
-  cargo build --release --quiet --bin tokengate --example plain_proxy
-fi
-[[ -x $bin ]] || die "no binary at $bin (set CARGO_TARGET_DIR?)"
-[[ -x $plain_bin ]] || die "no binary at $plain_bin (cargo build --release --example plain_proxy)"
+build_release
 
 # --- processes and cleanup ---------------------------------------------------------------
-work=$(mktemp -d "${TMPDIR:-/tmp}/tokengate-bench.XXXXXX")
-pids=()
-cleanup() {
-  local status=$?
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [[ -n ${BENCH_KEEP:-} || $status -gt 1 ]]; then
-    echo "bench: work directory kept: $work" >&2
-  else
-    rm -rf "$work"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+start_work tokengate-bench
 # The binary measured is the one just built, even if another build replaces it meanwhile.
 cp "$bin" "$work/tokengate-bin"
 bin="$work/tokengate-bin"
 
-# A port nothing listens on (127.0.0.1 only), below the ephemeral range so that no outgoing
-# connection holds it either.
-used_ports=" "
-ephemeral_low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-((ephemeral_low > 12000)) || ephemeral_low=32768
-free_port() {
-  local port
-  while :; do
-    port=$((10000 + RANDOM % (ephemeral_low - 10000)))
-    [[ $used_ports == *" $port "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      used_ports+="$port "
-      echo "$port"
-      return
-    fi
-  done
-}
 
 wait_http() { # url what
   for _ in $(seq 100); do

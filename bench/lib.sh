@@ -1,0 +1,60 @@
+# What bench/run.sh and bench/instructions.sh share: messages, the release build, a work
+# directory whose processes are stopped on exit, and free ports. Sourced after `bin` and
+# `plain_bin` are set.
+
+say() { printf '==> %s\n' "$*" >&2; }
+# Exit codes: 0 every target met, 1 some target missed, 2 usage, 3 the bench itself failed.
+die() { printf 'bench: %s\n' "$*" >&2; exit 3; }
+
+# Builds tokengate and examples/plain_proxy in release mode, unless BENCH_NO_BUILD is set.
+build_release() {
+  if [[ -z ${BENCH_NO_BUILD:-} ]]; then
+    say "cargo build --release"
+    cargo build --release --quiet --bin tokengate --example plain_proxy
+  fi
+  [[ -x $bin ]] || die "no binary at $bin (set CARGO_TARGET_DIR?)"
+  [[ -x $plain_bin ]] || die "no binary at $plain_bin (cargo build --release --example plain_proxy)"
+}
+
+# Makes the work directory `work` (named after $1); every pid added to `pids` is stopped on
+# exit, and the directory removed unless BENCH_KEEP is set or the bench failed.
+start_work() { # name
+  work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  pids=()
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ -n ${BENCH_KEEP:-} || $status -gt 1 ]]; then
+    echo "bench: work directory kept: $work" >&2
+  else
+    rm -rf "$work"
+  fi
+}
+
+# A port nothing listens on (127.0.0.1 only), below the ephemeral range so that no outgoing
+# connection holds it either.
+used_ports=" "
+ephemeral_low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+((ephemeral_low > 12000)) || ephemeral_low=32768
+free_port() {
+  local port
+  while :; do
+    port=$((10000 + RANDOM % (ephemeral_low - 10000)))
+    [[ $used_ports == *" $port "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      used_ports+="$port "
+      echo "$port"
+      return
+    fi
+  done
+}
