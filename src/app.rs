@@ -15,10 +15,10 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::admin::{self, AdminState};
-use crate::audit::{self, AuditSettings, AuditWriter};
+use crate::audit::{self, AuditWriter};
 use crate::auth::{Verifier, VerifierSettings};
 use crate::bitbucket::Bitbucket;
-use crate::config::{AuditConfig, Config, ConfigFile, Identity, LimitBackend};
+use crate::config::{Config, ConfigFile, Identity, LimitBackend};
 use crate::lifecycle::{Actor, AuditTo, Lifecycle, LifecycleSettings};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -130,18 +130,6 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
-/// The audit writer's and retention's settings from `[audit]`.
-fn audit_settings(audit: &AuditConfig) -> AuditSettings {
-    AuditSettings {
-        coverage: audit.coverage,
-        retention_days: audit.retention_days,
-        max_rows: audit.max_rows,
-        file: audit.file.clone(),
-        queue_capacity: audit.queue_capacity,
-        spill_file: audit.spill_file.clone(),
-    }
-}
-
 impl App {
     /// Builds everything on the control runtime (which then owns the store's connections and
     /// runs the admin listener and background tasks). `proxy_listener` is already bound; `tls`
@@ -174,7 +162,7 @@ impl App {
         );
         let (audit_sink, audit) = audit::start(
             Arc::clone(&store) as Arc<dyn AuditStore>,
-            &audit_settings(&config.audit),
+            &config.audit,
             config.upstream.url.to_string(),
             Arc::clone(&metrics),
         );

@@ -36,7 +36,7 @@ pub use raw::{RawConfig, RawTls};
 pub(crate) use redact::redact_url_password;
 pub use self_service::SelfServiceConfig;
 
-use crate::audit::Coverage;
+use crate::audit::AuditSettings;
 use crate::ratelimit::RateQuota;
 use crate::telemetry::LogSettings;
 
@@ -84,7 +84,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
     pub admin: AdminConfig,
-    pub audit: AuditConfig,
+    /// `[audit]`, as the audit writer and retention take it.
+    pub audit: AuditSettings,
     pub log: LogSettings,
     pub self_service: SelfServiceConfig,
     pub notify: NotifyConfig,
@@ -192,18 +193,6 @@ pub struct AdminConfig {
     pub token: Option<SecretString>,
     /// Serve TLS with this pair (`[admin.tls]`).
     pub tls: Option<TlsFiles>,
-}
-
-#[derive(Debug, Clone)]
-pub struct AuditConfig {
-    pub coverage: Coverage,
-    pub retention_days: u32,
-    pub max_rows: Option<u64>,
-    /// Also append every event as a JSON line here (Bitbucket's audit file shape).
-    pub file: Option<PathBuf>,
-    pub queue_capacity: usize,
-    /// Where events wait while the store is down.
-    pub spill_file: PathBuf,
 }
 
 impl Config {

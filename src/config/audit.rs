@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 
+use super::ConfigError;
 use super::raw::RawAudit;
 use super::validate::{bad, count};
-use super::{AuditConfig, ConfigError};
+use crate::audit::AuditSettings;
 
 /// `[audit]` as written, checked and converted; an error names the key and the value.
-pub(super) fn validate(au: RawAudit) -> Result<AuditConfig, ConfigError> {
-    Ok(AuditConfig {
+pub(super) fn validate(au: RawAudit) -> Result<AuditSettings, ConfigError> {
+    Ok(AuditSettings {
         coverage: au.coverage.parse().map_err(|()| {
             bad(
                 "audit.coverage",

@@ -1,6 +1,7 @@
 use std::io::Write;
 
 use super::*;
+use crate::audit::Coverage;
 
 mod rate_limit;
 mod self_service;
