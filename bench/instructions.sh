@@ -125,23 +125,6 @@ total_ir() { # callgrind file
 callgrind=(valgrind --tool=callgrind --quiet)
 
 # --- the stand-in Bitbucket, not counted -------------------------------------------------
-nginx_v=$(nginx -V 2>&1)
-nginx_common() { # dir
-  echo "daemon off;"
-  echo "pid $1/nginx.pid;"
-  echo "lock_file $1/nginx.lock;"
-  echo "error_log $1/error.log warn;"
-}
-nginx_http_common() { # dir
-  local kind
-  for kind in client_body proxy fastcgi uwsgi scgi; do
-    if [[ $kind == client_body || $nginx_v == *"--http-${kind}-temp-path"* ]]; then
-      echo "  ${kind}_temp_path $1/${kind}_temp;"
-    fi
-  done
-  echo "  keepalive_timeout 300s;"
-  echo "  keepalive_requests 100000000;"
-}
 upstream_port=$(free_port)
 mkdir -p "$work/upstream"
 {

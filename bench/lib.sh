@@ -58,3 +58,25 @@ free_port() {
     fi
   done
 }
+
+# The top of an nginx config of the work directory $1: in the foreground, its files there.
+nginx_common() { # dir
+  echo "daemon off;"
+  echo "pid $1/nginx.pid;"
+  echo "lock_file $1/nginx.lock;"
+  echo "error_log $1/error.log warn;"
+}
+
+# The `http` lines every nginx here shares: temp files in $1 (for the modules this nginx was
+# built with), and keep-alive connections that last the whole bench.
+nginx_http_common() { # dir
+  local kind
+  nginx_v=${nginx_v:-$(nginx -V 2>&1)}
+  for kind in client_body proxy fastcgi uwsgi scgi; do
+    if [[ $kind == client_body || $nginx_v == *"--http-${kind}-temp-path"* ]]; then
+      echo "  ${kind}_temp_path $1/${kind}_temp;"
+    fi
+  done
+  echo "  keepalive_timeout 300s;"
+  echo "  keepalive_requests 100000000;"
+}
