@@ -131,18 +131,11 @@ pub enum Upstream {
     Missing,
     /// Bitbucket refused the stored credential; it is not sent again until replaced.
     Refused,
-    /// The credential, opened.
-    Usable(std::sync::Arc<SecretString>),
-}
-
-impl Upstream {
-    /// The credential, when there is one Bitbucket has not refused.
-    pub fn usable(&self) -> Option<&SecretString> {
-        match self {
-            Self::Usable(secret) => Some(secret),
-            Self::Missing | Self::Refused => None,
-        }
-    }
+    /// The credential, opened, as the `Authorization` value that sends it ([`bearer`]): made
+    /// once when it is read from the store, not for every request.
+    Usable(http::HeaderValue),
+    /// A stored credential no header can carry.
+    Unsendable,
 }
 
 /// The `Authorization` value that sends `credential` to Bitbucket, marked sensitive; `None`
@@ -217,9 +210,8 @@ impl CredentialVault {
                 };
                 match sealed {
                     Some(stored) if stored.refused_at.is_some() => Ok(Upstream::Refused),
-                    Some(stored) => Ok(Upstream::Usable(std::sync::Arc::new(
-                        self.key.open(user, &stored.sealed)?,
-                    ))),
+                    Some(stored) => Ok(bearer(&self.key.open(user, &stored.sealed)?)
+                        .map_or(Upstream::Unsendable, Upstream::Usable)),
                     None => Ok(Upstream::Missing),
                 }
             })

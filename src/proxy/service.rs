@@ -28,7 +28,7 @@ use crate::request_id::{REQUEST_ID_HEADER, request_id_header};
 use crate::selfservice::{Edge, RequestMeta};
 use crate::telemetry::{CLIPPED, MAX_FIELD_BYTES, RequestContext, clip, in_request};
 use crate::token::TokenRecord;
-use crate::vault::{Upstream, bearer};
+use crate::vault::Upstream;
 
 /// The header Bitbucket names the authenticated user with on its answers.
 const X_AUSERNAME: HeaderName = HeaderName::from_static("x-ausername");
@@ -445,13 +445,11 @@ async fn credential_value(
                 .as_ref()
                 .expect("credential identity has a vault");
             match vault.get(&token.user).await {
-                Ok(Upstream::Usable(credential)) => match bearer(&credential) {
-                    Some(value) => Ok((AUTHORIZATION, value)),
-                    None => Err(respond::error(
-                        StatusCode::BAD_GATEWAY,
-                        "The stored Bitbucket credential cannot be used.",
-                    )),
-                },
+                Ok(Upstream::Usable(value)) => Ok((AUTHORIZATION, value)),
+                Ok(Upstream::Unsendable) => Err(respond::error(
+                    StatusCode::BAD_GATEWAY,
+                    "The stored Bitbucket credential cannot be used.",
+                )),
                 Ok(Upstream::Missing) => {
                     gateway.metrics.count_request("no_upstream_credential");
                     report_no_credential(gateway, token, reported, NoCredential::Missing);

@@ -29,7 +29,7 @@ impl SelfService {
         }
         let Some(vault) = &self.vault else { return };
         match vault.get(user).await {
-            Ok(Upstream::Usable(_)) => return,
+            Ok(Upstream::Usable(_) | Upstream::Unsendable) => return,
             Ok(Upstream::Missing | Upstream::Refused) => {}
             Err(e) => {
                 tracing::warn!(target: "tokengate::selfservice", error = %e, "reading the stored credential failed; not provisioning now");
