@@ -6,8 +6,8 @@
 #
 # The environment lives in $CARGO_TARGET_DIR (or target/) as schemathesis-venv, so reruns reuse
 # it; it is made again when the pinned version changes or an earlier attempt did not finish.
-# `python3 -m venv` needs Debian's python3-venv, installed with apt-get when missing. Progress
-# goes to stderr; exits non-zero when no environment can be made.
+# `python3 -m venv` needs Debian's python3 and python3-venv, installed with apt-get when missing.
+# Progress goes to stderr; exits non-zero when no environment can be made.
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
@@ -32,7 +32,14 @@ if [[ -f "$DONE" && -x "$VENV/bin/st" ]]; then
     exit 0
 fi
 
-command -v python3 >/dev/null 2>&1 || { log "python3 is not installed"; exit 1; }
+if ! command -v python3 >/dev/null 2>&1; then
+    log "python3 not found; installing python3 and python3-venv with apt-get"
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update >&2
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-venv >&2
+    command -v python3 >/dev/null 2>&1 || { log "python3 still not found after installing it"; exit 1; }
+fi
 
 rm -rf "$VENV"
 if ! python3 -m venv "$VENV" >/dev/null 2>&1; then

@@ -241,11 +241,12 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
-# Schemathesis, for the admin API test (it says why it skips when this fails).
+# Schemathesis, for the admin and self-service API tests (they say why they skip when this
+# fails).
 if ST=$(scripts/schemathesis-venv.sh); then
     export TG_TEST_SCHEMATHESIS="$ST"
 else
-    log "no Schemathesis environment could be made; the admin API's Schemathesis test will skip"
+    log "no Schemathesis environment could be made; the Schemathesis tests will skip"
 fi
 
 status=0
