@@ -146,15 +146,19 @@ impl<'a> Texts<'a> {
 
 /// Encodes `events` (each with its index in the segment, unique and below [`ID_STRIDE`]),
 /// with U+0000 replaced as every audit insert does ([`storable`]). `events` must not be empty.
+///
+/// The body is written as `postcard` writes a [`Body`] ([`wire`]), in one pass over the
+/// events; the keys are gathered from the numbers of the users and token ids as each run of
+/// them starts.
 pub(super) fn encode(events: &[(u16, &AuditEvent)]) -> Encoded {
     assert!(!events.is_empty(), "a segment holds at least one event");
-    let times: Vec<i64> = events
+    // Whole milliseconds, rounded down, as the store keeps times.
+    let (first_time, last_time) = events
         .iter()
-        // Whole milliseconds, rounded down, as the store keeps times.
-        .map(|(_, e)| e.time.timestamp_millis())
-        .collect();
-    let first_time = times.iter().copied().min().unwrap_or(0);
-    let last_time = times.iter().copied().max().unwrap_or(0);
+        .fold((i64::MAX, i64::MIN), |(lo, hi), (_, e)| {
+            let time = e.time.timestamp_millis();
+            (lo.min(time), hi.max(time))
+        });
     let mut texts = Texts::default();
     let mut kinds = 0;
     // Each field's last text: consecutive events mostly repeat it.
@@ -167,48 +171,71 @@ pub(super) fn encode(events: &[(u16, &AuditEvent)]) -> Encoded {
         mut actor,
     ] = [None; 6];
     let mut last_attributes: Option<(&Attributes, u32)> = None;
-    let packed = events
-        .iter()
-        .zip(&times)
-        .map(|(&(index, e), &time)| {
-            kinds |= kind_bit(e.kind);
-            let user = texts.number_run(&mut user, e.user.as_deref());
-            let token_id = texts.number_run(&mut token, e.token_id.as_deref());
-            let attributes = match last_attributes {
-                Some((value, n)) if *value == e.attributes => n,
-                _ => {
-                    let json = serde_json::to_string(&storable_attributes(&e.attributes))
-                        .expect("a JSON value serializes");
-                    let n = texts.number(Some(Cow::Owned(json)));
-                    last_attributes = Some((&e.attributes, n));
-                    n
-                }
-            };
-            Packed {
-                index,
-                offset: u64::try_from(time - first_time).unwrap_or(0),
-                kind: position(&AuditKind::ALL, &e.kind),
-                outcome: position(&OUTCOMES, &e.outcome),
-                user,
-                token_id,
-                client_ip: e.client_ip,
-                method: texts.number_run(&mut method, e.method.as_deref()),
-                path: texts.number_run(&mut path, e.path.as_deref()),
-                request_id: storable(e.request_id.as_deref()),
-                node_id: texts.number_run(&mut node, Some(&e.node_id)),
-                actor: texts.number_run(&mut actor, e.actor.as_deref()),
-                attributes,
+    // The numbers of the users and token ids held, once per run.
+    let (mut users, mut tokens) = (Vec::new(), Vec::new());
+    let mut packed = Vec::with_capacity(events.len() * 40);
+    for &(index, e) in events {
+        kinds |= kind_bit(e.kind);
+        // Numbered in this order, the order the texts are listed in.
+        let user_n = texts.number_run(&mut user, e.user.as_deref());
+        if user_n != 0 && users.last() != Some(&user_n) {
+            users.push(user_n);
+        }
+        let token_n = texts.number_run(&mut token, e.token_id.as_deref());
+        if token_n != 0 && tokens.last() != Some(&token_n) {
+            tokens.push(token_n);
+        }
+        let attributes = match last_attributes {
+            Some((value, n)) if *value == e.attributes => n,
+            _ => {
+                let json = serde_json::to_string(&storable_attributes(&e.attributes))
+                    .expect("a JSON value serializes");
+                let n = texts.number(Some(Cow::Owned(json)));
+                last_attributes = Some((&e.attributes, n));
+                n
             }
-        })
+        };
+        let method_n = texts.number_run(&mut method, e.method.as_deref());
+        let path_n = texts.number_run(&mut path, e.path.as_deref());
+        let node_n = texts.number_run(&mut node, Some(&e.node_id));
+        let actor_n = texts.number_run(&mut actor, e.actor.as_deref());
+        // A `Packed`, field by field.
+        let out = &mut packed;
+        wire::varint(out, u64::from(index));
+        wire::varint(
+            out,
+            u64::try_from(e.time.timestamp_millis() - first_time).unwrap_or(0),
+        );
+        out.push(position(&AuditKind::ALL, &e.kind));
+        out.push(position(&OUTCOMES, &e.outcome));
+        wire::varint(out, u64::from(user_n));
+        wire::varint(out, u64::from(token_n));
+        wire::option_ip(out, e.client_ip);
+        wire::varint(out, u64::from(method_n));
+        wire::varint(out, u64::from(path_n));
+        wire::option_text(out, storable(e.request_id.as_deref()).as_deref());
+        wire::varint(out, u64::from(node_n));
+        wire::varint(out, u64::from(actor_n));
+        wire::varint(out, u64::from(attributes));
+    }
+    let text_of = |n: &u32| &*texts.list[*n as usize - 1];
+    let keys = users
+        .iter()
+        .map(|n| user_key(text_of(n)))
+        .chain(tokens.iter().map(|n| token_key(text_of(n))))
         .collect();
-    let keys = keys_of(events.iter().map(|&(_, e)| e));
-    let body = Body {
-        base: first_time,
-        texts: texts.list,
-        events: packed,
-    };
+    // A `Body`: the base, the texts, then the events.
+    let size: usize = texts.list.iter().map(|t| t.len() + 2).sum();
+    let mut body = Vec::with_capacity(24 + size + packed.len());
+    wire::signed(&mut body, first_time);
+    wire::len(&mut body, texts.list.len());
+    for text in &texts.list {
+        wire::text(&mut body, text);
+    }
+    wire::len(&mut body, events.len());
+    body.extend_from_slice(&packed);
     Encoded {
-        body: postcard::to_stdvec(&body).expect("a segment body serializes"),
+        body,
         first_time,
         last_time,
         events: i64::try_from(events.len()).expect("a segment's length fits"),
@@ -288,3 +315,4 @@ pub(crate) fn decode(
 
 #[cfg(test)]
 mod tests;
+mod wire;

@@ -147,3 +147,67 @@ fn a_damaged_body_or_unknown_format_is_an_error_not_a_panic() {
     bad_text[last] = 0x7f; // the attributes' text number: past the end of the texts
     assert!(decode(1, FORMAT, &bad_text).is_err());
 }
+
+/// Events of every shape: both address families and none, texts repeated, changing and
+/// absent, times out of order, attributes repeated and changing.
+fn assorted() -> Vec<AuditEvent> {
+    (0..300u16)
+        .map(|i| {
+            let mut e = event(
+                i,
+                [Some("alice"), Some("bob"), None, Some("ü\0")][usize::from(i % 7 % 4)],
+                json!({ "n": i / 50 }),
+            );
+            e.time -= chrono::Duration::milliseconds(i64::from(i % 5) * 400);
+            e.token_id = (i % 11 != 0).then(|| format!("tok{}", i / 30).into());
+            e.client_ip = match i % 3 {
+                0 => None,
+                1 => Some("10.0.0.1".parse().unwrap()),
+                _ => Some(format!("2001:db8::{i:x}").parse().unwrap()),
+            };
+            e.request_id =
+                (i % 13 != 0).then(|| format!("@A6X2OXx{}x{i}x0", u32::from(i) * 997).into());
+            e.actor = (i % 17 == 0).then(|| "admin-api".to_owned());
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn the_body_is_exactly_what_postcard_writes_for_it() {
+    let events = assorted();
+    let encoded = encode(&indexed(&events));
+    let body: Body<String> = postcard::from_bytes(&encoded.body).unwrap();
+    assert_eq!(body.events.len(), events.len());
+    assert_eq!(postcard::to_stdvec(&body).unwrap(), encoded.body);
+}
+
+#[test]
+fn keys_are_the_users_and_token_ids_held() {
+    let events = assorted();
+    let encoded = encode(&indexed(&events));
+    assert_eq!(encoded.keys, keys_of(&events));
+    assert!(encoded.keys.contains("u:ü\u{FFFD}"));
+    let decoded: Vec<_> = decode(3, FORMAT, &encoded.body)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(decoded.len(), events.len());
+    assert_eq!(decoded[1], events[1]);
+    assert_eq!(
+        (encoded.first_time, encoded.last_time),
+        (
+            events
+                .iter()
+                .map(|e| e.time.timestamp_millis())
+                .min()
+                .unwrap(),
+            events
+                .iter()
+                .map(|e| e.time.timestamp_millis())
+                .max()
+                .unwrap()
+        )
+    );
+}
