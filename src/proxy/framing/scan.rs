@@ -129,6 +129,17 @@ impl Scan {
                         self.read_line(input);
                         return None;
                     };
+                    // A whole header line whose first letter is neither `c` nor `t` cannot be
+                    // `Content-Length` or `Transfer-Encoding`, and at two bytes or more it is not
+                    // the empty line that ends the head: reading it would change nothing.
+                    if self.line_len == 0
+                        && self.head.started
+                        && end >= 2
+                        && !matches!(byte | 0x20, b'c' | b't')
+                    {
+                        input = &input[end + 1..];
+                        continue;
+                    }
                     self.read_line(&input[..end]);
                     input = &input[end + 1..];
                     if let Some(place) = self.end_line() {

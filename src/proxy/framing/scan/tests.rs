@@ -130,3 +130,18 @@ fn long_values_are_read_whole() {
         Some(2)
     );
 }
+
+#[test]
+fn lines_passed_over_whole_are_the_ones_that_cannot_matter() {
+    // Names that start as the two that matter do, in either case, among names that do not.
+    let both = post(
+        "Cookie: a\r\nTE: trailers\r\ncontent-Lengthy: 1\r\nAccept: */*\r\nTransfer-Encoding: chunked\r\nx: y\r\nContent-Length: 5",
+        "0\r\n\r\n",
+    );
+    assert_eq!(scan(&both), Some(1));
+    let neither = post(
+        "Cookie: a\r\ntransfer-encodings: chunked\r\nContent-Lengths: 5\r\nA: b",
+        "",
+    );
+    assert_eq!(scan(&format!("{neither}{neither}")), None);
+}
