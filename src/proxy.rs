@@ -4,6 +4,7 @@ mod context;
 mod forward;
 mod framing;
 mod gateway;
+mod identity;
 mod report;
 mod respond;
 mod server;

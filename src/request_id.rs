@@ -1,6 +1,7 @@
 //! Request ids `@{NODE}x{MINUTE_OF_DAY}x{COUNTER}x{IN_FLIGHT}`, as Bitbucket writes them, and
 //! the count of requests in flight. Both listeners issue them and answer them as `X-AREQUESTID`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use chrono::{DateTime, Timelike, Utc};
@@ -40,6 +41,16 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Marks one request in flight until dropped, holding the ids that counted it.
+#[derive(Debug)]
+pub struct Counted(Arc<RequestIds>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl RequestIds {
     pub fn new(node: impl Into<String>) -> Self {
         Self {
@@ -57,6 +68,17 @@ impl RequestIds {
 
     /// The same for a request that arrived at `now`, for a caller that has read the clock.
     pub fn next_at(&self, now: DateTime<Utc>) -> (CompactString, InFlight<'_>) {
+        (self.issue(now), InFlight(&self.in_flight))
+    }
+
+    /// The same, with a mark that holds the ids itself: for a request whose handling is a
+    /// future of its own.
+    pub fn next_counted_at(self: &Arc<Self>, now: DateTime<Utc>) -> (CompactString, Counted) {
+        (self.issue(now), Counted(Arc::clone(self)))
+    }
+
+    /// A new id, counting its request in flight.
+    fn issue(&self, now: DateTime<Utc>) -> CompactString {
         let now = crate::telemetry::local_at(now);
         let minute = now.hour() * 60 + now.minute();
         let count = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
@@ -72,7 +94,7 @@ impl RequestIds {
         let mut id = CompactString::with_capacity(self.prefix.len() + numbers.len);
         id.push_str(&self.prefix);
         id.push_str(numbers.as_str());
-        (id, InFlight(&self.in_flight))
+        id
     }
 
     /// Requests being handled now.
@@ -142,6 +164,21 @@ mod tests {
         assert!(second.ends_with("x2x1"), "{second}");
         drop(mark);
         assert_eq!(ids.in_flight(), 1);
+    }
+
+    #[test]
+    fn a_counted_request_holds_its_place_until_dropped() {
+        let ids = Arc::new(RequestIds::new("A6X2OX"));
+        let (first, counted) = ids.next_counted_at(Utc::now());
+        let (second, mark) = ids.next();
+        assert!(
+            first.ends_with("x1x0") && second.ends_with("x2x1"),
+            "{first} {second}"
+        );
+        drop(mark);
+        assert_eq!(ids.in_flight(), 1);
+        drop(counted);
+        assert_eq!(ids.in_flight(), 0);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use http::header::Entry;
 use http::header::{
     CONNECTION, COOKIE, HOST, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
@@ -138,12 +139,16 @@ impl Upstream {
         }
     }
 
-    /// Sends a prepared request; returns the response head with its body still streaming,
-    /// and how long the head took.
-    pub async fn send(
+    /// Sends a prepared request; the future returns the response head with its body still
+    /// streaming, and how long the head took.
+    ///
+    /// The request is handed to the pool before the future is made: the future holds the
+    /// pool's answer and the deadline, not the request, so the futures that await it stay
+    /// small, and each of them is copied whole when it is made.
+    pub fn send(
         &self,
         mut request: Request<Incoming>,
-    ) -> Result<(Response<Incoming>, Duration), UpstreamError> {
+    ) -> impl Future<Output = Result<(Response<Incoming>, Duration), UpstreamError>> + use<> {
         let path = request
             .uri()
             .path_and_query()
@@ -158,21 +163,24 @@ impl Upstream {
             *request.version_mut() = Version::HTTP_11;
         }
         // One clock read for both the deadline and the latency: `timeout` would read the
-        // clock again for its deadline.
+        // clock again for its deadline. A timeout too long for the clock waits 30 years, as
+        // `timeout` does.
         let started = tokio::time::Instant::now();
-        let answer = self.pool.request(request);
-        let answered = match started.checked_add(self.response_timeout) {
-            Some(deadline) => tokio::time::timeout_at(deadline, answer).await,
-            None => tokio::time::timeout(self.response_timeout, answer).await,
-        };
-        match answered {
-            Ok(Ok(mut response)) => {
-                strip_hop_by_hop(response.headers_mut());
-                Ok((response, started.elapsed()))
+        let response_timeout = self.response_timeout;
+        let deadline = started
+            .checked_add(response_timeout)
+            .unwrap_or_else(|| started + Duration::from_secs(86_400 * 365 * 30));
+        // A `map`, not an `async` block: a block would hold the awaited future twice.
+        tokio::time::timeout_at(deadline, self.pool.request(request)).map(move |answered| {
+            match answered {
+                Ok(Ok(mut response)) => {
+                    strip_hop_by_hop(response.headers_mut());
+                    Ok((response, started.elapsed()))
+                }
+                Ok(Err(e)) => Err(UpstreamError::of(&e)),
+                Err(_) => Err(UpstreamError::Timeout(response_timeout)),
             }
-            Ok(Err(e)) => Err(UpstreamError::of(&e)),
-            Err(_) => Err(UpstreamError::Timeout(self.response_timeout)),
-        }
+        })
     }
 }
 

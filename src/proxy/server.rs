@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -117,11 +118,9 @@ fn proxy_service(
 > + Clone {
     service_fn(move |mut request| {
         heads.mark(&mut request);
-        let gateway = Arc::clone(&gateway);
-        // Boxed: the request's future is large, and hyper moves the future it is given
-        // (copying it whole) on its way in; a box moves as a pointer.
-        let handled = Box::pin(service::handle(gateway, request, peer));
-        async move { Ok::<_, Infallible>(handled.await) }
+        // The request's future is boxed inside: hyper moves the future it is given (copying
+        // it whole) on its way in, and a box moves as a pointer.
+        service::handle(Arc::clone(&gateway), request, peer).map(Ok::<_, Infallible>)
     })
 }
 

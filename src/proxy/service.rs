@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
+use futures_util::FutureExt as _;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Version};
@@ -16,7 +18,8 @@ use super::Gateway;
 use super::context::{Remote, remote, session_id};
 use super::forward::{UpstreamError, as_http1, set_forwarded, strip_hop_by_hop};
 use super::framing;
-use super::report::{NoCredential, Reported, outcome, report, report_no_credential};
+use super::identity::{credential_value, identity_value};
+use super::report::{Reported, outcome, report};
 use super::respond::{self, ProxyBody, add_rate_headers};
 use crate::auth::{
     Credential, Decision, Policy, Presented, Progress, Redacted, RequestFacts, TokenPlace,
@@ -24,27 +27,28 @@ use crate::auth::{
 };
 use crate::config::Identity;
 use crate::ratelimit::{RateStatus, Wording};
-use crate::request_id::{REQUEST_ID_HEADER, request_id_header};
+use crate::request_id::{Counted, REQUEST_ID_HEADER, request_id_header};
 use crate::selfservice::{Edge, RequestMeta};
 use crate::telemetry::{CLIPPED, MAX_FIELD_BYTES, RequestContext, clip, in_request};
-use crate::token::TokenRecord;
-use crate::vault::Upstream;
 
 /// The header Bitbucket names the authenticated user with on its answers.
 const X_AUSERNAME: HeaderName = HeaderName::from_static("x-ausername");
 
 /// Handles one request; never fails (errors become responses).
-pub(super) async fn handle(
+///
+/// What needs no waiting is done here, before the request's future is made; the future is
+/// then boxed once, and what the connection holds and moves is a pointer and the context.
+pub(super) fn handle(
     gateway: Arc<Gateway>,
     mut request: Request<Incoming>,
     peer: SocketAddr,
-) -> Response<ProxyBody> {
+) -> impl Future<Output = Response<ProxyBody>> + Send + use<> {
     // An HTTP/2 request gets the head an HTTP/1.1 one has (Host from :authority), for
     // self-service's origin check and for Bitbucket alike.
     as_http1(&mut request);
     // The one clock read of the request: its id, decision, audit event and last use.
     let now = Utc::now();
-    let (request_id, _in_flight) = gateway.ids.next_at(now);
+    let (request_id, counted) = gateway.ids.next_counted_at(now);
     let mut remote = remote(request.headers(), peer, &gateway.trusted_proxies);
     // A token in the query string or a cookie: refused below, and never shown in a line.
     let stray = stray_token(request.uri().query(), request.headers());
@@ -56,17 +60,37 @@ pub(super) async fn handle(
     )
     .with_session_id(session_id(request.headers()));
     let id_header = request_id_header(&request_id);
-    let ids = Ids {
-        text: &request_id,
-        header: &id_header,
+    let answered_id = id_header.clone();
+    let handling = Handling {
+        gateway,
+        _counted: counted,
+        remote,
+        request_id,
+        id_header,
+        stray,
+        now,
     };
-    let mut response = in_request(
-        context,
-        decide_and_act(&gateway, request, &remote, ids, stray, now),
-    )
-    .await;
-    response.headers_mut().insert(REQUEST_ID_HEADER, id_header);
-    response
+    // Boxed here, as it is made: a future is copied whole each time it moves.
+    let decided = Box::pin(decide_and_act(handling, request));
+    in_request(context, decided).map(move |mut response| {
+        response
+            .headers_mut()
+            .insert(REQUEST_ID_HEADER, answered_id);
+        response
+    })
+}
+
+/// What a request's future owns besides the request: the gateway, the request's place among
+/// those in flight, and what [`handle`] settled before the future was made.
+struct Handling {
+    gateway: Arc<Gateway>,
+    _counted: Counted,
+    remote: Remote,
+    request_id: CompactString,
+    /// The request id as the `X-AREQUESTID` value.
+    id_header: HeaderValue,
+    stray: Option<TokenPlace>,
+    now: DateTime<Utc>,
 }
 
 /// `GET /path?query HTTP/1.1`, written only when a line inside the request is logged. It
@@ -128,14 +152,21 @@ struct Ids<'a> {
     header: &'a HeaderValue,
 }
 
-async fn decide_and_act(
-    gateway: &Gateway,
-    mut request: Request<Incoming>,
-    remote: &Remote,
-    ids: Ids<'_>,
-    stray: Option<TokenPlace>,
-    now: DateTime<Utc>,
-) -> Response<ProxyBody> {
+async fn decide_and_act(handling: Handling, mut request: Request<Incoming>) -> Response<ProxyBody> {
+    let Handling {
+        ref gateway,
+        ref remote,
+        ref request_id,
+        ref id_header,
+        stray,
+        now,
+        ..
+    } = handling;
+    let gateway: &Gateway = gateway;
+    let ids = Ids {
+        text: request_id,
+        header: id_header,
+    };
     if let Err(refusal) = framing::check(&request) {
         gateway.metrics.count_request(refusal.outcome());
         return refusal.response(request.version());
@@ -411,80 +442,15 @@ async fn self_service(
         .map(|body| body.map_err(|never| match never {}).boxed())
 }
 
-/// The header that tells Bitbucket who the token's user is: the identity header, or `None`
-/// when it is the user's own credential ([`credential_value`]). An error is the finished
-/// refusal.
-fn identity_value(
-    gateway: &Gateway,
-    token: &TokenRecord,
-) -> Option<Result<(HeaderName, HeaderValue), Response<ProxyBody>>> {
-    match gateway.identity {
-        Identity::Header => Some(match HeaderValue::from_str(&token.user) {
-            Ok(user) => Ok((gateway.identity_header.clone(), user)),
-            Err(_) => Err(respond::error(
-                StatusCode::BAD_REQUEST,
-                "The token's user name cannot be sent to Bitbucket.",
-            )),
-        }),
-        Identity::Credential => None,
-    }
-}
-
-/// The user's own credential as `Authorization`, with `upstream.identity = "credential"`. An
-/// error is the finished refusal.
-async fn credential_value(
-    gateway: &Gateway,
-    token: &TokenRecord,
-    reported: &Reported<'_>,
-) -> Result<(HeaderName, HeaderValue), Response<ProxyBody>> {
-    match gateway.identity {
-        Identity::Header => unreachable!("the identity header is set without a credential"),
-        Identity::Credential => {
-            let vault = gateway
-                .credentials
-                .as_ref()
-                .expect("credential identity has a vault");
-            match vault.get(&token.user).await {
-                Ok(Upstream::Usable(value)) => Ok((AUTHORIZATION, value)),
-                Ok(Upstream::Unsendable) => Err(respond::error(
-                    StatusCode::BAD_GATEWAY,
-                    "The stored Bitbucket credential cannot be used.",
-                )),
-                Ok(Upstream::Missing) => {
-                    gateway.metrics.count_request("no_upstream_credential");
-                    report_no_credential(gateway, token, reported, NoCredential::Missing);
-                    Err(respond::unauthorized(
-                        None,
-                        "No Bitbucket credential is stored for this token's user; signing in to tokengate once with Bitbucket provisions one where that is enabled, otherwise an administrator must set one.",
-                    ))
-                }
-                Ok(Upstream::Refused) => {
-                    gateway.metrics.count_request("upstream_credential_refused");
-                    report_no_credential(gateway, token, reported, NoCredential::Refused);
-                    Err(respond::unauthorized(
-                        None,
-                        "Bitbucket refused the stored credential of this token's user; it is replaced at the user's next sign-in to tokengate with Bitbucket, or by an administrator.",
-                    ))
-                }
-                Err(e) => {
-                    gateway.metrics.count_request("credential_unavailable");
-                    tracing::warn!(target: "tokengate::proxy", error = %e, "opening the stored credential failed");
-                    Err(respond::error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "The Bitbucket credential for this token's user cannot be read right now.",
-                    ))
-                }
-            }
-        }
-    }
-}
-
-async fn forward(
-    gateway: &Gateway,
+/// Sets the forwarding headers and hands the request to the upstream pool; the future
+/// answers with Bitbucket's response or the gateway's error. Made before it is awaited, so
+/// the request is not part of it.
+fn forward<'a>(
+    gateway: &'a Gateway,
     mut request: Request<Incoming>,
     remote: &Remote,
     request_id: &HeaderValue,
-) -> Response<ProxyBody> {
+) -> impl Future<Output = Response<ProxyBody>> + use<'a> {
     // Hop-by-hop headers were stripped before the decision's headers were set.
     let headers = request.headers_mut();
     set_forwarded(
@@ -494,43 +460,46 @@ async fn forward(
         &gateway.forwarded_proto,
     );
     headers.insert(REQUEST_ID_HEADER, request_id.clone());
-    match gateway.upstream.send(request).await {
-        Ok((response, latency)) => {
-            gateway
-                .metrics
-                .upstream_latency
-                .observe(latency.as_secs_f64());
-            response.map(|body| body.boxed())
+    // A `map`, not an `async` block: a block would hold the awaited future twice.
+    gateway.upstream.send(request).map(move |sent| {
+        match sent {
+            Ok((response, latency)) => {
+                gateway
+                    .metrics
+                    .upstream_latency
+                    .observe(latency.as_secs_f64());
+                response.map(|body| body.boxed())
+            }
+            // Not Bitbucket's doing: no warning, and the client learns it was its request.
+            Err(UpstreamError::ClientBody(e)) => {
+                tracing::debug!(target: "tokengate::proxy", error = %e, "the request body could not be read");
+                gateway.metrics.count_request("bad_request_body");
+                respond::error(
+                    StatusCode::BAD_REQUEST,
+                    "The request body could not be read: it ended early or its chunked coding is malformed.",
+                )
+            }
+            Err(e @ (UpstreamError::Unreachable(_) | UpstreamError::Tls(_))) => {
+                tracing::warn!(target: "tokengate::proxy", error = %e, "forwarding failed");
+                let outcome = if matches!(e, UpstreamError::Tls(_)) {
+                    "upstream_tls_failed"
+                } else {
+                    "upstream_unreachable"
+                };
+                gateway.metrics.count_request(outcome);
+                respond::error(
+                    StatusCode::BAD_GATEWAY,
+                    "Bitbucket could not be reached. Please try again shortly.",
+                )
+            }
+            Err(e @ UpstreamError::Timeout(_)) => {
+                tracing::warn!(target: "tokengate::proxy", error = %e, "forwarding failed");
+                gateway.metrics.count_request("upstream_timeout");
+                respond::error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "Bitbucket did not answer in time.",
+                )
+            }
         }
-        // Not Bitbucket's doing: no warning, and the client learns it was its request.
-        Err(UpstreamError::ClientBody(e)) => {
-            tracing::debug!(target: "tokengate::proxy", error = %e, "the request body could not be read");
-            gateway.metrics.count_request("bad_request_body");
-            respond::error(
-                StatusCode::BAD_REQUEST,
-                "The request body could not be read: it ended early or its chunked coding is malformed.",
-            )
-        }
-        Err(e @ (UpstreamError::Unreachable(_) | UpstreamError::Tls(_))) => {
-            tracing::warn!(target: "tokengate::proxy", error = %e, "forwarding failed");
-            let outcome = if matches!(e, UpstreamError::Tls(_)) {
-                "upstream_tls_failed"
-            } else {
-                "upstream_unreachable"
-            };
-            gateway.metrics.count_request(outcome);
-            respond::error(
-                StatusCode::BAD_GATEWAY,
-                "Bitbucket could not be reached. Please try again shortly.",
-            )
-        }
-        Err(e @ UpstreamError::Timeout(_)) => {
-            tracing::warn!(target: "tokengate::proxy", error = %e, "forwarding failed");
-            gateway.metrics.count_request("upstream_timeout");
-            respond::error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "Bitbucket did not answer in time.",
-            )
-        }
-    }
+    })
 }
