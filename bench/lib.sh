@@ -1,6 +1,6 @@
 # What bench/run.sh and bench/instructions.sh share: messages, the release build, a work
-# directory whose processes are stopped on exit, and free ports. Sourced after `bin` and
-# `plain_bin` are set.
+# directory whose processes are stopped on exit, free ports, and the parts of their nginx
+# configs. Sourced after `bin` and `plain_bin` are set.
 
 say() { printf '==> %s\n' "$*" >&2; }
 # Exit codes: 0 every target met, 1 some target missed, 2 usage, 3 the bench itself failed.
@@ -79,4 +79,30 @@ nginx_http_common() { # dir
   done
   echo "  keepalive_timeout 300s;"
   echo "  keepalive_requests 100000000;"
+}
+
+# The stand-in Bitbucket's `server` block: every path answers 200 with an empty page of JSON.
+nginx_upstream_server() { # port
+  echo "  access_log off;"
+  echo "  server {"
+  echo "    listen 127.0.0.1:$1;"
+  echo "    location / { default_type application/json; return 200 '{\"size\":0,\"values\":[]}'; }"
+  echo "  }"
+}
+
+# The proxying nginx's `upstream` and `server` blocks: port $1 forwards to the stand-in on $2
+# over pooled keep-alive connections, setting what tokengate sets.
+nginx_proxy_server() { # port upstream_port
+  echo "  upstream bitbucket { server 127.0.0.1:$2; keepalive 64; }"
+  echo "  server {"
+  echo "    listen 127.0.0.1:$1;"
+  echo "    location / {"
+  echo "      proxy_pass http://bitbucket;"
+  echo "      proxy_http_version 1.1;"
+  echo "      proxy_set_header Connection \"\";"
+  echo "      proxy_set_header Host \$host;"
+  echo "      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;"
+  echo "      proxy_set_header X-Forwarded-Proto \$scheme;"
+  echo "    }"
+  echo "  }"
 }
