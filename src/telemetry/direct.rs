@@ -15,9 +15,9 @@ use tracing_appender::non_blocking::NonBlocking;
 
 use super::clock::local_at;
 use super::context::{RequestContext, with_current};
-use super::escape::{Escaping, MAX_FIELD_BYTES, any_byte, may_start_control};
+use super::escape::{MAX_FIELD_BYTES, any_byte, may_start_control};
 use super::fields::OneLine;
-use super::format::with_thread_name;
+use super::format::{with_thread_name, write_request};
 use super::logger::LoggerNames;
 use super::stamp::write_time;
 use super::{AUTH_TARGET, RATE_LIMIT_TARGET};
@@ -117,12 +117,13 @@ fn lay_out(
     Ok(())
 }
 
-/// `{request_id} {session_id }{addresses} "{request_line}" `, as the formatter writes it:
-/// each part is written as it is and then checked for anything [`OneLine`] or [`Escaping`]
-/// would change (nothing, nearly always: the id, session and addresses are the gateway's own
-/// text, and a request line rarely holds a quote or a control); only a part that has is
-/// written again through them. A request line longer than [`MAX_FIELD_BYTES`] is written
-/// through them too, so a piece they would clip is clipped.
+/// `{request_id} {session_id }{addresses} "{request_line}" `, as the formatter writes it
+/// ([`write_request`]): each part is written as it is and then checked for anything
+/// [`OneLine`] or [`Escaping`](super::escape::Escaping) would change
+/// (nothing, nearly always: the id, session and addresses are the gateway's own text, and a
+/// request line rarely holds a quote or a control). Only when one has, or the request line is
+/// longer than [`MAX_FIELD_BYTES`] (a piece they would clip), is the whole written again the
+/// formatter's way.
 fn push_request(buf: &mut String, r: &RequestContext) -> fmt::Result {
     let start = buf.len();
     buf.push_str(r.request_id());
@@ -132,25 +133,57 @@ fn push_request(buf: &mut String, r: &RequestContext) -> fmt::Result {
         buf.push(' ');
     }
     buf.push_str(r.addresses());
-    if any_byte(&buf[start..], may_start_control) {
-        buf.truncate(start);
-        let mut field = OneLine(buf);
-        field.write_str(r.request_id())?;
-        field.write_char(' ')?;
-        if let Some(session) = r.session_id() {
-            field.write_str(session)?;
-            field.write_char(' ')?;
-        }
-        field.write_str(r.addresses())?;
-    }
+    let plain_so_far = !any_byte(&buf[start..], may_start_control);
     buf.push_str(" \"");
-    let start = buf.len();
+    let line = buf.len();
     write!(buf, "{}", r.request_line())?;
     let needs_escaping = |b: u8| (b == b'"') | (b == b'\\') | may_start_control(b);
-    if buf.len() - start > MAX_FIELD_BYTES || any_byte(&buf[start..], needs_escaping) {
-        buf.truncate(start);
-        write!(Escaping(buf), "{}", r.request_line())?;
+    if plain_so_far
+        && buf.len() - line <= MAX_FIELD_BYTES
+        && !any_byte(&buf[line..], needs_escaping)
+    {
+        buf.push_str("\" ");
+        return Ok(());
     }
-    buf.push_str("\" ");
-    Ok(())
+    buf.truncate(start);
+    write_request(buf, r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request part written piece by piece is the formatter's, plain or hostile.
+    #[test]
+    fn the_request_part_is_the_formatters() {
+        let long = format!("GET /rest/{} HTTP/1.1", "a".repeat(MAX_FIELD_BYTES));
+        let cases = [
+            (
+                "@N1x1x1x0",
+                None,
+                "10.0.0.1",
+                "GET /rest/api/1.0/projects HTTP/1.1",
+            ),
+            (
+                "@N1x1x1x0",
+                Some("1a2b3c"),
+                "10.0.0.1, 10.0.0.2",
+                "GET / HTTP/1.1",
+            ),
+            ("@N1x1x1x0", None, "10.0.0.1\n", "GET / HTTP/1.1"),
+            ("@N1x1x1x0", Some("\u{2028}"), "10.0.0.1", "GET / HTTP/1.1"),
+            ("@N1x1x1x0", None, "10.0.0.1", "GET /\"x\\y\" HTTP/1.1"),
+            ("@N1x1x1x0", None, "10.0.0.1", "GET /\u{85}\r HTTP/1.1"),
+            ("@N1x1x1x0", None, "10.0.0.1", long.as_str()),
+        ];
+        for (id, session, addresses, line) in cases {
+            let context = RequestContext::new(id, addresses, line.to_owned())
+                .with_session_id(session.map(str::to_owned));
+            let mut direct = String::from("prefix ");
+            push_request(&mut direct, &context).unwrap();
+            let mut formatted = String::from("prefix ");
+            write_request(&mut formatted, &context).unwrap();
+            assert_eq!(direct, formatted, "{line:.60}");
+        }
+    }
 }

@@ -86,7 +86,7 @@ where
 }
 
 /// `{request_id} {session_id }{addresses} "{request_line}" `.
-fn write_request(w: &mut Writer<'_>, r: &RequestContext) -> fmt::Result {
+pub(super) fn write_request(w: &mut dyn fmt::Write, r: &RequestContext) -> fmt::Result {
     let mut field = OneLine(w);
     field.write_str(r.request_id())?;
     field.write_char(' ')?;
