@@ -35,6 +35,21 @@ impl std::fmt::Debug for TagKey {
     }
 }
 
+/// One pass of carries from the middle limb: each limb keeps its low bits and hands the rest
+/// up, the top limb's excess (a multiple of 2^130) coming back as 5 times itself.
+fn carry((mut h0, mut h1, mut h2): (u64, u64, u64)) -> (u64, u64, u64) {
+    let mut c = h1 >> 44;
+    h1 &= MASK44;
+    h2 += c;
+    c = h2 >> 42;
+    h2 &= MASK42;
+    h0 += c * 5;
+    c = h0 >> 44;
+    h0 &= MASK44;
+    h1 += c;
+    (h0, h1, h2)
+}
+
 fn le64(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
 }
@@ -97,27 +112,10 @@ impl TagKey {
         }
 
         // Fully carried, then reduced modulo 2^130 - 5 without a branch on the value.
-        let mut c = h1 >> 44;
-        h1 &= MASK44;
-        h2 += c;
-        c = h2 >> 42;
-        h2 &= MASK42;
-        h0 += c * 5;
-        c = h0 >> 44;
-        h0 &= MASK44;
-        h1 += c;
-        c = h1 >> 44;
-        h1 &= MASK44;
-        h2 += c;
-        c = h2 >> 42;
-        h2 &= MASK42;
-        h0 += c * 5;
-        c = h0 >> 44;
-        h0 &= MASK44;
-        h1 += c;
+        (h0, h1, h2) = carry(carry((h0, h1, h2)));
 
         let mut g0 = h0 + 5;
-        c = g0 >> 44;
+        let mut c = g0 >> 44;
         g0 &= MASK44;
         let mut g1 = h1 + c;
         c = g1 >> 44;
