@@ -92,6 +92,40 @@ pub(crate) fn error_response(description: &str) -> Value {
     })
 }
 
+/// The parameters of the token operations both APIs offer, at `tokens` (the listing),
+/// `token` (one token by id) and `rotate`; and the rotation's body, which may be left out and,
+/// when it is sent, is an object (not `null`).
+pub(crate) fn token_operations(doc: &mut Value, tokens: &str, token: &str, rotate: &str) {
+    let id = || json!({ "type": "string", "pattern": ID_PATTERN });
+    for method in ["get", "patch", "delete"] {
+        set_parameter_schema(doc, token, method, "id", id());
+    }
+    set_parameter_schema(doc, rotate, "post", "id", id());
+    merge(
+        doc,
+        &["paths", rotate, "post", "requestBody"],
+        json!({
+            "required": false,
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RotateRequest" } } },
+        }),
+    );
+    set_parameter_schema(doc, tokens, "get", "user", user());
+    set_parameter_schema(
+        doc,
+        tokens,
+        "get",
+        "limit",
+        json!({ "type": "integer", "minimum": 1, "maximum": MAX_TOKEN_PAGE }),
+    );
+    set_parameter_schema(
+        doc,
+        tokens,
+        "get",
+        "cursor",
+        json!({ "type": "string", "pattern": TOKEN_CURSOR_PATTERN }),
+    );
+}
+
 /// Adds the constraints to the generated document.
 pub(super) fn refine(doc: &mut Value) {
     let schemas = ["components", "schemas"];
@@ -126,43 +160,14 @@ pub(super) fn refine(doc: &mut Value) {
         }),
     );
 
+    let tokens = "/admin/v1/tokens";
     let token = "/admin/v1/tokens/{id}";
-    let id = || json!({ "type": "string", "pattern": ID_PATTERN });
-    for method in ["get", "patch", "delete"] {
-        set_parameter_schema(doc, token, method, "id", id());
-    }
     let rotate = "/admin/v1/tokens/{id}/rotate";
-    set_parameter_schema(doc, rotate, "post", "id", id());
-    // The body may be left out, and when it is sent it is an object (not `null`).
-    merge(
-        doc,
-        &["paths", rotate, "post", "requestBody"],
-        json!({
-            "required": false,
-            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RotateRequest" } } },
-        }),
-    );
+    token_operations(doc, tokens, token, rotate);
     let credential = "/admin/v1/users/{user}/credential";
     for method in ["put", "delete"] {
         set_parameter_schema(doc, credential, method, "user", user());
     }
-
-    let tokens = "/admin/v1/tokens";
-    set_parameter_schema(doc, tokens, "get", "user", user());
-    set_parameter_schema(
-        doc,
-        tokens,
-        "get",
-        "limit",
-        json!({ "type": "integer", "minimum": 1, "maximum": MAX_TOKEN_PAGE }),
-    );
-    set_parameter_schema(
-        doc,
-        tokens,
-        "get",
-        "cursor",
-        json!({ "type": "string", "pattern": TOKEN_CURSOR_PATTERN }),
-    );
 
     // The audit listing reads an empty value as none.
     let audit = "/admin/v1/audit";

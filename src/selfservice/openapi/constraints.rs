@@ -5,11 +5,9 @@
 
 use serde_json::{Value, json};
 
-use crate::admin::cursor::TOKEN_CURSOR_PATTERN;
 use crate::admin::extract::MAX_BODY_BYTES;
-use crate::admin::model::MAX_LIMIT;
 use crate::admin::openapi::constraints::{
-    ID_PATTERN, allowed_ips, description, error_response, merge, set_parameter_schema, user,
+    allowed_ips, description, error_response, merge, token_operations, user,
 };
 
 const TOKENS: &str = "/rest/tokengate/1.0/tokens";
@@ -54,36 +52,7 @@ pub(super) fn refine(doc: &mut Value) {
         json!({ "minProperties": 1 }),
     );
 
-    let id = || json!({ "type": "string", "pattern": ID_PATTERN });
-    for method in ["get", "patch", "delete"] {
-        set_parameter_schema(doc, TOKEN, method, "id", id());
-    }
-    set_parameter_schema(doc, ROTATE, "post", "id", id());
-    // The body may be left out, and when it is sent it is an object (not `null`).
-    merge(
-        doc,
-        &["paths", ROTATE, "post", "requestBody"],
-        json!({
-            "required": false,
-            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RotateRequest" } } },
-        }),
-    );
-
-    set_parameter_schema(doc, TOKENS, "get", "user", user());
-    set_parameter_schema(
-        doc,
-        TOKENS,
-        "get",
-        "limit",
-        json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT }),
-    );
-    set_parameter_schema(
-        doc,
-        TOKENS,
-        "get",
-        "cursor",
-        json!({ "type": "string", "pattern": TOKEN_CURSOR_PATTERN }),
-    );
+    token_operations(doc, TOKENS, TOKEN, ROTATE);
 
     // Every call with a body can be refused for its size or its content type.
     for (path, method) in [(TOKENS, "post"), (TOKEN, "patch"), (ROTATE, "post")] {
