@@ -17,7 +17,7 @@ use super::layout::{Tone, answer, notice, time};
 use super::views::no_check;
 use super::{Manager, Signed, failed, manage, mine, parse, unreadable};
 use crate::lifecycle::{MAX_GRACE, RotatedToken};
-use crate::selfservice::SelfService;
+use crate::selfservice::{Caller, SelfService};
 use crate::token::TokenRecord;
 
 /// How long the old token may keep working, as offered: seconds and words.
@@ -53,26 +53,7 @@ pub(super) async fn rotate(
     Signed(caller): Signed,
     body: Bytes,
 ) -> Response {
-    let base = service.pages_path();
-    let form: RotateForm = match parse(&body) {
-        Ok(form) => form,
-        Err(e) => return unreadable(base, &e),
-    };
-    if form.confirmed.as_deref() != Some("yes") {
-        return match service.token(&caller, &form.id).await {
-            Ok(record) => answer(
-                StatusCode::OK,
-                &mine::frame(base, &caller, None),
-                &ask(&format!("{base}rotate"), &record, None, base),
-            ),
-            Err(e) => failed(base, &caller, &e),
-        };
-    }
-    let grace = Duration::from_secs(form.grace.unwrap_or(0));
-    match service.rotate(&caller, &form.id, grace).await {
-        Ok(rotated) => mine::rotated(&service, &caller, rotated).await,
-        Err(e) => failed(base, &caller, &e),
-    }
+    rotate_from(&service, &caller, &body, Page::Mine).await
 }
 
 /// `POST {path}manage/rotate`: as [`rotate`], for anyone's token, from the token manager's
@@ -82,31 +63,56 @@ pub(super) async fn rotate_any(
     Manager(caller): Manager,
     body: Bytes,
 ) -> Response {
+    rotate_from(&service, &caller, &body, Page::Manager).await
+}
+
+/// The page a rotation is asked for from, and answered on.
+#[derive(Debug, Clone, Copy)]
+enum Page {
+    /// **My API tokens**.
+    Mine,
+    /// The **Token manager**, whose filters travel in the form's `back`.
+    Manager,
+}
+
+async fn rotate_from(service: &SelfService, caller: &Caller, body: &[u8], page: Page) -> Response {
     let base = service.pages_path();
-    let form: RotateForm = match parse(&body) {
+    let form: RotateForm = match parse(body) {
         Ok(form) => form,
         Err(e) => return unreadable(base, &e),
     };
-    let filters = manage::Filters::from_back(form.back.as_deref());
+    let filters = match page {
+        Page::Mine => None,
+        Page::Manager => Some(manage::Filters::from_back(form.back.as_deref())),
+    };
     if form.confirmed.as_deref() != Some("yes") {
-        return match service.token(&caller, &form.id).await {
+        return match service.token(caller, &form.id).await {
             Ok(record) => {
-                let back = filters.query(filters.page);
-                let cancel = format!("{base}manage?{back}");
-                let action = format!("{base}manage/rotate");
-                answer(
-                    StatusCode::OK,
-                    &manage::frame(base, &caller, None),
-                    &ask(&action, &record, Some(&back), &cancel),
-                )
+                let (frame, question) = match &filters {
+                    None => (
+                        mine::frame(base, caller, None),
+                        ask(&format!("{base}rotate"), &record, None, base),
+                    ),
+                    Some(filters) => {
+                        let back = filters.query(filters.page);
+                        let cancel = format!("{base}manage?{back}");
+                        let action = format!("{base}manage/rotate");
+                        (
+                            manage::frame(base, caller, None),
+                            ask(&action, &record, Some(&back), &cancel),
+                        )
+                    }
+                };
+                answer(StatusCode::OK, &frame, &question)
             }
-            Err(e) => failed(base, &caller, &e),
+            Err(e) => failed(base, caller, &e),
         };
     }
     let grace = Duration::from_secs(form.grace.unwrap_or(0));
-    match service.rotate(&caller, &form.id, grace).await {
-        Ok(rotated) => manage::rotated(&service, &caller, &filters, rotated).await,
-        Err(e) => failed(base, &caller, &e),
+    match (service.rotate(caller, &form.id, grace).await, &filters) {
+        (Ok(rotated), None) => mine::rotated(service, caller, rotated).await,
+        (Ok(rotated), Some(filters)) => manage::rotated(service, caller, filters, rotated).await,
+        (Err(e), _) => failed(base, caller, &e),
     }
 }
 
