@@ -17,13 +17,14 @@ use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use tokengate::audit::{AuditKind, AuditQuery, StoredAuditEvent};
+use tokengate::audit::AuditKind;
 use tokengate::store::{Store, TokenQuery};
 use tokengate::token::{Scope, TokenRecord};
 
 use crate::auth::HASHES;
 use crate::support::app::{ADMIN_TOKEN, Backend, Options, TestApp, TokenOpts, spawn_app};
-use crate::support::{eventually, refused_within_a_second};
+use crate::support::audit::{audit_event, audit_events, audit_trail};
+use crate::support::refused_within_a_second;
 
 fn sqlite() -> Options {
     Options::new(Backend::Sqlite).set("admin.token", ADMIN_TOKEN)
@@ -44,33 +45,6 @@ pub(crate) async fn all_tokens_in(store: &dyn Store) -> Vec<TokenRecord> {
         after: None,
     };
     store.list_tokens(&query).await.expect("listing tokens")
-}
-
-/// Waits until the audit trail holds `n` events of `kind` (the writer batches); newest first.
-pub(crate) async fn audit_events(
-    app: &TestApp,
-    kind: AuditKind,
-    n: usize,
-) -> Vec<StoredAuditEvent> {
-    let query = AuditQuery {
-        kind: Some(kind),
-        limit: 100,
-        ..AuditQuery::default()
-    };
-    eventually(&format!("{n} {kind:?} events to be recorded"), async || {
-        let events = app
-            .store()
-            .query_audit(&query)
-            .await
-            .expect("querying the audit trail");
-        (events.len() >= n).then_some(events)
-    })
-    .await
-}
-
-/// Waits for the newest event of `kind`.
-pub(crate) async fn audit_event(app: &TestApp, kind: AuditKind) -> StoredAuditEvent {
-    audit_events(app, kind, 1).await.remove(0)
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {

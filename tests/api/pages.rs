@@ -103,3 +103,15 @@ pub(crate) async fn click(browser: &Browser, scope: &str, text: &str) {
         .await
         .expect("clicking");
 }
+
+/// In the open rotate dialog, chooses how long the old token keeps working (`grace`, the
+/// option's value in seconds) and rotates.
+pub(crate) async fn rotate_keeping_old_for(browser: &Browser, grace: &str) {
+    browser
+        .field("//form[@id='rotate']", "The old token")
+        .await
+        .select_by_value(grace)
+        .await
+        .unwrap();
+    click(browser, "//form[@id='rotate']", "Rotate").await;
+}

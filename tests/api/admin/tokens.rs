@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokengate::audit::{AuditKind, AuditQuery};
+use tokengate::audit::AuditKind;
 
-use super::{all_tokens, audit_event, audit_events, in_days, rfc3339, sqlite};
+use super::{all_tokens, audit_event, audit_events, audit_trail, in_days, rfc3339, sqlite};
 use crate::support::app::{NODE_ID, TestApp, spawn_app};
 
 /// Creates the token every test here starts from, through the API: returns the answer's body
@@ -81,14 +81,7 @@ async fn create_answers_the_record_and_its_secret_once() {
         (Some("admin-api"), Some("automation-user"))
     );
     assert_eq!(event.event.token_id.as_deref(), Some(id.as_str()));
-    let all = app
-        .store()
-        .query_audit(&AuditQuery {
-            limit: 100,
-            ..AuditQuery::default()
-        })
-        .await
-        .unwrap();
+    let all = audit_trail(&app).await;
     assert!(!serde_json::to_string(&all).unwrap().contains(&secret[17..]));
 
     // Metrics.
@@ -244,14 +237,7 @@ async fn revoke_keeps_the_record_and_the_proxy_refuses_the_token() {
         "{request_id}"
     );
     assert_eq!(revocation.request_id.as_deref(), Some(request_id.as_str()));
-    let all = app
-        .store()
-        .query_audit(&AuditQuery {
-            limit: 100,
-            ..AuditQuery::default()
-        })
-        .await
-        .unwrap();
+    let all = audit_trail(&app).await;
     assert!(!serde_json::to_string(&all).unwrap().contains(&secret[17..]));
     let revocations = all
         .iter()

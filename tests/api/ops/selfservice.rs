@@ -5,12 +5,12 @@
 use chrono::{Duration, Utc};
 use http::StatusCode;
 use serde_json::{Value, json};
-use tokengate::audit::{AuditKind, AuditQuery};
+use tokengate::audit::AuditKind;
 use tokengate::token::Scope;
 
 use crate::support::app::{Backend, Options, TestApp, TokenOpts, spawn_app};
+use crate::support::audit::audit_events;
 use crate::support::both_backends;
-use crate::support::eventually;
 
 both_backends!(a_token_rotates_itself_through_self_service_within_its_bounds);
 
@@ -96,19 +96,7 @@ async fn a_token_rotates_itself_through_self_service_within_its_bounds(backend: 
     let (answer, _) = rotate(&app, &successor, bobs.as_str(), None).await;
     assert_eq!(answer, StatusCode::NOT_FOUND);
 
-    let events = eventually("the rotations' audit events", async || {
-        let events = app
-            .store()
-            .query_audit(&AuditQuery {
-                kind: Some(AuditKind::TokenCreated),
-                limit: 100,
-                ..AuditQuery::default()
-            })
-            .await
-            .unwrap();
-        (events.len() >= 2).then_some(events)
-    })
-    .await;
+    let events = audit_events(&app, AuditKind::TokenCreated, 2).await;
     assert_eq!(
         events.len(),
         2,

@@ -8,7 +8,9 @@ use chrono::{Duration, TimeZone, Utc};
 use tokengate::store::LastUse;
 use tokengate::token::{Scope, TokenId};
 
-use super::{click, get_as, post_as, row, shown_secret, sign_in, site, token};
+use super::{
+    click, get_as, post_as, rotate_keeping_old_for, row, shown_secret, sign_in, site, token,
+};
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
 use crate::support::browser::Browser;
 use crate::support::eventually;
@@ -177,13 +179,7 @@ async fn the_manager_rotates_someone_s_token_and_keeps_the_filters() {
     click(&browser, &row(&bob_ci), "Rotate").await;
     browser.wait_for_text("Rotate “CI deploy”?").await;
     browser.wait_for_text("A token of bob").await;
-    browser
-        .field("//form[@id='rotate']", "The old token")
-        .await
-        .select_by_value("0")
-        .await
-        .unwrap();
-    click(&browser, "//form[@id='rotate']", "Rotate").await;
+    rotate_keeping_old_for(&browser, "0").await;
     browser
         .wait_for_text("Rotated “CI deploy”. The old token is revoked")
         .await;

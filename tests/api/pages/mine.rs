@@ -5,7 +5,7 @@ use fantoccini::key::Key;
 use serde_json::json;
 use tokengate::token::Scope;
 
-use super::{click, row, shown_secret, sign_in, site, token};
+use super::{click, rotate_keeping_old_for, row, shown_secret, sign_in, site, token};
 use crate::support::app::Backend;
 use crate::support::browser::Browser;
 use crate::support::eventually;
@@ -304,13 +304,7 @@ async fn rotating_shows_the_successor_once_and_the_old_token_works_for_the_grace
     click(&browser, &row(&id), "Rotate").await;
     browser.wait_for_text("Rotate “CI runner”?").await;
     browser.screenshot("my-tokens-rotate").await;
-    browser
-        .field("//form[@id='rotate']", "The old token")
-        .await
-        .select_by_value("3600")
-        .await
-        .unwrap();
-    click(&browser, "//form[@id='rotate']", "Rotate").await;
+    rotate_keeping_old_for(&browser, "3600").await;
     let successor = shown_secret(&app, &browser).await;
     assert!(successor.starts_with("tgt_") && successor != old);
     browser
@@ -344,13 +338,7 @@ async fn rotating_shows_the_successor_once_and_the_old_token_works_for_the_grace
 
     // Rotated again with no grace, the token it replaces is refused at once.
     click(&browser, &format!("//tr[@data-token='{new_id}']"), "Rotate").await;
-    browser
-        .field("//form[@id='rotate']", "The old token")
-        .await
-        .select_by_value("0")
-        .await
-        .unwrap();
-    click(&browser, "//form[@id='rotate']", "Rotate").await;
+    rotate_keeping_old_for(&browser, "0").await;
     browser
         .wait_for_text("Rotated “CI runner”. The old token is revoked")
         .await;

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: fresh databases on both backends, and Redis.
 
 pub(crate) mod app;
+pub(crate) mod audit;
 mod backends;
 mod binary;
 pub(crate) mod bitbucket;
