@@ -62,9 +62,14 @@ fn reason_name(reason: NoValidToken) -> &'static str {
     }
 }
 
-/// Writes a decision's line: straight to the log writer where the process has one
-/// ([`info_line`]), else through `tracing`.
-fn log_line(target: &'static str, now: DateTime<Utc>, message: &AuthMessage<'_>) {
+/// Writes a decision's line, stamped `now`, under its logger (rate limiting's for a
+/// rate-limited request, authentication's for the rest): straight to the log writer where the
+/// process has one ([`info_line`]), else through `tracing`.
+fn log_line(now: DateTime<Utc>, message: &AuthMessage<'_>) {
+    let target = match message {
+        AuthMessage::RateLimited { .. } => RATE_LIMIT_TARGET,
+        _ => AUTH_TARGET,
+    };
     if info_line(target, now, message) {
         return;
     }
@@ -79,21 +84,19 @@ fn log_line(target: &'static str, now: DateTime<Utc>, message: &AuthMessage<'_>)
 pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported<'_>) {
     let fallback = gateway.basic_auth_fallback;
     let path = reported.path;
-    let event = match decision {
+    let (message, event) = match decision {
         Decision::PassThrough | Decision::StoreUnavailable => return,
         Decision::Fallback { user } => {
             let user = user.as_deref().unwrap_or(ANONYMOUS);
-            log_line(
-                AUTH_TARGET,
-                reported.now,
-                &AuthMessage::Fallback { user, path },
-            );
-            Event {
-                kind: AuditKind::Fallback,
-                user: Some(user),
-                token: None,
-                attributes: Attributes::empty(),
-            }
+            (
+                AuthMessage::Fallback { user, path },
+                Event {
+                    kind: AuditKind::Fallback,
+                    user: Some(user),
+                    token: None,
+                    attributes: Attributes::empty(),
+                },
+            )
         }
         Decision::NoValidToken {
             user,
@@ -105,41 +108,30 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
                 .as_deref()
                 .filter(|u| !u.is_empty())
                 .unwrap_or(ANONYMOUS);
-            log_line(
-                AUTH_TARGET,
-                reported.now,
-                &AuthMessage::NoValidToken {
-                    user: shown,
-                    fallback,
-                    path,
-                },
-            );
             let kind = if *reason == NoValidToken::Expired {
                 AuditKind::ExpiredTokenUsed
             } else {
                 AuditKind::AuthFailed
             };
-            Event {
-                kind,
-                user: user.as_deref(),
-                // A token whose secret matched (expired, revoked, not the Basic user's) is named.
-                token: token.as_deref(),
-                attributes: Attributes::Pair("reason", reason_name(*reason)),
-            }
+            (
+                AuthMessage::NoValidToken {
+                    user: shown,
+                    fallback,
+                    path,
+                },
+                Event {
+                    kind,
+                    user: user.as_deref(),
+                    // A token whose secret matched (expired, revoked, not the Basic user's) is
+                    // named.
+                    token: token.as_deref(),
+                    attributes: Attributes::Pair("reason", reason_name(*reason)),
+                },
+            )
         }
         Decision::IpNotAllowed {
             token, refused_by, ..
         } => {
-            log_line(
-                AUTH_TARGET,
-                reported.now,
-                &AuthMessage::IpNotAllowed {
-                    user: &token.user,
-                    ip: reported.client_ip,
-                    fallback,
-                    path,
-                },
-            );
             let (list, nets) = match refused_by {
                 AllowList::Token => ("token", &token.allowed_ips),
                 AllowList::Global => ("auth.allowed_ips", &gateway.allowed_ips),
@@ -149,89 +141,76 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
                 "allow_list": list,
                 "allowed_ips": nets.iter().map(ToString::to_string).collect::<Vec<_>>(),
             });
-            Event::of(token, AuditKind::IpDenied, Attributes::Json(attributes))
+            (
+                AuthMessage::IpNotAllowed {
+                    user: &token.user,
+                    ip: reported.client_ip,
+                    fallback,
+                    path,
+                },
+                Event::of(token, AuditKind::IpDenied, Attributes::Json(attributes)),
+            )
         }
         Decision::ScopeDenied { token, overridden } => {
             let method = overridden.as_deref().unwrap_or(reported.method.as_str());
-            log_line(
-                AUTH_TARGET,
-                reported.now,
-                &AuthMessage::ScopeDenied {
+            (
+                AuthMessage::ScopeDenied {
                     user: &token.user,
                     method,
                     path,
                 },
-            );
-            Event::of(
-                token,
-                AuditKind::ScopeDenied,
-                Attributes::Pair("scope", token.scope.as_str()),
+                Event::of(
+                    token,
+                    AuditKind::ScopeDenied,
+                    Attributes::Pair("scope", token.scope.as_str()),
+                ),
             )
         }
-        Decision::RateLimited { token, quota, .. } => {
-            log_line(
-                RATE_LIMIT_TARGET,
-                reported.now,
-                &AuthMessage::RateLimited {
-                    user: &token.user,
-                    quota: *quota,
-                },
-            );
+        Decision::RateLimited { token, quota, .. } => (
+            AuthMessage::RateLimited {
+                user: &token.user,
+                quota: *quota,
+            },
             Event::of(
                 token,
                 AuditKind::RateLimited,
                 Attributes::Json(json!({ "limit": quota.to_string() })),
-            )
-        }
-        Decision::Allow { token, .. } => {
-            log_line(
-                AUTH_TARGET,
-                reported.now,
-                &AuthMessage::Success {
-                    description: &token.description,
-                    scope: token.scope,
-                    user: &token.user,
-                    created_at: token.created_at,
-                    path,
-                },
-            );
+            ),
+        ),
+        Decision::Allow { token, .. } => (
+            AuthMessage::Success {
+                description: &token.description,
+                scope: token.scope,
+                user: &token.user,
+                created_at: token.created_at,
+                path,
+            },
             Event::of(
                 token,
                 AuditKind::AuthSucceeded,
                 Attributes::Pair("scope", token.scope.as_str()),
-            )
-        }
-        Decision::TokenOutsideProtectedPaths => {
-            log_line(
-                AUTH_TARGET,
-                reported.now,
-                &AuthMessage::TokenOutsideProtectedPaths { path },
-            );
-            Event::anonymous(Attributes::Pair("reason", "outside_protected_paths"))
-        }
-        Decision::TokenOutsideAuthorization { place } => {
-            log_line(
-                AUTH_TARGET,
-                reported.now,
-                &AuthMessage::TokenOutsideAuthorization {
-                    place: *place,
-                    path,
-                },
-            );
-            Event::anonymous(Attributes::Pair("reason", place_reason(*place)))
-        }
-        Decision::TooManyFailures { .. } => {
-            log_line(
-                AUTH_TARGET,
-                reported.now,
-                &AuthMessage::TooManyFailures {
-                    ip: reported.client_ip,
-                    path,
-                },
-            );
-            Event::anonymous(Attributes::Pair("reason", "too_many_failures"))
-        }
+            ),
+        ),
+        Decision::TokenOutsideProtectedPaths => (
+            AuthMessage::TokenOutsideProtectedPaths { path },
+            Event::anonymous(Attributes::Pair("reason", "outside_protected_paths")),
+        ),
+        Decision::TokenOutsideAuthorization { place } => (
+            AuthMessage::TokenOutsideAuthorization {
+                place: *place,
+                path,
+            },
+            Event::anonymous(Attributes::Pair("reason", place_reason(*place))),
+        ),
+        Decision::TooManyFailures { .. } => (
+            AuthMessage::TooManyFailures {
+                ip: reported.client_ip,
+                path,
+            },
+            Event::anonymous(Attributes::Pair("reason", "too_many_failures")),
+        ),
     };
+    log_line(reported.now, &message);
     audit(gateway, reported, event);
 }
 
@@ -329,7 +308,7 @@ pub(super) fn report_no_credential(
             "upstream_credential_refused",
         ),
     };
-    log_line(AUTH_TARGET, reported.now, &message);
+    log_line(reported.now, &message);
     let event = Event::of(
         token,
         AuditKind::AuthFailed,
