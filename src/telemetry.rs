@@ -46,7 +46,7 @@ pub use clock::{Clock, FixedClock, SystemClock, local_at, local_now};
 pub use context::{RequestContext, in_request, in_request_sync};
 pub use direct::{Message, info_line};
 pub use error::TelemetryError;
-pub use escape::{CLIPPED, Escaped, MAX_FIELD_BYTES, clip, push_escaped};
+pub use escape::{CLIPPED, Escaped, MAX_FIELD_BYTES, clip, write_escaped};
 pub use filter::build_filter;
 pub use format::BitbucketFormat;
 pub use json::JsonFormat;

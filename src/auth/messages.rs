@@ -11,7 +11,7 @@ use chrono::{DateTime, Local, Utc};
 
 use super::TokenPlace;
 use crate::ratelimit::{RateQuota, Wording};
-use crate::telemetry::{Escaped, Message, push_escaped};
+use crate::telemetry::{Escaped, Message, write_escaped};
 use crate::token::Scope;
 
 /// The user named in a line when no user is known.
@@ -144,21 +144,7 @@ impl CreatedOn {
 impl fmt::Display for AuthMessage<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::Success {
-                description,
-                scope,
-                user,
-                created_at,
-                path,
-            } => write!(
-                f,
-                "Found a matching token \"{}\" with {} scope and authenticated user {}. Token was created on {}. REST endpoint: {}",
-                Escaped(description),
-                scope.log_name(),
-                Escaped(user),
-                CreatedOn(created_at),
-                Escaped(path),
-            ),
+            Self::Success { .. } => self.write_success(f),
             Self::NoValidToken {
                 user,
                 fallback,
@@ -236,11 +222,11 @@ impl fmt::Display for AuthMessage<'_> {
     }
 }
 
-impl Message for AuthMessage<'_> {
-    /// The success line, nearly every request's, piece by piece: its fixed text and the
-    /// creation time hold nothing to escape, and [`Escaped`] text holds nothing left for a
-    /// line to escape, so this is exactly what the line shows of its `Display`.
-    fn write_one_line(&self, out: &mut String) -> Option<fmt::Result> {
+impl AuthMessage<'_> {
+    /// The success line's text, nearly every request's, piece by piece: its fixed text and
+    /// the creation time hold nothing to escape, and escaped text holds nothing left for a
+    /// line to escape. Nothing for any other message.
+    fn write_success(&self, out: &mut impl fmt::Write) -> fmt::Result {
         let Self::Success {
             description,
             scope,
@@ -249,20 +235,26 @@ impl Message for AuthMessage<'_> {
             path,
         } = *self
         else {
-            return None;
+            return Ok(());
         };
-        Some((|| {
-            out.push_str("Found a matching token \"");
-            push_escaped(out, description)?;
-            out.push_str("\" with ");
-            out.push_str(scope.log_name());
-            out.push_str(" scope and authenticated user ");
-            push_escaped(out, user)?;
-            out.push_str(". Token was created on ");
-            CreatedOn(created_at).write(out)?;
-            out.push_str(". REST endpoint: ");
-            push_escaped(out, path)
-        })())
+        out.write_str("Found a matching token \"")?;
+        write_escaped(out, description)?;
+        out.write_str("\" with ")?;
+        out.write_str(scope.log_name())?;
+        out.write_str(" scope and authenticated user ")?;
+        write_escaped(out, user)?;
+        out.write_str(". Token was created on ")?;
+        CreatedOn(created_at).write(out)?;
+        out.write_str(". REST endpoint: ")?;
+        write_escaped(out, path)
+    }
+}
+
+impl Message for AuthMessage<'_> {
+    /// The success line written straight into the line, as its `Display` writes it (one
+    /// function for both).
+    fn write_one_line(&self, out: &mut String) -> Option<fmt::Result> {
+        matches!(self, Self::Success { .. }).then(|| self.write_success(out))
     }
 }
 

@@ -42,12 +42,8 @@ pub fn clip(s: &str, max: usize) -> (&str, bool) {
     (&s[..end], true)
 }
 
-/// Appends `s` as [`Escaped`] displays it.
-pub fn push_escaped(out: &mut String, s: &str) -> fmt::Result {
-    write_escaped(out, s)
-}
-
-fn write_escaped<W: fmt::Write + ?Sized>(f: &mut W, s: &str) -> fmt::Result {
+/// Writes `s` as [`Escaped`] displays it, without the formatting machinery.
+pub fn write_escaped<W: fmt::Write + ?Sized>(f: &mut W, s: &str) -> fmt::Result {
     let (s, clipped) = clip(s, MAX_FIELD_BYTES);
     write_escaped_whole(f, s)?;
     if clipped {
