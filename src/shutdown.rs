@@ -1,11 +1,16 @@
 //! The stop signal of background tasks and listeners, and the two waits every such task
-//! shares: until stopped, and a job on a fixed interval until stopped.
+//! shares: until stopped, and a job on a fixed interval until stopped; and the drain of a
+//! listener's connections ([`Drain`]).
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+mod drain;
+
+pub use drain::{Drain, Watched, Watcher};
 
 /// Sends the stop signal to every [`Shutdown`] made with it. Dropping it stops them too.
 #[derive(Debug)]

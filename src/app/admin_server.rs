@@ -9,11 +9,11 @@ use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
+use crate::shutdown::Drain;
 use crate::tls::{self, Acceptor, Http};
 
 /// Serves the admin routes on `listener` until `shutdown` completes, then stops accepting and
@@ -28,7 +28,7 @@ pub(super) async fn serve(
     tls: Option<Acceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
+    let graceful = Drain::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -12,12 +12,12 @@ use futures_util::FutureExt as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::framing::{Heads, Watched};
 use super::respond::ProxyBody;
 use super::{Gateway, service};
+use crate::shutdown::{Drain, Watcher};
 use crate::tls::{self, Acceptor, Http};
 
 /// Connection limits of the proxy listener.
@@ -38,7 +38,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     closed: tokio::sync::oneshot::Sender<()>,
 ) {
-    let graceful = GracefulShutdown::new();
+    let graceful = Drain::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -12,7 +12,6 @@ use hyper::body::{Body, Incoming};
 use hyper::server::conn::{http1, http2};
 use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::Watcher;
 use rustls::ServerConfig;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -20,7 +19,7 @@ use tokio_rustls::server::TlsStream;
 
 use super::idle::{Counted, Idle};
 use super::{ServerCert, provider};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, Watcher};
 
 /// The application protocols offered, preferred first.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];

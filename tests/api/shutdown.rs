@@ -10,6 +10,7 @@ use tokengate::token::Scope;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use crate::support::PATIENCE;
 use crate::support::app::{Backend, Options, TokenOpts, spawn_app};
 
 /// Half a request head: the line and one header, without the blank line that ends it.
@@ -121,4 +122,42 @@ async fn an_admin_client_that_does_not_send_its_request_head_is_disconnected() {
         connected.elapsed()
     );
     app.finish().await;
+}
+
+#[tokio::test]
+async fn sigterm_closes_an_idle_keep_alive_proxy_connection_at_once() {
+    // Only SIGTERM's drain can end the connection: neither limit would within the test.
+    let mut app = spawn_app(
+        Options::new(Backend::Sqlite)
+            .set("proxy.shutdown_grace", "1h")
+            .set("proxy.header_read_timeout", "1h"),
+    )
+    .await;
+    let mut client = TcpStream::connect(app.proxy_addr())
+        .await
+        .expect("connecting to the proxy");
+    client
+        .write_all(b"GET /projects HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("sending a request");
+    let mut seen = Vec::new();
+    let body = br#"{"ok":true}"#;
+    while !seen.ends_with(body) {
+        let mut chunk = [0; 4096];
+        let n = client.read(&mut chunk).await.expect("reading the answer");
+        assert_ne!(n, 0, "closed before the answer: {seen:?}");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    let answer = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(!answer.contains("connection: close"), "kept alive: {answer}");
+
+    app.sigterm();
+    let mut rest = Vec::new();
+    tokio::time::timeout(PATIENCE, client.read_to_end(&mut rest))
+        .await
+        .expect("the gateway closed the idle connection")
+        .expect("reading until the gateway closes the connection");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert_eq!(app.wait_for_exit().await.code(), Some(0));
 }
