@@ -25,6 +25,9 @@ pub fn request_id_header(id: &str) -> HeaderValue {
 pub struct RequestIds {
     /// `@{NODE}x`, the start of every id.
     prefix: String,
+    /// The minute of the day (local time) of the last second an id was issued in, as
+    /// `unix_second << 11 | minute`: reading the local time costs more than the rest of an id.
+    minute: AtomicU64,
     /// Requests seen by this process.
     counter: AtomicU64,
     /// Requests being handled now.
@@ -52,9 +55,20 @@ impl Drop for Counted {
 }
 
 impl RequestIds {
+    /// Ids for the node `node`: a node id, 6 or 7 letters and digits as configured (longer
+    /// ones are cut to [`MAX_NODE_BYTES`]).
     pub fn new(node: impl Into<String>) -> Self {
+        let mut node: String = node.into();
+        if node.len() > MAX_NODE_BYTES {
+            let mut end = MAX_NODE_BYTES;
+            while !node.is_char_boundary(end) {
+                end -= 1;
+            }
+            node.truncate(end);
+        }
         Self {
-            prefix: format!("@{}x", node.into()),
+            prefix: format!("@{node}x"),
+            minute: AtomicU64::new(u64::MAX),
             counter: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
         }
@@ -79,22 +93,40 @@ impl RequestIds {
 
     /// A new id, counting its request in flight.
     fn issue(&self, now: DateTime<Utc>) -> CompactString {
-        let now = crate::telemetry::local_at(now);
-        let minute = now.hour() * 60 + now.minute();
+        let minute = self.minute_of_day(now);
         let count = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let others = self.in_flight.fetch_add(1, Ordering::Relaxed);
-        // Written digit by digit: the formatting machinery cost more than the rest of a
-        // request's id.
-        let mut numbers = Digits::default();
-        numbers.push(u64::from(minute));
-        numbers.push_byte(b'x');
-        numbers.push(count);
-        numbers.push_byte(b'x');
-        numbers.push(u64::try_from(others).unwrap_or(u64::MAX));
-        let mut id = CompactString::with_capacity(self.prefix.len() + numbers.len);
+        // Written byte by byte into one buffer, and made an id at once: the formatting
+        // machinery cost more than the rest of a request's id.
+        let mut id = Digits::default();
         id.push_str(&self.prefix);
-        id.push_str(numbers.as_str());
-        id
+        id.push(minute);
+        id.push_byte(b'x');
+        id.push(count);
+        id.push_byte(b'x');
+        id.push(u64::try_from(others).unwrap_or(u64::MAX));
+        CompactString::new(id.as_str())
+    }
+
+    /// The minute of the day at `now`, local time: read once for each second ids are issued
+    /// in, as the local offset may change at any second.
+    fn minute_of_day(&self, now: DateTime<Utc>) -> u64 {
+        const MINUTE_BITS: u32 = 11;
+        // Seconds before 1970 (a clock set wrong) are not cached.
+        let second = u64::try_from(now.timestamp()).ok();
+        let cached = self.minute.load(Ordering::Relaxed);
+        if let Some(second) = second
+            && cached >> MINUTE_BITS == second
+        {
+            return cached & ((1 << MINUTE_BITS) - 1);
+        }
+        let local = crate::telemetry::local_at(now);
+        let minute = u64::from(local.hour() * 60 + local.minute());
+        if let Some(second) = second.filter(|s| *s < 1 << (64 - MINUTE_BITS)) {
+            self.minute
+                .store(second << MINUTE_BITS | minute, Ordering::Relaxed);
+        }
+        minute
     }
 
     /// Requests being handled now.
@@ -103,23 +135,31 @@ impl RequestIds {
     }
 }
 
-/// The numbers of an id, `{minute}x{count}x{in_flight}`, written into a buffer of their own
-/// and added to the id at once.
+/// The longest node id kept in request ids; configured ones have 6 or 7 characters.
+const MAX_NODE_BYTES: usize = 32;
+
+/// An id, `@{NODE}x{minute}x{count}x{in_flight}`, written into a buffer of its own: the
+/// prefix (at most 34 bytes) and three numbers of at most 20 digits each fit.
 struct Digits {
-    bytes: [u8; 64],
+    bytes: [u8; 96],
     len: usize,
 }
 
 impl Default for Digits {
     fn default() -> Self {
         Self {
-            bytes: [0; 64],
+            bytes: [0; 96],
             len: 0,
         }
     }
 }
 
 impl Digits {
+    fn push_str(&mut self, text: &str) {
+        self.bytes[self.len..self.len + text.len()].copy_from_slice(text.as_bytes());
+        self.len += text.len();
+    }
+
     fn push_byte(&mut self, b: u8) {
         self.bytes[self.len] = b;
         self.len += 1;
@@ -144,7 +184,7 @@ impl Digits {
     }
 
     fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len]).expect("ASCII digits")
+        std::str::from_utf8(&self.bytes[..self.len]).expect("the prefix's text and digits")
     }
 }
 
@@ -179,6 +219,33 @@ mod tests {
         assert_eq!(ids.in_flight(), 1);
         drop(counted);
         assert_eq!(ids.in_flight(), 0);
+    }
+
+    #[test]
+    fn each_id_names_the_local_minute_of_its_own_time() {
+        let ids = RequestIds::new("A6X2OX");
+        let start = Utc::now();
+        // The same second twice, then later and earlier ones, each against the last.
+        for seconds in [0, 0, 1, 59, 60, 61, 3_600, -86_400, 0] {
+            let at = start + chrono::Duration::seconds(seconds);
+            let local = crate::telemetry::local_at(at);
+            let minute = local.hour() * 60 + local.minute();
+            let (id, _mark) = ids.next_at(at);
+            assert!(
+                id.starts_with(&format!("@A6X2OXx{minute}x")),
+                "{seconds}: {id}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_overlong_node_is_cut_so_every_id_fits() {
+        let ids = RequestIds::new("N".repeat(100));
+        let (id, _mark) = ids.next();
+        assert!(
+            id.starts_with(&format!("@{}x", "N".repeat(MAX_NODE_BYTES))),
+            "{id}"
+        );
     }
 
     #[test]
