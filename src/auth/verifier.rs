@@ -187,6 +187,16 @@ impl Verifier {
         self.tag_key.tag(token.as_bytes())
     }
 
+    /// The record of `token` when it verified before and is trusted still, as
+    /// [`Verifier::verify`] would answer it, without waiting. `None` says nothing about the
+    /// token: `verify` decides.
+    pub fn verified_before(&self, token: &str) -> Option<Arc<TokenRecord>> {
+        if token.len() != TOKEN_LEN {
+            return None;
+        }
+        self.front_get(&self.tag(token))
+    }
+
     /// Verifies `token` presented from `client_ip`.
     pub async fn verify(&self, token: &str, client_ip: IpAddr) -> Verification {
         // Only a token's length is tagged: a longer value is refused by its shape below, and

@@ -14,23 +14,21 @@ use crate::config::Identity;
 use crate::token::TokenRecord;
 use crate::vault::Upstream;
 
-/// The header that tells Bitbucket who the token's user is: the identity header, or `None`
-/// when it is the user's own credential ([`credential_value`]). An error is the finished
-/// refusal.
+/// The identity header naming the token's user, with `upstream.identity = "header"`; `None`
+/// when a header cannot carry the name ([`unsendable_user`]).
 pub(super) fn identity_value(
     gateway: &Gateway,
     token: &TokenRecord,
-) -> Option<Result<(HeaderName, HeaderValue), Response<ProxyBody>>> {
-    match gateway.identity {
-        Identity::Header => Some(match user_value(&token.user) {
-            Some(user) => Ok((gateway.identity_header.clone(), user)),
-            None => Err(respond::error(
-                StatusCode::BAD_REQUEST,
-                "The token's user name cannot be sent to Bitbucket.",
-            )),
-        }),
-        Identity::Credential => None,
-    }
+) -> Option<(HeaderName, HeaderValue)> {
+    Some((gateway.identity_header.clone(), user_value(&token.user)?))
+}
+
+/// The answer to a request whose token's user name a header cannot carry.
+pub(super) fn unsendable_user() -> Response<ProxyBody> {
+    respond::error(
+        StatusCode::BAD_REQUEST,
+        "The token's user name cannot be sent to Bitbucket.",
+    )
 }
 
 thread_local! {

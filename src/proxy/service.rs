@@ -2,7 +2,7 @@
 //! log, audit).
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -18,12 +18,12 @@ use super::Gateway;
 use super::context::{Remote, remote, session_id};
 use super::forward::{UpstreamError, as_http1, set_forwarded, strip_hop_by_hop};
 use super::framing;
-use super::identity::{credential_value, identity_value};
+use super::identity::{credential_value, identity_value, unsendable_user};
 use super::report::{Reported, outcome, report};
 use super::respond::{self, ProxyBody, add_rate_headers};
 use crate::auth::{
-    Credential, Decision, Policy, Presented, Progress, Redacted, RequestFacts, TokenPlace,
-    Unroutable, Unverified, Verification, decide_until_rate, routing_path, stray_token,
+    Credential, Decision, Policy, Presented, Progress, RateCheck, Redacted, RequestFacts,
+    TokenPlace, Unroutable, Unverified, Verification, decide_until_rate, routing_path, stray_token,
 };
 use crate::config::Identity;
 use crate::ratelimit::{RateStatus, Wording};
@@ -152,245 +152,399 @@ struct Ids<'a> {
     header: &'a HeaderValue,
 }
 
-async fn decide_and_act(handling: Handling, mut request: Request<Incoming>) -> Response<ProxyBody> {
-    let Handling {
-        ref gateway,
-        ref remote,
-        ref request_id,
-        ref id_header,
-        stray,
-        now,
-        ..
-    } = handling;
-    let gateway: &Gateway = gateway;
-    let ids = Ids {
-        text: request_id,
-        header: id_header,
-    };
-    if let Err(refusal) = framing::check(&request) {
-        gateway.metrics.count_request(refusal.outcome());
-        return refusal.response(request.version());
-    }
-    let client_ip = remote.client_ip;
-    let request_id = ids.text;
-    let path = request.uri().path();
-    // Decided on the path as Bitbucket's Tomcat routes it (`//rest/`, `/%72est/` and
-    // `/x/../rest/` are `/rest/` there); logged and forwarded as sent.
-    let routed = match routing_path(path) {
-        Ok(routed) => routed,
-        // Tomcat routes such a path with U+FFFD for the bytes (a UI page named in Latin-1,
-        // say). Without a credential nothing is decided (row 1 forwards it untouched); with
-        // one, it must be routable to be decided.
-        Err(Unroutable::NotUtf8) if !request.headers().contains_key(AUTHORIZATION) => {
-            Cow::Borrowed(path)
-        }
-        Err(e) => {
-            gateway.metrics.count_request("unroutable");
-            return respond::error(
-                StatusCode::BAD_REQUEST,
-                &format!("The request path cannot be routed: {e}."),
-            );
-        }
-    };
-    if let Some(edge) = &gateway.self_service
-        && edge.serves(&routed)
-        && stray.is_none()
-    {
-        let routed = routed.into_owned();
-        let meta = RequestMeta {
-            client_ip: remote.client_ip,
-            request_id: request_id.to_owned(),
-            secure: gateway.tls,
+/// Decides on `request` and answers it. An `async` block, not an `async fn`: a function's
+/// future would hold its arguments twice, as given and as moved into its body.
+#[allow(clippy::manual_async_fn)] // the block's future is about 400 bytes smaller
+fn decide_and_act(
+    handling: Handling,
+    mut request: Request<Incoming>,
+) -> impl Future<Output = Response<ProxyBody>> + Send {
+    async move {
+        // Every field named, so the block takes all of them: the request counts as in flight
+        // until its future is dropped.
+        let Handling {
+            ref gateway,
+            _counted: ref _in_flight,
+            ref remote,
+            ref request_id,
+            ref id_header,
+            stray,
+            now,
+        } = handling;
+        let gateway: &Gateway = gateway;
+        let ids = Ids {
+            text: request_id,
+            header: id_header,
         };
-        // Boxed, as every path most requests do not take: their futures would otherwise make
-        // every request's future larger, and it is moved in full.
-        return Box::pin(self_service(edge, request, &routed, meta)).await;
-    }
-    let protected = gateway.is_protected(&routed);
-    let presented = match Credential::from_headers(request.headers()) {
-        Credential::Missing => Presented::Nothing,
-        Credential::Foreign { user, scheme } => Presented::Foreign { user, scheme },
-        Credential::Token {
-            scheme,
-            basic_user,
-            token,
-        } => {
-            let verification = if protected && stray.is_none() {
-                may_use(gateway, gateway.verifier.verify(&token, client_ip).await).await
-            } else {
-                // Refused below whatever it is; no need to look it up.
-                Verification::Invalid {
-                    reason: Unverified::Malformed,
-                    owner: None,
+        if let Err(refusal) = framing::check(&request) {
+            gateway.metrics.count_request(refusal.outcome());
+            return refusal.response(request.version());
+        }
+        let client_ip = remote.client_ip;
+        let request_id = ids.text;
+        // Each step's locals in a block of its own: what a step holds while it waits is then not
+        // also held while the request is forwarded.
+        let decision = {
+            let path = request.uri().path();
+            // Decided on the path as Bitbucket's Tomcat routes it (`//rest/`, `/%72est/` and
+            // `/x/../rest/` are `/rest/` there); logged and forwarded as sent.
+            let routed = match routing_path(path) {
+                Ok(routed) => routed,
+                // Tomcat routes such a path with U+FFFD for the bytes (a UI page named in Latin-1,
+                // say). Without a credential nothing is decided (row 1 forwards it untouched); with
+                // one, it must be routable to be decided.
+                Err(Unroutable::NotUtf8) if !request.headers().contains_key(AUTHORIZATION) => {
+                    Cow::Borrowed(path)
+                }
+                Err(e) => {
+                    gateway.metrics.count_request("unroutable");
+                    return respond::error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("The request path cannot be routed: {e}."),
+                    );
                 }
             };
-            Presented::Token {
+            if let Some(edge) = &gateway.self_service
+                && edge.serves(&routed)
+                && stray.is_none()
+            {
+                let routed = routed.into_owned();
+                let meta = RequestMeta {
+                    client_ip: remote.client_ip,
+                    request_id: request_id.to_owned(),
+                    secure: gateway.tls,
+                };
+                // Boxed, as every path most requests do not take: their futures would otherwise make
+                // every request's future larger, and it is moved in full.
+                return Box::pin(self_service(edge, request, &routed, meta)).await;
+            }
+            match decide_now(gateway, &request, &routed, client_ip, stray, now) {
+                Deciding::Decided(decision) => decision,
+                // Boxed, as the ways that wait are taken by few requests: their futures would
+                // make every request's future larger.
+                waiting => {
+                    Box::pin(decide_waiting(
+                        gateway, &request, &routed, client_ip, stray, now, waiting,
+                    ))
+                    .await
+                }
+            }
+        };
+        // Hop-by-hop headers go first: a client naming the identity header (or `Authorization`)
+        // in `Connection` must not make the forward strip what the gateway sets below.
+        strip_hop_by_hop(request.headers_mut());
+        // Whatever happens next, a client's copy of the identity header never goes upstream. It is
+        // looked for among the names present first: removing an absent name still hashes it.
+        if request
+            .headers()
+            .keys()
+            .any(|name| *name == gateway.identity_header)
+        {
+            request.headers_mut().remove(&gateway.identity_header);
+        }
+        // The stored credential an allowed request is sent with, to refuse only that one if
+        // Bitbucket refuses it.
+        let sent = {
+            // A standard method is copied without an allocation; the request moves on to the upstream.
+            let method = request.method().clone();
+            let path = request.uri().path();
+            let reported = Reported {
+                method: &method,
+                path,
+                client_ip,
+                request_id,
+                now,
+            };
+            // Whom to forward an allowed request as, settled before the decision is reported, so a
+            // user without a stored credential is logged as refused, never as authenticated.
+            let identity = match &decision {
+                Decision::Allow { token, .. } => Some(match gateway.identity {
+                    Identity::Header => identity_value(gateway, token).ok_or_else(unsendable_user),
+                    Identity::Credential => {
+                        Box::pin(credential_value(gateway, token, &reported)).await
+                    }
+                }),
+                _ => None,
+            };
+            let identity = match identity {
+                Some(Ok(identity)) => Some(identity),
+                Some(Err(response)) => return response,
+                None => None,
+            };
+            gateway.metrics.count_request(outcome(&decision));
+            report(gateway, &decision, &reported);
+            identity.and_then(|(name, value)| {
+                let headers = request.headers_mut();
+                headers.remove(AUTHORIZATION);
+                let sent = (gateway.identity == Identity::Credential).then(|| value.clone());
+                headers.insert(name, value);
+                sent
+            })
+        };
+        match decision {
+            Decision::PassThrough | Decision::Fallback { .. } => {
+                forward(gateway, request, remote, ids.header).await
+            }
+            Decision::Allow { token, status } => {
+                gateway.usage.record(&token.id, now, client_ip);
+                let mut response = forward(gateway, request, remote, ids.header).await;
+                // Bitbucket also answers 401 to a signed-in user who lacks a permission, but then
+                // names the user in X-AUSERNAME: only a 401 that names nobody refuses the credential.
+                if gateway.identity == Identity::Credential
+                    && response.status() == StatusCode::UNAUTHORIZED
+                    && !response.headers().contains_key(X_AUSERNAME)
+                    && let Some(vault) = &gateway.credentials
+                    && let Some(sent) = &sent
+                {
+                    // Bitbucket refused the user's stored credential (expired, revoked, or its user
+                    // lost access): not sent again until it is replaced.
+                    // Boxed: a cold path, kept out of every request's future.
+                    match Box::pin(vault.refuse(&token.user, sent)).await {
+                        Ok(true) => {
+                            tracing::warn!(target: "tokengate::proxy", user = %crate::telemetry::Escaped(&token.user), "Bitbucket refused the stored credential; marked refused until it is replaced");
+                        }
+                        // Replaced since this request was sent: the new one is not refused.
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(target: "tokengate::proxy", error = %e, "marking the stored credential refused failed");
+                        }
+                    }
+                }
+                add_rate_headers(&mut response, &status);
+                response
+            }
+            Decision::NoValidToken { scheme, .. } => respond::unauthorized(
                 scheme,
-                basic_user,
-                verification,
+                "Authentication failed: no valid API token was provided.",
+            ),
+            Decision::IpNotAllowed { scheme, .. } => respond::unauthorized(
+                Some(scheme),
+                &format!("IP address {client_ip} is not allowed to use this API token."),
+            ),
+            Decision::ScopeDenied { overridden, .. } => {
+                let method = overridden.as_deref().unwrap_or(request.method().as_str());
+                respond::insufficient_scope(&format!(
+                    "This API token is read-only and covers only GET, HEAD and OPTIONS requests and git fetch; this {method} request needs a read/write token."
+                ))
+            }
+            Decision::RateLimited {
+                quota,
+                status,
+                retry_after,
+                ..
+            } => {
+                let mut response = respond::too_many_requests(
+                    &format!(
+                        "Rate limit exceeded: this API token allows {}.",
+                        Wording(&quota)
+                    ),
+                    retry_after,
+                );
+                add_rate_headers(&mut response, &status);
+                response
+            }
+            Decision::TokenOutsideProtectedPaths | Decision::TokenOutsideAuthorization { .. } => {
+                respond::unauthorized(
+                    None,
+                    &format!(
+                        "API tokens are accepted only in the Authorization header, on paths under {}; this request was not forwarded.",
+                        gateway.protected_paths_text
+                    ),
+                )
+            }
+            Decision::StoreUnavailable => {
+                tracing::warn!(target: "tokengate::proxy", "token store unavailable; refusing a token that is not cached");
+                respond::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Token verification is temporarily unavailable. Please try again shortly.",
+                )
+            }
+            Decision::TooManyFailures { retry_after } => {
+                let mut response = respond::too_many_requests(
+                    "Too many failed token verifications from this address.",
+                    retry_after,
+                );
+                // Every 429 carries RateLimit-*: here the failure budget, spent until retry_after.
+                let status = RateStatus {
+                    limit: gateway.verifier.failure_quota().requests.get(),
+                    remaining: 0,
+                    reset: retry_after,
+                };
+                add_rate_headers(&mut response, &status);
+                response
             }
         }
-    };
-    let request_facts = RequestFacts {
-        method: request.method(),
-        path: &routed,
-        query: request.uri().query(),
-        client_ip,
-        protected,
-        stray_token: stray,
-        headers: request.headers(),
-        now,
-    };
-    let policy = Policy {
-        basic_auth_fallback: gateway.basic_auth_fallback,
-        allowed_ips: &gateway.allowed_ips,
-        default_quota: gateway.default_quota,
-    };
-    let decision = match decide_until_rate(&request_facts, presented, &policy) {
-        Progress::Decided(decision) => decision,
-        Progress::NeedsRateCheck(check) => {
-            let outcome = gateway
-                .limits
-                .check_token(&check.token.id.key(), check.quota)
-                .await;
-            check.decide(outcome)
+    }
+}
+
+/// How far the decision on a request for Bitbucket gets without waiting.
+enum Deciding {
+    Decided(Decision),
+    /// Rows 1 to 6 passed, and the request is counted by the shared rate-limit backend.
+    CountRate(RateCheck),
+    /// The token is to be verified (it is not among those verified before), or whether its
+    /// owner may use tokens is to be asked.
+    Verify,
+}
+
+/// The decision on a request for Bitbucket, as far as it gets without waiting: a token
+/// verified before whose owner's right to use tokens is settled, and the request counted by
+/// this process's own limits.
+fn decide_now(
+    gateway: &Gateway,
+    request: &Request<Incoming>,
+    routed: &str,
+    client_ip: IpAddr,
+    stray: Option<TokenPlace>,
+    now: DateTime<Utc>,
+) -> Deciding {
+    let protected = gateway.is_protected(routed);
+    let credential = Credential::from_headers(request.headers());
+    let verification = match &credential {
+        Credential::Token { token, .. } if protected && stray.is_none() => {
+            let Some(record) = gateway.verifier.verified_before(token) else {
+                return Deciding::Verify;
+            };
+            match gateway.directory.may_use_tokens_now(&record.user) {
+                Some(true) => Some(Verification::Verified(record)),
+                Some(false) => Some(Verification::Withdrawn(record)),
+                None => return Deciding::Verify,
+            }
         }
-    };
-    // A standard method is copied without an allocation; the request moves on to the upstream.
-    let method = request.method().clone();
-    let reported = Reported {
-        method: &method,
-        path,
-        client_ip,
-        request_id,
-        now,
-    };
-    // Whom to forward an allowed request as, settled before the decision is reported, so a
-    // user without a stored credential is logged as refused, never as authenticated.
-    let identity = match &decision {
-        Decision::Allow { token, .. } => match identity_value(gateway, token) {
-            Some(Ok(value)) => Some(value),
-            Some(Err(response)) => return response,
-            None => match Box::pin(credential_value(gateway, token, &reported)).await {
-                Ok(value) => Some(value),
-                Err(response) => return response,
-            },
-        },
         _ => None,
     };
-    gateway.metrics.count_request(outcome(&decision));
-    report(gateway, &decision, &reported);
-
-    // Hop-by-hop headers go first: a client naming the identity header (or `Authorization`)
-    // in `Connection` must not make the forward strip what the gateway sets below.
-    strip_hop_by_hop(request.headers_mut());
-    // Whatever happens next, a client's copy of the identity header never goes upstream. It is
-    // looked for among the names present first: removing an absent name still hashes it.
-    if request
-        .headers()
-        .keys()
-        .any(|name| *name == gateway.identity_header)
-    {
-        request.headers_mut().remove(&gateway.identity_header);
-    }
-    match decision {
-        Decision::PassThrough | Decision::Fallback { .. } => {
-            forward(gateway, request, remote, ids.header).await
-        }
-        Decision::Allow { token, status } => {
-            gateway.usage.record(&token.id, now, client_ip);
-            let headers = request.headers_mut();
-            headers.remove(AUTHORIZATION);
-            let (name, value) = identity.expect("settled above for an allowed request");
-            // The credential sent, to refuse only that one if Bitbucket refuses it.
-            let sent = (gateway.identity == Identity::Credential).then(|| value.clone());
-            headers.insert(name, value);
-            let mut response = forward(gateway, request, remote, ids.header).await;
-            // Bitbucket also answers 401 to a signed-in user who lacks a permission, but then
-            // names the user in X-AUSERNAME: only a 401 that names nobody refuses the credential.
-            if gateway.identity == Identity::Credential
-                && response.status() == StatusCode::UNAUTHORIZED
-                && !response.headers().contains_key(X_AUSERNAME)
-                && let Some(vault) = &gateway.credentials
-                && let Some(sent) = &sent
+    let facts = Facts {
+        request,
+        routed,
+        protected,
+        client_ip,
+        stray,
+        now,
+    };
+    match facts.progress(gateway, credential, verification) {
+        Progress::Decided(decision) => Deciding::Decided(decision),
+        Progress::NeedsRateCheck(check) => {
+            match gateway
+                .limits
+                .check_token_here(&check.token.id.key(), check.quota)
             {
-                // Bitbucket refused the user's stored credential (expired, revoked, or its user
-                // lost access): not sent again until it is replaced.
-                // Boxed: a cold path, kept out of every request's future.
-                match Box::pin(vault.refuse(&token.user, sent)).await {
-                    Ok(true) => {
-                        tracing::warn!(target: "tokengate::proxy", user = %crate::telemetry::Escaped(&token.user), "Bitbucket refused the stored credential; marked refused until it is replaced");
-                    }
-                    // Replaced since this request was sent: the new one is not refused.
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(target: "tokengate::proxy", error = %e, "marking the stored credential refused failed");
-                    }
-                }
+                Some(outcome) => Deciding::Decided(check.decide(outcome)),
+                None => Deciding::CountRate(check),
             }
-            add_rate_headers(&mut response, &status);
-            response
         }
-        Decision::NoValidToken { scheme, .. } => respond::unauthorized(
-            scheme,
-            "Authentication failed: no valid API token was provided.",
-        ),
-        Decision::IpNotAllowed { scheme, .. } => respond::unauthorized(
-            Some(scheme),
-            &format!("IP address {client_ip} is not allowed to use this API token."),
-        ),
-        Decision::ScopeDenied { overridden, .. } => {
-            let method = overridden.as_deref().unwrap_or(method.as_str());
-            respond::insufficient_scope(&format!(
-                "This API token is read-only and covers only GET, HEAD and OPTIONS requests and git fetch; this {method} request needs a read/write token."
-            ))
+    }
+}
+
+/// The decision on a request for Bitbucket, waiting where it must: its credential verified
+/// (with the rights of the token's owner), then the rules, and the token's rate when they come
+/// to it.
+async fn decide(
+    gateway: &Gateway,
+    request: &Request<Incoming>,
+    routed: &str,
+    client_ip: IpAddr,
+    stray: Option<TokenPlace>,
+    now: DateTime<Utc>,
+) -> Decision {
+    let protected = gateway.is_protected(routed);
+    let credential = Credential::from_headers(request.headers());
+    let verification = match &credential {
+        Credential::Token { token, .. } if protected && stray.is_none() => {
+            Some(may_use(gateway, gateway.verifier.verify(token, client_ip).await).await)
         }
-        Decision::RateLimited {
-            quota,
-            status,
-            retry_after,
-            ..
-        } => {
-            let mut response = respond::too_many_requests(
-                &format!(
-                    "Rate limit exceeded: this API token allows {}.",
-                    Wording(&quota)
-                ),
-                retry_after,
-            );
-            add_rate_headers(&mut response, &status);
-            response
-        }
-        Decision::TokenOutsideProtectedPaths | Decision::TokenOutsideAuthorization { .. } => {
-            respond::unauthorized(
-                None,
-                &format!(
-                    "API tokens are accepted only in the Authorization header, on paths under {}; this request was not forwarded.",
-                    gateway.protected_paths_text
-                ),
-            )
-        }
-        Decision::StoreUnavailable => {
-            tracing::warn!(target: "tokengate::proxy", "token store unavailable; refusing a token that is not cached");
-            respond::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Token verification is temporarily unavailable. Please try again shortly.",
-            )
-        }
-        Decision::TooManyFailures { retry_after } => {
-            let mut response = respond::too_many_requests(
-                "Too many failed token verifications from this address.",
-                retry_after,
-            );
-            // Every 429 carries RateLimit-*: here the failure budget, spent until retry_after.
-            let status = RateStatus {
-                limit: gateway.verifier.failure_quota().requests.get(),
-                remaining: 0,
-                reset: retry_after,
-            };
-            add_rate_headers(&mut response, &status);
-            response
-        }
+        _ => None,
+    };
+    let facts = Facts {
+        request,
+        routed,
+        protected,
+        client_ip,
+        stray,
+        now,
+    };
+    match facts.progress(gateway, credential, verification) {
+        Progress::Decided(decision) => decision,
+        Progress::NeedsRateCheck(check) => count_rate(gateway, check).await,
+    }
+}
+
+/// The decision where [`decide_now`] stopped (`from`): the request counted by the shared
+/// rate-limit backend, or decided from the start, waiting where it must.
+async fn decide_waiting(
+    gateway: &Gateway,
+    request: &Request<Incoming>,
+    routed: &str,
+    client_ip: IpAddr,
+    stray: Option<TokenPlace>,
+    now: DateTime<Utc>,
+    from: Deciding,
+) -> Decision {
+    match from {
+        Deciding::Decided(decision) => decision,
+        Deciding::CountRate(check) => count_rate(gateway, check).await,
+        Deciding::Verify => decide(gateway, request, routed, client_ip, stray, now).await,
+    }
+}
+
+/// Rows 7 and 8: the request counted against the token's quota.
+async fn count_rate(gateway: &Gateway, check: RateCheck) -> Decision {
+    let outcome = gateway
+        .limits
+        .check_token(&check.token.id.key(), check.quota)
+        .await;
+    check.decide(outcome)
+}
+
+/// What the rules are applied to, besides the credential.
+struct Facts<'a> {
+    request: &'a Request<Incoming>,
+    routed: &'a str,
+    protected: bool,
+    client_ip: IpAddr,
+    stray: Option<TokenPlace>,
+    now: DateTime<Utc>,
+}
+
+impl Facts<'_> {
+    /// Rows 1 to 6 on `credential`, whose token (if it is one, and is looked up at all) was
+    /// verified as `verification` says.
+    fn progress(
+        &self,
+        gateway: &Gateway,
+        credential: Credential<'_>,
+        verification: Option<Verification>,
+    ) -> Progress {
+        let presented = match credential {
+            Credential::Missing => Presented::Nothing,
+            Credential::Foreign { user, scheme } => Presented::Foreign { user, scheme },
+            Credential::Token {
+                scheme, basic_user, ..
+            } => Presented::Token {
+                scheme,
+                basic_user,
+                // Not looked up: refused below whatever it is.
+                verification: verification.unwrap_or(Verification::Invalid {
+                    reason: Unverified::Malformed,
+                    owner: None,
+                }),
+            },
+        };
+        let request_facts = RequestFacts {
+            method: self.request.method(),
+            path: self.routed,
+            query: self.request.uri().query(),
+            client_ip: self.client_ip,
+            protected: self.protected,
+            stray_token: self.stray,
+            headers: self.request.headers(),
+            now: self.now,
+        };
+        let policy = Policy {
+            basic_auth_fallback: gateway.basic_auth_fallback,
+            allowed_ips: &gateway.allowed_ips,
+            default_quota: gateway.default_quota,
+        };
+        decide_until_rate(&request_facts, presented, &policy)
     }
 }
 

@@ -103,6 +103,13 @@ impl RateLimits {
         self.tokens.check(id, quota)
     }
 
+    /// Counts one request of the token with id `id` under `quota` here, when the limits are
+    /// this process's own; `None` with a shared backend, which [`RateLimits::check_token`]
+    /// asks.
+    pub fn check_token_here(&self, id: &[u8; 12], quota: RateQuota) -> Option<RateDecision> {
+        self.shared.is_none().then(|| self.tokens.check(id, quota))
+    }
+
     /// Counts one failed verification from `client` (an address, or an IPv6 client's /64).
     pub async fn count_failure(&self, client: IpAddr, quota: RateQuota) -> RateDecision {
         if let Some(decision) = self
