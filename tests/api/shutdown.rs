@@ -150,7 +150,10 @@ async fn sigterm_closes_an_idle_keep_alive_proxy_connection_at_once() {
     }
     let answer = String::from_utf8_lossy(&seen).to_ascii_lowercase();
     assert!(answer.starts_with("http/1.1 200"), "{answer}");
-    assert!(!answer.contains("connection: close"), "kept alive: {answer}");
+    assert!(
+        !answer.contains("connection: close"),
+        "kept alive: {answer}"
+    );
 
     app.sigterm();
     let mut rest = Vec::new();
