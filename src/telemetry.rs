@@ -43,7 +43,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 pub use clock::{Clock, FixedClock, SystemClock, local_at, local_now};
-pub use context::{RequestContext, in_request, in_request_sync};
+pub use context::{RequestContext, RequestLine, in_request, in_request_sync};
 pub use direct::{Message, info_line};
 pub use error::TelemetryError;
 pub use escape::{CLIPPED, Escaped, MAX_FIELD_BYTES, clip, write_escaped};

@@ -115,8 +115,10 @@ impl RequestLine {
     }
 }
 
-impl std::fmt::Display for RequestLine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl RequestLine {
+    /// The line's text, written to `out` piece by piece: a line is written on nearly every
+    /// request, and `write!` would run the formatting machinery for six plain texts.
+    fn write_to(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
         let version = match self.version {
             Version::HTTP_10 => "HTTP/1.0",
             Version::HTTP_2 => "HTTP/2.0",
@@ -136,12 +138,23 @@ impl std::fmt::Display for RequestLine {
             _ => target,
         };
         let (target, t) = marked(clip(target, MAX_FIELD_BYTES));
-        // Piece by piece: a line is written on nearly every request, and `write!` would run
-        // the formatting machinery for six plain texts.
         for piece in [method, m, " ", target, t, " ", version] {
-            f.write_str(piece)?;
+            out.write_str(piece)?;
         }
         Ok(())
+    }
+}
+
+impl std::fmt::Display for RequestLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.write_to(f)
+    }
+}
+
+impl crate::telemetry::RequestLine for RequestLine {
+    fn push_onto(&self, out: &mut String) {
+        // Writing to a String never fails.
+        let _ = self.write_to(out);
     }
 }
 

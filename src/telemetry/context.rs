@@ -23,7 +23,7 @@ pub struct RequestContext {
     /// `X-Forwarded-For` entries and the peer, comma separated.
     addresses: CompactString,
     /// `GET /rest/ssh/1.0/keys HTTP/1.1`, unescaped; displayed only when a line is written.
-    request_line: Box<dyn fmt::Display + Send>,
+    request_line: Box<dyn RequestLine>,
 }
 
 impl fmt::Debug for RequestContext {
@@ -45,7 +45,7 @@ impl RequestContext {
     pub fn new(
         request_id: impl Into<CompactString>,
         addresses: impl Into<CompactString>,
-        request_line: impl fmt::Display + Send + 'static,
+        request_line: impl RequestLine + 'static,
     ) -> Self {
         Self {
             request_id: request_id.into(),
@@ -74,8 +74,31 @@ impl RequestContext {
         &self.addresses
     }
 
-    pub(super) fn request_line(&self) -> &dyn fmt::Display {
+    pub(super) fn request_line(&self) -> &dyn RequestLine {
         &*self.request_line
+    }
+}
+
+/// A request line (`GET /path HTTP/1.1`, unescaped), displayed where a formatter escapes it,
+/// or appended as it is by the direct writer, which checks the text it appended.
+pub trait RequestLine: fmt::Display + Send {
+    /// Appends exactly the text `Display` writes.
+    fn push_onto(&self, out: &mut String) {
+        use fmt::Write as _;
+        // Writing to a String fails only if `Display` does.
+        let _ = write!(out, "{self}");
+    }
+}
+
+impl RequestLine for String {
+    fn push_onto(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl RequestLine for &'static str {
+    fn push_onto(&self, out: &mut String) {
+        out.push_str(self);
     }
 }
 

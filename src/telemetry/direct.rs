@@ -35,18 +35,42 @@ pub trait Message: fmt::Display {
 /// What the direct path writes with, set by [`super::init`].
 struct Direct {
     writer: NonBlocking,
-    names: LoggerNames,
-    /// Whether the filter lets INFO lines of [`AUTH_TARGET`] and [`RATE_LIMIT_TARGET`]
-    /// through; it is built once and never changes.
-    auth: bool,
-    rate_limit: bool,
+    /// The logger field and the space after it, as lines show them, of [`AUTH_TARGET`] and
+    /// [`RATE_LIMIT_TARGET`]; `None` where the filter keeps the target's INFO lines out (it
+    /// is built once and never changes).
+    auth: Option<Box<str>>,
+    rate_limit: Option<Box<str>>,
+}
+
+/// This thread's piece of a line, as the formatter writes it: ` INFO [{thread}] `.
+fn info_and_thread() -> String {
+    let mut piece = String::from(" INFO [");
+    // Writing to a String fails only if the escaping does, which it does not.
+    let _ = with_thread_name(|name| OneLine(&mut piece).write_str(name));
+    piece.push_str("] ");
+    piece
+}
+
+/// The logger field of `target` and a space, as the formatter writes them.
+fn logger_field(names: &LoggerNames, target: &'static str) -> Box<str> {
+    let mut field = String::new();
+    let _ = names.write(target, &mut OneLine(&mut field));
+    field.push(' ');
+    field.into()
 }
 
 static DIRECT: OnceLock<Direct> = OnceLock::new();
 
+/// A thread's line buffer, its handle on the writer, and its [`info_and_thread`] piece.
+struct Line {
+    buf: String,
+    writer: NonBlocking,
+    info_and_thread: String,
+}
+
 thread_local! {
-    /// This thread's line buffer and its handle on the writer.
-    static LINE: RefCell<Option<(String, NonBlocking)>> = const { RefCell::new(None) };
+    /// This thread's [`Line`].
+    static LINE: RefCell<Option<Line>> = const { RefCell::new(None) };
 }
 
 /// Writes decision lines directly to `writer`, which the installed subscriber writes to in
@@ -55,9 +79,10 @@ thread_local! {
 pub(super) fn install(writer: NonBlocking, names: LoggerNames) {
     let _ = DIRECT.set(Direct {
         writer,
-        names,
-        auth: tracing::enabled!(target: AUTH_TARGET, Level::INFO),
-        rate_limit: tracing::enabled!(target: RATE_LIMIT_TARGET, Level::INFO),
+        auth: tracing::enabled!(target: AUTH_TARGET, Level::INFO)
+            .then(|| logger_field(&names, AUTH_TARGET)),
+        rate_limit: tracing::enabled!(target: RATE_LIMIT_TARGET, Level::INFO)
+            .then(|| logger_field(&names, RATE_LIMIT_TARGET)),
     });
 }
 
@@ -69,19 +94,27 @@ pub fn info_line(target: &'static str, time: DateTime<Utc>, message: &impl Messa
     let Some(direct) = DIRECT.get() else {
         return false;
     };
-    let enabled = match target {
-        AUTH_TARGET => direct.auth,
-        RATE_LIMIT_TARGET => direct.rate_limit,
+    let logger = match target {
+        AUTH_TARGET => &direct.auth,
+        RATE_LIMIT_TARGET => &direct.rate_limit,
         _ => return false,
     };
-    if !enabled {
+    let Some(logger) = logger else {
         return true;
-    }
+    };
     let written = LINE.try_with(|line| {
         let mut line = line.borrow_mut();
-        let (buf, writer) = line.get_or_insert_with(|| (String::new(), direct.writer.clone()));
+        let Line {
+            buf,
+            writer,
+            info_and_thread,
+        } = line.get_or_insert_with(|| Line {
+            buf: String::new(),
+            writer: direct.writer.clone(),
+            info_and_thread: info_and_thread(),
+        });
         buf.clear();
-        if lay_out(buf, &direct.names, target, time, message).is_ok() {
+        if lay_out(buf, info_and_thread, logger, time, message).is_ok() {
             // The lossy writer never fails: a line that does not fit is counted as dropped.
             let _ = writer.write_all(buf.as_bytes());
         }
@@ -94,21 +127,19 @@ pub fn info_line(target: &'static str, time: DateTime<Utc>, message: &impl Messa
     written.is_ok()
 }
 
-/// The line as [`super::BitbucketFormat`] lays it out.
+/// The line as [`super::BitbucketFormat`] lays it out: `info_and_thread` and `logger` are the
+/// formatter's text of those fields ([`info_and_thread`], [`logger_field`]).
 fn lay_out(
     buf: &mut String,
-    names: &LoggerNames,
-    target: &'static str,
+    info_and_thread: &str,
+    logger: &str,
     time: DateTime<Utc>,
     message: &impl Message,
 ) -> fmt::Result {
     write_time(buf, &local_at(time))?;
-    buf.push_str(" INFO [");
-    with_thread_name(|name| OneLine(buf).write_str(name))?;
-    buf.push_str("] ");
+    buf.push_str(info_and_thread);
     with_current(|request| request.map_or(Ok(()), |r| push_request(buf, r)))?;
-    names.write(target, &mut OneLine(buf))?;
-    buf.push(' ');
+    buf.push_str(logger);
     match message.write_one_line(buf) {
         Some(result) => result?,
         None => write!(OneLine(buf), "{message}")?,
@@ -136,7 +167,7 @@ fn push_request(buf: &mut String, r: &RequestContext) -> fmt::Result {
     let plain_so_far = !any_byte(&buf[start..], may_start_control);
     buf.push_str(" \"");
     let line = buf.len();
-    write!(buf, "{}", r.request_line())?;
+    r.request_line().push_onto(buf);
     let needs_escaping = |b: u8| (b == b'"') | (b == b'\\') | may_start_control(b);
     if plain_so_far
         && buf.len() - line <= MAX_FIELD_BYTES
