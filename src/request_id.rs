@@ -166,21 +166,8 @@ impl Digits {
     }
 
     /// Appends `n` in decimal.
-    fn push(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20];
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            // `n % 10` is below 10, so the cast keeps every bit.
-            digits[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let digits = &digits[start..];
-        self.bytes[self.len..self.len + digits.len()].copy_from_slice(digits);
-        self.len += digits.len();
+    fn push(&mut self, n: u64) {
+        self.push_str(itoa::Buffer::new().format(n));
     }
 
     fn as_str(&self) -> &str {
