@@ -119,11 +119,13 @@ struct Texts<'a> {
 
 impl<'a> Texts<'a> {
     /// The number of a field's `text`, given the field's last text and its number: a
-    /// comparison instead of a lookup while the field repeats.
+    /// comparison instead of a lookup while the field repeats (the same text in the same
+    /// place, as static texts are, is not even compared).
+    #[inline]
     fn number_run(&mut self, last: &mut Option<(&'a str, u32)>, text: Option<&'a str>) -> u32 {
         let Some(text) = text else { return 0 };
         match *last {
-            Some((previous, n)) if previous == text => n,
+            Some((previous, n)) if std::ptr::eq(previous, text) || previous == text => n,
             _ => {
                 let n = self.number(storable(Some(text)));
                 *last = Some((text, n));
@@ -153,12 +155,13 @@ impl<'a> Texts<'a> {
 pub(super) fn encode(events: &[(u16, &AuditEvent)]) -> Encoded {
     assert!(!events.is_empty(), "a segment holds at least one event");
     // Whole milliseconds, rounded down, as the store keeps times.
-    let (first_time, last_time) = events
+    let times: Vec<i64> = events
         .iter()
-        .fold((i64::MAX, i64::MIN), |(lo, hi), (_, e)| {
-            let time = e.time.timestamp_millis();
-            (lo.min(time), hi.max(time))
-        });
+        .map(|(_, e)| e.time.timestamp_millis())
+        .collect();
+    let (first_time, last_time) = times.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &time| {
+        (lo.min(time), hi.max(time))
+    });
     let mut texts = Texts::default();
     let mut kinds = 0;
     // Each field's last text: consecutive events mostly repeat it.
@@ -174,8 +177,9 @@ pub(super) fn encode(events: &[(u16, &AuditEvent)]) -> Encoded {
     // The numbers of the users and token ids held, once per run.
     let (mut users, mut tokens) = (Vec::new(), Vec::new());
     let mut packed = Vec::with_capacity(events.len() * 40);
-    for &(index, e) in events {
-        kinds |= kind_bit(e.kind);
+    for (&(index, e), time) in events.iter().zip(times) {
+        let kind = position(&AuditKind::ALL, &e.kind);
+        kinds |= 1 << kind;
         // Numbered in this order, the order the texts are listed in.
         let user_n = texts.number_run(&mut user, e.user.as_deref());
         if user_n != 0 && users.last() != Some(&user_n) {
@@ -202,11 +206,8 @@ pub(super) fn encode(events: &[(u16, &AuditEvent)]) -> Encoded {
         // A `Packed`, field by field.
         let out = &mut packed;
         wire::varint(out, u64::from(index));
-        wire::varint(
-            out,
-            u64::try_from(e.time.timestamp_millis() - first_time).unwrap_or(0),
-        );
-        out.push(position(&AuditKind::ALL, &e.kind));
+        wire::varint(out, u64::try_from(time - first_time).unwrap_or(0));
+        out.push(kind);
         out.push(position(&OUTCOMES, &e.outcome));
         wire::varint(out, u64::from(user_n));
         wire::varint(out, u64::from(token_n));
