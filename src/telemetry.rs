@@ -123,7 +123,7 @@ pub fn init(settings: &LogSettings) -> Result<LogGuard, TelemetryError> {
         .try_init()
         .map_err(TelemetryError::AlreadyInstalled)?;
     if settings.format == LogFormat::Bitbucket {
-        direct::install(direct, logger::LoggerNames::new(settings));
+        direct::install(direct, &logger::LoggerNames::new(settings));
     }
     guard.publish_counter();
     Ok(guard)

@@ -76,13 +76,13 @@ thread_local! {
 /// Writes decision lines directly to `writer`, which the installed subscriber writes to in
 /// the Bitbucket layout, with the logger names of `names`.
 /// Called once the subscriber is the global default, whose filter it asks.
-pub(super) fn install(writer: NonBlocking, names: LoggerNames) {
+pub(super) fn install(writer: NonBlocking, names: &LoggerNames) {
     let _ = DIRECT.set(Direct {
         writer,
         auth: tracing::enabled!(target: AUTH_TARGET, Level::INFO)
-            .then(|| logger_field(&names, AUTH_TARGET)),
+            .then(|| logger_field(names, AUTH_TARGET)),
         rate_limit: tracing::enabled!(target: RATE_LIMIT_TARGET, Level::INFO)
-            .then(|| logger_field(&names, RATE_LIMIT_TARGET)),
+            .then(|| logger_field(names, RATE_LIMIT_TARGET)),
     });
 }
 

@@ -3,7 +3,7 @@
 //! wrote and adds the milliseconds by hand; the calendar is worked out once a second, not once
 //! a line.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::fmt;
 
 use chrono::{DateTime, Datelike, Local, Timelike};
@@ -13,36 +13,63 @@ const SECOND_LEN: usize = 19;
 
 /// A second's text and what it was made from: the Unix second and the UTC offset, so a clock
 /// that jumps (or a test's fixed times in any order) never reuses the wrong text.
-#[derive(Clone, Copy)]
 struct Second {
     unix: i64,
     offset: i32,
-    text: [u8; SECOND_LEN],
+    /// `2021-01-07 08:52:38,`: held as text, so writing it checks nothing.
+    text: String,
 }
 
 thread_local! {
     /// The second this thread wrote last.
-    static LAST: Cell<Option<Second>> = const { Cell::new(None) };
+    static LAST: RefCell<Option<Second>> = const { RefCell::new(None) };
 }
 
+/// `000` to `999`, three digits each: the milliseconds of a line, found rather than written.
+const MILLIS: &str = {
+    const DIGITS: [u8; 3000] = {
+        let mut digits = [0; 3000];
+        let mut n = 0;
+        while n < 1000 {
+            // Each quotient and remainder is below 10.
+            digits[3 * n] = b'0' + (n / 100) as u8;
+            digits[3 * n + 1] = b'0' + (n / 10 % 10) as u8;
+            digits[3 * n + 2] = b'0' + (n % 10) as u8;
+            n += 1;
+        }
+        digits
+    };
+    match std::str::from_utf8(&DIGITS) {
+        Ok(text) => text,
+        Err(_) => panic!("digits are text"),
+    }
+};
+
 /// Writes `t` as `yyyy-MM-dd HH:mm:ss,SSS`.
-pub(super) fn write_time(out: &mut dyn fmt::Write, t: &DateTime<Local>) -> fmt::Result {
+pub(super) fn write_time(out: &mut impl fmt::Write, t: &DateTime<Local>) -> fmt::Result {
     let unix = t.timestamp();
     let offset = t.offset().local_minus_utc();
-    let cached = LAST.get().filter(|s| s.unix == unix && s.offset == offset);
-    let fresh = || second_text(t).map(|text| Second { unix, offset, text });
-    // A year outside 0..=9999 does not fit the layout's four digits; write it as it is.
-    let Some(second) = cached.or_else(fresh) else {
-        return write_uncached(out, t);
-    };
-    LAST.set(Some(second));
-    let mut line = [0; SECOND_LEN + 4];
-    line[..SECOND_LEN].copy_from_slice(&second.text);
-    line[SECOND_LEN] = b',';
     // A leap second's milliseconds run past 999; keep three digits.
-    let millis = t.timestamp_subsec_millis().min(999);
-    line[SECOND_LEN + 1..].copy_from_slice(&digits::<3>(millis));
-    out.write_str(std::str::from_utf8(&line).map_err(|_| fmt::Error)?)
+    let millis = t.timestamp_subsec_millis().min(999) as usize;
+    let written = LAST.with_borrow_mut(|last| {
+        if !last
+            .as_ref()
+            .is_some_and(|s| s.unix == unix && s.offset == offset)
+        {
+            // A year outside 0..=9999 does not fit the layout's four digits.
+            let text = second_text(t)?;
+            let mut text = String::from_utf8(text.to_vec()).ok()?;
+            text.push(',');
+            *last = Some(Second { unix, offset, text });
+        }
+        let second = last.as_ref()?;
+        Some(
+            out.write_str(&second.text)
+                .and_then(|()| out.write_str(&MILLIS[3 * millis..3 * millis + 3])),
+        )
+    });
+    // Written as it is when the year does not fit, or while the thread is going away.
+    written.unwrap_or_else(|| write_uncached(out, t))
 }
 
 /// The text up to the second, when the year has four digits.
@@ -74,7 +101,7 @@ fn digits<const N: usize>(mut n: u32) -> [u8; N] {
     out
 }
 
-fn write_uncached(out: &mut dyn fmt::Write, t: &DateTime<Local>) -> fmt::Result {
+fn write_uncached(out: &mut impl fmt::Write, t: &DateTime<Local>) -> fmt::Result {
     write!(
         out,
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}",
