@@ -98,9 +98,14 @@ pub(super) fn add_rate_headers<B>(response: &mut Response<B>, status: &RateStatu
     // Room for these and `X-AREQUESTID` at once: an upstream's answer comes with room for
     // its own headers only, and each time the map grows it places every name again.
     headers.reserve(4);
-    headers.insert(LIMIT, number(0, u64::from(status.limit)));
-    headers.insert(REMAINING, number(1, u64::from(status.remaining)));
-    headers.insert(RESET, number(2, ceil_seconds(status.reset)));
+    let [limit, remaining, reset] = numbers([
+        u64::from(status.limit),
+        u64::from(status.remaining),
+        ceil_seconds(status.reset),
+    ]);
+    headers.insert(LIMIT, limit);
+    headers.insert(REMAINING, remaining);
+    headers.insert(RESET, reset);
 }
 
 thread_local! {
@@ -110,14 +115,16 @@ thread_local! {
         const { RefCell::new([None, None, None]) };
 }
 
-/// `n` as a header value, remembered in `slot` for the next answer.
-fn number(slot: usize, n: u64) -> HeaderValue {
-    LAST_NUMBERS.with_borrow_mut(|last| match &last[slot] {
-        Some((known, value)) if *known == n => value.clone(),
-        _ => {
-            let value = HeaderValue::from(n);
-            last[slot] = Some((n, value.clone()));
-            value
-        }
+/// `ns` as header values, each remembered for the next answer.
+fn numbers(ns: [u64; 3]) -> [HeaderValue; 3] {
+    LAST_NUMBERS.with_borrow_mut(|last| {
+        std::array::from_fn(|slot| match &last[slot] {
+            Some((known, value)) if *known == ns[slot] => value.clone(),
+            _ => {
+                let value = HeaderValue::from(ns[slot]);
+                last[slot] = Some((ns[slot], value.clone()));
+                value
+            }
+        })
     })
 }

@@ -620,6 +620,9 @@ fn forward<'a>(
 ) -> impl Future<Output = Response<ProxyBody>> + use<'a> {
     // Hop-by-hop headers were stripped before the decision's headers were set.
     let headers = request.headers_mut();
+    // Room for the three forwarding headers and `X-AREQUESTID` at once: the map came with
+    // room for the request's own headers, and each time it grows it places every name again.
+    headers.reserve(4);
     set_forwarded(
         headers,
         remote.peer_ip,
