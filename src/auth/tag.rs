@@ -70,46 +70,61 @@ impl TagKey {
         }
     }
 
-    /// The tag of `message`.
-    pub(super) fn tag(&self, message: &[u8]) -> Tag {
+    /// `h` with the block `t0 || t1` (and its top bit `high`, in the top limb) added, times
+    /// `r`, partly carried.
+    #[inline(always)]
+    fn absorb(
+        &self,
+        (mut h0, mut h1, mut h2): (u64, u64, u64),
+        t0: u64,
+        t1: u64,
+        high: u64,
+    ) -> (u64, u64, u64) {
         let [r0, r1, r2] = self.r;
         let (s1, s2) = (self.s1, self.s2);
-        let (mut h0, mut h1, mut h2) = (0u64, 0u64, 0u64);
-        for chunk in message.chunks(16) {
-            let mut block = [0u8; 16];
-            block[..chunk.len()].copy_from_slice(chunk);
-            // A whole block has its 2^128 bit set; a last, shorter one is padded with a 1 byte.
-            let high = if chunk.len() == 16 {
-                1 << 40
-            } else {
-                block[chunk.len()] = 1;
-                0
-            };
-            let t0 = le64(&block[0..8]);
-            let t1 = le64(&block[8..16]);
-            h0 += t0 & MASK44;
-            h1 += ((t0 >> 44) | (t1 << 20)) & MASK44;
-            h2 += ((t1 >> 24) & MASK42) | high;
+        h0 += t0 & MASK44;
+        h1 += ((t0 >> 44) | (t1 << 20)) & MASK44;
+        h2 += ((t1 >> 24) & MASK42) | high;
 
-            let mul = |a: u64, b: u64| u128::from(a) * u128::from(b);
-            let d0 = mul(h0, r0) + mul(h1, s2) + mul(h2, s1);
-            let mut d1 = mul(h0, r1) + mul(h1, r0) + mul(h2, s2);
-            let mut d2 = mul(h0, r2) + mul(h1, r1) + mul(h2, r0);
+        let mul = |a: u64, b: u64| u128::from(a) * u128::from(b);
+        let d0 = mul(h0, r0) + mul(h1, s2) + mul(h2, s1);
+        let mut d1 = mul(h0, r1) + mul(h1, r0) + mul(h2, s2);
+        let mut d2 = mul(h0, r2) + mul(h1, r1) + mul(h2, r0);
 
-            // Each limb keeps its low bits; the carries (below 2^64) move up.
-            let mut c = (d0 >> 44) as u64;
-            h0 = (d0 as u64) & MASK44;
-            d1 += u128::from(c);
-            c = (d1 >> 44) as u64;
-            h1 = (d1 as u64) & MASK44;
-            d2 += u128::from(c);
-            c = (d2 >> 42) as u64;
-            h2 = (d2 as u64) & MASK42;
-            h0 += c * 5;
-            c = h0 >> 44;
-            h0 &= MASK44;
-            h1 += c;
+        // Each limb keeps its low bits; the carries (below 2^64) move up.
+        let mut c = (d0 >> 44) as u64;
+        h0 = (d0 as u64) & MASK44;
+        d1 += u128::from(c);
+        c = (d1 >> 44) as u64;
+        h1 = (d1 as u64) & MASK44;
+        d2 += u128::from(c);
+        c = (d2 >> 42) as u64;
+        h2 = (d2 as u64) & MASK42;
+        h0 += c * 5;
+        c = h0 >> 44;
+        h0 &= MASK44;
+        h1 += c;
+        (h0, h1, h2)
+    }
+
+    /// The tag of `message`.
+    pub(super) fn tag(&self, message: &[u8]) -> Tag {
+        let mut h = (0u64, 0u64, 0u64);
+        // Whole blocks are read in place; only a last, shorter one is copied (and padded).
+        let mut blocks = message.chunks_exact(16);
+        for block in &mut blocks {
+            // A whole block has its 2^128 bit set.
+            h = self.absorb(h, le64(&block[..8]), le64(&block[8..]), 1 << 40);
         }
+        let rest = blocks.remainder();
+        if !rest.is_empty() {
+            // A last, shorter block is padded with a 1 byte.
+            let mut block = [0u8; 16];
+            block[..rest.len()].copy_from_slice(rest);
+            block[rest.len()] = 1;
+            h = self.absorb(h, le64(&block[..8]), le64(&block[8..]), 0);
+        }
+        let (mut h0, mut h1, mut h2) = h;
 
         // Fully carried, then reduced modulo 2^130 - 5 without a branch on the value.
         (h0, h1, h2) = carry(carry((h0, h1, h2)));
