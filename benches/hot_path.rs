@@ -21,7 +21,7 @@ use tokengate::auth::{
     Credential, Policy, Presented, RequestFacts, Scheme, Verification, Verifier, VerifierSettings,
     decide, stray_token,
 };
-use tokengate::proxy::{remote, session_id};
+use tokengate::proxy::{Present, remote, session_id};
 use tokengate::ratelimit::{RateDecision, RateQuota, RateStatus};
 use tokengate::request_id::RequestIds;
 use tokengate::store::{AuditStore, SqliteStore, TokenStore};
@@ -83,17 +83,17 @@ fn credentials(c: &mut Criterion) {
 }
 
 /// Looking for a token in the query string and cookies, which every request pays: none of
-/// either (the common API call), a plain query, and a browser's cookies.
+/// either (the common API call, whose headers are not looked at), a plain query, and a
+/// browser's cookies.
 fn stray_tokens(c: &mut Criterion) {
-    let none = HeaderMap::new();
     c.bench_function("stray/no_query_no_cookie", |b| {
-        b.iter(|| stray_token(black_box(None), black_box(&none)))
+        b.iter(|| stray_token(black_box(None), black_box(None)))
     });
     c.bench_function("stray/query", |b| {
         b.iter(|| {
             stray_token(
                 black_box(Some("limit=25&start=0&at=refs%2Fheads%2Fmain")),
-                &none,
+                None,
             )
         })
     });
@@ -109,7 +109,7 @@ fn stray_tokens(c: &mut Criterion) {
         ),
     );
     c.bench_function("stray/browser_cookies", |b| {
-        b.iter(|| stray_token(None, black_box(&browser)))
+        b.iter(|| stray_token(None, black_box(Some(&browser))))
     });
 }
 
@@ -210,8 +210,13 @@ fn request_context(c: &mut Criterion) {
     );
     let peer: SocketAddr = "100.120.0.11:50000".parse().unwrap();
     let trusted: Vec<IpNet> = vec!["100.64.0.0/10".parse().unwrap()];
+    let identity = http::HeaderName::from_static("x-ausername");
+    c.bench_function("context/present_headers", |b| {
+        b.iter(|| Present::of(black_box(&headers), &identity))
+    });
+    let present = Present::of(&headers, &identity);
     c.bench_function("context/remote", |b| {
-        b.iter(|| remote(black_box(&headers), peer, &trusted))
+        b.iter(|| remote(black_box(&headers), &present, peer, &trusted))
     });
     c.bench_function("context/session_id", |b| {
         b.iter(|| session_id(black_box(&headers)))

@@ -11,7 +11,7 @@ mod server;
 mod service;
 mod workers;
 
-pub use context::{Remote, remote, session_id};
+pub use context::{Present, Remote, remote, session_id};
 pub use gateway::{Gateway, GatewayParts};
 pub use server::{Limits, serve};
 pub use workers::{Workers, bind};

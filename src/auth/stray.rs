@@ -22,12 +22,13 @@ pub enum TokenPlace {
     Cookie,
 }
 
-/// Where the request carries a tokengate token outside `Authorization`, if it does.
-pub fn stray_token(query: Option<&str>, headers: &HeaderMap) -> Option<TokenPlace> {
+/// Where the request carries a tokengate token outside `Authorization`, if it does: in its
+/// `query`, or in the cookies of `headers` (given when the request has a `Cookie` header).
+pub fn stray_token(query: Option<&str>, headers: Option<&HeaderMap>) -> Option<TokenPlace> {
     if query.is_some_and(|query| holds_token(query.as_bytes())) {
         return Some(TokenPlace::Query);
     }
-    headers
+    headers?
         .get_all(COOKIE)
         .iter()
         .any(|cookie| holds_token(cookie.as_bytes()))
@@ -134,7 +135,7 @@ mod tests {
         let token = token();
         let upper = format!("TGT_{}", &token[4..]);
         let mut headers = HeaderMap::new();
-        assert_eq!(stray_token(None, &headers), None);
+        assert_eq!(stray_token(None, Some(&headers)), None);
         for query in [
             format!("private_token={token}"),
             format!("a=b&t={upper}&c=d"),
@@ -148,7 +149,7 @@ mod tests {
             format!("%%{}", escaped_from(&token, 4)),
         ] {
             assert_eq!(
-                stray_token(Some(&query), &headers),
+                stray_token(Some(&query), Some(&headers)),
                 Some(TokenPlace::Query),
                 "{query}"
             );
@@ -157,12 +158,15 @@ mod tests {
             COOKIE,
             HeaderValue::from_static("_ga=GA1.2.3; BITBUCKETSESSIONID=x"),
         );
-        assert_eq!(stray_token(Some("at=refs%2Fheads%2Fmain"), &headers), None);
+        assert_eq!(
+            stray_token(Some("at=refs%2Fheads%2Fmain"), Some(&headers)),
+            None
+        );
         headers.append(
             COOKIE,
             HeaderValue::from_str(&format!("api={token}")).unwrap(),
         );
-        assert_eq!(stray_token(None, &headers), Some(TokenPlace::Cookie));
+        assert_eq!(stray_token(None, Some(&headers)), Some(TokenPlace::Cookie));
     }
 
     #[test]

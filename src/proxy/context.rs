@@ -7,13 +7,57 @@ use std::net::{IpAddr, SocketAddr};
 
 use compact_str::CompactString;
 use http::HeaderMap;
-use http::header::{COOKIE, HeaderName};
+use http::header::{COOKIE, HOST, HeaderName, TRANSFER_ENCODING};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 use crate::auth::canonical;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Which of the request headers the gateway reads a request has, found in one pass over its
+/// lines: a lookup hashes the name whether it is there or not, and most requests have none of
+/// these but `Host`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Present {
+    pub cookie: bool,
+    pub transfer_encoding: bool,
+    pub forwarded_for: bool,
+    /// The identity header the gateway sets, sent by the client.
+    pub identity: bool,
+    /// `Host` lines: 0, 1, or 2 for two or more.
+    pub hosts: u8,
+}
+
+impl Present {
+    /// The headers of `headers`, `identity` being the identity header's name.
+    pub fn of(headers: &HeaderMap, identity: &HeaderName) -> Self {
+        let mut present = Self::default();
+        for name in headers.keys() {
+            if *name == HOST {
+                present.hosts = 1;
+            } else if *name == COOKIE {
+                present.cookie = true;
+            } else if *name == TRANSFER_ENCODING {
+                present.transfer_encoding = true;
+            } else if *name == X_FORWARDED_FOR {
+                present.forwarded_for = true;
+            } else if name == identity {
+                present.identity = true;
+            }
+        }
+        // Each name once above: a second `Host` line is counted only if some name has more
+        // than one line.
+        if present.hosts == 1 && headers.len() != headers.keys_len() {
+            present.hosts = if headers.get_all(HOST).iter().nth(1).is_some() {
+                2
+            } else {
+                1
+            };
+        }
+        present
+    }
+}
 /// A short stable hash of the Bitbucket session cookie (6 base-36 characters), never the
 /// cookie itself.
 pub fn session_id(headers: &HeaderMap) -> Option<String> {
@@ -119,13 +163,17 @@ pub(super) fn ip_text(ip: IpAddr) -> CompactString {
 /// Reads `X-Forwarded-For` and the peer address. Only entries added by trusted proxies are
 /// believed: walking from the peer leftwards, the first address that is not a trusted proxy
 /// is the client.
-pub fn remote(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpNet]) -> Remote {
+pub fn remote(
+    headers: &HeaderMap,
+    present: &Present,
+    peer: SocketAddr,
+    trusted: &[IpNet],
+) -> Remote {
     let peer_ip = canonical(peer.ip());
     // Entry by entry, from the raw bytes: one unreadable entry (which the client may have
     // written) must not hide the entries a trusted proxy appended after it.
-    // Looked for among the names present first: a lookup hashes the name, present or not.
-    let has_forwarded = headers.keys().any(|name| *name == X_FORWARDED_FOR);
-    let forwarded: Vec<Option<IpAddr>> = has_forwarded
+    let forwarded: Vec<Option<IpAddr>> = present
+        .forwarded_for
         .then(|| headers.get_all(X_FORWARDED_FOR))
         .into_iter()
         .flatten()
@@ -200,14 +248,55 @@ mod tests {
         h
     }
 
+    /// What `remote` is told of `h`.
+    fn present(h: &HeaderMap) -> Present {
+        Present::of(h, &HeaderName::from_static("x-ausername"))
+    }
+
+    #[test]
+    fn present_headers_are_found_in_one_pass() {
+        let mut h = HeaderMap::new();
+        let identity = HeaderName::from_static("x-ausername");
+        assert_eq!(Present::of(&h, &identity), Present::default());
+        h.append(HOST, HeaderValue::from_static("a"));
+        h.append("x-ausername", HeaderValue::from_static("eve"));
+        h.append(COOKIE, HeaderValue::from_static("a=b"));
+        assert_eq!(
+            Present::of(&h, &identity),
+            Present {
+                cookie: true,
+                identity: true,
+                hosts: 1,
+                ..Present::default()
+            }
+        );
+        for _ in 0..3 {
+            h.append(HOST, HeaderValue::from_static("b"));
+        }
+        h.append(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        assert_eq!(
+            Present::of(&h, &identity),
+            Present {
+                cookie: true,
+                transfer_encoding: true,
+                forwarded_for: true,
+                identity: true,
+                hosts: 2,
+            }
+        );
+    }
+
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|s| s.parse().unwrap()).collect()
     }
 
     #[test]
     fn bitbucket_address_list() {
+        let h = headers(&["79.209.73.23"]);
         let r = remote(
-            &headers(&["79.209.73.23"]),
+            &h,
+            &present(&h),
             "100.120.0.11:5000".parse().unwrap(),
             &nets(&["100.64.0.0/10"]),
         );
@@ -217,8 +306,10 @@ mod tests {
 
     #[test]
     fn untrusted_peer_is_the_client_whatever_it_claims() {
+        let h = headers(&["10.0.0.1"]);
         let r = remote(
-            &headers(&["10.0.0.1"]),
+            &h,
+            &present(&h),
             "203.0.113.9:5000".parse().unwrap(),
             &nets(&["100.64.0.0/10"]),
         );
@@ -229,8 +320,10 @@ mod tests {
     #[test]
     fn prepended_entries_are_not_believed() {
         // The client wrote 10.0.0.1 itself; the trusted proxy appended the real address.
+        let h = headers(&["10.0.0.1, 198.51.100.7"]);
         let r = remote(
-            &headers(&["10.0.0.1, 198.51.100.7"]),
+            &h,
+            &present(&h),
             "100.64.0.2:1".parse().unwrap(),
             &nets(&["100.64.0.0/10"]),
         );
@@ -241,17 +334,11 @@ mod tests {
     #[test]
     fn chains_of_trusted_proxies_and_garbage() {
         let trusted = nets(&["100.64.0.0/10", "127.0.0.1/32"]);
-        let r = remote(
-            &headers(&["2001:db8::1", "100.64.0.5"]),
-            "127.0.0.1:1".parse().unwrap(),
-            &trusted,
-        );
+        let h = headers(&["2001:db8::1", "100.64.0.5"]);
+        let r = remote(&h, &present(&h), "127.0.0.1:1".parse().unwrap(), &trusted);
         assert_eq!(r.client_ip, "2001:db8::1".parse::<IpAddr>().unwrap());
-        let r = remote(
-            &headers(&["<script>x", "100.64.0.5"]),
-            "127.0.0.1:1".parse().unwrap(),
-            &trusted,
-        );
+        let h = headers(&["<script>x", "100.64.0.5"]);
+        let r = remote(&h, &present(&h), "127.0.0.1:1".parse().unwrap(), &trusted);
         assert_eq!(
             r.client_ip, UNKNOWN_CLIENT,
             "never the trusted proxy's own address"
@@ -259,6 +346,7 @@ mod tests {
         assert_eq!(r.addresses, "unknown,100.64.0.5,127.0.0.1");
         let r = remote(
             &HeaderMap::new(),
+            &Present::default(),
             "[::ffff:10.1.2.3]:1".parse().unwrap(),
             &trusted,
         );
@@ -273,7 +361,7 @@ mod tests {
             "x-forwarded-for",
             HeaderValue::from_bytes(b"\xff, 203.0.113.5").unwrap(),
         );
-        let r = remote(&h, "127.0.0.2:1".parse().unwrap(), &trusted);
+        let r = remote(&h, &present(&h), "127.0.0.2:1".parse().unwrap(), &trusted);
         assert_eq!(r.client_ip, "203.0.113.5".parse::<IpAddr>().unwrap());
         assert_eq!(r.addresses, "unknown,203.0.113.5,127.0.0.2");
     }
@@ -281,8 +369,10 @@ mod tests {
     #[test]
     fn only_the_last_entries_are_logged() {
         let many = vec!["198.51.100.1"; 1000].join(",");
+        let h = headers(&[&many, "203.0.113.5"]);
         let r = remote(
-            &headers(&[&many, "203.0.113.5"]),
+            &h,
+            &present(&h),
             "127.0.0.2:1".parse().unwrap(),
             &nets(&["127.0.0.2/32"]),
         );
@@ -298,7 +388,8 @@ mod tests {
             ("203.0.113.5:40123", "203.0.113.5"),
             ("[2001:db8::7]:443", "2001:db8::7"),
         ] {
-            let r = remote(&headers(&[entry]), "127.0.0.2:1".parse().unwrap(), &trusted);
+            let h = headers(&[entry]);
+            let r = remote(&h, &present(&h), "127.0.0.2:1".parse().unwrap(), &trusted);
             assert_eq!(r.client_ip, client.parse::<IpAddr>().unwrap(), "{entry}");
         }
     }

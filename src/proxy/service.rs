@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::Gateway;
-use super::context::{Remote, remote, session_id};
+use super::context::{Present, Remote, remote, session_id};
 use super::forward::{UpstreamError, as_http1, set_forwarded, strip_hop_by_hop};
 use super::framing;
 use super::identity::{credential_value, identity_value, unsendable_user};
@@ -49,16 +49,18 @@ pub(super) fn handle(
     // The one clock read of the request: its id, decision, audit event and last use.
     let now = Utc::now();
     let (request_id, counted) = gateway.ids.next_counted_at(now);
-    let mut remote = remote(request.headers(), peer, &gateway.trusted_proxies);
+    let present = Present::of(request.headers(), &gateway.identity_header);
+    let mut remote = remote(request.headers(), &present, peer, &gateway.trusted_proxies);
     // A token in the query string or a cookie: refused below, and never shown in a line.
-    let stray = stray_token(request.uri().query(), request.headers());
+    let cookies = present.cookie.then(|| request.headers());
+    let stray = stray_token(request.uri().query(), cookies);
     // The addresses are only ever logged, so the context takes them.
     let context = RequestContext::new(
         request_id.clone(),
         std::mem::take(&mut remote.addresses),
         RequestLine::of(&request, stray == Some(TokenPlace::Query)),
     )
-    .with_session_id(session_id(request.headers()));
+    .with_session_id(cookies.and_then(session_id));
     let id_header = request_id_header(&request_id);
     let answered_id = id_header.clone();
     let handling = Handling {
@@ -68,6 +70,7 @@ pub(super) fn handle(
         request_id,
         id_header,
         stray,
+        present,
         now,
     };
     // Boxed here, as it is made: a future is copied whole each time it moves.
@@ -90,6 +93,8 @@ struct Handling {
     /// The request id as the `X-AREQUESTID` value.
     id_header: HeaderValue,
     stray: Option<TokenPlace>,
+    /// Which of the headers read here the request has.
+    present: Present,
     now: DateTime<Utc>,
 }
 
@@ -182,6 +187,7 @@ fn decide_and_act(
             ref request_id,
             ref id_header,
             stray,
+            present,
             now,
         } = handling;
         let gateway: &Gateway = gateway;
@@ -189,7 +195,7 @@ fn decide_and_act(
             text: request_id,
             header: id_header,
         };
-        if let Err(refusal) = framing::check(&request) {
+        if let Err(refusal) = framing::check(&request, &present) {
             gateway.metrics.count_request(refusal.outcome());
             return refusal.response(request.version());
         }
@@ -247,12 +253,8 @@ fn decide_and_act(
         // in `Connection` must not make the forward strip what the gateway sets below.
         strip_hop_by_hop(request.headers_mut());
         // Whatever happens next, a client's copy of the identity header never goes upstream. It is
-        // looked for among the names present first: removing an absent name still hashes it.
-        if request
-            .headers()
-            .keys()
-            .any(|name| *name == gateway.identity_header)
-        {
+        // removed only when present: removing an absent name still hashes it.
+        if present.identity {
             request.headers_mut().remove(&gateway.identity_header);
         }
         // The stored credential an allowed request is sent with, to refuse only that one if
