@@ -118,9 +118,7 @@ impl RequestLine {
             redact_query,
         }
     }
-}
 
-impl RequestLine {
     /// The line's text, written to `out` piece by piece: a line is written on nearly every
     /// request, and `write!` would run the formatting machinery for six plain texts.
     fn write_to(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
@@ -163,13 +161,6 @@ impl crate::telemetry::RequestLine for RequestLine {
     }
 }
 
-/// The request id, as text for logs and audit and as the `X-AREQUESTID` value.
-#[derive(Clone, Copy)]
-struct Ids<'a> {
-    text: &'a str,
-    header: &'a HeaderValue,
-}
-
 /// Decides on `request` and answers it. An `async` block, not an `async fn`: a function's
 /// future would hold its arguments twice, as given and as moved into its body.
 #[allow(clippy::manual_async_fn)] // the block's future is about 400 bytes smaller
@@ -191,16 +182,12 @@ fn decide_and_act(
             now,
         } = handling;
         let gateway: &Gateway = gateway;
-        let ids = Ids {
-            text: request_id,
-            header: id_header,
-        };
+        let request_id: &str = request_id;
         if let Err(refusal) = framing::check(&request, &present) {
             gateway.metrics.count_request(refusal.outcome());
             return refusal.response(request.version());
         }
         let client_ip = remote.client_ip;
-        let request_id = ids.text;
         // Each step's locals in a block of its own: what a step holds while it waits is then not
         // also held while the request is forwarded.
         let decision = {
@@ -237,16 +224,19 @@ fn decide_and_act(
                 // every request's future larger, and it is moved in full.
                 return Box::pin(self_service(edge, request, &routed, meta)).await;
             }
-            match decide_now(gateway, &request, &routed, client_ip, stray, now) {
+            let facts = Facts {
+                request: &request,
+                routed: &routed,
+                protected: gateway.is_protected(&routed),
+                client_ip,
+                stray,
+                now,
+            };
+            match facts.decide_now(gateway) {
                 Deciding::Decided(decision) => decision,
                 // Boxed, as the ways that wait are taken by few requests: their futures would
                 // make every request's future larger.
-                waiting => {
-                    Box::pin(decide_waiting(
-                        gateway, &request, &routed, client_ip, stray, now, waiting,
-                    ))
-                    .await
-                }
+                waiting => Box::pin(facts.decide_waiting(gateway, waiting)).await,
             }
         };
         // Hop-by-hop headers go first: a client naming the identity header (or `Authorization`)
@@ -273,18 +263,21 @@ fn decide_and_act(
             // Whom to forward an allowed request as, settled before the decision is reported, so a
             // user without a stored credential is logged as refused, never as authenticated.
             let identity = match &decision {
-                Decision::Allow { token, .. } => Some(match gateway.identity {
-                    Identity::Header => identity_value(gateway, token).ok_or_else(unsendable_user),
-                    Identity::Credential => {
-                        Box::pin(credential_value(gateway, token, &reported)).await
+                Decision::Allow { token, .. } => {
+                    let identity = match gateway.identity {
+                        Identity::Header => {
+                            identity_value(gateway, token).ok_or_else(unsendable_user)
+                        }
+                        Identity::Credential => {
+                            Box::pin(credential_value(gateway, token, &reported)).await
+                        }
+                    };
+                    match identity {
+                        Ok(identity) => Some(identity),
+                        Err(response) => return response,
                     }
-                }),
+                }
                 _ => None,
-            };
-            let identity = match identity {
-                Some(Ok(identity)) => Some(identity),
-                Some(Err(response)) => return response,
-                None => None,
             };
             gateway.metrics.count_request(outcome(&decision));
             report(gateway, &decision, &reported);
@@ -298,15 +291,15 @@ fn decide_and_act(
         };
         match decision {
             Decision::PassThrough | Decision::Fallback { .. } => {
-                forward(gateway, request, remote, ids.header).await
+                forward(gateway, request, remote, id_header).await
             }
             Decision::Allow { token, status } => {
                 gateway.usage.record(&token.id, now, client_ip);
-                let mut response = forward(gateway, request, remote, ids.header).await;
+                let mut response = forward(gateway, request, remote, id_header).await;
                 // Bitbucket also answers 401 to a signed-in user who lacks a permission, but then
                 // names the user in X-AUSERNAME: only a 401 that names nobody refuses the credential.
-                if gateway.identity == Identity::Credential
-                    && response.status() == StatusCode::UNAUTHORIZED
+                // (A credential was sent only with `identity = "credential"`.)
+                if response.status() == StatusCode::UNAUTHORIZED
                     && !response.headers().contains_key(X_AUSERNAME)
                     && let Some(vault) = &gateway.credentials
                     && let Some(sent) = &sent
@@ -402,114 +395,6 @@ enum Deciding {
     Verify,
 }
 
-/// The decision on a request for Bitbucket, as far as it gets without waiting: a token
-/// verified before whose owner's right to use tokens is settled, and the request counted by
-/// this process's own limits.
-fn decide_now(
-    gateway: &Gateway,
-    request: &Request<Incoming>,
-    routed: &str,
-    client_ip: IpAddr,
-    stray: Option<TokenPlace>,
-    now: DateTime<Utc>,
-) -> Deciding {
-    let protected = gateway.is_protected(routed);
-    let credential = Credential::from_headers(request.headers());
-    let verification = match &credential {
-        Credential::Token { token, .. } if protected && stray.is_none() => {
-            let Some(record) = gateway.verifier.verified_before(token) else {
-                return Deciding::Verify;
-            };
-            match gateway.directory.may_use_tokens_now(&record.user) {
-                Some(true) => Some(Verification::Verified(record)),
-                Some(false) => Some(Verification::Withdrawn(record)),
-                None => return Deciding::Verify,
-            }
-        }
-        _ => None,
-    };
-    let facts = Facts {
-        request,
-        routed,
-        protected,
-        client_ip,
-        stray,
-        now,
-    };
-    match facts.progress(gateway, credential, verification) {
-        Progress::Decided(decision) => Deciding::Decided(decision),
-        Progress::NeedsRateCheck(check) => {
-            match gateway
-                .limits
-                .check_token_here(&check.token.id.key(), check.quota)
-            {
-                Some(outcome) => Deciding::Decided(check.decide(outcome)),
-                None => Deciding::CountRate(check),
-            }
-        }
-    }
-}
-
-/// The decision on a request for Bitbucket, waiting where it must: its credential verified
-/// (with the rights of the token's owner), then the rules, and the token's rate when they come
-/// to it.
-async fn decide(
-    gateway: &Gateway,
-    request: &Request<Incoming>,
-    routed: &str,
-    client_ip: IpAddr,
-    stray: Option<TokenPlace>,
-    now: DateTime<Utc>,
-) -> Decision {
-    let protected = gateway.is_protected(routed);
-    let credential = Credential::from_headers(request.headers());
-    let verification = match &credential {
-        Credential::Token { token, .. } if protected && stray.is_none() => {
-            Some(may_use(gateway, gateway.verifier.verify(token, client_ip).await).await)
-        }
-        _ => None,
-    };
-    let facts = Facts {
-        request,
-        routed,
-        protected,
-        client_ip,
-        stray,
-        now,
-    };
-    match facts.progress(gateway, credential, verification) {
-        Progress::Decided(decision) => decision,
-        Progress::NeedsRateCheck(check) => count_rate(gateway, check).await,
-    }
-}
-
-/// The decision where [`decide_now`] stopped (`from`): the request counted by the shared
-/// rate-limit backend, or decided from the start, waiting where it must.
-async fn decide_waiting(
-    gateway: &Gateway,
-    request: &Request<Incoming>,
-    routed: &str,
-    client_ip: IpAddr,
-    stray: Option<TokenPlace>,
-    now: DateTime<Utc>,
-    from: Deciding,
-) -> Decision {
-    match from {
-        Deciding::Decided(decision) => decision,
-        Deciding::CountRate(check) => count_rate(gateway, check).await,
-        Deciding::Verify => decide(gateway, request, routed, client_ip, stray, now).await,
-    }
-}
-
-/// Rows 7 and 8: the request counted against the token's quota.
-async fn count_rate(gateway: &Gateway, check: RateCheck) -> Decision {
-    let outcome = gateway
-        .limits
-        .check_token(&check.token.id.key(), check.quota)
-        .await;
-    check.decide(outcome)
-}
-
 /// What the rules are applied to, besides the credential.
 struct Facts<'a> {
     request: &'a Request<Incoming>,
@@ -521,6 +406,73 @@ struct Facts<'a> {
 }
 
 impl Facts<'_> {
+    /// Whether a token presented is looked up at all: elsewhere it is refused whatever it is.
+    fn looks_up_tokens(&self) -> bool {
+        self.protected && self.stray.is_none()
+    }
+
+    /// The decision, as far as it gets without waiting: a token verified before whose
+    /// owner's right to use tokens is settled, and the request counted by this process's own
+    /// limits.
+    fn decide_now(&self, gateway: &Gateway) -> Deciding {
+        let credential = Credential::from_headers(self.request.headers());
+        let verification = match &credential {
+            Credential::Token { token, .. } if self.looks_up_tokens() => {
+                let Some(record) = gateway.verifier.verified_before(token) else {
+                    return Deciding::Verify;
+                };
+                match gateway.directory.may_use_tokens_now(&record.user) {
+                    Some(true) => Some(Verification::Verified(record)),
+                    Some(false) => Some(Verification::Withdrawn(record)),
+                    None => return Deciding::Verify,
+                }
+            }
+            _ => None,
+        };
+        match self.progress(gateway, credential, verification) {
+            Progress::Decided(decision) => Deciding::Decided(decision),
+            Progress::NeedsRateCheck(check) => {
+                match gateway
+                    .limits
+                    .check_token_here(&check.token.id.key(), check.quota)
+                {
+                    Some(outcome) => Deciding::Decided(check.decide(outcome)),
+                    None => Deciding::CountRate(check),
+                }
+            }
+        }
+    }
+
+    /// The decision from where [`Facts::decide_now`] stopped (`from`), waiting where it must:
+    /// the credential verified (with the rights of the token's owner), the rules, and the
+    /// request counted by the shared rate-limit backend.
+    async fn decide_waiting(self, gateway: &Gateway, from: Deciding) -> Decision {
+        let check = match from {
+            Deciding::Decided(decision) => return decision,
+            Deciding::CountRate(check) => check,
+            Deciding::Verify => {
+                let credential = Credential::from_headers(self.request.headers());
+                let verification = match &credential {
+                    Credential::Token { token, .. } if self.looks_up_tokens() => {
+                        let verified = gateway.verifier.verify(token, self.client_ip).await;
+                        Some(may_use(gateway, verified).await)
+                    }
+                    _ => None,
+                };
+                match self.progress(gateway, credential, verification) {
+                    Progress::Decided(decision) => return decision,
+                    Progress::NeedsRateCheck(check) => check,
+                }
+            }
+        };
+        // Rows 7 and 8: the request counted against the token's quota.
+        let outcome = gateway
+            .limits
+            .check_token(&check.token.id.key(), check.quota)
+            .await;
+        check.decide(outcome)
+    }
+
     /// Rows 1 to 6 on `credential`, whose token (if it is one, and is looked up at all) was
     /// verified as `verification` says.
     fn progress(
