@@ -10,7 +10,6 @@ use http::{Response, StatusCode};
 use super::Gateway;
 use super::report::{NoCredential, Reported, report_no_credential};
 use super::respond::{self, ProxyBody};
-use crate::config::Identity;
 use crate::token::TokenRecord;
 use crate::vault::Upstream;
 
@@ -56,46 +55,40 @@ pub(super) async fn credential_value(
     token: &TokenRecord,
     reported: &Reported<'_>,
 ) -> Result<(HeaderName, HeaderValue), Response<ProxyBody>> {
-    match gateway.identity {
-        Identity::Header => unreachable!("the identity header is set without a credential"),
-        Identity::Credential => {
-            let vault = gateway
-                .credentials
-                .as_ref()
-                .expect("credential identity has a vault");
-            match vault.get(&token.user).await {
-                Ok(Upstream::Usable(value)) => Ok((AUTHORIZATION, value)),
-                Ok(Upstream::Unsendable) => Err(respond::error(
-                    StatusCode::BAD_GATEWAY,
-                    "The stored Bitbucket credential cannot be used.",
-                )),
-                Ok(Upstream::Missing) => {
-                    gateway.metrics.count_request("no_upstream_credential");
-                    report_no_credential(gateway, token, reported, NoCredential::Missing);
-                    Err(respond::unauthorized(
-                        None,
-                        "No Bitbucket credential is stored for this token's user; signing in to tokengate once with Bitbucket provisions one where that is enabled, otherwise an administrator must set one.",
-                    ))
-                }
-                Ok(Upstream::Refused) => {
-                    gateway.metrics.count_request("upstream_credential_refused");
-                    report_no_credential(gateway, token, reported, NoCredential::Refused);
-                    Err(respond::unauthorized(
-                        None,
-                        "Bitbucket refused the stored credential of this token's user; it is replaced at the user's next sign-in to tokengate with Bitbucket, or by an administrator.",
-                    ))
-                }
-                Err(e) => {
-                    gateway.metrics.count_request("credential_unavailable");
-                    tracing::warn!(target: "tokengate::proxy", error = %e, "opening the stored credential failed");
-                    Err(respond::error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "The Bitbucket credential for this token's user cannot be read right now.",
-                    ))
-                }
-            }
+    let vault = gateway
+        .credentials
+        .as_ref()
+        .expect("credential identity has a vault");
+    let (outcome, why, refusal) = match vault.get(&token.user).await {
+        Ok(Upstream::Usable(value)) => return Ok((AUTHORIZATION, value)),
+        Ok(Upstream::Unsendable) => {
+            return Err(respond::error(
+                StatusCode::BAD_GATEWAY,
+                "The stored Bitbucket credential cannot be used.",
+            ));
         }
-    }
+        Ok(Upstream::Missing) => (
+            "no_upstream_credential",
+            NoCredential::Missing,
+            "No Bitbucket credential is stored for this token's user; signing in to tokengate once with Bitbucket provisions one where that is enabled, otherwise an administrator must set one.",
+        ),
+        Ok(Upstream::Refused) => (
+            "upstream_credential_refused",
+            NoCredential::Refused,
+            "Bitbucket refused the stored credential of this token's user; it is replaced at the user's next sign-in to tokengate with Bitbucket, or by an administrator.",
+        ),
+        Err(e) => {
+            gateway.metrics.count_request("credential_unavailable");
+            tracing::warn!(target: "tokengate::proxy", error = %e, "opening the stored credential failed");
+            return Err(respond::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The Bitbucket credential for this token's user cannot be read right now.",
+            ));
+        }
+    };
+    gateway.metrics.count_request(outcome);
+    report_no_credential(gateway, token, reported, why);
+    Err(respond::unauthorized(None, refusal))
 }
 
 #[cfg(test)]
