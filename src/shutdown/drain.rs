@@ -198,6 +198,13 @@ mod tests {
         String::from_utf8(seen).expect("text")
     }
 
+    /// Waits for the drain's `shutdown` to complete.
+    async fn drained(shutdown: impl Future<Output = ()>) {
+        tokio::time::timeout(PATIENCE, shutdown)
+            .await
+            .expect("drained");
+    }
+
     /// What `client` reads until the connection closes.
     async fn rest(client: &mut DuplexStream) -> String {
         let mut rest = Vec::new();
@@ -208,33 +215,10 @@ mod tests {
         String::from_utf8_lossy(&rest).into_owned()
     }
 
-    /// A keep-alive connection served by `watcher`. Each request is announced on `arrived`,
-    /// and its answer (`ok`) waits for a unit on `release`.
-    fn serve(
-        watcher: Watcher,
-        arrived: mpsc::UnboundedSender<()>,
-        release: mpsc::UnboundedReceiver<()>,
-    ) -> DuplexStream {
-        let (client, server) = tokio::io::duplex(4096);
-        let release = Arc::new(tokio::sync::Mutex::new(release));
-        let service = service_fn(move |_: hyper::Request<Incoming>| {
-            let (arrived, release) = (arrived.clone(), Arc::clone(&release));
-            async move {
-                let _ = arrived.send(());
-                release.lock().await.recv().await;
-                Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
-            }
-        });
-        let connection = http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(server), service);
-        tokio::spawn(watcher.watch(connection));
-        client
-    }
-
-    /// A served connection and its two channels.
+    /// A keep-alive connection served by `watcher`: the client's end, where each request is
+    /// announced, and where its answer (`ok`) is released, a unit each.
     fn connection(
-        drain: &Drain,
+        watcher: Watcher,
     ) -> (
         DuplexStream,
         mpsc::UnboundedReceiver<()>,
@@ -242,13 +226,27 @@ mod tests {
     ) {
         let (arrived, arrivals) = mpsc::unbounded_channel();
         let (release, released) = mpsc::unbounded_channel();
-        (serve(drain.watcher(), arrived, released), arrivals, release)
+        let released = Arc::new(tokio::sync::Mutex::new(released));
+        let (client, server) = tokio::io::duplex(4096);
+        let service = service_fn(move |_: hyper::Request<Incoming>| {
+            let (arrived, released) = (arrived.clone(), Arc::clone(&released));
+            async move {
+                let _ = arrived.send(());
+                released.lock().await.recv().await;
+                Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+            }
+        });
+        let connection = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(server), service);
+        tokio::spawn(watcher.watch(connection));
+        (client, arrivals, release)
     }
 
     #[tokio::test]
     async fn an_idle_keep_alive_connection_is_closed_and_the_drain_completes() {
         let drain = Drain::new();
-        let (mut client, _arrivals, release) = connection(&drain);
+        let (mut client, _arrivals, release) = connection(drain.watcher());
         release.send(()).unwrap();
         client.write_all(REQUEST).await.unwrap();
         let first = answer(&mut client).await;
@@ -257,22 +255,20 @@ mod tests {
             !first.to_ascii_lowercase().contains("connection: close"),
             "{first}"
         );
-        tokio::time::timeout(PATIENCE, drain.shutdown())
-            .await
-            .expect("drained");
+        drained(drain.shutdown()).await;
         assert_eq!(rest(&mut client).await, "", "nothing after the answer");
     }
 
     #[tokio::test]
     async fn a_request_in_flight_is_answered_then_its_connection_closes() {
         let drain = Drain::new();
-        let (mut client, mut arrivals, release) = connection(&drain);
+        let (mut client, mut arrivals, release) = connection(drain.watcher());
         client.write_all(REQUEST).await.unwrap();
         arrivals.recv().await.expect("the request arrived");
-        let drained = drain.shutdown();
-        tokio::pin!(drained);
+        let shutdown = drain.shutdown();
+        tokio::pin!(shutdown);
         assert!(
-            poll!(drained.as_mut()).is_pending(),
+            poll!(shutdown.as_mut()).is_pending(),
             "the connection is open"
         );
         release.send(()).unwrap();
@@ -283,9 +279,7 @@ mod tests {
             "the answer says the connection closes: {answered}"
         );
         assert_eq!(rest(&mut client).await, "", "nothing after the answer");
-        tokio::time::timeout(PATIENCE, drained)
-            .await
-            .expect("drained");
+        drained(shutdown).await;
     }
 
     #[tokio::test]
@@ -294,34 +288,28 @@ mod tests {
         // A TLS connection's watcher is taken at accept, and its connection served after the
         // handshake: meanwhile the drain may begin.
         let handshaking = drain.watcher();
-        let drained = drain.shutdown();
-        tokio::pin!(drained);
-        assert!(poll!(drained.as_mut()).is_pending(), "the watcher is held");
-        let (arrived, _arrivals) = mpsc::unbounded_channel();
-        let (release, released) = mpsc::unbounded_channel();
+        let shutdown = drain.shutdown();
+        tokio::pin!(shutdown);
+        assert!(poll!(shutdown.as_mut()).is_pending(), "the watcher is held");
+        let (mut client, _arrivals, release) = connection(handshaking);
         release.send(()).unwrap();
-        let mut client = serve(handshaking, arrived, released);
         client.write_all(REQUEST).await.unwrap();
         let told = rest(&mut client).await;
         assert!(
             told.is_empty() || told.to_ascii_lowercase().contains("connection: close"),
             "closed, at most after one answer: {told}"
         );
-        tokio::time::timeout(PATIENCE, drained)
-            .await
-            .expect("drained");
+        drained(shutdown).await;
     }
 
     #[tokio::test]
     async fn the_drain_waits_for_a_watcher_until_it_is_dropped() {
         let drain = Drain::new();
         let handshaking = drain.watcher();
-        let drained = drain.shutdown();
-        tokio::pin!(drained);
-        assert!(poll!(drained.as_mut()).is_pending());
+        let shutdown = drain.shutdown();
+        tokio::pin!(shutdown);
+        assert!(poll!(shutdown.as_mut()).is_pending());
         drop(handshaking);
-        tokio::time::timeout(PATIENCE, drained)
-            .await
-            .expect("drained");
+        drained(shutdown).await;
     }
 }
