@@ -239,13 +239,7 @@ fn log_line(c: &mut Criterion) {
         tracing::info!(
             target: AUTH_TARGET,
             "{}",
-            AuthMessage::Success {
-                description: &token.description,
-                scope: token.scope,
-                user: &token.user,
-                created_at: token.created_at,
-                path,
-            }
+            AuthMessage::success(&token, path)
         );
     };
     // The request's id and addresses are Strings the proxy has already built; the context

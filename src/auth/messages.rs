@@ -12,7 +12,7 @@ use chrono::{DateTime, Local, Utc};
 use super::TokenPlace;
 use crate::ratelimit::{RateQuota, Wording};
 use crate::telemetry::{Escaped, Message, write_escaped};
-use crate::token::Scope;
+use crate::token::{Scope, TokenRecord};
 
 /// The user named in a line when no user is known.
 pub const ANONYMOUS: &str = "anonymous";
@@ -222,7 +222,18 @@ impl fmt::Display for AuthMessage<'_> {
     }
 }
 
-impl AuthMessage<'_> {
+impl<'a> AuthMessage<'a> {
+    /// The success line of `token`, presented on `path`.
+    pub fn success(token: &'a TokenRecord, path: &'a str) -> Self {
+        Self::Success {
+            description: &token.description,
+            scope: token.scope,
+            user: &token.user,
+            created_at: token.created_at,
+            path,
+        }
+    }
+
     /// The success line's text, nearly every request's, piece by piece: its fixed text and
     /// the creation time hold nothing to escape, and escaped text holds nothing left for a
     /// line to escape. Nothing for any other message.

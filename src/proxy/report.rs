@@ -178,13 +178,7 @@ pub(super) fn report(gateway: &Gateway, decision: &Decision, reported: &Reported
             ),
         ),
         Decision::Allow { token, .. } => (
-            AuthMessage::Success {
-                description: &token.description,
-                scope: token.scope,
-                user: &token.user,
-                created_at: token.created_at,
-                path,
-            },
+            AuthMessage::success(token, path),
             Event::of(
                 token,
                 AuditKind::AuthSucceeded,
