@@ -98,7 +98,7 @@ impl RequestIds {
         let others = self.in_flight.fetch_add(1, Ordering::Relaxed);
         // Written byte by byte into one buffer, and made an id at once: the formatting
         // machinery cost more than the rest of a request's id.
-        let mut id = Digits::default();
+        let mut id = IdText::default();
         id.push_str(&self.prefix);
         id.push(minute);
         id.push_byte(b'x');
@@ -140,12 +140,12 @@ const MAX_NODE_BYTES: usize = 32;
 
 /// An id, `@{NODE}x{minute}x{count}x{in_flight}`, written into a buffer of its own: the
 /// prefix (at most 34 bytes) and three numbers of at most 20 digits each fit.
-struct Digits {
+struct IdText {
     bytes: [u8; 96],
     len: usize,
 }
 
-impl Default for Digits {
+impl Default for IdText {
     fn default() -> Self {
         Self {
             bytes: [0; 96],
@@ -154,7 +154,7 @@ impl Default for Digits {
     }
 }
 
-impl Digits {
+impl IdText {
     fn push_str(&mut self, text: &str) {
         self.bytes[self.len..self.len + text.len()].copy_from_slice(text.as_bytes());
         self.len += text.len();
@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn decimals_are_written_as_formatting_writes_them() {
         let all = [0, 7, 10, 99, 1440, 1_000_001, u64::MAX];
-        let mut out = Digits::default();
+        let mut out = IdText::default();
         for (i, n) in all.into_iter().enumerate() {
             if i > 0 {
                 out.push_byte(b'x');
