@@ -250,12 +250,9 @@ fn decide_and_act(
         // The stored credential an allowed request is sent with, to refuse only that one if
         // Bitbucket refuses it.
         let sent = {
-            // A standard method is copied without an allocation; the request moves on to the upstream.
-            let method = request.method().clone();
-            let path = request.uri().path();
             let reported = Reported {
-                method: &method,
-                path,
+                method: request.method(),
+                path: request.uri().path(),
                 client_ip,
                 request_id,
                 now,
