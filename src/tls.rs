@@ -22,7 +22,7 @@ use rustls::crypto::CryptoProvider;
 
 pub use accept::{Acceptor, Alpn, Http, serve_connection};
 pub use cert::{Pair, PairError, ServerCert, Trigger};
-pub use upstream::{Roots, UpstreamClient, client_config, system_roots};
+pub use upstream::{Roots, UpstreamClient, client_config, https_connector, system_roots};
 
 use crate::config::{Config, ConfigError, TlsFiles};
 

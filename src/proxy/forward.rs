@@ -1,7 +1,7 @@
-//! Forwarding to Bitbucket: a pooled keep-alive client (over TLS for an `https://` URL),
-//! hop-by-hop headers handled as RFC 9110 section 7.6.1 says, `X-Forwarded-*` set, bodies
-//! streamed both ways without buffering. Every request goes upstream as HTTP/1.1, an HTTP/2
-//! one included.
+//! Forwarding to Bitbucket: over the worker's keep-alive connections (TLS for an `https://`
+//! URL), hop-by-hop headers handled as RFC 9110 section 7.6.1 says, `X-Forwarded-*` set,
+//! bodies streamed both ways without buffering. Every request goes upstream as HTTP/1.1, an
+//! HTTP/2 one included.
 
 use std::cell::RefCell;
 use std::error::Error as _;
@@ -15,15 +15,14 @@ use http::header::{
     CONNECTION, COOKIE, HOST, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
     TRAILER, UPGRADE,
 };
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, Request, Response, Uri, Version};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::pool::{ConnectError, Connector, Pool, UpstreamBody};
 use crate::config::UpstreamConfig;
-use crate::tls::UpstreamClient;
 
 /// Headers that belong to one connection and are never forwarded. Names, not strings: a
 /// string is parsed into a name on every use, twice per request.
@@ -67,26 +66,46 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    /// Classifies a failed request by its causes: a TLS error anywhere in the chain makes it
-    /// [`UpstreamError::Tls`].
-    fn of(e: &hyper_util::client::legacy::Error) -> Self {
-        let mut text = e.to_string();
-        let mut tls = false;
-        let mut cause = e.source();
-        while let Some(err) = cause {
-            tls |= is_tls(err);
-            text.push_str(": ");
-            text.push_str(&err.to_string());
-            cause = err.source();
-        }
-        if client_body_failed(e) {
-            Self::ClientBody(text)
-        } else if tls {
+    /// A connection that could not be made: [`UpstreamError::Tls`] when a TLS error is
+    /// anywhere in the chain.
+    fn connecting(e: &ConnectError) -> Self {
+        let mut text = String::from("connecting failed: ");
+        let tls = chain(&**e, &mut text);
+        if tls {
             Self::Tls(text)
         } else {
             Self::Unreachable(text)
         }
     }
+
+    /// A request that failed on its connection.
+    fn sending(e: &hyper::Error) -> Self {
+        let mut text = String::new();
+        chain(e, &mut text);
+        if client_body_failed(e) {
+            Self::ClientBody(text)
+        } else {
+            Self::Unreachable(text)
+        }
+    }
+}
+
+/// Writes `e` and its causes to `text`, separated by `: `; whether one of them is a TLS error.
+fn chain(e: &(dyn std::error::Error + 'static), text: &mut String) -> bool {
+    use std::fmt::Write as _;
+    let mut tls = false;
+    let mut cause = Some(e);
+    let mut first = true;
+    while let Some(err) = cause {
+        tls |= is_tls(err);
+        if !first {
+            text.push_str(": ");
+        }
+        first = false;
+        let _ = write!(text, "{err}");
+        cause = err.source();
+    }
+    tls
 }
 
 /// Whether `err` is rustls's, possibly inside `io::Error`s (which wrap an error without
@@ -106,35 +125,37 @@ fn is_tls(mut err: &(dyn std::error::Error + 'static)) -> bool {
     }
 }
 
-/// The pooled client to Bitbucket.
+/// Bitbucket, reached over the worker's pool of keep-alive connections.
 pub struct Upstream {
-    pool: UpstreamClient<Incoming>,
-    scheme: Scheme,
-    authority: Authority,
+    pool: Arc<Pool>,
+    /// `Host` for a request that has none: Bitbucket's authority.
+    host: HeaderValue,
     response_timeout: Duration,
 }
 
 impl Upstream {
     /// A client for `config.url`; `tls` holds the client settings of an `https://` URL.
     pub fn new(config: &UpstreamConfig, tls: Option<&Arc<rustls::ClientConfig>>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(256)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new());
-        let pool = UpstreamClient::build(&builder, connector, tls);
+        let mut tcp = HttpConnector::new();
+        tcp.set_connect_timeout(Some(config.connect_timeout));
+        tcp.set_nodelay(true);
+        tcp.set_keepalive(Some(Duration::from_secs(60)));
         let parts = config.url.clone().into_parts();
+        let authority = parts
+            .authority
+            .expect("validated: the upstream URL has a host");
+        let host =
+            HeaderValue::from_str(authority.as_str()).expect("an authority is a header value");
+        let to = Uri::builder()
+            .scheme(parts.scheme.unwrap_or(Scheme::HTTP))
+            .authority(authority)
+            .path_and_query("/")
+            .build()
+            .expect("scheme, authority and path are valid");
+        let connector = Connector::new(tcp, tls, to);
         Self {
-            pool,
-            scheme: parts.scheme.unwrap_or(Scheme::HTTP),
-            authority: parts
-                .authority
-                .expect("validated: the upstream URL has a host"),
+            pool: Arc::new(Pool::new(connector, config.pool_idle_timeout)),
+            host,
             response_timeout: config.response_timeout,
         }
     }
@@ -142,45 +163,82 @@ impl Upstream {
     /// Sends a prepared request; the future returns the response head with its body still
     /// streaming, and how long the head took.
     ///
-    /// The request is handed to the pool before the future is made: the future holds the
-    /// pool's answer and the deadline, not the request, so the futures that await it stay
+    /// The request is handed over before the future is made: the future holds a pointer to
+    /// the exchange and the deadline, not the request, so the futures that await it stay
     /// small, and each of them is copied whole when it is made.
     pub fn send(
         &self,
         mut request: Request<Incoming>,
-    ) -> impl Future<Output = Result<(Response<Incoming>, Duration), UpstreamError>> + use<> {
-        let path = request
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(path);
-        *request.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path are valid");
+    ) -> impl Future<Output = Result<(Response<UpstreamBody>, Duration), UpstreamError>> + use<>
+    {
+        // The target in origin form: an HTTP/2 request's carries a scheme and an authority.
+        let uri = request.uri();
+        if uri.scheme().is_some() || uri.authority().is_some() {
+            let path = uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            *request.uri_mut() = Uri::from(path);
+        }
         if request.version() == Version::HTTP_2 {
             *request.version_mut() = Version::HTTP_11;
         }
-        // One clock read for both the deadline and the latency: `timeout` would read the
-        // clock again for its deadline. A timeout too long for the clock waits 30 years, as
-        // `timeout` does.
+        if let Entry::Vacant(entry) = request.headers_mut().entry(HOST) {
+            entry.insert(self.host.clone());
+        }
+        // One clock read for the deadline, the latency and the pool's idle times: `timeout`
+        // would read the clock again for its deadline. A timeout too long for the clock waits
+        // 30 years, as `timeout` does.
         let started = tokio::time::Instant::now();
         let response_timeout = self.response_timeout;
         let deadline = started
             .checked_add(response_timeout)
             .unwrap_or_else(|| started + Duration::from_secs(86_400 * 365 * 30));
+        let taken = self.pool.take(started);
+        let exchange = Box::pin(exchange(Arc::clone(&self.pool), taken, request, started));
         // A `map`, not an `async` block: a block would hold the awaited future twice.
-        tokio::time::timeout_at(deadline, self.pool.request(request)).map(move |answered| {
-            match answered {
-                Ok(Ok(mut response)) => {
-                    strip_hop_by_hop(response.headers_mut());
-                    Ok((response, started.elapsed()))
-                }
-                Ok(Err(e)) => Err(UpstreamError::of(&e)),
-                Err(_) => Err(UpstreamError::Timeout(response_timeout)),
+        tokio::time::timeout_at(deadline, exchange).map(move |answered| match answered {
+            Ok(Ok(mut response)) => {
+                strip_hop_by_hop(response.headers_mut());
+                Ok((response, started.elapsed()))
             }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(UpstreamError::Timeout(response_timeout)),
         })
+    }
+}
+
+/// Sends `request`, started at `started`, over `taken` (an idle connection of `pool`) or a
+/// new one. When Bitbucket closed the idle connection before the request went out, the
+/// request goes once more, over a new connection.
+async fn exchange(
+    pool: Arc<Pool>,
+    taken: Option<SendRequest<Incoming>>,
+    mut request: Request<Incoming>,
+    started: tokio::time::Instant,
+) -> Result<Response<UpstreamBody>, UpstreamError> {
+    // An idle connection may still be finishing its last answer, or Bitbucket may have closed
+    // it meanwhile.
+    if let Some(mut sender) = taken
+        && sender.ready().await.is_ok()
+    {
+        match sender.try_send_request(request).await {
+            Ok(response) => {
+                return Ok(response.map(|body| UpstreamBody::new(body, sender, pool, started)));
+            }
+            Err(mut e) => match e.take_message() {
+                Some(unsent) => request = unsent,
+                None => return Err(UpstreamError::sending(e.error())),
+            },
+        }
+    }
+    let mut sender = pool
+        .connect()
+        .await
+        .map_err(|e| UpstreamError::connecting(&e))?;
+    match sender.send_request(request).await {
+        Ok(response) => Ok(response.map(|body| UpstreamBody::new(body, sender, pool, started))),
+        Err(e) => Err(UpstreamError::sending(&e)),
     }
 }
 
@@ -215,8 +273,8 @@ pub(super) fn as_http1<B>(request: &mut Request<B>) {
 
 /// Whether sending failed because the request body (the client's, as hyper reads it) failed:
 /// hyper reports an error of the body it sends as a user error caused by the body's own error.
-fn client_body_failed(error: &hyper_util::client::legacy::Error) -> bool {
-    let mut cause = error.source();
+fn client_body_failed(error: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {
         if let Some(hyper) = e.downcast_ref::<hyper::Error>()
             && hyper.is_user()

@@ -90,6 +90,19 @@ pub fn system_roots() -> (RootCertStore, usize) {
     (store, usable)
 }
 
+/// `connector` wrapped in TLS with `tls`'s settings: HTTPS only, HTTP/1.1 only.
+pub fn https_connector(
+    mut connector: HttpConnector,
+    tls: &Arc<ClientConfig>,
+) -> HttpsConnector<HttpConnector> {
+    connector.enforce_http(false);
+    HttpsConnectorBuilder::new()
+        .with_tls_config(ClientConfig::clone(tls))
+        .https_only()
+        .enable_http1()
+        .wrap_connector(connector)
+}
+
 /// A pooled HTTP/1.1 client to Bitbucket: plain TCP for `http://`, TLS for `https://`.
 #[derive(Clone)]
 pub enum UpstreamClient<B> {
@@ -106,20 +119,12 @@ where
     /// A client made by `builder` over `connector`, with TLS when `tls` is given.
     pub fn build(
         builder: &Builder,
-        mut connector: HttpConnector,
+        connector: HttpConnector,
         tls: Option<&Arc<ClientConfig>>,
     ) -> Self {
         match tls {
             None => Self::Plain(builder.build(connector)),
-            Some(tls) => {
-                connector.enforce_http(false);
-                let connector = HttpsConnectorBuilder::new()
-                    .with_tls_config(ClientConfig::clone(tls))
-                    .https_only()
-                    .enable_http1()
-                    .wrap_connector(connector);
-                Self::Tls(builder.build(connector))
-            }
+            Some(tls) => Self::Tls(builder.build(https_connector(connector, tls))),
         }
     }
 

@@ -5,6 +5,7 @@
 mod failures;
 mod framing;
 mod headers;
+mod pool;
 mod streaming;
 mod workers;
 

@@ -5,6 +5,7 @@
 //! - `…/download/N` streams N bytes of generated data in 64 KiB chunks;
 //! - `…/slow` waits until [`Upstream::release_slow`];
 //! - `…/hop-headers` answers with hop-by-hop headers the gateway must drop;
+//! - `…/close` answers with `Connection: close` and closes the connection;
 //! - Bitbucket's REST API for sign-in, groups and access tokens, and requests carrying a
 //!   credential, as [`super::bitbucket`] answers them;
 //! - with a git root ([`UpstreamOptions::git_root`]), `/scm/…` is git over HTTP, served by
@@ -12,7 +13,8 @@
 //!   the gateway named no user;
 //! - anything else: 200 `{"ok":true}`.
 //!
-//! With [`UpstreamOptions::tls`] it speaks HTTPS (HTTP/1.1) and counts its connections.
+//! It speaks HTTP/1.1, over TLS with [`UpstreamOptions::tls`], and counts the connections it
+//! accepted and those still open.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -93,8 +95,10 @@ struct Shared {
     bitbucket: Directory,
     /// Where `/scm/…` repositories are, when git is served.
     git_root: Option<PathBuf>,
-    /// Connections accepted (counted with TLS only).
+    /// Connections accepted.
     connections: AtomicUsize,
+    /// Connections accepted and not yet closed.
+    open: AtomicUsize,
 }
 
 /// What [`Upstream::start_with`] serves besides the defaults.
@@ -131,24 +135,18 @@ impl Upstream {
             bitbucket: Directory::default(),
             git_root: options.git_root,
             connections: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
         });
         let app = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&shared));
-        let (url, server) = match options.tls {
-            None => (
-                format!("http://{addr}"),
-                tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .await
-                        .expect("serving the upstream");
-                }),
-            ),
-            Some(leaf) => (
-                format!("https://{addr}"),
-                tokio::spawn(serve_tls(listener, app, leaf, Arc::clone(&shared))),
-            ),
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
         };
+        let server = tokio::spawn(serve(listener, app, options.tls, Arc::clone(&shared)));
+        let url = format!("{scheme}://{addr}");
         Self {
             url,
             shared,
@@ -157,9 +155,22 @@ impl Upstream {
         }
     }
 
-    /// Connections accepted so far (HTTPS only).
+    /// Connections accepted so far.
     pub(crate) fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted and not yet closed.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// Waits until exactly `n` connections are open.
+    pub(crate) async fn wait_for_open_connections(&self, n: usize) {
+        poll("the upstream's open connections", || {
+            (self.open_connections() == n).then_some(())
+        })
+        .await;
     }
 
     /// `http://127.0.0.1:PORT` (`https://` with TLS).
@@ -229,26 +240,35 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// Serves `app` over TLS with `leaf` on every connection `listener` accepts.
-async fn serve_tls(listener: TcpListener, app: Router, leaf: Leaf, shared: Arc<Shared>) {
-    let acceptor = leaf.acceptor();
+/// Serves `app` on every connection `listener` accepts, over TLS with `leaf` when given.
+async fn serve(listener: TcpListener, app: Router, leaf: Option<Leaf>, shared: Arc<Shared>) {
+    let acceptor = leaf.map(|leaf| leaf.acceptor());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         shared.connections.fetch_add(1, Ordering::SeqCst);
-        let (acceptor, app) = (acceptor.clone(), app.clone());
+        shared.open.fetch_add(1, Ordering::SeqCst);
+        let (acceptor, app, shared) = (acceptor.clone(), app.clone(), Arc::clone(&shared));
         tokio::spawn(async move {
-            // A client that refused the certificate ends here.
-            let Ok(stream) = acceptor.accept(stream).await else {
-                return;
-            };
             let service = hyper::service::service_fn(
                 move |request: hyper::Request<hyper::body::Incoming>| app.clone().oneshot(request),
             );
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+            let http = hyper::server::conn::http1::Builder::new();
+            match acceptor {
+                None => {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = http.serve_connection(io, service).await;
+                }
+                // A client that refused the certificate ends at the handshake.
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = http.serve_connection(io, service).await;
+                    }
+                }
+            }
+            shared.open.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }
@@ -314,6 +334,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return download(shared, len);
     }
     let mut response = Response::builder().header("content-type", "application/json");
+    if path.ends_with("/close") {
+        response = response.header("connection", "close");
+    }
     if path.ends_with("/hop-headers") {
         response = response
             .header("connection", "x-hop-response")

@@ -1,0 +1,131 @@
+//! A worker's keep-alive connections to Bitbucket.
+//!
+//! Each proxy worker has a pool of its own (its gateway's), so a connection's task and the
+//! requests sent over it run on one thread, and the pool's lock is never contended. A
+//! connection serves one request at a time: it is taken for the request and goes back when
+//! Bitbucket's answer has been read to its end ([`UpstreamBody`]). One whose answer was not read
+//! to the end (the client went away) is closed. The newest is taken first, so the older ones
+//! stay idle under light load and the sweep closes them once `upstream.pool_idle_timeout` has
+//! passed since their last request started.
+
+mod body;
+mod connector;
+
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError, Weak};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use tokio::time::Instant;
+
+pub use body::UpstreamBody;
+pub(super) use connector::{ConnectError, Connecting, Connector};
+
+/// At most this many idle connections are kept; one more is closed instead.
+const MAX_IDLE: usize = 256;
+
+/// The least time between two sweeps, however short the idle timeout.
+const MIN_SWEEP: Duration = Duration::from_millis(100);
+
+/// One worker's idle connections to Bitbucket, and how to make new ones.
+pub(super) struct Pool {
+    /// Idle connections, the most recently used last.
+    idle: Mutex<Vec<Idle>>,
+    /// How long a connection may stay unused, counted from the start of its last request.
+    idle_timeout: Duration,
+    /// Opens connections.
+    connector: Connector,
+    /// Starts the sweep with the first connection, on the worker's runtime.
+    sweep_started: Once,
+}
+
+/// A connection that serves no request.
+struct Idle {
+    sender: SendRequest<Incoming>,
+    /// When its last request started.
+    since: Instant,
+}
+
+impl Pool {
+    pub(super) fn new(connector: Connector, idle_timeout: Duration) -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+            idle_timeout,
+            connector,
+            sweep_started: Once::new(),
+        }
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Idle>> {
+        // The list stays whole whatever panicked while it was held.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The most recently used connection that is open and not idle for too long at `now`;
+    /// those that are not are closed on the way.
+    pub(super) fn take(&self, now: Instant) -> Option<SendRequest<Incoming>> {
+        let mut idle = self.idle();
+        while let Some(entry) = idle.pop() {
+            if !entry.sender.is_closed()
+                && now.saturating_duration_since(entry.since) < self.idle_timeout
+            {
+                return Some(entry.sender);
+            }
+        }
+        None
+    }
+
+    /// Keeps `sender`, whose last request started at `since`, for the next request, unless
+    /// its connection is closed or the pool is full.
+    pub(super) fn put(&self, sender: SendRequest<Incoming>, since: Instant) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle();
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle { sender, since });
+        }
+    }
+
+    /// Closes the connections that are closing anyway or idle for too long at `now`.
+    fn sweep(&self, now: Instant) {
+        let timeout = self.idle_timeout;
+        let closed: Vec<Idle> = {
+            let mut idle = self.idle();
+            let (keep, close) = std::mem::take(&mut *idle).into_iter().partition(|entry| {
+                !entry.sender.is_closed() && now.saturating_duration_since(entry.since) < timeout
+            });
+            *idle = keep;
+            close
+        };
+        // Dropping a sender ends its connection: outside the lock.
+        drop(closed);
+    }
+
+    /// A new connection to Bitbucket, its task spawned on the current runtime; the first one
+    /// also starts the sweep there.
+    pub(super) fn connect(self: &Arc<Self>) -> Connecting {
+        self.sweep_started.call_once(|| {
+            tokio::spawn(sweep_while_alive(
+                Arc::downgrade(self),
+                (self.idle_timeout / 2).max(MIN_SWEEP),
+            ));
+        });
+        self.connector.connect()
+    }
+}
+
+/// Sweeps `pool` every `period` until it is gone.
+async fn sweep_while_alive(pool: Weak<Pool>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once.
+    tick.tick().await;
+    loop {
+        let now = tick.tick().await;
+        match pool.upgrade() {
+            Some(pool) => pool.sweep(now),
+            None => return,
+        }
+    }
+}

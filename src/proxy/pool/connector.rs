@@ -1,0 +1,82 @@
+//! Opening a connection to Bitbucket: TCP (with `upstream.connect_timeout`), TLS for an
+//! `https://` URL, the HTTP/1.1 handshake, and the connection's task spawned on the current
+//! runtime.
+
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::Uri;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::rt::{Read, Write};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower::ServiceExt as _;
+
+/// Why no connection was made, with its causes.
+pub(in crate::proxy) type ConnectError = Box<dyn StdError + Send + Sync>;
+
+/// A connection being made; boxed, so that a request's future holds a pointer to it, not
+/// its states.
+pub(in crate::proxy) type Connecting =
+    Pin<Box<dyn Future<Output = Result<SendRequest<Incoming>, ConnectError>> + Send>>;
+
+/// Opens connections to one Bitbucket, over TLS or not.
+pub(in crate::proxy) enum Connector {
+    Plain {
+        tcp: HttpConnector,
+        to: Uri,
+    },
+    Tls {
+        tls: HttpsConnector<HttpConnector>,
+        to: Uri,
+    },
+}
+
+impl Connector {
+    /// Connections to `to` (a URL with a scheme and an authority) made by `tcp`, wrapped in
+    /// TLS when `tls` is given.
+    pub(in crate::proxy) fn new(
+        tcp: HttpConnector,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+        to: Uri,
+    ) -> Self {
+        match tls {
+            None => Self::Plain { tcp, to },
+            Some(tls) => Self::Tls {
+                tls: crate::tls::https_connector(tcp, tls),
+                to,
+            },
+        }
+    }
+
+    /// A new connection, ready for its first request.
+    pub(super) fn connect(&self) -> Connecting {
+        match self {
+            Self::Plain { tcp, to } => {
+                let opening = tcp.clone().oneshot(to.clone());
+                Box::pin(async move { handshake(opening.await?).await })
+            }
+            Self::Tls { tls, to } => {
+                let opening = tls.clone().oneshot(to.clone());
+                Box::pin(async move { handshake(opening.await?).await })
+            }
+        }
+    }
+}
+
+/// Speaks HTTP/1.1 over `io`: the connection's task runs until Bitbucket or the pool closes
+/// it.
+async fn handshake<T>(io: T) -> Result<SendRequest<Incoming>, ConnectError>
+where
+    T: Read + Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::Builder::new().handshake(io).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(target: "tokengate::proxy", error = %e, "a connection to Bitbucket ended");
+        }
+    });
+    Ok(sender)
+}
