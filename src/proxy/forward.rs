@@ -186,7 +186,7 @@ impl Upstream {
         if let Entry::Vacant(entry) = request.headers_mut().entry(HOST) {
             entry.insert(self.host.clone());
         }
-        // One clock read for the deadline, the latency and the pool's idle times: `timeout`
+        // One clock read for the deadline, the latency and the pool's idle check: `timeout`
         // would read the clock again for its deadline. A timeout too long for the clock waits
         // 30 years, as `timeout` does.
         let started = tokio::time::Instant::now();
@@ -195,7 +195,7 @@ impl Upstream {
             .checked_add(response_timeout)
             .unwrap_or_else(|| started + Duration::from_secs(86_400 * 365 * 30));
         let taken = self.pool.take(started);
-        let exchange = Box::pin(exchange(Arc::clone(&self.pool), taken, request, started));
+        let exchange = Box::pin(exchange(Arc::clone(&self.pool), taken, request));
         // A `map`, not an `async` block: a block would hold the awaited future twice.
         tokio::time::timeout_at(deadline, exchange).map(move |answered| match answered {
             Ok(Ok(mut response)) => {
@@ -208,23 +208,18 @@ impl Upstream {
     }
 }
 
-/// Sends `request`, started at `started`, over `taken` (an idle connection of `pool`) or a
-/// new one. When Bitbucket closed the idle connection before the request went out, the
-/// request goes once more, over a new connection.
+/// Sends `request` over `taken` (an idle connection of `pool`, ready for it) or a new one.
+/// When Bitbucket closed the idle connection before the request went out, the request goes
+/// once more, over a new connection.
 async fn exchange(
     pool: Arc<Pool>,
     taken: Option<SendRequest<Incoming>>,
     mut request: Request<Incoming>,
-    started: tokio::time::Instant,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
-    // An idle connection may still be finishing its last answer, or Bitbucket may have closed
-    // it meanwhile.
-    if let Some(mut sender) = taken
-        && sender.ready().await.is_ok()
-    {
+    if let Some(mut sender) = taken {
         match sender.try_send_request(request).await {
             Ok(response) => {
-                return Ok(response.map(|body| UpstreamBody::new(body, sender, pool, started)));
+                return Ok(response.map(|body| UpstreamBody::new(body, sender, pool)));
             }
             Err(mut e) => match e.take_message() {
                 Some(unsent) => request = unsent,
@@ -237,7 +232,7 @@ async fn exchange(
         .await
         .map_err(|e| UpstreamError::connecting(&e))?;
     match sender.send_request(request).await {
-        Ok(response) => Ok(response.map(|body| UpstreamBody::new(body, sender, pool, started))),
+        Ok(response) => Ok(response.map(|body| UpstreamBody::new(body, sender, pool))),
         Err(e) => Err(UpstreamError::sending(&e)),
     }
 }

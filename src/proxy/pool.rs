@@ -2,11 +2,12 @@
 //!
 //! Each proxy worker has a pool of its own (its gateway's), so a connection's task and the
 //! requests sent over it run on one thread, and the pool's lock is never contended. A
-//! connection serves one request at a time: it is taken for the request and goes back when
-//! Bitbucket's answer has been read to its end ([`UpstreamBody`]). One whose answer was not read
-//! to the end (the client went away) is closed. The newest is taken first, so the older ones
-//! stay idle under light load and the sweep closes them once `upstream.pool_idle_timeout` has
-//! passed since their last request started.
+//! connection serves one request at a time: it is taken for the request and goes back once
+//! Bitbucket's answer has been read to its end ([`UpstreamBody`]) and the connection is ready
+//! for another request (the request's body may still be going out). One whose answer was not
+//! read to the end (the client went away) is closed. The newest is taken first, so the older
+//! ones stay idle under light load, and the sweep closes those idle for
+//! `upstream.pool_idle_timeout`.
 
 mod body;
 mod connector;
@@ -31,7 +32,7 @@ const MIN_SWEEP: Duration = Duration::from_millis(100);
 pub(super) struct Pool {
     /// Idle connections, the most recently used last.
     idle: Mutex<Vec<Idle>>,
-    /// How long a connection may stay unused, counted from the start of its last request.
+    /// How long a connection may stay unused.
     idle_timeout: Duration,
     /// Opens connections.
     connector: Connector,
@@ -42,7 +43,7 @@ pub(super) struct Pool {
 /// A connection that serves no request.
 struct Idle {
     sender: SendRequest<Incoming>,
-    /// When its last request started.
+    /// When it went back to the pool.
     since: Instant,
 }
 
@@ -61,12 +62,12 @@ impl Pool {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The most recently used connection that is open and not idle for too long at `now`;
-    /// those that are not are closed on the way.
+    /// The most recently used connection that is ready for a request and not idle for too
+    /// long at `now`; those that are not are closed on the way.
     pub(super) fn take(&self, now: Instant) -> Option<SendRequest<Incoming>> {
         let mut idle = self.idle();
         while let Some(entry) = idle.pop() {
-            if !entry.sender.is_closed()
+            if entry.sender.is_ready()
                 && now.saturating_duration_since(entry.since) < self.idle_timeout
             {
                 return Some(entry.sender);
@@ -75,12 +76,25 @@ impl Pool {
         None
     }
 
-    /// Keeps `sender`, whose last request started at `since`, for the next request, unless
-    /// its connection is closed or the pool is full.
-    pub(super) fn put(&self, sender: SendRequest<Incoming>, since: Instant) {
-        if sender.is_closed() {
-            return;
+    /// Keeps `sender` for the next request once its connection is ready for one: at once
+    /// when it is (the usual case), else when it becomes ready. A connection that closes
+    /// instead, or finds the pool full, is closed.
+    pub(super) fn put(self: Arc<Self>, mut sender: SendRequest<Incoming>) {
+        if sender.is_ready() {
+            self.keep(sender);
+        } else if !sender.is_closed() {
+            // The request's body is still going out (Bitbucket answered before reading all
+            // of it), or the connection has yet to see that the answer ended.
+            tokio::spawn(async move {
+                if sender.ready().await.is_ok() {
+                    self.keep(sender);
+                }
+            });
         }
+    }
+
+    fn keep(&self, sender: SendRequest<Incoming>) {
+        let since = Instant::now();
         let mut idle = self.idle();
         if idle.len() < MAX_IDLE {
             idle.push(Idle { sender, since });

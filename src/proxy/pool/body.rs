@@ -8,7 +8,6 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
-use tokio::time::Instant;
 
 use super::Pool;
 
@@ -23,36 +22,29 @@ pub struct UpstreamBody {
 struct Home {
     sender: SendRequest<Incoming>,
     pool: Arc<Pool>,
-    /// When the request started.
-    since: Instant,
 }
 
 impl UpstreamBody {
-    /// `body`, read over `sender`'s connection, for a request that started at `since`. A body
-    /// that is empty already gives the connection back.
+    /// `body`, read over `sender`'s connection of `pool`. A body that is empty already gives
+    /// the connection back.
     pub(in crate::proxy) fn new(
         body: Incoming,
         sender: SendRequest<Incoming>,
         pool: Arc<Pool>,
-        since: Instant,
     ) -> Self {
         if body.is_end_stream() {
-            pool.put(sender, since);
+            pool.put(sender);
             return Self { body, home: None };
         }
         Self {
             body,
-            home: Some(Home {
-                sender,
-                pool,
-                since,
-            }),
+            home: Some(Home { sender, pool }),
         }
     }
 
     fn go_home(&mut self) {
         if let Some(home) = self.home.take() {
-            home.pool.put(home.sender, home.since);
+            home.pool.put(home.sender);
         }
     }
 }
@@ -68,8 +60,10 @@ impl Body for UpstreamBody {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.go_home(),
-            // The last frame: the body's reader may not ask again.
-            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.go_home(),
+            // The last frame: the body's reader may not ask again. Trailers come last.
+            Poll::Ready(Some(Ok(frame))) if frame.is_trailers() || self.body.is_end_stream() => {
+                self.go_home();
+            }
             Poll::Ready(Some(Err(_))) => self.home = None,
             Poll::Ready(Some(Ok(_))) | Poll::Pending => {}
         }

@@ -1,6 +1,9 @@
 //! The gateway's keep-alive connections to Bitbucket: reused request after request, never
-//! reused when an answer was not read to its end or Bitbucket closed them, and closed once
-//! idle for `upstream.pool_idle_timeout`.
+//! reused when an answer was not read to its end or Bitbucket closed them, not taken while a
+//! request's upload is still going out, and closed once idle for
+//! `upstream.pool_idle_timeout`.
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::sqlite;
 use crate::support::app::{TestApp, spawn_app};
@@ -85,5 +88,46 @@ async fn idle_connections_close_after_pool_idle_timeout() {
     app.upstream.wait_for_open_connections(0).await;
     assert_eq!(get(&app, "/rest/api/1.0/projects").await, 200);
     assert_eq!(app.upstream.connections(), 2);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_request_whose_upload_is_still_going_out_does_not_hold_up_the_next_one() {
+    // One worker, so both clients share its pool; a request held up would wait out this.
+    let app = spawn_app(
+        sqlite()
+            .set("proxy.worker_threads", 1)
+            .set("upstream.response_timeout", "20s"),
+    )
+    .await;
+    // Bitbucket answers before reading the upload, which goes on (one chunk so far).
+    let mut uploader = tokio::net::TcpStream::connect(app.proxy_addr())
+        .await
+        .expect("connecting");
+    uploader
+        .write_all(
+            b"POST /rest/api/1.0/early HTTP/1.1\r\nHost: bitbucket\r\n\
+              Transfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n",
+        )
+        .await
+        .expect("the head and a first chunk");
+    let mut answer = Vec::new();
+    while !answer.ends_with(br#"{"ok":true}"#) {
+        let mut chunk = [0; 1024];
+        let n = uploader.read(&mut chunk).await.expect("the answer");
+        assert_ne!(n, 0, "closed before the answer: {answer:?}");
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200 "), "{answer:?}");
+    // The connection carrying the upload is not ready for another request until it ends.
+    let started = std::time::Instant::now();
+    assert_eq!(get(&app, "/rest/api/1.0/projects").await, 200);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "held up for {:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.upstream.connections(), 2);
+    drop(uploader);
     app.finish().await;
 }

@@ -6,6 +6,7 @@
 //! - `…/slow` waits until [`Upstream::release_slow`];
 //! - `…/hop-headers` answers with hop-by-hop headers the gateway must drop;
 //! - `…/close` answers with `Connection: close` and closes the connection;
+//! - `…/early` answers at once, before reading the request's body (recorded without it);
 //! - Bitbucket's REST API for sign-in, groups and access tokens, and requests carrying a
 //!   credential, as [`super::bitbucket`] answers them;
 //! - with a git root ([`UpstreamOptions::git_root`]), `/scm/…` is git over HTTP, served by
@@ -99,6 +100,8 @@ struct Shared {
     connections: AtomicUsize,
     /// Connections accepted and not yet closed.
     open: AtomicUsize,
+    /// Bodies of `…/early` requests, never read.
+    unread: Mutex<Vec<Body>>,
 }
 
 /// What [`Upstream::start_with`] serves besides the defaults.
@@ -136,6 +139,7 @@ impl Upstream {
             git_root: options.git_root,
             connections: AtomicUsize::new(0),
             open: AtomicUsize::new(0),
+            unread: Mutex::default(),
         });
         let app = Router::new()
             .fallback(handle)
@@ -275,6 +279,14 @@ async fn serve(listener: TcpListener, app: Router, leaf: Option<Leaf>, shared: A
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    if parts.uri.path().ends_with("/early") {
+        // The body is kept unread, still coming in, until the stand-in stops.
+        shared.unread.lock().expect("unread bodies").push(body);
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"ok":true}"#))
+            .expect("a valid response");
+    }
     let git = shared.git_root.is_some() && parts.uri.path().starts_with("/scm/");
     let mut hasher = Sha256::new();
     let mut body_len = 0u64;
