@@ -67,9 +67,9 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     /// A connection that could not be made: [`UpstreamError::Tls`] when a TLS error is
-    /// anywhere in the chain.
+    /// anywhere in the chain. The text begins as it always has, for whoever searches the log.
     fn connecting(e: &ConnectError) -> Self {
-        let mut text = String::from("connecting failed: ");
+        let mut text = String::from("client error (Connect): ");
         let tls = chain(&**e, &mut text);
         if tls {
             Self::Tls(text)
@@ -80,7 +80,7 @@ impl UpstreamError {
 
     /// A request that failed on its connection.
     fn sending(e: &hyper::Error) -> Self {
-        let mut text = String::new();
+        let mut text = String::from("client error (SendRequest): ");
         chain(e, &mut text);
         if client_body_failed(e) {
             Self::ClientBody(text)

@@ -65,7 +65,16 @@ async fn a_stopped_upstream_gives_502_in_bitbucket_shape() {
         .await
         .expect("sending");
     assert_eq!(response.status(), 502);
-    request_id(&response);
+    let id = request_id(&response);
+    let line = app.line_for(&id).await;
+    assert_eq!(line.level, "WARN", "{line:?}");
+    assert!(
+        line.message.contains(
+            "Bitbucket could not be reached: client error (Connect): tcp connect error: \
+             Connection refused"
+        ),
+        "{line:?}"
+    );
     assert!(
         response.headers()["content-type"]
             .to_str()

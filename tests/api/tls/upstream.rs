@@ -78,10 +78,12 @@ async fn a_certificate_that_does_not_verify_is_a_502_whose_line_names_the_reason
         .to_owned();
     let line = app.line_for(&id).await;
     assert_eq!(line.level, "WARN", "{line:?}");
+    // As the README shows it.
     assert!(
-        line.message
-            .contains("Bitbucket's TLS certificate was not accepted")
-            && line.message.contains("UnknownIssuer"),
+        line.message.contains(
+            "Bitbucket's TLS certificate was not accepted: client error (Connect): \
+             invalid peer certificate: UnknownIssuer"
+        ),
         "{line:?}"
     );
     assert!(app.upstream.requests().is_empty());
