@@ -21,6 +21,14 @@ async fn get(app: &TestApp, target: &str) -> u16 {
     status
 }
 
+/// Waits until the gateway's first connection to Bitbucket is closed, then checks that the
+/// next request is answered over a second one.
+async fn the_next_request_opens_a_second_connection(app: &TestApp) {
+    app.upstream.wait_for_open_connections(0).await;
+    assert_eq!(get(app, "/rest/api/1.0/projects").await, 200);
+    assert_eq!(app.upstream.connections(), 2);
+}
+
 #[tokio::test]
 async fn requests_in_a_row_share_one_connection_to_bitbucket() {
     let app = spawn_app(sqlite()).await;
@@ -61,9 +69,7 @@ async fn a_download_the_client_abandons_is_not_continued_on_the_next_request() {
     drop(response);
     // The connection that carried the rest of the download is closed, not handed to the next
     // request.
-    app.upstream.wait_for_open_connections(0).await;
-    assert_eq!(get(&app, "/rest/api/1.0/projects").await, 200);
-    assert_eq!(app.upstream.connections(), 2);
+    the_next_request_opens_a_second_connection(&app).await;
     app.finish().await;
 }
 
@@ -85,9 +91,7 @@ async fn idle_connections_close_after_pool_idle_timeout() {
     assert_eq!(get(&app, "/rest/api/1.0/projects").await, 200);
     assert_eq!(app.upstream.connections(), 1);
     // Bitbucket never closes an idle connection itself: the gateway does.
-    app.upstream.wait_for_open_connections(0).await;
-    assert_eq!(get(&app, "/rest/api/1.0/projects").await, 200);
-    assert_eq!(app.upstream.connections(), 2);
+    the_next_request_opens_a_second_connection(&app).await;
     app.finish().await;
 }
 
