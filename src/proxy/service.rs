@@ -383,13 +383,13 @@ fn decide_and_act(
 }
 
 /// How far the decision on a request for Bitbucket gets without waiting.
-enum Deciding {
+enum Deciding<'a> {
     Decided(Decision),
     /// Rows 1 to 6 passed, and the request is counted by the shared rate-limit backend.
     CountRate(RateCheck),
-    /// The token is to be verified (it is not among those verified before), or whether its
-    /// owner may use tokens is to be asked.
-    Verify,
+    /// The token `credential` carries is to be verified (it is not among those verified
+    /// before), or whether its owner may use tokens is to be asked.
+    Verify(Credential<'a>),
 }
 
 /// What the rules are applied to, besides the credential.
@@ -402,7 +402,7 @@ struct Facts<'a> {
     now: DateTime<Utc>,
 }
 
-impl Facts<'_> {
+impl<'a> Facts<'a> {
     /// Whether a token presented is looked up at all: elsewhere it is refused whatever it is.
     fn looks_up_tokens(&self) -> bool {
         self.protected && self.stray.is_none()
@@ -411,17 +411,13 @@ impl Facts<'_> {
     /// The decision, as far as it gets without waiting: a token verified before whose
     /// owner's right to use tokens is settled, and the request counted by this process's own
     /// limits.
-    fn decide_now(&self, gateway: &Gateway) -> Deciding {
+    fn decide_now(&self, gateway: &Gateway) -> Deciding<'a> {
         let credential = Credential::from_headers(self.request.headers());
         let verification = match &credential {
             Credential::Token { token, .. } if self.looks_up_tokens() => {
-                let Some(record) = gateway.verifier.verified_before(token) else {
-                    return Deciding::Verify;
-                };
-                match gateway.directory.may_use_tokens_now(&record.user) {
-                    Some(true) => Some(Verification::Verified(record)),
-                    Some(false) => Some(Verification::Withdrawn(record)),
-                    None => return Deciding::Verify,
+                match verified_now(gateway, token) {
+                    Some(verification) => Some(verification),
+                    None => return Deciding::Verify(credential),
                 }
             }
             _ => None,
@@ -443,14 +439,13 @@ impl Facts<'_> {
     /// The decision from where [`Facts::decide_now`] stopped (`from`), waiting where it must:
     /// the credential verified (with the rights of the token's owner), the rules, and the
     /// request counted by the shared rate-limit backend.
-    async fn decide_waiting(self, gateway: &Gateway, from: Deciding) -> Decision {
+    async fn decide_waiting(self, gateway: &Gateway, from: Deciding<'a>) -> Decision {
         let check = match from {
             Deciding::Decided(decision) => return decision,
             Deciding::CountRate(check) => check,
-            Deciding::Verify => {
-                let credential = Credential::from_headers(self.request.headers());
+            Deciding::Verify(credential) => {
                 let verification = match &credential {
-                    Credential::Token { token, .. } if self.looks_up_tokens() => {
+                    Credential::Token { token, .. } => {
                         let verified = gateway.verifier.verify(token, self.client_ip).await;
                         Some(may_use(gateway, verified).await)
                     }
@@ -514,6 +509,17 @@ impl Facts<'_> {
 
 /// A verified token whose owner may no longer use tokens is withdrawn. Free unless
 /// `self_service.use_tokens` names groups or users.
+/// How `token` verifies, when that is known without waiting: it verified before, and whether
+/// its owner may use tokens is settled.
+fn verified_now(gateway: &Gateway, token: &str) -> Option<Verification> {
+    let record = gateway.verifier.verified_before(token)?;
+    Some(if gateway.directory.may_use_tokens_now(&record.user)? {
+        Verification::Verified(record)
+    } else {
+        Verification::Withdrawn(record)
+    })
+}
+
 async fn may_use(gateway: &Gateway, verification: Verification) -> Verification {
     let Verification::Verified(token) = verification else {
         return verification;
