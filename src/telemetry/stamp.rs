@@ -51,7 +51,10 @@ pub(super) fn write_time(out: &mut impl fmt::Write, t: &DateTime<Local>) -> fmt:
     let offset = t.offset().local_minus_utc();
     // A leap second's milliseconds run past 999; keep three digits.
     let millis = t.timestamp_subsec_millis().min(999) as usize;
-    let written = LAST.with_borrow_mut(|last| {
+    // `try_with`: the cache holds a String, so it is gone once its thread is going away, and
+    // a line may still be written then.
+    let written = LAST.try_with(|last| {
+        let mut last = last.borrow_mut();
         if !last
             .as_ref()
             .is_some_and(|s| s.unix == unix && s.offset == offset)
@@ -68,6 +71,7 @@ pub(super) fn write_time(out: &mut impl fmt::Write, t: &DateTime<Local>) -> fmt:
                 .and_then(|()| out.write_str(&MILLIS[3 * millis..3 * millis + 3])),
         )
     });
+    let written = written.ok().flatten();
     // Written as it is when the year does not fit, or while the thread is going away.
     written.unwrap_or_else(|| write_uncached(out, t))
 }
