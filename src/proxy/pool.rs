@@ -47,6 +47,14 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    /// Whether it may serve a request at `now`: it went back ready for one, and is not ready
+    /// only once closed, and it was not idle for `timeout` or longer.
+    fn usable(&self, now: Instant, timeout: Duration) -> bool {
+        self.sender.is_ready() && now.saturating_duration_since(self.since) < timeout
+    }
+}
+
 impl Pool {
     pub(super) fn new(connector: Connector, idle_timeout: Duration) -> Self {
         Self {
@@ -67,9 +75,7 @@ impl Pool {
     pub(super) fn take(&self, now: Instant) -> Option<SendRequest<Incoming>> {
         let mut idle = self.idle();
         while let Some(entry) = idle.pop() {
-            if entry.sender.is_ready()
-                && now.saturating_duration_since(entry.since) < self.idle_timeout
-            {
+            if entry.usable(now, self.idle_timeout) {
                 return Some(entry.sender);
             }
         }
@@ -106,9 +112,9 @@ impl Pool {
         let timeout = self.idle_timeout;
         let closed: Vec<Idle> = {
             let mut idle = self.idle();
-            let (keep, close) = std::mem::take(&mut *idle).into_iter().partition(|entry| {
-                !entry.sender.is_closed() && now.saturating_duration_since(entry.since) < timeout
-            });
+            let (keep, close) = std::mem::take(&mut *idle)
+                .into_iter()
+                .partition(|entry| entry.usable(now, timeout));
             *idle = keep;
             close
         };
