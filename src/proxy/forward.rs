@@ -94,18 +94,18 @@ impl UpstreamError {
 fn chain(e: &(dyn std::error::Error + 'static), text: &mut String) -> bool {
     use std::fmt::Write as _;
     let mut tls = false;
-    let mut cause = Some(e);
-    let mut first = true;
-    while let Some(err) = cause {
+    for (n, err) in causes(e).enumerate() {
         tls |= is_tls(err);
-        if !first {
-            text.push_str(": ");
-        }
-        first = false;
-        let _ = write!(text, "{err}");
-        cause = err.source();
+        let _ = write!(text, "{}{err}", if n == 0 { "" } else { ": " });
     }
     tls
+}
+
+/// `e`, then each error that caused the one before.
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |&err| err.source())
 }
 
 /// Whether `err` is rustls's, possibly inside `io::Error`s (which wrap an error without
@@ -269,19 +269,14 @@ pub(super) fn as_http1<B>(request: &mut Request<B>) {
 /// Whether sending failed because the request body (the client's, as hyper reads it) failed:
 /// hyper reports an error of the body it sends as a user error caused by the body's own error.
 fn client_body_failed(error: &hyper::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if let Some(hyper) = e.downcast_ref::<hyper::Error>()
-            && hyper.is_user()
-            && hyper
-                .source()
-                .is_some_and(|body| body.downcast_ref::<hyper::Error>().is_some())
-        {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
+    causes(error).any(|e| {
+        e.downcast_ref::<hyper::Error>().is_some_and(|hyper| {
+            hyper.is_user()
+                && hyper
+                    .source()
+                    .is_some_and(|body| body.downcast_ref::<hyper::Error>().is_some())
+        })
+    })
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
