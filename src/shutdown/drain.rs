@@ -282,15 +282,19 @@ mod tests {
         drained(shutdown).await;
     }
 
+    /// A drain begun while a watcher is held, as a TLS connection's watcher is from accept to
+    /// the end of its handshake: the watcher, and the drain's `shutdown`, pending.
+    async fn begun_while_handshaking() -> (Watcher, Pin<Box<impl Future<Output = ()>>>) {
+        let drain = Drain::new();
+        let handshaking = drain.watcher();
+        let mut shutdown = Box::pin(drain.shutdown());
+        assert!(poll!(shutdown.as_mut()).is_pending(), "the watcher is held");
+        (handshaking, shutdown)
+    }
+
     #[tokio::test]
     async fn a_connection_served_after_the_drain_began_is_closed_too() {
-        let drain = Drain::new();
-        // A TLS connection's watcher is taken at accept, and its connection served after the
-        // handshake: meanwhile the drain may begin.
-        let handshaking = drain.watcher();
-        let shutdown = drain.shutdown();
-        tokio::pin!(shutdown);
-        assert!(poll!(shutdown.as_mut()).is_pending(), "the watcher is held");
+        let (handshaking, shutdown) = begun_while_handshaking().await;
         let (mut client, _arrivals, release) = connection(handshaking);
         release.send(()).unwrap();
         client.write_all(REQUEST).await.unwrap();
@@ -304,11 +308,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_drain_waits_for_a_watcher_until_it_is_dropped() {
-        let drain = Drain::new();
-        let handshaking = drain.watcher();
-        let shutdown = drain.shutdown();
-        tokio::pin!(shutdown);
-        assert!(poll!(shutdown.as_mut()).is_pending());
+        let (handshaking, shutdown) = begun_while_handshaking().await;
         drop(handshaking);
         drained(shutdown).await;
     }
