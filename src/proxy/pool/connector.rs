@@ -23,15 +23,15 @@ pub(in crate::proxy) type Connecting =
     Pin<Box<dyn Future<Output = Result<SendRequest<Incoming>, ConnectError>> + Send>>;
 
 /// Opens connections to one Bitbucket, over TLS or not.
-pub(in crate::proxy) enum Connector {
-    Plain {
-        tcp: HttpConnector,
-        to: Uri,
-    },
-    Tls {
-        tls: HttpsConnector<HttpConnector>,
-        to: Uri,
-    },
+pub(in crate::proxy) struct Connector {
+    /// Bitbucket's URL: its scheme and authority.
+    to: Uri,
+    transport: Transport,
+}
+
+enum Transport {
+    Plain(HttpConnector),
+    Tls(HttpsConnector<HttpConnector>),
 }
 
 impl Connector {
@@ -42,24 +42,23 @@ impl Connector {
         tls: Option<&Arc<rustls::ClientConfig>>,
         to: Uri,
     ) -> Self {
-        match tls {
-            None => Self::Plain { tcp, to },
-            Some(tls) => Self::Tls {
-                tls: crate::tls::https_connector(tcp, tls),
-                to,
-            },
-        }
+        let transport = match tls {
+            None => Transport::Plain(tcp),
+            Some(tls) => Transport::Tls(crate::tls::https_connector(tcp, tls)),
+        };
+        Self { to, transport }
     }
 
     /// A new connection, ready for its first request.
     pub(super) fn connect(&self) -> Connecting {
-        match self {
-            Self::Plain { tcp, to } => {
-                let opening = tcp.clone().oneshot(to.clone());
+        let to = self.to.clone();
+        match &self.transport {
+            Transport::Plain(tcp) => {
+                let opening = tcp.clone().oneshot(to);
                 Box::pin(async move { handshake(opening.await?).await })
             }
-            Self::Tls { tls, to } => {
-                let opening = tls.clone().oneshot(to.clone());
+            Transport::Tls(tls) => {
+                let opening = tls.clone().oneshot(to);
                 Box::pin(async move { handshake(opening.await?).await })
             }
         }
